@@ -1,0 +1,64 @@
+//! Async framing over the agent's socket, with a timeout on every read and write.
+
+use std::time::Duration;
+
+use serde::{Serialize, de::DeserializeOwned};
+use stagepass_proto::{FrameError, decode, encode, frame_len};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnError {
+    #[error("the client went away")]
+    Closed,
+    #[error("timed out")]
+    Timeout,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+}
+
+pub(crate) struct Connection {
+    stream: UnixStream,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: UnixStream) -> Self {
+        Connection { stream }
+    }
+
+    pub(crate) async fn read<T: DeserializeOwned>(&mut self) -> Result<T, ConnError> {
+        tokio::time::timeout(READ_TIMEOUT, async {
+            let mut header = [0u8; 4];
+            match self.stream.read_exact(&mut header).await {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(ConnError::Closed);
+                }
+                Err(err) => return Err(err.into()),
+            }
+            let mut payload = vec![0u8; frame_len(header)?];
+            self.stream.read_exact(&mut payload).await?;
+            Ok(decode(&payload)?)
+        })
+        .await
+        .map_err(|_| ConnError::Timeout)?
+    }
+
+    pub(crate) async fn write<T: Serialize>(&mut self, message: &T) -> Result<(), ConnError> {
+        let frame = encode(message)?;
+        tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&frame))
+            .await
+            .map_err(|_| ConnError::Timeout)?
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+                    ConnError::Closed
+                }
+                _ => ConnError::Io(err),
+            })
+    }
+}

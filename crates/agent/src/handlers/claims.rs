@@ -1,0 +1,54 @@
+use stagepass_core::clock::unix_secs;
+use stagepass_core::jwt;
+use stagepass_proto::{AgentError, ClaimSet, ClaimsReport, Response};
+
+use super::resolve_profile;
+use crate::errors;
+use crate::sessions::Agent;
+
+/// The claims of the profile's id_token and access token, saying which were verified.
+pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
+    let (name, profile) = resolve_profile(agent, requested)?;
+    let session = agent.session(&name, &profile);
+    {
+        let _exclusive = session.exclusive.lock().await;
+        agent
+            .load_session(&name, &session)
+            .await
+            .map_err(|err| errors::keychain(&err))?;
+    }
+    let data = session.data();
+    let id_token = match (&data.tokens, &data.stored) {
+        (Some(tokens), _) if tokens.id_claims.is_some() => Some(ClaimSet {
+            verified: true,
+            note: format!(
+                "signature, iss, aud and exp verified by the agent at {}",
+                unix_secs(tokens.received_at)
+            ),
+            claims: tokens.id_claims.clone().unwrap_or_default(),
+        }),
+        (_, Some(stored)) => stored.id_token.as_ref().and_then(|token| {
+            Some(ClaimSet {
+                verified: false,
+                note: "restored from the keychain; verified again at the next refresh".into(),
+                claims: jwt::unverified_claims(token.expose())?,
+            })
+        }),
+        _ => None,
+    };
+    let access_token = data.tokens.as_ref().and_then(|tokens| {
+        Some(ClaimSet {
+            verified: false,
+            note: "decoded only: the resource server verifies access tokens".into(),
+            claims: jwt::unverified_claims(tokens.access_token.expose())?,
+        })
+    });
+    if id_token.is_none() && access_token.is_none() {
+        return Err(errors::not_signed_in(&name));
+    }
+    Ok(Response::Claims(ClaimsReport {
+        profile: name,
+        id_token,
+        access_token,
+    }))
+}

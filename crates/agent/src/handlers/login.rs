@@ -1,0 +1,198 @@
+//! Interactive sign-in, streamed to the client as progress frames.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use stagepass_core::clock::unix_secs;
+use stagepass_core::config::FlowPreference;
+use stagepass_core::oidc::Provider;
+use stagepass_core::tokens::TokenSet;
+use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response};
+
+use super::{resolve_profile, status, token};
+use crate::conn::Connection;
+use crate::errors;
+use crate::loopback::{LoopbackListener, Page};
+use crate::sessions::Agent;
+
+/// How long a browser sign-in may take before the listener closes.
+const BROWSER_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a waiting client hears from the agent; well under the client's read timeout.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a second sign-in waits for a first one on the same profile.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn login(
+    agent: &Agent,
+    conn: &mut Connection,
+    requested: Option<&str>,
+    flow: Option<Flow>,
+    browser_available: bool,
+) -> Result<Response, AgentError> {
+    let (name, profile) = resolve_profile(agent, requested)?;
+    let flow = flow.unwrap_or(match profile.flow {
+        FlowPreference::Browser => Flow::Browser,
+        FlowPreference::Device => Flow::Device,
+        FlowPreference::Auto if browser_available => Flow::Browser,
+        FlowPreference::Auto => Flow::Device,
+    });
+    let session = agent.session(&name, &profile);
+    let Ok(_exclusive) = tokio::time::timeout(BUSY_WAIT, session.exclusive.lock()).await else {
+        return Err(errors::reply(
+            ErrorKind::BadRequest,
+            format!("another sign-in for profile `{name}` is in progress"),
+            Some("finish or cancel it (Ctrl-C where it was started), then retry".into()),
+        ));
+    };
+    // Fail before the user spends effort on a sign-in the keychain could not keep.
+    agent
+        .check_keychain(&name)
+        .await
+        .map_err(|err| errors::keychain(&err))?;
+    let provider = agent
+        .provider(&name, &profile)
+        .await
+        .map_err(|err| errors::from_core(&err, Some(&name)))?;
+    let tokens = match flow {
+        Flow::Browser => browser_sign_in(agent, conn, &name, &provider).await?,
+        Flow::Device => device_sign_in(agent, conn, &name, &provider).await?,
+    };
+    tracing::info!(profile = %name, flow = ?flow, "signed in");
+    {
+        let mut data = session.data();
+        data.tokens = Some(tokens);
+        data.stored = None;
+        data.needs_sign_in = None;
+        data.loaded = true;
+        data.unsaved = true;
+    }
+    token::persist(agent, &name, &session).await?;
+    Ok(Response::SignedIn(status::profile_status(
+        agent, &name, &session, None,
+    )))
+}
+
+async fn browser_sign_in(
+    agent: &Agent,
+    conn: &mut Connection,
+    name: &str,
+    provider: &Provider,
+) -> Result<TokenSet, AgentError> {
+    let core_error = |err: stagepass_core::Error| errors::from_core(&err, Some(name));
+    let listener = LoopbackListener::bind().await.map_err(|err| {
+        errors::reply(
+            ErrorKind::Internal,
+            format!("cannot listen on 127.0.0.1 for the sign-in redirect: {err}"),
+            Some("use `stagepass login --device`".into()),
+        )
+    })?;
+    let pending = provider
+        .authorization_request(&listener.redirect_uri)
+        .map_err(core_error)?;
+    provider
+        .probe_authorization(&pending, &agent.deps.http)
+        .await
+        .map_err(core_error)?;
+    progress(
+        conn,
+        LoginProgress::OpenBrowser {
+            url: pending.url.to_string(),
+        },
+    )
+    .await?;
+    let (code, callback) = with_heartbeats(conn, async {
+        tokio::time::timeout(
+            BROWSER_SIGN_IN_TIMEOUT,
+            listener.wait_for_callback(&pending, provider),
+        )
+        .await
+        .map_err(|_| {
+            errors::reply(
+                ErrorKind::SignInAborted,
+                format!(
+                    "no answer from the browser within {} minutes",
+                    BROWSER_SIGN_IN_TIMEOUT.as_secs() / 60
+                ),
+                Some(format!("{} to try again", errors::login_hint(name))),
+            )
+        })
+    })
+    .await?;
+    let result = match code {
+        Ok(code) => provider
+            .exchange_code(pending, code, &agent.deps.http, agent.now())
+            .await
+            .map_err(core_error),
+        Err(err) => Err(core_error(err)),
+    };
+    let page = match &result {
+        Ok(tokens) => Page::signed_in(name, tokens.email().or(tokens.subject())),
+        Err(err) => Page::failed(&err.message, err.hint.as_deref()),
+    };
+    callback.finish(page).await;
+    result
+}
+
+async fn device_sign_in(
+    agent: &Agent,
+    conn: &mut Connection,
+    name: &str,
+    provider: &Provider,
+) -> Result<TokenSet, AgentError> {
+    let core_error = |err: stagepass_core::Error| errors::from_core(&err, Some(name));
+    let authorization = provider
+        .start_device_authorization(&agent.deps.http)
+        .await
+        .map_err(core_error)?;
+    progress(
+        conn,
+        LoginProgress::DeviceCode {
+            verification_uri: authorization.verification_uri.clone(),
+            verification_uri_complete: authorization.verification_uri_complete.clone(),
+            user_code: authorization.user_code.clone(),
+            expires_at: unix_secs(agent.now() + authorization.expires_in),
+        },
+    )
+    .await?;
+    with_heartbeats(conn, async {
+        provider
+            .finish_device_authorization(&authorization, &agent.deps.http, || agent.now())
+            .await
+            .map_err(core_error)
+    })
+    .await
+}
+
+async fn progress(conn: &mut Connection, step: LoginProgress) -> Result<(), AgentError> {
+    conn.write(&Response::LoginProgress(step))
+        .await
+        .map_err(|_| client_gone())
+}
+
+fn client_gone() -> AgentError {
+    errors::reply(
+        ErrorKind::SignInAborted,
+        "the sign-in was cancelled: the client went away",
+        None,
+    )
+}
+
+/// Runs `work` while telling the client every [`HEARTBEAT`] that the agent still waits. A
+/// client that went away cancels the work (dropping it closes the loopback listener).
+async fn with_heartbeats<T>(
+    conn: &mut Connection,
+    work: impl Future<Output = Result<T, AgentError>>,
+) -> Result<T, AgentError> {
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = ticker.tick() => {
+                let elapsed_secs = started.elapsed().as_secs();
+                progress(conn, LoginProgress::Waiting { elapsed_secs }).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! One file per request type.
+
+mod claims;
+mod login;
+mod logout;
+mod status;
+mod token;
+
+use std::time::Duration;
+
+use stagepass_proto::{AgentError, Request, Response};
+
+use crate::conn::Connection;
+use crate::errors;
+use crate::sessions::Agent;
+
+pub(crate) async fn dispatch(agent: &Agent, conn: &mut Connection, request: Request) -> Response {
+    let result = match request {
+        Request::Status => status::status(agent).await,
+        Request::GetToken {
+            profile,
+            kind,
+            min_valid_secs,
+        } => {
+            token::get_token(
+                agent,
+                profile.as_deref(),
+                kind,
+                Duration::from_secs(min_valid_secs),
+            )
+            .await
+        }
+        Request::Claims { profile } => claims::claims(agent, profile.as_deref()).await,
+        Request::Login {
+            profile,
+            flow,
+            browser_available,
+        } => login::login(agent, conn, profile.as_deref(), flow, browser_available).await,
+        Request::Logout { profile } => logout::logout(agent, profile.as_deref()).await,
+        Request::Shutdown => {
+            agent.shutdown.notify_one();
+            Ok(Response::ShuttingDown)
+        }
+    };
+    result.unwrap_or_else(Response::Error)
+}
+
+/// Resolves the requested profile against the current config.
+pub(crate) fn resolve_profile(
+    agent: &Agent,
+    requested: Option<&str>,
+) -> Result<(String, stagepass_core::config::Profile), AgentError> {
+    let config = agent
+        .config()
+        .map_err(|err| errors::from_core(&err, requested))?;
+    let (name, profile) = config
+        .profile(requested)
+        .map_err(|err| errors::from_core(&err, requested))?;
+    Ok((name.to_string(), profile.clone()))
+}

@@ -1,0 +1,74 @@
+use stagepass_proto::{AgentError, ProfileStatus, Response, SessionState, StatusReport};
+
+use crate::errors;
+use crate::sessions::Agent;
+
+pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
+    let config = agent
+        .config()
+        .map_err(|err| errors::from_core(&err, None))?;
+    let mut profiles = Vec::with_capacity(config.profiles.len());
+    for (name, profile) in &config.profiles {
+        let session = agent.session(name, profile);
+        let load_error = {
+            let _exclusive = session.exclusive.lock().await;
+            agent.load_session(name, &session).await.err()
+        };
+        profiles.push(profile_status(
+            agent,
+            name,
+            &session,
+            load_error.map(|err| err.to_string()),
+        ));
+    }
+    Ok(Response::Status(StatusReport {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        agent_pid: std::process::id(),
+        config_path: agent.config_path().display().to_string(),
+        profiles,
+    }))
+}
+
+/// What a profile's session looks like right now.
+pub(crate) fn profile_status(
+    agent: &Agent,
+    name: &str,
+    session: &crate::sessions::Session,
+    load_error: Option<String>,
+) -> ProfileStatus {
+    let data = session.data();
+    let claims = data
+        .tokens
+        .as_ref()
+        .and_then(|tokens| tokens.id_claims.clone())
+        .or_else(|| {
+            let id_token = data.stored.as_ref()?.id_token.as_ref()?;
+            stagepass_core::jwt::unverified_claims(id_token.expose())
+        });
+    let claim = |key: &str| {
+        claims
+            .as_ref()
+            .and_then(|claims| claims.get(key)?.as_str().map(String::from))
+    };
+    let signed_in = data.tokens.is_some() || data.stored.is_some();
+    let (state, reason) = match (&data.needs_sign_in, signed_in, load_error) {
+        (_, _, Some(err)) => (SessionState::SignedOut, Some(err)),
+        (Some(reason), _, None) => (SessionState::NeedsSignIn, Some(reason.clone())),
+        (None, true, None) => (SessionState::SignedIn, None),
+        (None, false, None) => (SessionState::SignedOut, None),
+    };
+    let now = agent.now();
+    ProfileStatus {
+        name: name.to_string(),
+        issuer: session.profile.issuer.clone(),
+        state,
+        subject: claim("sub"),
+        email: claim("email"),
+        access_token_expires_at: data
+            .tokens
+            .as_ref()
+            .filter(|tokens| tokens.access_valid_for(now, std::time::Duration::ZERO))
+            .and_then(|tokens| tokens.expires_at_unix()),
+        reason,
+    }
+}

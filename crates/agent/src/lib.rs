@@ -1,0 +1,73 @@
+//! The stagepass agent: the one process that holds tokens in memory and touches the keychain.
+//!
+//! Clients (CLI, credential helpers, tray) talk to it over a Unix socket in a private runtime
+//! directory, with framed and typed messages (`stagepass-proto`).
+
+mod conn;
+mod errors;
+mod handlers;
+mod instance;
+mod loopback;
+mod server;
+mod sessions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use stagepass_core::clock::{Clock, SystemClock};
+use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
+
+pub use instance::AlreadyRunning;
+
+/// Where the agent lives and what it serves.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub runtime_dir: PathBuf,
+    pub config_path: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentStartError {
+    #[error(transparent)]
+    AlreadyRunning(#[from] AlreadyRunning),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Runs the agent until it is told to stop (request, SIGTERM/SIGINT, or its socket removed).
+pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| AgentStartError::Io {
+            context: "cannot start the async runtime".into(),
+            source,
+        })?;
+    runtime.block_on(async move {
+        let http = HttpClient::new(HttpLimits::default()).map_err(|err| AgentStartError::Io {
+            context: "cannot build the HTTP client".into(),
+            source: std::io::Error::other(err.to_string()),
+        })?;
+        let keychain: Arc<dyn SecretStore> = Arc::new(OsKeychain::new());
+        let deps = Dependencies {
+            http,
+            logins: LoginStore::new(keychain),
+            clock: Arc::new(SystemClock),
+        };
+        server::serve(options, deps).await
+    })
+}
+
+/// What the agent needs from the outside world, injected so tests can swap each part.
+#[derive(Clone)]
+pub(crate) struct Dependencies {
+    pub http: HttpClient,
+    pub logins: LoginStore,
+    pub clock: Arc<dyn Clock>,
+}

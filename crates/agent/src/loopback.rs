@@ -1,0 +1,212 @@
+//! The loopback redirect listener of the browser sign-in (RFC 8252 §7.3): 127.0.0.1 on an
+//! ephemeral port, one exact path, closed after the one valid callback.
+
+use std::time::Duration;
+
+use stagepass_core::oidc::{AuthorizationCode, CallbackError, PendingAuthorization, Provider};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+const CALLBACK_PATH: &str = "/callback";
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(crate) struct LoopbackListener {
+    listener: TcpListener,
+    pub redirect_uri: Url,
+}
+
+/// The browser connection that delivered the callback, kept open so the page shown reflects
+/// the end of the whole sign-in, code exchange included.
+pub(crate) struct CallbackConnection(TcpStream);
+
+impl LoopbackListener {
+    pub(crate) async fn bind() -> std::io::Result<LoopbackListener> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let port = listener.local_addr()?.port();
+        let redirect_uri = Url::parse(&format!("http://127.0.0.1:{port}{CALLBACK_PATH}"))
+            .map_err(std::io::Error::other)?;
+        Ok(LoopbackListener {
+            listener,
+            redirect_uri,
+        })
+    }
+
+    /// Serves requests until one carries this authorization's answer. Requests with another
+    /// path or state get an error page and do not end the wait.
+    pub(crate) async fn wait_for_callback(
+        self,
+        pending: &PendingAuthorization,
+        provider: &Provider,
+    ) -> (
+        Result<AuthorizationCode, stagepass_core::Error>,
+        CallbackConnection,
+    ) {
+        loop {
+            let Ok((mut stream, _)) = self.listener.accept().await else {
+                continue;
+            };
+            let target = match tokio::time::timeout(REQUEST_TIMEOUT, read_target(&mut stream)).await
+            {
+                Ok(Some(target)) => target,
+                _ => continue,
+            };
+            let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+            if path != CALLBACK_PATH {
+                respond(&mut stream, 404, &Page::not_found()).await;
+                continue;
+            }
+            match pending.check_callback(query, provider) {
+                Ok(code) => return (Ok(code), CallbackConnection(stream)),
+                Err(CallbackError::Final(err)) => return (Err(err), CallbackConnection(stream)),
+                Err(CallbackError::Foreign(reason)) => {
+                    tracing::warn!("ignored a request to the sign-in listener: {reason}");
+                    respond(&mut stream, 400, &Page::foreign()).await;
+                }
+            }
+        }
+    }
+}
+
+impl CallbackConnection {
+    pub(crate) async fn finish(mut self, page: Page) {
+        let status = if page.ok { 200 } else { 400 };
+        respond(&mut self.0, status, &page).await;
+    }
+}
+
+/// Reads the request line and headers; returns the request target of a GET.
+async fn read_target(stream: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 2048];
+    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = stream.read(&mut buf).await.ok()?;
+        if read == 0 || head.len() + read > MAX_REQUEST_HEAD {
+            return None;
+        }
+        head.extend_from_slice(&buf[..read]);
+    }
+    let head = std::str::from_utf8(&head).ok()?;
+    let mut request_line = head.lines().next()?.split(' ');
+    match (request_line.next(), request_line.next()) {
+        (Some("GET"), Some(target)) => Some(target.to_string()),
+        _ => None,
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, page: &Page) {
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        _ => "Bad Request",
+    };
+    let body = page.html();
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\n\
+         Content-Type: text/html; charset=utf-8\r\n\
+         Content-Length: {}\r\n\
+         Cache-Control: no-store\r\n\
+         Referrer-Policy: no-referrer\r\n\
+         Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'\r\n\
+         X-Frame-Options: DENY\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.write_all(response.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// The page the browser shows at the end of the sign-in.
+pub(crate) struct Page {
+    ok: bool,
+    title: String,
+    detail: String,
+}
+
+impl Page {
+    pub(crate) fn signed_in(profile: &str, who: Option<&str>) -> Page {
+        Page {
+            ok: true,
+            title: "Signed in".into(),
+            detail: match who {
+                Some(who) => format!(
+                    "stagepass profile {profile} is signed in as {who}. You can close this tab."
+                ),
+                None => {
+                    format!("stagepass profile {profile} is signed in. You can close this tab.")
+                }
+            },
+        }
+    }
+
+    pub(crate) fn failed(message: &str, hint: Option<&str>) -> Page {
+        Page {
+            ok: false,
+            title: "Sign-in failed".into(),
+            detail: match hint {
+                Some(hint) => format!("{message}. {hint}."),
+                None => message.to_string(),
+            },
+        }
+    }
+
+    fn not_found() -> Page {
+        Page {
+            ok: false,
+            title: "Not found".into(),
+            detail: "This address only receives stagepass sign-in responses.".into(),
+        }
+    }
+
+    fn foreign() -> Page {
+        Page {
+            ok: false,
+            title: "Not this sign-in".into(),
+            detail: "This response does not belong to the sign-in stagepass is waiting for \
+                     (its state does not match). If you started a new sign-in, finish it in its \
+                     own tab."
+                .into(),
+        }
+    }
+
+    fn html(&self) -> String {
+        let color = if self.ok { "#1a7f37" } else { "#b42318" };
+        format!(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <title>stagepass: {title}</title>\
+             <style>body{{font:16px system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em;color:#1f2328}}\
+             h1{{color:{color};font-size:1.5em}}</style></head>\
+             <body><h1>{title}</h1><p>{detail}</p></body></html>",
+            title = escape(&self.title),
+            detail = escape(&self.detail),
+        )
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_escape_what_the_idp_sent() {
+        let page = Page::failed("bad <script>alert(1)</script>", None).html();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;"));
+    }
+}

@@ -1,0 +1,151 @@
+//! The IPC server: a Unix socket in the private runtime dir, peer uid checked, one task per
+//! connection.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+use stagepass_core::paths;
+use stagepass_proto::{ErrorKind, Hello, PROTOCOL_VERSION, Request, Response, Welcome};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::conn::{ConnError, Connection};
+use crate::instance::InstanceLock;
+use crate::sessions::Agent;
+use crate::{AgentOptions, AgentStartError, Dependencies, errors, handlers};
+
+/// How often the agent checks that its socket is still its own. A removed runtime dir (a
+/// finished test, a user cleaning up) or a socket replaced by hand ends the agent instead of
+/// leaving it unreachable forever.
+const SOCKET_CHECK: Duration = Duration::from_secs(5);
+
+pub(crate) async fn serve(
+    options: AgentOptions,
+    deps: Dependencies,
+) -> Result<(), AgentStartError> {
+    let io = |context: String| move |source| AgentStartError::Io { context, source };
+    let _lock = InstanceLock::acquire(&options.runtime_dir)?;
+    let socket_path = paths::socket_path(&options.runtime_dir);
+    // Only the lock holder gets here, so whatever socket is left is a dead agent's.
+    match std::fs::remove_file(&socket_path) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io(format!(
+                "cannot remove the stale {}",
+                socket_path.display()
+            ))(err));
+        }
+        _ => {}
+    }
+    let listener = UnixListener::bind(&socket_path)
+        .map_err(io(format!("cannot listen on {}", socket_path.display())))?;
+    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("cannot restrict {}", socket_path.display())))?;
+    let socket_inode = std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok();
+
+    let mut terminate = signal(SignalKind::terminate()).map_err(io("signal handler".into()))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(io("signal handler".into()))?;
+    // The agent outlives the terminal that started it; a hangup is not a reason to stop.
+    let mut hangup = signal(SignalKind::hangup()).map_err(io("signal handler".into()))?;
+    let mut socket_check = tokio::time::interval(SOCKET_CHECK);
+
+    let agent = Arc::new(Agent::new(options, deps));
+    tracing::info!(
+        pid = std::process::id(),
+        socket = %socket_path.display(),
+        config = %agent.config_path().display(),
+        "agent started"
+    );
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let agent = agent.clone();
+                    tokio::spawn(async move { handle(agent, stream).await });
+                }
+                Err(err) => tracing::warn!("accept failed: {err}"),
+            },
+            _ = agent.shutdown.notified() => { tracing::info!("stop requested"); break; }
+            _ = terminate.recv() => { tracing::info!("SIGTERM"); break; }
+            _ = interrupt.recv() => { tracing::info!("SIGINT"); break; }
+            _ = hangup.recv() => {}
+            _ = socket_check.tick() => {
+                let current = std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok();
+                if current != socket_inode {
+                    tracing::info!("the socket was removed or replaced; stopping");
+                    break;
+                }
+            }
+        }
+    }
+    if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
+        let _ = std::fs::remove_file(&socket_path);
+    }
+    Ok(())
+}
+
+async fn handle(agent: Arc<Agent>, stream: UnixStream) {
+    let peer = match stream.peer_cred() {
+        Ok(cred) => cred,
+        Err(err) => {
+            tracing::warn!("cannot read the peer's credentials: {err}");
+            return;
+        }
+    };
+    // The socket is 0600 in a 0700 dir; this is the second lock on the door.
+    if peer.uid() != paths::current_uid() {
+        tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
+        return;
+    }
+    let mut conn = Connection::new(stream);
+    if let Err(err) = converse(&agent, &mut conn, peer.pid()).await
+        && !matches!(err, ConnError::Closed)
+    {
+        tracing::debug!(pid = ?peer.pid(), "connection ended: {err}");
+    }
+}
+
+async fn converse(agent: &Agent, conn: &mut Connection, pid: Option<i32>) -> Result<(), ConnError> {
+    let hello: Hello = conn.read().await?;
+    conn.write(&Welcome {
+        protocol: PROTOCOL_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+    })
+    .await?;
+    if hello.protocol != PROTOCOL_VERSION {
+        let mismatch = errors::reply(
+            ErrorKind::ProtocolMismatch,
+            format!(
+                "the running agent (pid {}, version {}) speaks protocol {PROTOCOL_VERSION}, {} speaks {}",
+                std::process::id(),
+                env!("CARGO_PKG_VERSION"),
+                hello.client,
+                hello.protocol
+            ),
+            Some("restart the agent: `stagepass agent --stop`, then retry".into()),
+        );
+        return conn.write(&Response::Error(mismatch)).await;
+    }
+    loop {
+        let request: Request = match conn.read().await {
+            Ok(request) => request,
+            Err(ConnError::Closed) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+        tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
+        let response = handlers::dispatch(agent, conn, request).await;
+        conn.write(&response).await?;
+    }
+}
+
+fn request_name(request: &Request) -> &'static str {
+    match request {
+        Request::Status => "status",
+        Request::GetToken { .. } => "get_token",
+        Request::Claims { .. } => "claims",
+        Request::Login { .. } => "login",
+        Request::Logout { .. } => "logout",
+        Request::Shutdown => "shutdown",
+    }
+}

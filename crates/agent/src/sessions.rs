@@ -1,0 +1,226 @@
+//! The agent's state: the config (reloaded when the file changes), discovered providers, and
+//! one session per profile holding its tokens in memory.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use stagepass_core::config::{Config, Profile};
+use stagepass_core::oidc::Provider;
+use stagepass_core::store::{KeychainError, StoredLogin};
+use stagepass_core::tokens::TokenSet;
+use tokio::sync::Notify;
+
+use crate::{AgentOptions, Dependencies};
+
+/// Discovery documents and keys change rarely; an hour bounds how long a rotated signing
+/// key can go unnoticed (a verification failure also drops the entry).
+const PROVIDER_TTL: Duration = Duration::from_secs(3600);
+
+pub(crate) struct Agent {
+    pub deps: Dependencies,
+    pub options: AgentOptions,
+    pub shutdown: Notify,
+    config: Mutex<Option<CachedConfig>>,
+    providers: tokio::sync::Mutex<HashMap<String, CachedProvider>>,
+    sessions: Mutex<HashMap<String, Arc<Session>>>,
+}
+
+struct CachedConfig {
+    stamp: FileStamp,
+    config: Arc<Config>,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+}
+
+struct CachedProvider {
+    profile: Profile,
+    provider: Arc<Provider>,
+    fetched_at: SystemTime,
+}
+
+/// One profile's sign-in state.
+pub(crate) struct Session {
+    pub profile: Profile,
+    /// Held across every operation that talks to the IdP or the keychain for this profile
+    /// (refresh, sign-in, sign-out), which makes refreshes single-flight: callers that
+    /// queue here find fresh tokens once the first refresh is done.
+    pub exclusive: tokio::sync::Mutex<()>,
+    data: Mutex<SessionData>,
+}
+
+#[derive(Default)]
+pub(crate) struct SessionData {
+    /// Whether the keychain has been read since the agent started.
+    pub loaded: bool,
+    pub stored: Option<StoredLogin>,
+    pub tokens: Option<TokenSet>,
+    /// Set when the IdP rejected the stored login; the reason is shown to the user.
+    pub needs_sign_in: Option<String>,
+    /// A rotated refresh token that the keychain has not accepted yet: nothing is handed out
+    /// until it has, so a crash cannot leave only a dead refresh token behind.
+    pub unsaved: bool,
+}
+
+impl Session {
+    pub(crate) fn data(&self) -> std::sync::MutexGuard<'_, SessionData> {
+        self.data
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+impl Agent {
+    pub(crate) fn new(options: AgentOptions, deps: Dependencies) -> Agent {
+        Agent {
+            deps,
+            options,
+            shutdown: Notify::new(),
+            config: Mutex::new(None),
+            providers: tokio::sync::Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.deps.clock.now()
+    }
+
+    /// The current config, re-read only when the file's mtime or size changed: one `stat`
+    /// per request keeps the token path fast and edits take effect without a restart.
+    pub(crate) fn config(&self) -> stagepass_core::Result<Arc<Config>> {
+        let path = &self.options.config_path;
+        let stamp = std::fs::metadata(path).ok().map(|meta| FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+        });
+        let mut cache = self
+            .config
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let (Some(stamp), Some(cached)) = (stamp, cache.as_ref())
+            && cached.stamp == stamp
+        {
+            return Ok(cached.config.clone());
+        }
+        let config = Arc::new(Config::load(path)?);
+        if let Some(stamp) = stamp {
+            *cache = Some(CachedConfig {
+                stamp,
+                config: config.clone(),
+            });
+        }
+        Ok(config)
+    }
+
+    pub(crate) fn config_path(&self) -> &PathBuf {
+        &self.options.config_path
+    }
+
+    /// The session of `name`. A profile whose settings changed starts a fresh session, so
+    /// tokens of the old issuer or client are never served under the new settings.
+    pub(crate) fn session(&self, name: &str, profile: &Profile) -> Arc<Session> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match sessions.get(name) {
+            Some(session) if session.profile == *profile => session.clone(),
+            _ => {
+                let session = Arc::new(Session {
+                    profile: profile.clone(),
+                    exclusive: tokio::sync::Mutex::new(()),
+                    data: Mutex::new(SessionData::default()),
+                });
+                sessions.insert(name.to_string(), session.clone());
+                session
+            }
+        }
+    }
+
+    /// The discovered provider of a profile, cached for [`PROVIDER_TTL`].
+    pub(crate) async fn provider(
+        &self,
+        name: &str,
+        profile: &Profile,
+    ) -> stagepass_core::Result<Arc<Provider>> {
+        let mut providers = self.providers.lock().await;
+        if let Some(cached) = providers.get(name)
+            && cached.profile == *profile
+            && self.now() < cached.fetched_at + PROVIDER_TTL
+        {
+            return Ok(cached.provider.clone());
+        }
+        let provider = Arc::new(Provider::discover(profile, &self.deps.http).await?);
+        providers.insert(
+            name.to_string(),
+            CachedProvider {
+                profile: profile.clone(),
+                provider: provider.clone(),
+                fetched_at: self.now(),
+            },
+        );
+        Ok(provider)
+    }
+
+    /// Drops a cached provider, e.g. after an id_token failed verification with its keys.
+    pub(crate) async fn forget_provider(&self, name: &str) {
+        self.providers.lock().await.remove(name);
+    }
+
+    /// Reads the profile's keychain entry once per agent life. Call with
+    /// [`Session::exclusive`] held.
+    pub(crate) async fn load_session(
+        &self,
+        name: &str,
+        session: &Session,
+    ) -> Result<(), KeychainError> {
+        if session.data().loaded {
+            return Ok(());
+        }
+        let logins = self.deps.logins.clone();
+        let account = name.to_string();
+        let stored = blocking(move || logins.load(&account)).await?;
+        let mut data = session.data();
+        data.stored = stored
+            .filter(|login| login.belongs_to(&session.profile.issuer, &session.profile.client_id));
+        data.loaded = true;
+        Ok(())
+    }
+
+    pub(crate) async fn save_login(
+        &self,
+        name: &str,
+        login: StoredLogin,
+    ) -> Result<(), KeychainError> {
+        let logins = self.deps.logins.clone();
+        let account = name.to_string();
+        blocking(move || logins.save(&account, &login)).await
+    }
+
+    pub(crate) async fn delete_login(&self, name: &str) -> Result<bool, KeychainError> {
+        let logins = self.deps.logins.clone();
+        let account = name.to_string();
+        blocking(move || logins.delete(&account)).await
+    }
+
+    pub(crate) async fn check_keychain(&self, name: &str) -> Result<(), KeychainError> {
+        let logins = self.deps.logins.clone();
+        let account = name.to_string();
+        blocking(move || logins.check_reachable(&account)).await
+    }
+}
+
+/// Keychain calls block on D-Bus; keep them off the async workers.
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, KeychainError> + Send + 'static,
+) -> Result<T, KeychainError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .unwrap_or_else(|err| Err(KeychainError::Other(format!("keychain task failed: {err}"))))
+}

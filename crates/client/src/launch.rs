@@ -1,0 +1,88 @@
+//! Starting an agent in the background when none runs.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use stagepass_core::paths;
+
+use crate::ClientError;
+
+/// Agent start-up is a few milliseconds; this bounds a machine under heavy load.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const LOG_LIMIT: u64 = 1 << 20;
+
+/// How to run an agent: a program and its arguments (normally `stagepass agent --background`).
+#[derive(Debug, Clone)]
+pub struct AgentLauncher {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl AgentLauncher {
+    pub fn new(program: PathBuf, args: &[&str]) -> Self {
+        AgentLauncher {
+            program,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+        }
+    }
+
+    /// Spawns the agent detached from this process and waits until its socket accepts
+    /// connections. Two clients racing here start two agents; the instance lock lets one
+    /// serve and the other exit quietly.
+    pub(crate) fn start(&self, runtime_dir: &Path) -> Result<(), ClientError> {
+        paths::ensure_private_dir(runtime_dir)?;
+        let log_path = paths::agent_log_path(runtime_dir);
+        if std::fs::metadata(&log_path).is_ok_and(|meta| meta.len() > LOG_LIMIT) {
+            let _ = std::fs::remove_file(&log_path);
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&log_path)?;
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            // Its own process group: Ctrl-C in the terminal that started it must not stop
+            // the agent that every other program relies on.
+            .process_group(0)
+            .spawn()
+            .map_err(|err| {
+                ClientError::Start(format!("cannot run {}: {err}", self.program.display()))
+            })?;
+        let socket = paths::socket_path(runtime_dir);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Ok(());
+            }
+            // An early exit is either a lost race (another agent serves: keep polling) or a
+            // failure, which the log explains.
+            if let Ok(Some(status)) = child.try_wait()
+                && !status.success()
+            {
+                return Err(ClientError::Start(format!(
+                    "{status}; {}",
+                    log_tail(&log_path).unwrap_or_else(|| "no log".into())
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(ClientError::Start(format!(
+            "no socket after {START_TIMEOUT:?}; see {}",
+            log_path.display()
+        )))
+    }
+}
+
+fn log_tail(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let last = text.lines().rev().find(|line| !line.trim().is_empty())?;
+    Some(last.trim().to_string())
+}

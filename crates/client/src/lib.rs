@@ -1,0 +1,163 @@
+//! A small blocking client of the stagepass agent. Blocking on purpose: `stagepass token` and
+//! the credential helpers are short-lived processes where a runtime would cost more than the
+//! whole exchange.
+
+mod launch;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use stagepass_core::paths;
+use stagepass_proto::{
+    AgentError, FrameError, Hello, LoginProgress, PROTOCOL_VERSION, Request, Response, Welcome,
+    decode, encode, frame_len,
+};
+
+pub use launch::AgentLauncher;
+
+/// Covers the slowest answer the agent gives without user interaction: discovery plus a
+/// refresh against a slow IdP, each bounded by the agent's own HTTP timeouts.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(45);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent runs for {0}")]
+    NotRunning(PathBuf),
+    #[error("the agent did not start: {0}")]
+    Start(String),
+    #[error("cannot talk to the agent: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the agent did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the agent sent a malformed message: {0}")]
+    Frame(#[from] FrameError),
+    #[error("the agent sent an unexpected answer")]
+    Unexpected,
+    /// The agent answered with an error: what the user asked for failed.
+    #[error("{}", .0.message)]
+    Agent(AgentError),
+}
+
+pub struct Client {
+    stream: UnixStream,
+    welcome: Option<Welcome>,
+}
+
+impl Client {
+    /// Connects to the agent of `runtime_dir`, which must be a private directory of ours.
+    pub fn connect(runtime_dir: &Path, client_name: &str) -> Result<Client, ClientError> {
+        match std::fs::symlink_metadata(runtime_dir) {
+            Ok(meta) => paths::check_private_dir(runtime_dir, &meta)?,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ClientError::NotRunning(runtime_dir.to_path_buf()));
+            }
+            Err(err) => return Err(err.into()),
+        }
+        let stream = match UnixStream::connect(paths::socket_path(runtime_dir)) {
+            Ok(stream) => stream,
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                return Err(ClientError::NotRunning(runtime_dir.to_path_buf()));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mut client = Client {
+            stream,
+            welcome: None,
+        };
+        client.stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        // Pipelined: the hello goes out now, the welcome is read with the first answer.
+        client.write(&Hello {
+            protocol: PROTOCOL_VERSION,
+            client: client_name.to_string(),
+        })?;
+        Ok(client)
+    }
+
+    /// Connects, starting an agent first when none runs. Returns whether one was started.
+    pub fn connect_or_start(
+        runtime_dir: &Path,
+        client_name: &str,
+        launcher: &AgentLauncher,
+    ) -> Result<(Client, bool), ClientError> {
+        match Client::connect(runtime_dir, client_name) {
+            Err(ClientError::NotRunning(_)) => {
+                launcher.start(runtime_dir)?;
+                Ok((Client::connect(runtime_dir, client_name)?, true))
+            }
+            other => other.map(|client| (client, false)),
+        }
+    }
+
+    /// The agent's welcome, once an answer has been read.
+    pub fn welcome(&self) -> Option<&Welcome> {
+        self.welcome.as_ref()
+    }
+
+    /// Sends one request and waits for its single answer. Agent errors come back as
+    /// [`ClientError::Agent`].
+    pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        self.write(request)?;
+        match self.read(DEFAULT_TIMEOUT)? {
+            Response::Error(err) => Err(ClientError::Agent(err)),
+            Response::LoginProgress(_) => Err(ClientError::Unexpected),
+            response => Ok(response),
+        }
+    }
+
+    /// Sends a [`Request::Login`] and reports each progress step to `on_progress` until the
+    /// final answer. `step_timeout` bounds the silence between two frames; the agent sends a
+    /// heartbeat every few seconds while it waits for the user.
+    pub fn login(
+        &mut self,
+        request: &Request,
+        step_timeout: Duration,
+        mut on_progress: impl FnMut(&LoginProgress),
+    ) -> Result<Response, ClientError> {
+        self.write(request)?;
+        loop {
+            match self.read(step_timeout)? {
+                Response::LoginProgress(step) => on_progress(&step),
+                Response::Error(err) => return Err(ClientError::Agent(err)),
+                response => return Ok(response),
+            }
+        }
+    }
+
+    fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
+        self.stream.write_all(&encode(message)?)?;
+        Ok(())
+    }
+
+    fn read(&mut self, timeout: Duration) -> Result<Response, ClientError> {
+        self.stream.set_read_timeout(Some(timeout))?;
+        if self.welcome.is_none() {
+            let welcome: Welcome = self.read_frame(timeout)?;
+            self.welcome = Some(welcome);
+        }
+        self.read_frame(timeout)
+    }
+
+    fn read_frame<T: serde::de::DeserializeOwned>(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let timed_out = |err: std::io::Error| match err.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                ClientError::Timeout(timeout)
+            }
+            _ => ClientError::Io(err),
+        };
+        let mut header = [0u8; 4];
+        self.stream.read_exact(&mut header).map_err(timed_out)?;
+        let mut payload = vec![0u8; frame_len(header)?];
+        self.stream.read_exact(&mut payload).map_err(timed_out)?;
+        Ok(decode(&payload)?)
+    }
+}

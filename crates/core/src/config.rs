@@ -1,0 +1,290 @@
+//! The TOML config: profiles to sign in to. Secrets never go in it.
+//!
+//! ```toml
+//! [profiles.corp]
+//! issuer = "https://idp.example.com/realms/eng"
+//! client_id = "stagepass"
+//! scopes = ["openid", "email", "groups", "offline_access"]
+//! audience = "https://backstage.example.com"   # optional, sent as RFC 8707 `resource`
+//! flow = "auto"                                # or "browser" / "device"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub path: PathBuf,
+    pub profiles: BTreeMap<String, Profile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub kind: ProfileKind,
+    /// Kept as written: discovery compares it with the IdP's `issuer` string exactly.
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Sent as the RFC 8707 `resource` parameter on authorization, token and refresh requests.
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub flow: FlowPreference,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKind {
+    #[default]
+    Oidc,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowPreference {
+    /// Browser when one can be opened where the user is, device code otherwise.
+    #[default]
+    Auto,
+    Browser,
+    Device,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "offline_access"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|err| Error::Config {
+            path: path.to_path_buf(),
+            message: if err.kind() == std::io::ErrorKind::NotFound {
+                "no config file here: create it with a `[profiles.NAME]` table \
+                 (issuer, client_id), or point STAGEPASS_CONFIG at one"
+                    .to_string()
+            } else {
+                format!("cannot read it: {err}")
+            },
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config> {
+        let config_error = |message: String| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        // toml's message names the line, the key and what is allowed there.
+        let file: ConfigFile =
+            toml::from_str(text).map_err(|err| config_error(err.to_string().trim().to_string()))?;
+        for (name, profile) in &file.profiles {
+            validate_profile(name, profile).map_err(config_error)?;
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            profiles: file.profiles,
+        })
+    }
+
+    /// The profile called `name`, or the only profile when `name` is `None`.
+    pub fn profile(&self, name: Option<&str>) -> Result<(&str, &Profile)> {
+        let known = || {
+            if self.profiles.is_empty() {
+                "none (add a [profiles.NAME] table)".to_string()
+            } else {
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            }
+        };
+        match name {
+            Some(name) => self
+                .profiles
+                .get_key_value(name)
+                .map(|(name, profile)| (name.as_str(), profile))
+                .ok_or_else(|| Error::UnknownProfile {
+                    name: name.to_string(),
+                    path: self.path.clone(),
+                    known: known(),
+                }),
+            None => {
+                let mut profiles = self.profiles.iter();
+                match (profiles.next(), profiles.next()) {
+                    (Some((name, profile)), None) => Ok((name.as_str(), profile)),
+                    (None, _) => Err(Error::Config {
+                        path: self.path.clone(),
+                        message: "no profile defined: add a [profiles.NAME] table".into(),
+                    }),
+                    _ => Err(Error::AmbiguousProfile {
+                        path: self.path.clone(),
+                        known: known(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(format!(
+            "profile name `{name}` may only use letters, digits, `-`, `_` and `.`"
+        ));
+    }
+    let key = |field: &str| format!("profiles.{name}.{field}");
+    match Url::parse(&profile.issuer) {
+        Err(err) => {
+            return Err(format!(
+                "{}: `{}` is not a URL: {err}",
+                key("issuer"),
+                profile.issuer
+            ));
+        }
+        Ok(url) if !is_secure_or_loopback(&url) => {
+            return Err(format!(
+                "{}: `{}` must use https (plain http is allowed only for 127.0.0.1, [::1] or localhost)",
+                key("issuer"),
+                profile.issuer
+            ));
+        }
+        Ok(_) => {}
+    }
+    if profile.client_id.trim().is_empty() {
+        return Err(format!("{}: must not be empty", key("client_id")));
+    }
+    if !profile.scopes.iter().any(|scope| scope == "openid") {
+        return Err(format!(
+            "{}: must include \"openid\" (stagepass needs the id_token to know who signed in)",
+            key("scopes")
+        ));
+    }
+    if let Some(audience) = &profile.audience
+        && Url::parse(audience).is_err()
+    {
+        return Err(format!(
+            "{}: `{audience}` must be an absolute URI (RFC 8707 resource indicator)",
+            key("audience")
+        ));
+    }
+    Ok(())
+}
+
+/// TLS everywhere except the loopback interface, where a local IdP (tests, a dev Keycloak)
+/// cannot be reached by anyone else anyway.
+pub fn is_secure_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(domain)) => domain == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/etc/stagepass.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+        [profiles.corp]
+        issuer = "https://idp.example.com/realms/eng"
+        client_id = "stagepass"
+    "#;
+
+    #[test]
+    fn minimal_profile_gets_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        let (name, profile) = config.profile(None).unwrap();
+        assert_eq!(name, "corp");
+        assert_eq!(profile.flow, FlowPreference::Auto);
+        assert!(profile.scopes.contains(&"openid".to_string()));
+        assert_eq!(profile.audience, None);
+    }
+
+    #[test]
+    fn unknown_key_names_file_key_and_allowed_keys() {
+        let err = parse(&format!("{MINIMAL}\nclientid = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/etc/stagepass.toml"), "{err}");
+        assert!(err.contains("clientid"), "{err}");
+        assert!(err.contains("client_id"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse(
+            r#"
+            [profiles.corp]
+            issuer = "https://idp.example.com"
+            client_id = "stagepass"
+            scopes = "openid email"
+        "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("scopes"), "{err}");
+        assert!(err.contains("sequence"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        let remote = MINIMAL.replace("https://idp.example.com", "http://idp.example.com");
+        let err = parse(&remote).unwrap_err().to_string();
+        assert!(err.contains("profiles.corp.issuer"), "{err}");
+        let local = MINIMAL.replace("https://idp.example.com", "http://127.0.0.1:8080");
+        parse(&local).unwrap();
+    }
+
+    #[test]
+    fn bad_flow_lists_the_allowed_values() {
+        let err = parse(&format!("{MINIMAL}flow = \"magic\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auto") && err.contains("device"), "{err}");
+    }
+
+    #[test]
+    fn scopes_without_openid_are_refused() {
+        let err = parse(&format!("{MINIMAL}scopes = [\"email\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("profiles.corp.scopes"), "{err}");
+    }
+
+    #[test]
+    fn profile_choice() {
+        let two = format!("{MINIMAL}\n{}", MINIMAL.replace("corp", "home"));
+        let config = parse(&two).unwrap();
+        let err = config.profile(None).unwrap_err().to_string();
+        assert!(err.contains("corp, home"), "{err}");
+        assert_eq!(config.profile(Some("home")).unwrap().0, "home");
+        let err = config.profile(Some("nope")).unwrap_err().to_string();
+        assert!(err.contains("nope") && err.contains("corp, home"), "{err}");
+    }
+}

@@ -1,0 +1,140 @@
+//! The one HTTP client stagepass uses to talk to IdPs.
+//!
+//! Every call has a timeout and a response size limit, redirects are never followed (a
+//! token endpoint that redirects is misconfigured or hostile), and plain `http://` is refused
+//! except on loopback.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
+
+use crate::config::is_secure_or_loopback;
+
+/// Discovery documents, JWKS and token responses are a few KiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    pub connect_timeout: Duration,
+    /// Whole request, from connect to the last byte of the body.
+    pub request_timeout: Duration,
+    pub max_body: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(15),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// 5xx and 429: the IdP is down or overloaded, which is an outage, not an answer.
+    #[error("the server answered HTTP {0}")]
+    Unavailable(u16),
+    #[error("the response is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("refusing plain http to {0}: only https, or http on loopback, is allowed")]
+    Insecure(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    limits: HttpLimits,
+}
+
+impl HttpClient {
+    pub fn new(limits: HttpLimits) -> Result<Self, HttpError> {
+        let inner = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(limits.connect_timeout)
+            .timeout(limits.request_timeout)
+            .user_agent(concat!("stagepass/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| HttpError::Other(format!("cannot build the HTTP client: {err}")))?;
+        Ok(HttpClient { inner, limits })
+    }
+
+    pub fn limits(&self) -> HttpLimits {
+        self.limits
+    }
+
+    pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let url = url::Url::parse(&request.uri().to_string())
+            .map_err(|err| HttpError::Other(format!("bad URL {}: {err}", request.uri())))?;
+        if !is_secure_or_loopback(&url) {
+            return Err(HttpError::Insecure(url.to_string()));
+        }
+        let (parts, body) = request.into_parts();
+        let mut builder = self.inner.request(parts.method, url).body(body);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let classify = |err: reqwest::Error| {
+            if err.is_timeout() {
+                HttpError::Timeout(self.limits.request_timeout)
+            } else if err.is_connect() {
+                HttpError::Connect(error_chain(&err))
+            } else {
+                HttpError::Other(error_chain(&err))
+            }
+        };
+        let mut response = builder.send().await.map_err(classify)?;
+        let status = response.status();
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(HttpError::Unavailable(status.as_u16()));
+        }
+        if let Some(len) = response.content_length()
+            && len as usize > self.limits.max_body
+        {
+            return Err(HttpError::TooLarge(self.limits.max_body));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > self.limits.max_body {
+                return Err(HttpError::TooLarge(self.limits.max_body));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = http::Response::builder().status(response.status());
+        if let Some(headers) = out.headers_mut() {
+            *headers = std::mem::take(response.headers_mut());
+        }
+        out.body(body)
+            .map_err(|err| HttpError::Other(err.to_string()))
+    }
+}
+
+/// reqwest's Display hides the cause ("error sending request"); the chain says what failed.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl<'c> AsyncHttpClient<'c> for HttpClient {
+    type Error = HttpError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, HttpError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(self.execute(request))
+    }
+}

@@ -1,0 +1,17 @@
+//! The headless heart of stagepass: config and profiles, OIDC discovery and sign-in flows,
+//! token sets, and the keychain store. No IPC, no GUI: the agent and the tray build on this.
+
+pub mod clock;
+pub mod config;
+mod error;
+pub mod http;
+pub mod jwt;
+pub mod oidc;
+pub mod paths;
+pub mod store;
+pub mod tokens;
+
+pub use error::{Error, OAuthError};
+pub use stagepass_proto::Secret;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

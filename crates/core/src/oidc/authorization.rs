@@ -1,0 +1,221 @@
+//! Authorization code flow with PKCE over a loopback redirect (RFC 8252 §7.3, RFC 7636).
+//!
+//! Pure parts only: building the request, checking the callback, exchanging the code. The
+//! agent owns the loopback listener.
+
+use std::time::SystemTime;
+
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{
+    AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+};
+use url::Url;
+
+use super::Provider;
+use super::errors::request_error;
+use crate::tokens::TokenSet;
+use crate::{Error, OAuthError, Result};
+
+/// An authorization request in flight. Holds the PKCE verifier and the nonce, so it lives
+/// only in the agent.
+#[derive(Debug)]
+pub struct PendingAuthorization {
+    /// Where to send the browser.
+    pub url: Url,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+    redirect_uri: RedirectUrl,
+}
+
+/// Why a request to the loopback listener did not yield a code.
+#[derive(Debug)]
+pub enum CallbackError {
+    /// Not the callback of this request (wrong or missing `state`): ignore it and keep
+    /// waiting, so a stray or hostile local request cannot cancel the sign-in.
+    Foreign(String),
+    /// The IdP's answer to this request, and it ends the sign-in.
+    Final(Error),
+}
+
+impl Provider {
+    /// Builds the authorization request for `redirect_uri` (the loopback listener's URL).
+    pub fn authorization_request(&self, redirect_uri: &Url) -> Result<PendingAuthorization> {
+        let redirect_uri = RedirectUrl::from_url(redirect_uri.clone());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let client = self.client.clone().set_redirect_uri(redirect_uri.clone());
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge)
+            .add_scopes(self.scopes.iter().cloned().map(Scope::new));
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let (url, state, nonce) = request.url();
+        Ok(PendingAuthorization {
+            url,
+            state,
+            nonce,
+            verifier,
+            redirect_uri,
+        })
+    }
+
+    /// Exchanges the code of a checked callback for tokens, then verifies the id_token.
+    pub async fn exchange_code(
+        &self,
+        pending: PendingAuthorization,
+        code: AuthorizationCode,
+        http: &crate::http::HttpClient,
+        now: SystemTime,
+    ) -> Result<TokenSet> {
+        let client = self
+            .client
+            .clone()
+            .set_redirect_uri(pending.redirect_uri.clone());
+        let mut request = client
+            .exchange_code(code)
+            .map_err(|err| Error::BadResponse {
+                during: "code exchange",
+                reason: err.to_string(),
+            })?
+            .set_pkce_verifier(pending.verifier);
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let response = request
+            .request_async(http)
+            .await
+            .map_err(|err| request_error("code exchange", &self.token_endpoint(), err))?;
+        let tokens = self.token_set(&response, Some(&pending.nonce), now)?;
+        if tokens.id_token.is_none() {
+            return Err(Error::BadResponse {
+                during: "code exchange",
+                reason: "no id_token in the token response (is `openid` among the scopes the client may request?)".into(),
+            });
+        }
+        Ok(tokens)
+    }
+}
+
+/// Error codes an IdP's error page may name (RFC 6749 §4.1.2.1 and common extensions).
+const KNOWN_AUTHORIZATION_ERRORS: &[&str] = &[
+    "invalid_client",
+    "unauthorized_client",
+    "invalid_redirect_uri",
+    "redirect_uri_mismatch",
+    "invalid_request",
+    "invalid_scope",
+    "invalid_target",
+    "unsupported_response_type",
+];
+
+impl Provider {
+    /// Requests the authorization URL once without a browser, following no redirect, so a
+    /// client or redirect URI the IdP refuses is reported at once instead of as an error
+    /// page in a browser tab the agent never hears back from.
+    pub async fn probe_authorization(
+        &self,
+        pending: &PendingAuthorization,
+        http: &crate::http::HttpClient,
+    ) -> Result<()> {
+        let request = http::Request::get(pending.url.as_str())
+            .body(Vec::new())
+            .map_err(|err| Error::Callback(err.to_string()))?;
+        let response = http
+            .execute(request)
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: self.metadata.authorization_endpoint().to_string(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default();
+            // An error sent straight back to our redirect URI is the IdP's final word.
+            if let Some(query) = location
+                .strip_prefix(pending.redirect_uri.as_str())
+                .and_then(|rest| rest.strip_prefix('?'))
+                && let Err(CallbackError::Final(err)) = pending.check_callback(query, self)
+            {
+                return Err(err);
+            }
+            return Ok(());
+        }
+        if status.is_client_error() {
+            let body = String::from_utf8_lossy(response.body());
+            let code = KNOWN_AUTHORIZATION_ERRORS
+                .iter()
+                .find(|code| body.contains(*code))
+                .map(|code| code.to_string());
+            return Err(Error::AuthorizationRefused {
+                status: status.as_u16(),
+                code,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl PendingAuthorization {
+    /// Checks the query string of a request to the redirect URI (RFC 6749 §4.1.2, RFC 9207).
+    pub fn check_callback(
+        &self,
+        query: &str,
+        provider: &Provider,
+    ) -> Result<AuthorizationCode, CallbackError> {
+        let param = |name: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.into_owned())
+        };
+        match param("state") {
+            Some(state) if constant_time_eq(state.as_bytes(), self.state.secret().as_bytes()) => {}
+            Some(_) => return Err(CallbackError::Foreign("the state does not match".into())),
+            None => return Err(CallbackError::Foreign("no state parameter".into())),
+        }
+        // RFC 9207 §2.4: when the IdP says it sends `iss`, a response without it or with
+        // another issuer may come from a mix-up attack and is refused.
+        match param("iss") {
+            Some(iss) if iss != provider.issuer() => {
+                return Err(CallbackError::Final(Error::Callback(format!(
+                    "the response names issuer `{iss}`, expected `{}` (possible mix-up attack)",
+                    provider.issuer()
+                ))));
+            }
+            None if provider.capabilities().iss_parameter => {
+                return Err(CallbackError::Final(Error::Callback(
+                    "the IdP advertises RFC 9207 but sent no `iss` parameter".into(),
+                )));
+            }
+            _ => {}
+        }
+        if let Some(code) = param("error") {
+            return Err(CallbackError::Final(Error::OAuth {
+                during: "sign-in",
+                source: OAuthError {
+                    code,
+                    description: param("error_description"),
+                },
+            }));
+        }
+        match param("code") {
+            Some(code) if !code.is_empty() => Ok(AuthorizationCode::new(code)),
+            _ => Err(CallbackError::Final(Error::Callback(
+                "the response carries neither a code nor an error".into(),
+            ))),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

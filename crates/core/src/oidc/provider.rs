@@ -1,0 +1,253 @@
+use std::time::SystemTime;
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, DiscoveryError, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata, RefreshToken, RevocationUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use super::errors::request_error;
+use crate::config::{Profile, is_secure_or_loopback};
+use crate::http::{HttpClient, HttpError};
+use crate::tokens::TokenSet;
+use crate::{Error, Result, Secret};
+
+/// Discovery fields `openidconnect` does not model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct ExtraMetadata {
+    /// RFC 8628 §4.
+    pub device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
+    /// RFC 7009 / RFC 8414.
+    pub revocation_endpoint: Option<RevocationUrl>,
+    /// RFC 9207: the IdP adds `iss` to authorization responses (mix-up defence).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// RFC 8414; absent means the IdP does not say.
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub(super) type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+pub(super) type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What the IdP advertises, for `doctor`, the settings window and flow choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    pub pkce_s256: bool,
+    pub device_flow: bool,
+    pub revocation: bool,
+    pub iss_parameter: bool,
+}
+
+/// A discovered IdP together with the client stagepass acts as.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub(super) metadata: Metadata,
+    pub(super) client: OidcClient,
+    pub(super) issuer: String,
+    pub(super) client_id: String,
+    pub(super) resource: Option<String>,
+    pub(super) scopes: Vec<String>,
+}
+
+impl Provider {
+    /// Fetches `{issuer}/.well-known/openid-configuration` and the JWKS (OpenID Connect
+    /// Discovery 1.0 §4). The document's `issuer` must equal the configured one exactly.
+    pub async fn discover(profile: &Profile, http: &HttpClient) -> Result<Provider> {
+        let issuer = profile.issuer.clone();
+        let issuer_url = IssuerUrl::new(issuer.clone()).map_err(|err| Error::Discovery {
+            issuer: issuer.clone(),
+            reason: err.to_string(),
+        })?;
+        let metadata = Metadata::discover_async(issuer_url, http)
+            .await
+            .map_err(|err| discovery_error(&issuer, err))?;
+        Self::from_metadata(metadata, profile)
+    }
+
+    pub(super) fn from_metadata(metadata: Metadata, profile: &Profile) -> Result<Provider> {
+        let issuer = metadata.issuer().as_str().to_string();
+        let bad = |reason: String| Error::Discovery {
+            issuer: issuer.clone(),
+            reason,
+        };
+        let token_endpoint = metadata
+            .token_endpoint()
+            .ok_or_else(|| bad("the discovery document has no token_endpoint".into()))?;
+        for (name, url) in [
+            (
+                "authorization_endpoint",
+                metadata.authorization_endpoint().url(),
+            ),
+            ("token_endpoint", token_endpoint.url()),
+            ("jwks_uri", metadata.jwks_uri().url()),
+        ] {
+            if !is_secure_or_loopback(url) {
+                return Err(bad(format!("{name} {url} must use https")));
+            }
+        }
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            ClientId::new(profile.client_id.clone()),
+            None,
+        );
+        Ok(Provider {
+            issuer,
+            client_id: profile.client_id.clone(),
+            resource: profile.audience.clone(),
+            scopes: profile
+                .scopes
+                .iter()
+                .filter(|scope| *scope != "openid")
+                .cloned()
+                .collect(),
+            metadata,
+            client,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        let extra = self.metadata.additional_metadata();
+        Capabilities {
+            pkce_s256: extra
+                .code_challenge_methods_supported
+                .as_ref()
+                .is_none_or(|methods| methods.iter().any(|method| method == "S256")),
+            device_flow: extra.device_authorization_endpoint.is_some(),
+            revocation: extra.revocation_endpoint.is_some(),
+            iss_parameter: extra.authorization_response_iss_parameter_supported,
+        }
+    }
+
+    pub(super) fn token_endpoint(&self) -> String {
+        self.metadata
+            .token_endpoint()
+            .map(|url| url.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Trades a refresh token for a new token set (RFC 6749 §6). When the IdP does not rotate
+    /// the refresh token, the old one is carried over; likewise the id_token.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret<String>,
+        previous_id_token: Option<(&Secret<String>, &serde_json::Value)>,
+        http: &HttpClient,
+        now: SystemTime,
+    ) -> Result<TokenSet> {
+        let refresh_token_value = RefreshToken::new(refresh_token.expose().clone());
+        let mut request = self
+            .client
+            .exchange_refresh_token(&refresh_token_value)
+            .map_err(|err| Error::BadResponse {
+                during: "refresh",
+                reason: err.to_string(),
+            })?;
+        if let Some(resource) = &self.resource {
+            request = request.add_extra_param("resource", resource.clone());
+        }
+        let response = request
+            .request_async(http)
+            .await
+            .map_err(|err| request_error("refresh", &self.token_endpoint(), err))?;
+        let mut tokens = self.token_set(&response, None, now)?;
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh_token.clone());
+        }
+        if tokens.id_token.is_none()
+            && let Some((id_token, claims)) = previous_id_token
+        {
+            tokens.id_token = Some(id_token.clone());
+            tokens.id_claims = Some(claims.clone());
+        }
+        Ok(tokens)
+    }
+
+    /// Revokes a refresh token (RFC 7009). `Ok(false)` when the IdP has no revocation
+    /// endpoint.
+    pub async fn revoke(&self, refresh_token: &Secret<String>, http: &HttpClient) -> Result<bool> {
+        let Some(url) = self
+            .metadata
+            .additional_metadata()
+            .revocation_endpoint
+            .clone()
+        else {
+            return Ok(false);
+        };
+        let endpoint = url.to_string();
+        let client = self.client.clone().set_revocation_url(url);
+        let token = CoreRevocableToken::from(RefreshToken::new(refresh_token.expose().clone()));
+        client
+            .revoke_token(token)
+            .map_err(|err| Error::BadResponse {
+                during: "revocation",
+                reason: err.to_string(),
+            })?
+            .request_async(http)
+            .await
+            .map_err(|err| request_error("revocation", &endpoint, err))?;
+        Ok(true)
+    }
+}
+
+fn discovery_error(issuer: &str, err: DiscoveryError<HttpError>) -> Error {
+    let discovery = |reason: String| Error::Discovery {
+        issuer: issuer.to_string(),
+        reason,
+    };
+    match err {
+        DiscoveryError::Request(source) => Error::Unreachable {
+            url: format!("{issuer}/.well-known/openid-configuration"),
+            source,
+        },
+        DiscoveryError::Response(status, _, message) if status.as_u16() == 404 => {
+            discovery(format!(
+                "{message}: no OpenID discovery document there; check the profile's `issuer` \
+             (Keycloak issuers end in /realms/NAME)"
+            ))
+        }
+        DiscoveryError::Response(_, _, message) => discovery(message),
+        DiscoveryError::Parse(err) => {
+            discovery(format!("the discovery document is not valid: {err}"))
+        }
+        DiscoveryError::Validation(message) => discovery(format!(
+            "{message}; the profile's `issuer` must match the IdP's exactly, trailing slash included"
+        )),
+        other => discovery(other.to_string()),
+    }
+}

@@ -1,0 +1,133 @@
+//! Where stagepass keeps its files. Each location can be overridden through an environment
+//! variable so that tests and users can run isolated instances side by side.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use directories::ProjectDirs;
+
+pub const CONFIG_ENV: &str = "STAGEPASS_CONFIG";
+pub const RUNTIME_DIR_ENV: &str = "STAGEPASS_RUNTIME_DIR";
+pub const DATA_DIR_ENV: &str = "STAGEPASS_DATA_DIR";
+
+const SOCKET_NAME: &str = "agent.sock";
+const LOCK_NAME: &str = "agent.lock";
+const LOG_NAME: &str = "agent.log";
+
+fn project_dirs() -> Option<ProjectDirs> {
+    ProjectDirs::from("", "", "stagepass")
+}
+
+fn from_env(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `$STAGEPASS_CONFIG`, else `stagepass/config.toml` in the platform config dir.
+pub fn config_file() -> PathBuf {
+    from_env(CONFIG_ENV).unwrap_or_else(|| match project_dirs() {
+        Some(dirs) => dirs.config_dir().join("config.toml"),
+        None => PathBuf::from("stagepass.toml"),
+    })
+}
+
+/// `$STAGEPASS_DATA_DIR`, else the platform data dir (the audit log lives here).
+pub fn data_dir() -> PathBuf {
+    from_env(DATA_DIR_ENV).unwrap_or_else(|| match project_dirs() {
+        Some(dirs) => dirs.data_dir().to_path_buf(),
+        None => std::env::temp_dir().join(format!("stagepass-data-{}", current_uid())),
+    })
+}
+
+/// `$STAGEPASS_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/stagepass`, else a per-user directory in
+/// the temp dir (macOS, containers without a session). The agent's socket lives here.
+pub fn runtime_dir() -> PathBuf {
+    from_env(RUNTIME_DIR_ENV).unwrap_or_else(|| {
+        match project_dirs().and_then(|dirs| dirs.runtime_dir().map(Path::to_path_buf)) {
+            Some(dir) => dir,
+            None => std::env::temp_dir().join(format!("stagepass-{}", current_uid())),
+        }
+    })
+}
+
+pub fn socket_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(SOCKET_NAME)
+}
+
+pub fn lock_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(LOCK_NAME)
+}
+
+pub fn agent_log_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(LOG_NAME)
+}
+
+#[allow(unsafe_code)]
+pub fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
+
+/// Creates `dir` (and parents) as 0700 when missing; refuses one that another user owns or
+/// that others can enter, because the socket inside it is the agent's front door.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            // `recursive` applies the mode only to the last component, which is what matters.
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        }
+        Err(err) => Err(err),
+        Ok(meta) => check_private_dir(dir, &meta),
+    }
+}
+
+/// Checks without creating: used by clients before they trust a socket.
+pub fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    if !meta.is_dir() {
+        return Err(io::Error::other(format!(
+            "{} is not a directory (a symlink or a file is not accepted)",
+            dir.display()
+        )));
+    }
+    if meta.uid() != current_uid() {
+        return Err(io::Error::other(format!(
+            "{} belongs to uid {}, not to you: remove it or set {RUNTIME_DIR_ENV}",
+            dir.display(),
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(io::Error::other(format!(
+            "{} is accessible to other users (mode {:o}): run `chmod 700 {}`",
+            dir.display(),
+            meta.mode() & 0o777,
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_a_private_dir_and_refuses_an_open_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        ensure_private_dir(&dir).unwrap();
+        let mode = fs::metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        let err = ensure_private_dir(&dir).unwrap_err();
+        assert!(err.to_string().contains("chmod 700"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! The keychain, wrapped once. Only the agent calls this.
+//!
+//! One entry per profile (service `stagepass`, user = profile name) holds a JSON
+//! [`StoredLogin`]: the refresh token plus what is needed to resume without signing in again.
+//! Entries are updated in place.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+pub const KEYCHAIN_SERVICE: &str = "stagepass";
+const RECORD_FORMAT: u32 = 1;
+
+/// What survives an agent restart. Access tokens are deliberately absent: they live only in
+/// the agent's memory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredLogin {
+    pub format: u32,
+    /// The login is only valid for the issuer and client it was made with; a config edit that
+    /// changes either must not send this refresh token somewhere else.
+    pub issuer: String,
+    pub client_id: String,
+    pub refresh_token: Secret<String>,
+    pub id_token: Option<Secret<String>>,
+    /// Unix seconds.
+    pub saved_at: u64,
+}
+
+impl StoredLogin {
+    pub fn new(
+        issuer: String,
+        client_id: String,
+        refresh_token: Secret<String>,
+        id_token: Option<Secret<String>>,
+        saved_at: u64,
+    ) -> Self {
+        StoredLogin {
+            format: RECORD_FORMAT,
+            issuer,
+            client_id,
+            refresh_token,
+            id_token,
+            saved_at,
+        }
+    }
+
+    pub fn belongs_to(&self, issuer: &str, client_id: &str) -> bool {
+        self.issuer == issuer && self.client_id == client_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeychainError {
+    #[error(
+        "no keychain service is reachable ({0}). On Linux stagepass needs a Secret Service on \
+         the D-Bus session bus: start gnome-keyring or KeePassXC (Secret Service integration on), \
+         or, over SSH, run it in `dbus-run-session` with `gnome-keyring-daemon --unlock`"
+    )]
+    Unavailable(String),
+    #[error(
+        "the keychain is locked ({0}): unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock`) and retry"
+    )]
+    Locked(String),
+    #[error(
+        "the keychain entry for profile `{0}` is unreadable; it was left untouched: run `stagepass logout {0}` then sign in again"
+    )]
+    Corrupt(String),
+    #[error("keychain error: {0}")]
+    Other(String),
+}
+
+/// Raw secret storage, injected so the agent is testable without a keychain.
+pub trait SecretStore: Send + Sync {
+    fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError>;
+    fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError>;
+    /// Returns whether there was an entry.
+    fn delete(&self, account: &str) -> Result<bool, KeychainError>;
+}
+
+/// Typed logins on top of a [`SecretStore`].
+#[derive(Clone)]
+pub struct LoginStore {
+    secrets: Arc<dyn SecretStore>,
+}
+
+impl LoginStore {
+    pub fn new(secrets: Arc<dyn SecretStore>) -> Self {
+        LoginStore { secrets }
+    }
+
+    pub fn load(&self, profile: &str) -> Result<Option<StoredLogin>, KeychainError> {
+        let Some(raw) = self.secrets.get(profile)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(raw.expose())
+            .map(Some)
+            .map_err(|_| KeychainError::Corrupt(profile.to_string()))
+    }
+
+    pub fn save(&self, profile: &str, login: &StoredLogin) -> Result<(), KeychainError> {
+        let raw = serde_json::to_string(login)
+            .map_err(|err| KeychainError::Other(format!("cannot encode the login: {err}")))?;
+        self.secrets.set(profile, &Secret::new(raw))
+    }
+
+    pub fn delete(&self, profile: &str) -> Result<bool, KeychainError> {
+        self.secrets.delete(profile)
+    }
+
+    /// Reads a profile's entry to find out early whether the keychain works at all, so a
+    /// sign-in is not wasted on a keychain that cannot keep it.
+    pub fn check_reachable(&self, profile: &str) -> Result<(), KeychainError> {
+        self.secrets.get(profile).map(|_| ())
+    }
+}
+
+/// The OS keychain through `keyring-core`. The platform store is opened lazily and opened
+/// again after a failure, so starting gnome-keyring after the agent needs no agent restart.
+#[derive(Default)]
+pub struct OsKeychain {
+    store: Mutex<Option<Arc<keyring_core::CredentialStore>>>,
+}
+
+impl OsKeychain {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn entry(&self, account: &str) -> Result<keyring_core::Entry, KeychainError> {
+        let store = {
+            let mut slot = self
+                .store
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            match slot.as_ref() {
+                Some(store) => store.clone(),
+                None => {
+                    let store = open_platform_store()?;
+                    *slot = Some(store.clone());
+                    store
+                }
+            }
+        };
+        store.build(KEYCHAIN_SERVICE, account, None).map_err(|err| {
+            // A broken connection poisons the cached store; drop it so the next call reconnects.
+            self.forget_store();
+            classify(err)
+        })
+    }
+
+    fn forget_store(&self) {
+        *self
+            .store
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = None;
+    }
+
+    /// Runs `op` on the profile's entry; a missing entry is `Ok(None)`.
+    fn run<T>(
+        &self,
+        account: &str,
+        op: impl FnOnce(&keyring_core::Entry) -> keyring_core::Result<T>,
+    ) -> Result<Option<T>, KeychainError> {
+        match op(&self.entry(account)?) {
+            Ok(value) => Ok(Some(value)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(err) => {
+                if matches!(err, keyring_core::Error::PlatformFailure(_)) {
+                    self.forget_store();
+                }
+                Err(classify(err))
+            }
+        }
+    }
+}
+
+fn open_platform_store() -> Result<Arc<keyring_core::CredentialStore>, KeychainError> {
+    #[cfg(all(unix, not(target_os = "macos")))]
+    let store = zbus_secret_service_keyring_store::Store::new();
+    #[cfg(target_os = "macos")]
+    let store = apple_native_keyring_store::keychain::Store::new();
+    #[cfg(windows)]
+    let store = windows_native_keyring_store::Store::new();
+    match store {
+        Ok(store) => Ok(store),
+        Err(err) => Err(KeychainError::Unavailable(err.to_string())),
+    }
+}
+
+fn classify(err: keyring_core::Error) -> KeychainError {
+    match err {
+        keyring_core::Error::NoStorageAccess(inner) => KeychainError::Locked(inner.to_string()),
+        keyring_core::Error::PlatformFailure(inner) => {
+            KeychainError::Unavailable(inner.to_string())
+        }
+        keyring_core::Error::NoDefaultStore => {
+            KeychainError::Unavailable("no default credential store".into())
+        }
+        other => KeychainError::Other(other.to_string()),
+    }
+}
+
+impl SecretStore for OsKeychain {
+    fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        Ok(self
+            .run(account, |entry| entry.get_password())?
+            .map(Secret::new))
+    }
+
+    fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError> {
+        self.run(account, |entry| entry.set_password(secret.expose()))
+            .map(|_| ())
+    }
+
+    fn delete(&self, account: &str) -> Result<bool, KeychainError> {
+        Ok(self
+            .run(account, |entry| entry.delete_credential())?
+            .is_some())
+    }
+}
+
+/// An in-memory store for unit tests of the agent.
+#[derive(Default)]
+pub struct MemoryStore {
+    entries: Mutex<std::collections::HashMap<String, Secret<String>>>,
+}
+
+impl SecretStore for MemoryStore {
+    fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        Ok(self.entries.lock().unwrap().get(account).cloned())
+    }
+
+    fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError> {
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(account.to_string(), secret.clone());
+        Ok(())
+    }
+
+    fn delete(&self, account: &str) -> Result<bool, KeychainError> {
+        Ok(self.entries.lock().unwrap().remove(account).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_round_trip_and_corrupt_entry_is_reported_not_lost() {
+        let memory = Arc::new(MemoryStore::default());
+        let store = LoginStore::new(memory.clone());
+        assert!(store.load("corp").unwrap().is_none());
+        let login = StoredLogin::new(
+            "https://idp".into(),
+            "cli".into(),
+            Secret::new("rt-1".into()),
+            None,
+            42,
+        );
+        store.save("corp", &login).unwrap();
+        let back = store.load("corp").unwrap().unwrap();
+        assert_eq!(back.refresh_token.expose(), "rt-1");
+        assert!(back.belongs_to("https://idp", "cli"));
+        assert!(!back.belongs_to("https://idp", "other"));
+
+        memory.set("corp", &Secret::new("not json".into())).unwrap();
+        assert_eq!(
+            store.load("corp").unwrap_err(),
+            KeychainError::Corrupt("corp".into())
+        );
+        // The unreadable entry is still there for the user to inspect.
+        assert!(memory.get("corp").unwrap().is_some());
+    }
+}

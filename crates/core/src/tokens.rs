@@ -1,0 +1,113 @@
+//! What a sign-in or a refresh yields, and when it stops being usable.
+
+use std::time::{Duration, SystemTime};
+
+use crate::Secret;
+use crate::clock::{from_unix_secs, unix_secs};
+use crate::jwt;
+
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    pub access_token: Secret<String>,
+    pub token_type: String,
+    /// The earlier of `expires_in` and the access token's own `exp`: some servers answer a
+    /// fixed `expires_in` that outlives the token.
+    pub expires_at: Option<SystemTime>,
+    pub refresh_token: Option<Secret<String>>,
+    pub id_token: Option<Secret<String>>,
+    /// Claims of `id_token`, verified (signature, iss, aud, exp, nonce) when it was received.
+    pub id_claims: Option<serde_json::Value>,
+    pub received_at: SystemTime,
+}
+
+impl TokenSet {
+    /// Works out the expiry from `expires_in` and the token's `exp` claim.
+    pub fn expiry(
+        access_token: &str,
+        expires_in: Option<Duration>,
+        received_at: SystemTime,
+    ) -> Option<SystemTime> {
+        let from_expires_in = expires_in.map(|lifetime| received_at + lifetime);
+        let from_jwt = jwt::unverified_claims(access_token)
+            .as_ref()
+            .and_then(jwt::expiry)
+            .map(from_unix_secs);
+        match (from_expires_in, from_jwt) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the access token stays valid for at least `min_valid` from `now`. A token with
+    /// no known expiry is treated as valid: the server will say otherwise with a 401.
+    pub fn access_valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
+        match self.expires_at {
+            Some(expires_at) => expires_at >= now + min_valid,
+            None => true,
+        }
+    }
+
+    /// The id_token, when it stays valid for at least `min_valid`.
+    pub fn id_token_valid_for(
+        &self,
+        now: SystemTime,
+        min_valid: Duration,
+    ) -> Option<&Secret<String>> {
+        let exp = self.id_claims.as_ref().and_then(jwt::expiry)?;
+        (from_unix_secs(exp) >= now + min_valid)
+            .then_some(self.id_token.as_ref())
+            .flatten()
+    }
+
+    pub fn id_token_expires_at(&self) -> Option<u64> {
+        self.id_claims.as_ref().and_then(jwt::expiry)
+    }
+
+    pub fn expires_at_unix(&self) -> Option<u64> {
+        self.expires_at.map(unix_secs)
+    }
+
+    pub fn subject(&self) -> Option<&str> {
+        self.id_claims.as_ref()?.get("sub")?.as_str()
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.id_claims.as_ref()?.get("email")?.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[test]
+    fn jwt_exp_wins_over_a_longer_expires_in() {
+        let now = from_unix_secs(1_000_000);
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"exp":1000300}"#);
+        let token = format!("e30.{payload}.sig");
+        let expiry = TokenSet::expiry(&token, Some(Duration::from_secs(3600)), now).unwrap();
+        assert_eq!(unix_secs(expiry), 1_000_300);
+        let opaque = TokenSet::expiry("opaque", Some(Duration::from_secs(60)), now).unwrap();
+        assert_eq!(unix_secs(opaque), 1_000_060);
+        assert_eq!(TokenSet::expiry("opaque", None, now), None);
+    }
+
+    #[test]
+    fn validity_window() {
+        let now = from_unix_secs(1_000);
+        let set = TokenSet {
+            access_token: Secret::new("a".into()),
+            token_type: "Bearer".into(),
+            expires_at: Some(from_unix_secs(1_100)),
+            refresh_token: None,
+            id_token: None,
+            id_claims: None,
+            received_at: now,
+        };
+        assert!(set.access_valid_for(now, Duration::from_secs(99)));
+        assert!(set.access_valid_for(now, Duration::from_secs(100)));
+        assert!(!set.access_valid_for(now, Duration::from_secs(101)));
+    }
+}

@@ -1,0 +1,18 @@
+//! Wire types between the stagepass agent and its clients (CLI, helpers, tray).
+//!
+//! Every connection starts with the client sending a [`Hello`] followed by one [`Request`]
+//! (pipelined, so the handshake costs no extra round trip). The agent answers with a
+//! [`Welcome`] and then one or more [`Response`] frames: exactly one for every request except
+//! [`Request::Login`], which streams [`Response::LoginProgress`] frames before its final answer.
+//! The agent refuses any other protocol version with [`ErrorKind::ProtocolMismatch`].
+
+mod frame;
+mod messages;
+mod secret;
+
+pub use frame::{FrameError, MAX_FRAME_LEN, decode, encode, frame_len};
+pub use messages::*;
+pub use secret::Secret;
+
+/// Bumped on every incompatible change of the types in this crate.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,186 @@
+use serde::{Deserialize, Serialize};
+
+use crate::Secret;
+
+/// First frame of every connection, sent by the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub protocol: u32,
+    /// Program and version of the client, for the agent's log ("stagepass-cli 0.1.0").
+    pub client: String,
+}
+
+/// The agent's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub protocol: u32,
+    pub agent_version: String,
+    pub pid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    GetToken {
+        /// `None` picks the only profile of the config.
+        profile: Option<String>,
+        kind: TokenKind,
+        /// Refresh first when less than this many seconds of validity remain.
+        #[serde(default)]
+        min_valid_secs: u64,
+    },
+    Claims {
+        profile: Option<String>,
+    },
+    /// Starts an interactive sign-in. The agent streams [`Response::LoginProgress`] frames and
+    /// ends with [`Response::SignedIn`] or [`Response::Error`]. Closing the connection cancels.
+    Login {
+        profile: Option<String>,
+        /// An explicit choice (`--browser` / `--device`); `None` applies the profile's `flow`.
+        flow: Option<Flow>,
+        /// Whether the client can open a browser where the user is (it knows the user's
+        /// environment: display, SSH session, Codespace); used when the flow is `auto`.
+        browser_available: bool,
+    },
+    Logout {
+        profile: Option<String>,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    Access,
+    Id,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// Authorization code + PKCE over a loopback redirect (RFC 8252).
+    Browser,
+    /// Device authorization grant (RFC 8628).
+    Device,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "body", rename_all = "snake_case")]
+pub enum Response {
+    Status(StatusReport),
+    Token(TokenGrant),
+    Claims(ClaimsReport),
+    LoginProgress(LoginProgress),
+    SignedIn(ProfileStatus),
+    SignedOut(SignOutReport),
+    ShuttingDown,
+    Error(AgentError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub agent_version: String,
+    pub agent_pid: u32,
+    pub config_path: String,
+    pub profiles: Vec<ProfileStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionState {
+    SignedIn,
+    SignedOut,
+    /// A login exists but the IdP rejected it (revoked, expired, reused refresh token).
+    NeedsSignIn,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProfileStatus {
+    pub name: String,
+    pub issuer: String,
+    pub state: SessionState,
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    /// Unix seconds; `None` when no access token is held in memory.
+    pub access_token_expires_at: Option<u64>,
+    /// Why the profile needs a sign-in, or why its state could not be read.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    pub profile: String,
+    pub token: Secret<String>,
+    pub token_type: String,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimsReport {
+    pub profile: String,
+    pub id_token: Option<ClaimSet>,
+    pub access_token: Option<ClaimSet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClaimSet {
+    /// Whether the agent checked the signature and the standard claims of this token.
+    pub verified: bool,
+    /// How (or why not) the claims were checked, for the user.
+    pub note: String,
+    pub claims: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum LoginProgress {
+    /// The client opens this URL in the user's browser (or prints it).
+    OpenBrowser { url: String },
+    DeviceCode {
+        verification_uri: String,
+        verification_uri_complete: Option<String>,
+        user_code: String,
+        /// Unix seconds after which the code is dead.
+        expires_at: u64,
+    },
+    /// Sent every few seconds while waiting, so the client can show progress and its
+    /// per-read timeout does not fire during a long sign-in.
+    Waiting { elapsed_secs: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignOutReport {
+    pub profile: String,
+    /// Whether the IdP confirmed the revocation of the refresh token.
+    pub revoked: bool,
+    /// Why nothing was revoked at the IdP, when it was not.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// What the user should do next ("run `stagepass login corp`").
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request names something that does not exist (unknown profile, ambiguous default).
+    BadRequest,
+    Config,
+    NeedsSignIn,
+    /// The IdP answered, and refused (invalid_client, bad redirect URI, bad id_token...).
+    Idp,
+    /// The IdP could not be reached, timed out or answered with a server error.
+    IdpUnreachable,
+    Keychain,
+    /// The user denied the sign-in, or it expired or was cancelled before it completed.
+    SignInAborted,
+    ProtocolMismatch,
+    Internal,
+}
