@@ -130,6 +130,8 @@ pub struct ClaimSet {
     pub verified: bool,
     /// How (or why not) the claims were checked, for the user.
     pub note: String,
+    /// Unix seconds of the check, when there was one.
+    pub verified_at: Option<u64>,
     pub claims: serde_json::Value,
 }
 

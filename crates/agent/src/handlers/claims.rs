@@ -21,16 +21,15 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
     let id_token = match (&data.tokens, &data.stored) {
         (Some(tokens), _) if tokens.id_claims.is_some() => Some(ClaimSet {
             verified: true,
-            note: format!(
-                "signature, iss, aud and exp verified by the agent at {}",
-                unix_secs(tokens.received_at)
-            ),
+            note: "signature, iss, aud, exp and nonce checked by the agent on receipt".into(),
+            verified_at: Some(unix_secs(tokens.received_at)),
             claims: tokens.id_claims.clone().unwrap_or_default(),
         }),
         (_, Some(stored)) => stored.id_token.as_ref().and_then(|token| {
             Some(ClaimSet {
                 verified: false,
                 note: "restored from the keychain; verified again at the next refresh".into(),
+                verified_at: None,
                 claims: jwt::unverified_claims(token.expose())?,
             })
         }),
@@ -40,6 +39,7 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
         Some(ClaimSet {
             verified: false,
             note: "decoded only: the resource server verifies access tokens".into(),
+            verified_at: None,
             claims: jwt::unverified_claims(tokens.access_token.expose())?,
         })
     });

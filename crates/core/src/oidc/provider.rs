@@ -3,7 +3,7 @@ use std::time::SystemTime;
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
     CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreSubjectIdentifierType,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, DiscoveryError, EndpointMaybeSet,
@@ -198,30 +198,54 @@ impl Provider {
         Ok(tokens)
     }
 
-    /// Revokes a refresh token (RFC 7009). `Ok(false)` when the IdP has no revocation
-    /// endpoint.
+    /// Revokes a refresh token (RFC 7009 §2.1) as a public client. `Ok(false)` when the IdP
+    /// has no revocation endpoint.
+    ///
+    /// Done by hand rather than through `oauth2`, which refuses plain-http endpoints even on
+    /// loopback; [`HttpClient`] already enforces https everywhere else.
     pub async fn revoke(&self, refresh_token: &Secret<String>, http: &HttpClient) -> Result<bool> {
-        let Some(url) = self
-            .metadata
-            .additional_metadata()
-            .revocation_endpoint
-            .clone()
-        else {
+        let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
-        let endpoint = url.to_string();
-        let client = self.client.clone().set_revocation_url(url);
-        let token = CoreRevocableToken::from(RefreshToken::new(refresh_token.expose().clone()));
-        client
-            .revoke_token(token)
+        let endpoint = endpoint.to_string();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("token", refresh_token.expose())
+            .append_pair("token_type_hint", "refresh_token")
+            .append_pair("client_id", &self.client_id)
+            .finish();
+        let request = http::Request::post(&endpoint)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json")
+            .body(body.into_bytes())
             .map_err(|err| Error::BadResponse {
                 during: "revocation",
                 reason: err.to_string(),
-            })?
-            .request_async(http)
+            })?;
+        let response = http
+            .execute(request)
             .await
-            .map_err(|err| request_error("revocation", &endpoint, err))?;
-        Ok(true)
+            .map_err(|source| Error::Unreachable {
+                url: endpoint.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            return Ok(true);
+        }
+        let error: Option<oauth2::basic::BasicErrorResponse> =
+            serde_json::from_slice(response.body()).ok();
+        Err(match error {
+            Some(error) => Error::OAuth {
+                during: "revocation",
+                source: error.into(),
+            },
+            None => Error::BadResponse {
+                during: "revocation",
+                reason: format!("HTTP {} without an OAuth error", response.status()),
+            },
+        })
     }
 }
 

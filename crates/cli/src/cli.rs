@@ -1,0 +1,110 @@
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_CODES_HELP;
+
+/// Sign in once to your organisation's OpenID Connect provider; git, curl, kubectl, docker
+/// and scripts then get valid, short-lived tokens from the stagepass agent.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stagepass",
+    version,
+    after_long_help = EXIT_CODES_HELP,
+    after_help = "Run `stagepass help <command>` for details, `stagepass --help` for exit codes and files."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in to a profile (browser with PKCE, or device code where no browser can open).
+    #[command(after_long_help = "\
+Examples:
+  stagepass login                 sign in to the only profile, browser or device code as fits
+  stagepass login corp --device   sign in with a code on another device (SSH, Codespaces)
+  stagepass login --no-open       print the sign-in URL instead of opening a browser
+
+The browser is opened with $BROWSER when set, otherwise the platform opener. Over SSH, in a
+Codespace or without a display, `auto` (the default flow) uses the device code.")]
+    Login(LoginArgs),
+    /// Sign out: revoke the refresh token at the IdP, delete it from the keychain.
+    Logout(ProfileArg),
+    /// Show each profile's sign-in state and whether the agent runs.
+    Status(JsonArg),
+    /// Print a valid access token (refreshed first when about to expire).
+    #[command(after_long_help = "\
+Examples:
+  curl -H \"Authorization: Bearer $(stagepass token corp)\" https://backstage.example.com/api/catalog/entities
+  stagepass token --id-token      the OIDC id_token instead of the access token
+  stagepass token --json          {\"token\",\"expires_at\",\"token_type\",\"profile\"}")]
+    Token(TokenArgs),
+    /// Show the claims of the id_token and the access token (groups, email, aud, exp).
+    Claims(ProfileJsonArgs),
+    /// Run the agent in the foreground (clients start one in the background by themselves).
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArg {
+    /// Profile from the config; may be left out when the config has exactly one.
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileJsonArgs {
+    #[command(flatten)]
+    pub profile: ProfileArg,
+    #[command(flatten)]
+    pub json: JsonArg,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub profile: ProfileArg,
+    /// Use the device authorization grant: approve a code on any device.
+    #[arg(long, conflicts_with = "browser")]
+    pub device: bool,
+    /// Use the browser: authorization code + PKCE with a redirect to 127.0.0.1.
+    #[arg(long)]
+    pub browser: bool,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long)]
+    pub no_open: bool,
+    /// Print each step as a JSON line on stdout (for the tray and scripts).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub profile: ProfileArg,
+    /// Print the OIDC id_token instead of the access token.
+    #[arg(long)]
+    pub id_token: bool,
+    /// Refresh first when the token expires within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub min_valid: u64,
+    /// Print {"token","expires_at","token_type","profile"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Stop the running agent instead of starting one.
+    #[arg(long)]
+    pub stop: bool,
+    /// Started by a client: exit quietly when another agent already runs.
+    #[arg(long, hide = true)]
+    pub background: bool,
+}

@@ -1,0 +1,73 @@
+use serde_json::{Value, json};
+use stagepass_proto::{ClaimSet, Request, Response};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::cli::ProfileJsonArgs;
+use crate::exit::CliError;
+use crate::output::{print_json, rfc3339, when};
+
+/// Claims holding Unix times, shown as dates.
+const TIME_CLAIMS: &[&str] = &["exp", "iat", "nbf", "auth_time", "updated_at"];
+
+pub fn run(args: ProfileJsonArgs) -> Result<(), CliError> {
+    let (mut client, _) = agent_link::connect()?;
+    let response = client.call(&Request::Claims {
+        profile: args.profile.profile,
+    })?;
+    let report = expect_response!(response, Response::Claims)?;
+    if args.json.json {
+        print_json(&json!({
+            "profile": report.profile,
+            "id_token": report.id_token.as_ref().map(set_json),
+            "access_token": report.access_token.as_ref().map(set_json),
+        }));
+        return Ok(());
+    }
+    println!("profile {}", report.profile);
+    print_set("id_token", report.id_token.as_ref());
+    print_set("access token", report.access_token.as_ref());
+    Ok(())
+}
+
+fn set_json(set: &ClaimSet) -> Value {
+    json!({
+        "verified": set.verified,
+        "verified_at": set.verified_at.map(rfc3339),
+        "note": set.note,
+        "claims": set.claims,
+    })
+}
+
+fn print_set(title: &str, set: Option<&ClaimSet>) {
+    println!();
+    let Some(set) = set else {
+        println!("{title}: none (opaque or not held)");
+        return;
+    };
+    let mark = match (set.verified, set.verified_at) {
+        (true, Some(at)) => format!("verified {}", when(at)),
+        (true, None) => "verified".into(),
+        (false, _) => "UNVERIFIED".into(),
+    };
+    println!("{title} [{mark}: {}]", set.note);
+    let Some(claims) = set.claims.as_object() else {
+        return;
+    };
+    let width = claims.keys().map(String::len).max().unwrap_or(0);
+    for (name, value) in claims {
+        let shown = match (value.as_u64(), TIME_CLAIMS.contains(&name.as_str())) {
+            (Some(unix), true) => when(unix),
+            _ => match value {
+                Value::String(text) => text.clone(),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| item.as_str().map_or_else(|| item.to_string(), String::from))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                other => other.to_string(),
+            },
+        };
+        println!("  {name:width$}  {shown}");
+    }
+}

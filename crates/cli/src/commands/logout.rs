@@ -1,0 +1,26 @@
+use stagepass_proto::{Request, Response};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::cli::ProfileArg;
+use crate::exit::CliError;
+
+pub fn run(args: ProfileArg) -> Result<(), CliError> {
+    let (mut client, _) = agent_link::connect()?;
+    let response = client.call(&Request::Logout {
+        profile: args.profile,
+    })?;
+    let report = expect_response!(response, Response::SignedOut)?;
+    if report.revoked {
+        println!(
+            "Signed out of {}; the IdP revoked the refresh token.",
+            report.profile
+        );
+    } else {
+        println!("Signed out of {}.", report.profile);
+    }
+    if let Some(note) = report.note {
+        eprintln!("note: {note}");
+    }
+    Ok(())
+}

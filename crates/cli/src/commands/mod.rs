@@ -1,0 +1,35 @@
+//! One file per command.
+
+mod agent;
+mod claims;
+mod login;
+mod logout;
+mod status;
+mod token;
+
+use crate::cli::{Cli, Command};
+use crate::exit::CliError;
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Login(args) => login::run(args),
+        Command::Logout(args) => logout::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Token(args) => token::run(args),
+        Command::Claims(args) => claims::run(args),
+        Command::Agent(args) => agent::run(args),
+    }
+}
+
+/// The single answer the agent gives to a request, or an "unexpected answer" error.
+macro_rules! expect_response {
+    ($response:expr, $variant:path) => {
+        match $response {
+            $variant(body) => Ok(body),
+            _ => Err(crate::exit::CliError::Client(
+                stagepass_client::ClientError::Unexpected,
+            )),
+        }
+    };
+}
+pub(crate) use expect_response;

@@ -1,0 +1,96 @@
+use serde_json::json;
+use stagepass_proto::{ProfileStatus, Request, Response, SessionState};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::cli::JsonArg;
+use crate::exit::CliError;
+use crate::output::{print_json, rfc3339, when};
+
+pub fn run(args: JsonArg) -> Result<(), CliError> {
+    let (mut client, started) = agent_link::connect()?;
+    let report = expect_response!(client.call(&Request::Status)?, Response::Status)?;
+    if args.json {
+        print_json(&json!({
+            "agent": {
+                "running": true,
+                "started_now": started,
+                "pid": report.agent_pid,
+                "version": report.agent_version,
+            },
+            "config_path": report.config_path,
+            "profiles": report.profiles.iter().map(profile_json).collect::<Vec<_>>(),
+        }));
+        return Ok(());
+    }
+    println!(
+        "agent: running (pid {}, version {}{})",
+        report.agent_pid,
+        report.agent_version,
+        if started { ", started now" } else { "" }
+    );
+    println!("config: {}", report.config_path);
+    if report.profiles.is_empty() {
+        println!("no profiles: add a [profiles.NAME] table to the config");
+    }
+    let width = report
+        .profiles
+        .iter()
+        .map(|p| p.name.len())
+        .max()
+        .unwrap_or(0);
+    for profile in &report.profiles {
+        println!("{:width$}  {}", profile.name, describe(profile));
+    }
+    Ok(())
+}
+
+fn state_name(state: SessionState) -> &'static str {
+    match state {
+        SessionState::SignedIn => "signed_in",
+        SessionState::SignedOut => "signed_out",
+        SessionState::NeedsSignIn => "needs_sign_in",
+    }
+}
+
+fn profile_json(profile: &ProfileStatus) -> serde_json::Value {
+    json!({
+        "name": profile.name,
+        "issuer": profile.issuer,
+        "state": state_name(profile.state),
+        "subject": profile.subject,
+        "email": profile.email,
+        "access_token_expires_at": profile.access_token_expires_at.map(rfc3339),
+        "reason": profile.reason,
+    })
+}
+
+fn describe(profile: &ProfileStatus) -> String {
+    let who = profile
+        .email
+        .as_deref()
+        .or(profile.subject.as_deref())
+        .map(|who| format!(" as {who}"))
+        .unwrap_or_default();
+    match profile.state {
+        SessionState::SignedIn => {
+            let expiry = match profile.access_token_expires_at {
+                Some(at) => format!(" · access token expires {}", when(at)),
+                None => " · no access token in memory yet (fetched on first use)".into(),
+            };
+            format!("signed in{who}{expiry}")
+        }
+        SessionState::NeedsSignIn => format!(
+            "needs sign-in{who}: {} · run `stagepass login {}`",
+            profile
+                .reason
+                .as_deref()
+                .unwrap_or("the IdP rejected the login"),
+            profile.name
+        ),
+        SessionState::SignedOut => match &profile.reason {
+            Some(reason) => format!("unknown: {reason}"),
+            None => format!("signed out · run `stagepass login {}`", profile.name),
+        },
+    }
+}

@@ -1,0 +1,60 @@
+//! Formatting shared by the commands.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// `2026-11-22T14:32:05Z`, for JSON.
+pub fn rfc3339(unix: u64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix as i64)
+        .ok()
+        .and_then(|time| time.format(&Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// `2026-11-22 14:32:05 UTC (in 4m 10s)`, for people.
+pub fn when(unix: u64) -> String {
+    let absolute = rfc3339(unix).replace('T', " ").replace('Z', " UTC");
+    let now = now_unix();
+    if unix >= now {
+        format!("{absolute} (in {})", span(unix - now))
+    } else {
+        format!("{absolute} ({} ago)", span(now - unix))
+    }
+}
+
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
+}
+
+pub fn print_json(value: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_naturally() {
+        assert_eq!(span(42), "42s");
+        assert_eq!(span(250), "4m 10s");
+        assert_eq!(span(7260), "2h 1m");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}
