@@ -1,0 +1,183 @@
+//! Both sign-in flows against a real OpenID provider, with the real keychain.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use support::{AUDIENCE, Idp, Sandbox, approve_device_code};
+
+#[test]
+fn browser_sign_in_keeps_the_login_in_the_keychain_and_logout_removes_it() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::new("e2e-browser", &idp.issuer);
+
+    let run = sandbox.login_browser();
+    assert!(
+        run.stdout()
+            .contains("Signed in to e2e-browser as alice@example.com"),
+        "{}",
+        run.stdout()
+    );
+
+    let entry = sandbox
+        .keychain_entry()
+        .expect("the login is in the keychain");
+    assert_eq!(entry["issuer"], idp.issuer.as_str());
+    assert_eq!(entry["client_id"], support::CLIENT_ID);
+    assert!(
+        entry["refresh_token"]
+            .as_str()
+            .is_some_and(|rt| !rt.is_empty())
+    );
+    assert!(
+        entry.get("access_token").is_none(),
+        "access tokens stay in memory: {entry}"
+    );
+
+    let grant = sandbox.run(&["token", "--json"]);
+    grant.assert_ok();
+    let grant = grant.json();
+    assert_eq!(grant["profile"], "e2e-browser");
+    assert_eq!(grant["token_type"], "Bearer");
+    assert!(grant["expires_at"].as_str().unwrap().ends_with('Z'));
+    let token = grant["token"].as_str().unwrap();
+    // A JWT access token for the configured audience (RFC 8707 resource).
+    let claims = stagepass_claims(token);
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["sub"], "alice");
+
+    let plain = sandbox.run(&["token"]);
+    plain.assert_ok();
+    assert_eq!(
+        plain.stdout().trim(),
+        token,
+        "a cached token is served as is"
+    );
+
+    let id_token = sandbox.run(&["token", "--id-token"]);
+    id_token.assert_ok();
+    let id_claims = stagepass_claims(id_token.stdout().trim());
+    assert_eq!(id_claims["aud"], support::CLIENT_ID);
+    assert_eq!(id_claims["email"], "alice@example.com");
+
+    let claims = sandbox.run(&["claims", "--json"]);
+    claims.assert_ok();
+    let claims = claims.json();
+    assert_eq!(claims["id_token"]["verified"], true);
+    assert_eq!(
+        claims["id_token"]["claims"]["groups"],
+        serde_json::json!(["developers", "platform"])
+    );
+    assert_eq!(claims["access_token"]["verified"], false);
+    assert_eq!(claims["access_token"]["claims"]["aud"], AUDIENCE);
+
+    let status = sandbox.run(&["status", "--json"]);
+    status.assert_ok();
+    let status = status.json();
+    assert_eq!(status["agent"]["running"], true);
+    let profile = &status["profiles"][0];
+    assert_eq!(profile["name"], "e2e-browser");
+    assert_eq!(profile["state"], "signed_in");
+    assert_eq!(profile["email"], "alice@example.com");
+
+    let refresh_token = sandbox.stored_refresh_token();
+    let logout = sandbox.run(&["logout"]);
+    logout.assert_ok();
+    assert!(logout.stdout().contains("revoked"), "{}", logout.stdout());
+    assert!(
+        sandbox.keychain_entry().is_none(),
+        "logout deletes the keychain entry"
+    );
+    let (status_code, body) = idp.refresh_directly(&refresh_token);
+    assert_eq!(
+        (status_code, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "revoked at the IdP"
+    );
+
+    let after = sandbox.run(&["token"]);
+    after
+        .assert_code(4)
+        .assert_stderr_contains("stagepass login e2e-browser");
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_out");
+}
+
+#[test]
+fn device_sign_in_prints_the_code_and_polls_until_approved() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::new("e2e-device", &idp.issuer);
+
+    let mut login = sandbox
+        .command(&["login", "--device", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["step"], "device_code", "{first}");
+    assert!(
+        first["user_code"]
+            .as_str()
+            .is_some_and(|code| !code.is_empty())
+    );
+    assert!(
+        first["verification_uri"]
+            .as_str()
+            .unwrap()
+            .starts_with(&idp.issuer)
+    );
+    let complete = first["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let browser = approve_device_code(&complete, &[]);
+    assert!(
+        browser.status.success(),
+        "{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+
+    let last = lines
+        .map(|line| serde_json::from_str::<serde_json::Value>(&line.unwrap()).unwrap())
+        .inspect(|step| assert_ne!(step["step"], "device_code"))
+        .last()
+        .unwrap();
+    assert!(login.wait().unwrap().success());
+    assert_eq!(last["step"], "signed_in");
+    assert_eq!(last["email"], "alice@example.com");
+    assert!(sandbox.keychain_entry().is_some());
+    sandbox.run(&["token"]).assert_ok();
+}
+
+#[test]
+fn device_sign_in_without_json_tells_the_user_what_to_do() {
+    let idp = Idp::start_with(&[("IDP_DEVICE_CODE_TTL", "3")]);
+    let sandbox = Sandbox::new("e2e-device-text", &idp.issuer);
+    // Nobody approves: the code expires, the user is told how to retry.
+    let run = sandbox.run(&["login", "--device"]);
+    run.assert_code(9);
+    let stderr = run.stderr();
+    assert!(stderr.contains("To sign in, open"), "{stderr}");
+    assert!(stderr.contains("enter the code"), "{stderr}");
+    assert!(stderr.contains("expired"), "{stderr}");
+    assert!(
+        stderr.contains("stagepass login e2e-device-text --device"),
+        "{stderr}"
+    );
+    assert!(sandbox.keychain_entry().is_none());
+}
+
+/// Decodes a JWT payload (test-side, independent of stagepass's own decoder).
+fn stagepass_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}

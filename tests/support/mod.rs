@@ -1,0 +1,309 @@
+//! Shared parts of the end-to-end tests: a real OpenID provider (panva's oidc-provider, see
+//! tests/idp), an isolated stagepass sandbox (config, runtime dir, its own agent), and the
+//! real Secret Service through `secret-tool`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub const CLIENT_ID: &str = "stagepass-test";
+pub const AUDIENCE: &str = "https://backstage.test";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn idp_dir() -> PathBuf {
+    repo_root().join("tests/idp")
+}
+
+/// The test IdP, stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+}
+
+impl Idp {
+    pub fn start() -> Idp {
+        Idp::start_with(&[])
+    }
+
+    /// `env`: IDP_ACCESS_TOKEN_TTL, IDP_DEVICE_CODE_TTL… (see tests/idp/server.mjs).
+    pub fn start_with(env: &[(&str, &str)]) -> Idp {
+        assert!(
+            idp_dir().join("node_modules/oidc-provider").is_dir(),
+            "the test IdP is not installed: run `npm ci --prefix tests/idp` (scripts/test does)"
+        );
+        let mut child = Command::new("node")
+            .arg(idp_dir().join("server.mjs"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs the test IdP");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("the IdP prints its issuer");
+        let ready: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|err| panic!("IdP said {line:?}: {err}"));
+        Idp {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Posts to the IdP's token endpoint directly, as another party holding `refresh_token`.
+    pub fn refresh_directly(&self, refresh_token: &str) -> (u16, serde_json::Value) {
+        let output = Command::new("node")
+            .arg("-e")
+            .arg(
+                "const [url, rt, cid] = process.argv.slice(1);\
+                 fetch(url, {method: 'POST', headers: {'content-type': 'application/x-www-form-urlencoded'},\
+                   body: new URLSearchParams({grant_type: 'refresh_token', refresh_token: rt, client_id: cid})})\
+                 .then(async r => console.log(JSON.stringify({status: r.status, body: await r.json()})));",
+            )
+            .arg(format!("{}/token", self.issuer))
+            // Test-only refresh token of a throwaway IdP; argv is acceptable here.
+            .arg(refresh_token)
+            .arg(CLIENT_ID)
+            .output()
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        (
+            value["status"].as_u64().unwrap() as u16,
+            value["body"].clone(),
+        )
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An isolated stagepass: its own config, runtime dir (so its own agent) and data dir. The
+/// keychain is the session's real Secret Service; each test uses its own profile name.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+    pub profile: String,
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    /// A sandbox whose config has one profile `profile` for `issuer`.
+    pub fn new(profile: &str, issuer: &str) -> Sandbox {
+        Sandbox::with_config(
+            profile,
+            &format!(
+                "[profiles.{profile}]\n\
+                 issuer = \"{issuer}\"\n\
+                 client_id = \"{CLIENT_ID}\"\n\
+                 scopes = [\"openid\", \"email\", \"profile\", \"groups\", \"offline_access\"]\n\
+                 audience = \"{AUDIENCE}\"\n"
+            ),
+        )
+    }
+
+    pub fn with_config(profile: &str, config: &str) -> Sandbox {
+        require_secret_service();
+        // Short path: the socket path must fit in sun_path.
+        let dir = tempfile::Builder::new()
+            .prefix("sp")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let sandbox = Sandbox {
+            env: vec![
+                (
+                    "STAGEPASS_CONFIG".into(),
+                    path_str(&dir.path().join("config.toml")),
+                ),
+                (
+                    "STAGEPASS_RUNTIME_DIR".into(),
+                    path_str(&dir.path().join("run")),
+                ),
+                (
+                    "STAGEPASS_DATA_DIR".into(),
+                    path_str(&dir.path().join("data")),
+                ),
+                ("BROWSER".into(), path_str(&idp_dir().join("browser"))),
+                ("STAGEPASS_LOG".into(), "debug".into()),
+            ],
+            dir,
+            profile: profile.to_string(),
+        };
+        // A leftover entry of an earlier, aborted run must not make a test pass.
+        sandbox.delete_keychain_entry();
+        sandbox
+    }
+
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.retain(|(key, _)| key != name);
+        self.env.push((name.into(), value.into()));
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.dir.path().join("config.toml"), config).unwrap();
+    }
+
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stagepass"));
+        command.args(args);
+        for name in [
+            "SSH_CONNECTION",
+            "SSH_TTY",
+            "CODESPACES",
+            "STAGEPASS_TEST_CONSENT",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).stdin(Stdio::null()).output().unwrap())
+    }
+
+    pub fn login_browser(&self) -> Run {
+        let run = self.run(&["login", &self.profile, "--browser"]);
+        run.assert_ok();
+        run
+    }
+
+    pub fn keychain_entry(&self) -> Option<serde_json::Value> {
+        let output = Command::new("secret-tool")
+            .args(["lookup", "service", "stagepass", "username", &self.profile])
+            .output()
+            .expect("secret-tool (libsecret-tools) is installed");
+        if !output.status.success() || output.stdout.is_empty() {
+            return None;
+        }
+        Some(serde_json::from_slice(&output.stdout).expect("the entry is JSON"))
+    }
+
+    pub fn stored_refresh_token(&self) -> String {
+        self.keychain_entry().expect("a keychain entry")["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn delete_keychain_entry(&self) {
+        let _ = Command::new("secret-tool")
+            .args(["clear", "service", "stagepass", "username", &self.profile])
+            .status();
+    }
+
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.runtime_dir().join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.command(&["agent", "--stop"]).output();
+        self.delete_keychain_entry();
+        if std::thread::panicking() {
+            eprintln!("--- agent log ---\n{}", self.agent_log());
+        }
+    }
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+fn require_secret_service() {
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "these tests need an unlocked Secret Service on a D-Bus session bus: run them through \
+         `scripts/test` (dbus-run-session + gnome-keyring)"
+    );
+}
+
+/// A finished `stagepass` run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.0.stdout)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}\n{}", self.stdout(), self.stderr()))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code(),
+            0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "expected {needle:?} in stderr:\n{}",
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// Runs the scripted browser against a device-flow verification URI.
+pub fn approve_device_code(verification_uri_complete: &str, env: &[(&str, &str)]) -> Output {
+    Command::new(idp_dir().join("browser"))
+        .arg("--device")
+        .arg(verification_uri_complete)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
