@@ -60,11 +60,23 @@ pub(crate) struct SessionData {
     pub loaded: bool,
     pub stored: Option<StoredLogin>,
     pub tokens: Option<TokenSet>,
+    /// Bumped whenever new tokens arrive, so a caller that queued behind a refresh knows
+    /// that the tokens it finds are that refresh's result.
+    pub generation: u64,
     /// Set when the IdP rejected the stored login; the reason is shown to the user.
     pub needs_sign_in: Option<String>,
     /// A rotated refresh token that the keychain has not accepted yet: nothing is handed out
     /// until it has, so a crash cannot leave only a dead refresh token behind.
     pub unsaved: bool,
+}
+
+impl SessionData {
+    pub(crate) fn replace_tokens(&mut self, tokens: TokenSet) {
+        self.tokens = Some(tokens);
+        self.generation += 1;
+        // Not handed out until the keychain holds the refresh token that goes with them.
+        self.unsaved = true;
+    }
 }
 
 impl Session {

@@ -40,9 +40,13 @@ impl TokenSet {
 
     /// Whether the access token stays valid for at least `min_valid` from `now`. A token with
     /// no known expiry is treated as valid: the server will say otherwise with a 401.
+    ///
+    /// `min_valid` is capped at half the token's lifetime: when the IdP issues tokens shorter
+    /// than a caller asks for, no refresh can satisfy it, and refreshing on every request
+    /// would only hammer the IdP.
     pub fn access_valid_for(&self, now: SystemTime, min_valid: Duration) -> bool {
         match self.expires_at {
-            Some(expires_at) => expires_at >= now + min_valid,
+            Some(expires_at) => valid_for(self.received_at, expires_at, now, min_valid),
             None => true,
         }
     }
@@ -53,8 +57,13 @@ impl TokenSet {
         now: SystemTime,
         min_valid: Duration,
     ) -> Option<&Secret<String>> {
-        let exp = self.id_claims.as_ref().and_then(jwt::expiry)?;
-        (from_unix_secs(exp) >= now + min_valid)
+        let claims = self.id_claims.as_ref()?;
+        let expires_at = from_unix_secs(jwt::expiry(claims)?);
+        let issued_at = claims
+            .get("iat")
+            .and_then(serde_json::Value::as_u64)
+            .map_or(self.received_at, from_unix_secs);
+        valid_for(issued_at, expires_at, now, min_valid)
             .then_some(self.id_token.as_ref())
             .flatten()
     }
@@ -74,6 +83,17 @@ impl TokenSet {
     pub fn email(&self) -> Option<&str> {
         self.id_claims.as_ref()?.get("email")?.as_str()
     }
+}
+
+/// The validity rule of [`TokenSet::access_valid_for`], shared by both token kinds.
+fn valid_for(
+    issued_at: SystemTime,
+    expires_at: SystemTime,
+    now: SystemTime,
+    min_valid: Duration,
+) -> bool {
+    let lifetime = expires_at.duration_since(issued_at).unwrap_or_default();
+    expires_at >= now + min_valid.min(lifetime / 2)
 }
 
 #[cfg(test)]
@@ -106,8 +126,14 @@ mod tests {
             id_claims: None,
             received_at: now,
         };
-        assert!(set.access_valid_for(now, Duration::from_secs(99)));
-        assert!(set.access_valid_for(now, Duration::from_secs(100)));
-        assert!(!set.access_valid_for(now, Duration::from_secs(101)));
+        let later = from_unix_secs(1_040);
+        assert!(set.access_valid_for(later, Duration::from_secs(59)));
+        assert!(set.access_valid_for(later, Duration::from_secs(60)));
+        assert!(!set.access_valid_for(from_unix_secs(1_041), Duration::from_secs(60)));
+        // Asking for more than the IdP ever gives is capped at half the lifetime (50 s).
+        assert!(set.access_valid_for(now, Duration::from_secs(3600)));
+        assert!(set.access_valid_for(from_unix_secs(1_050), Duration::from_secs(3600)));
+        assert!(!set.access_valid_for(from_unix_secs(1_051), Duration::from_secs(3600)));
+        assert!(!set.access_valid_for(from_unix_secs(1_101), Duration::ZERO));
     }
 }

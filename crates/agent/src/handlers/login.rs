@@ -60,11 +60,10 @@ pub(crate) async fn login(
     tracing::info!(profile = %name, flow = ?flow, "signed in");
     {
         let mut data = session.data();
-        data.tokens = Some(tokens);
+        data.replace_tokens(tokens);
         data.stored = None;
         data.needs_sign_in = None;
         data.loaded = true;
-        data.unsaved = true;
     }
     token::persist(agent, &name, &session).await?;
     Ok(Response::SignedIn(status::profile_status(

@@ -18,11 +18,17 @@ pub(crate) async fn get_token(
 ) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
+    let generation = session.data().generation;
     if let Some(grant) = fresh_grant(&session, &name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
     let _exclusive = session.exclusive.lock().await;
-    // Another caller may have refreshed while this one queued: single flight.
+    // Single flight: when tokens arrived while this caller queued, it takes them.
+    let min_valid = if session.data().generation == generation {
+        min_valid
+    } else {
+        Duration::ZERO
+    };
     if let Some(grant) = fresh_grant(&session, &name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
@@ -160,11 +166,7 @@ pub(crate) async fn refresh(
             return Err(errors::from_core(&err, Some(name)));
         }
     };
-    {
-        let mut data = session.data();
-        data.tokens = Some(tokens);
-        data.unsaved = true;
-    }
+    session.data().replace_tokens(tokens);
     persist(agent, name, session).await
 }
 

@@ -1,0 +1,155 @@
+//! Refresh against a real IdP that rotates refresh tokens strictly (reuse revokes the grant),
+//! and agent restarts.
+
+mod support;
+
+use support::{Idp, Sandbox};
+
+#[test]
+fn expired_token_is_refreshed_and_the_rotated_refresh_token_is_kept() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "2")]);
+    let sandbox = Sandbox::new("e2e-rotate", &idp.issuer);
+    sandbox.login_browser();
+    let first_refresh_token = sandbox.stored_refresh_token();
+
+    let cached = sandbox.run(&["token", "--min-valid", "0"]);
+    cached.assert_ok();
+    let again = sandbox.run(&["token", "--min-valid", "0"]);
+    assert_eq!(
+        cached.stdout(),
+        again.stdout(),
+        "a valid token is served from memory"
+    );
+
+    wait_for_expiry(&sandbox);
+    let refreshed = sandbox.run(&["token"]);
+    refreshed.assert_ok();
+    assert_ne!(
+        cached.stdout(),
+        refreshed.stdout(),
+        "a new access token after the refresh"
+    );
+    let second_refresh_token = sandbox.stored_refresh_token();
+    assert_ne!(
+        first_refresh_token, second_refresh_token,
+        "the rotated refresh token is in the keychain"
+    );
+
+    // The rotated refresh token works: another refresh succeeds and rotates again.
+    wait_for_expiry(&sandbox);
+    let again = sandbox.run(&["token"]);
+    again.assert_ok();
+    assert_ne!(again.stdout(), refreshed.stdout());
+    let third_refresh_token = sandbox.stored_refresh_token();
+    assert_ne!(third_refresh_token, second_refresh_token);
+
+    // The old one is dead at the IdP. Presenting it is reuse, which makes the IdP revoke the
+    // whole grant...
+    let (status, body) = idp.refresh_directly(&first_refresh_token);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+
+    // ...so the next refresh is refused, and the user is told to sign in again.
+    wait_for_expiry(&sandbox);
+    let refused = sandbox.run(&["token"]);
+    refused
+        .assert_code(4)
+        .assert_stderr_contains("stagepass login e2e-rotate");
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "needs_sign_in");
+    assert!(
+        status["profiles"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
+    // The entry stays: an IdP's rejection is reported, nothing is deleted behind the user's back.
+    assert!(sandbox.keychain_entry().is_some());
+
+    // Signing in again recovers.
+    sandbox.login_browser();
+    sandbox.run(&["token"]).assert_ok();
+}
+
+#[test]
+fn a_restarted_agent_resumes_from_the_keychain() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::new("e2e-restart", &idp.issuer);
+    sandbox.login_browser();
+    let before = sandbox.run(&["token"]);
+    before.assert_ok();
+    let first_agent = sandbox.run(&["status", "--json"]).json()["agent"]["pid"].clone();
+
+    sandbox.run(&["agent", "--stop"]).assert_ok();
+    support::wait_until(
+        "the agent to exit",
+        std::time::Duration::from_secs(5),
+        || !sandbox.runtime_dir().join("agent.sock").exists(),
+    );
+
+    // The next client starts a new agent, which has no access token in memory and gets one
+    // with the refresh token from the keychain.
+    let after = sandbox.run(&["token"]);
+    after.assert_ok();
+    assert_ne!(before.stdout(), after.stdout());
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_ne!(status["agent"]["pid"], first_agent, "a new agent serves");
+    assert_eq!(status["profiles"][0]["state"], "signed_in");
+    assert_eq!(status["profiles"][0]["email"], "alice@example.com");
+}
+
+#[test]
+fn parallel_clients_share_one_refresh() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "3")]);
+    let sandbox = Sandbox::new("e2e-parallel", &idp.issuer);
+    sandbox.login_browser();
+    wait_for_expiry(&sandbox);
+    // Twelve processes at once all need a refresh. With a strictly rotating IdP, two
+    // refreshes with the same refresh token would revoke the grant: single flight is what
+    // keeps every one of them working.
+    let children: Vec<_> = (0..12)
+        .map(|_| {
+            sandbox
+                .command(&["token"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let tokens: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8(output.stdout).unwrap()
+        })
+        .collect();
+    assert!(
+        tokens.iter().all(|token| token == &tokens[0]),
+        "all got the one refreshed token"
+    );
+    sandbox.run(&["token"]).assert_ok();
+}
+
+/// Waits until the access token the agent holds has expired (tokens live a few seconds).
+fn wait_for_expiry(sandbox: &Sandbox) {
+    let status = sandbox.run(&["status", "--json"]).json();
+    let Some(expires_at) = status["profiles"][0]["access_token_expires_at"].as_str() else {
+        return;
+    };
+    let expires_at =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let wait = expires_at - time::OffsetDateTime::now_utc();
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs() + std::time::Duration::from_millis(100));
+    }
+}
