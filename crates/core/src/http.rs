@@ -118,16 +118,23 @@ impl HttpClient {
     }
 }
 
-/// reqwest's Display hides the cause ("error sending request"); the chain says what failed.
+/// reqwest's Display hides the cause behind "error sending request for url (…)"; the chain
+/// below it says what failed ("tcp connect error: Connection refused").
 fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    let mut parts = Vec::new();
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !text.starts_with("error sending request") && !text.starts_with("client error") {
+            parts.push(text);
+        }
+        current = cause.source();
     }
-    text
+    if parts.is_empty() {
+        err.to_string()
+    } else {
+        parts.join(": ")
+    }
 }
 
 impl<'c> AsyncHttpClient<'c> for HttpClient {
