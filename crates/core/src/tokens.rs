@@ -126,10 +126,8 @@ mod tests {
             id_claims: None,
             received_at: now,
         };
-        let later = from_unix_secs(1_040);
-        assert!(set.access_valid_for(later, Duration::from_secs(59)));
-        assert!(set.access_valid_for(later, Duration::from_secs(60)));
-        assert!(!set.access_valid_for(from_unix_secs(1_041), Duration::from_secs(60)));
+        assert!(set.access_valid_for(from_unix_secs(1_060), Duration::from_secs(40)));
+        assert!(!set.access_valid_for(from_unix_secs(1_061), Duration::from_secs(40)));
         // Asking for more than the IdP ever gives is capped at half the lifetime (50 s).
         assert!(set.access_valid_for(now, Duration::from_secs(3600)));
         assert!(set.access_valid_for(from_unix_secs(1_050), Duration::from_secs(3600)));

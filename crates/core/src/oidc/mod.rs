@@ -9,6 +9,9 @@ mod errors;
 mod provider;
 mod token_response;
 
+#[cfg(test)]
+mod tests;
+
 pub use authorization::{CallbackError, PendingAuthorization};
 pub use device::DeviceAuthorization;
 pub use openidconnect::AuthorizationCode;

@@ -86,9 +86,15 @@ impl Provider {
             issuer: issuer.clone(),
             reason: err.to_string(),
         })?;
-        let metadata = Metadata::discover_async(issuer_url, http)
-            .await
-            .map_err(|err| discovery_error(&issuer, err))?;
+        // `discover_async` fetches the document, then the JWKS: note the URLs, so a failure
+        // is reported against the request that failed.
+        let recording = Recording {
+            http,
+            requested: std::sync::Mutex::default(),
+        };
+        let result = Metadata::discover_async(issuer_url, &recording).await;
+        let requested = recording.requested.into_inner().unwrap_or_default();
+        let metadata = result.map_err(|err| discovery_error(&issuer, &requested, err))?;
         Self::from_metadata(metadata, profile)
     }
 
@@ -249,11 +255,45 @@ impl Provider {
     }
 }
 
-fn discovery_error(issuer: &str, err: DiscoveryError<HttpError>) -> Error {
+/// An [`HttpClient`] that notes the URL of every request.
+struct Recording<'h> {
+    http: &'h HttpClient,
+    requested: std::sync::Mutex<Vec<String>>,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Recording<'_> {
+    type Error = HttpError;
+    type Future = <HttpClient as oauth2::AsyncHttpClient<'c>>::Future;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        if let Ok(mut requested) = self.requested.lock() {
+            requested.push(request.uri().to_string());
+        }
+        oauth2::AsyncHttpClient::call(self.http, request)
+    }
+}
+
+/// `requested`: the URLs fetched, the discovery document's first, then the JWKS's.
+fn discovery_error(issuer: &str, requested: &[String], err: DiscoveryError<HttpError>) -> Error {
     let discovery = |reason: String| Error::Discovery {
         issuer: issuer.to_string(),
         reason,
     };
+    if let [_, jwks_uri] = requested {
+        return match err {
+            DiscoveryError::Request(source) => Error::Unreachable {
+                url: jwks_uri.clone(),
+                source,
+            },
+            DiscoveryError::Response(_, _, message) => {
+                discovery(format!("jwks_uri {jwks_uri}: {message}"))
+            }
+            DiscoveryError::Parse(err) => {
+                discovery(format!("the JWKS at {jwks_uri} is not valid: {err}"))
+            }
+            other => discovery(format!("jwks_uri {jwks_uri}: {other}")),
+        };
+    }
     match err {
         DiscoveryError::Request(source) => Error::Unreachable {
             url: format!("{issuer}/.well-known/openid-configuration"),
