@@ -104,7 +104,4 @@ pub struct AgentArgs {
     /// Stop the running agent instead of starting one.
     #[arg(long)]
     pub stop: bool,
-    /// Started by a client: exit quietly when another agent already runs.
-    #[arg(long, hide = true)]
-    pub background: bool,
 }

@@ -1,28 +1,24 @@
-use stagepass_agent::{AgentOptions, AgentStartError};
+use std::os::unix::process::CommandExt;
+
 use stagepass_client::{Client, ClientError};
 use stagepass_core::paths;
 use stagepass_proto::{Request, Response};
 
-use crate::agent_link::CLIENT_NAME;
+use crate::agent_link::{CLIENT_NAME, agent_program};
 use crate::cli::AgentArgs;
 use crate::exit::CliError;
 
 pub fn run(args: AgentArgs) -> Result<(), CliError> {
-    let runtime_dir = paths::runtime_dir();
     if args.stop {
-        return stop(&runtime_dir);
+        return stop(&paths::runtime_dir());
     }
-    init_logging(args.background);
-    let options = AgentOptions {
-        runtime_dir,
-        config_path: paths::config_file(),
-    };
-    match stagepass_agent::run(options) {
-        Ok(()) => Ok(()),
-        // A client started this agent while another one won the race: that one serves.
-        Err(AgentStartError::AlreadyRunning(_)) if args.background => Ok(()),
-        Err(err) => Err(CliError::Agent(err.to_string())),
-    }
+    // Replaces this process: the agent runs in the foreground, logging to the terminal.
+    let program = agent_program()?;
+    let err = std::process::Command::new(&program).exec();
+    Err(CliError::Agent(format!(
+        "cannot run {}: {err}",
+        program.display()
+    )))
 }
 
 fn stop(runtime_dir: &std::path::Path) -> Result<(), CliError> {
@@ -40,14 +36,4 @@ fn stop(runtime_dir: &std::path::Path) -> Result<(), CliError> {
             _ => Err(ClientError::Unexpected.into()),
         },
     }
-}
-
-fn init_logging(background: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STAGEPASS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!background)
-        .init();
 }
