@@ -41,8 +41,9 @@ pub enum AgentStartError {
 
 /// Runs the agent until it is told to stop (request, SIGTERM/SIGINT, or its socket removed).
 pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread serves every client: requests are microseconds of work, so cross-thread
+    // wake-ups would cost more than they save. Keychain calls go to the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| AgentStartError::Io {

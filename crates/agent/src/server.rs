@@ -107,12 +107,11 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
 
 async fn converse(agent: &Agent, conn: &mut Connection, pid: Option<i32>) -> Result<(), ConnError> {
     let hello: Hello = conn.read().await?;
-    conn.write(&Welcome {
+    conn.queue(&Welcome {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
-    })
-    .await?;
+    })?;
     if hello.protocol != PROTOCOL_VERSION {
         let mismatch = errors::reply(
             ErrorKind::ProtocolMismatch,

@@ -4,7 +4,7 @@
 
 mod launch;
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,7 +41,9 @@ pub enum ClientError {
 }
 
 pub struct Client {
-    stream: UnixStream,
+    stream: BufReader<UnixStream>,
+    /// The hello frame, sent with the first request so the exchange is one write each way.
+    hello: Option<Vec<u8>>,
     welcome: Option<Welcome>,
 }
 
@@ -67,17 +69,18 @@ impl Client {
             }
             Err(err) => return Err(err.into()),
         };
-        let mut client = Client {
-            stream,
-            welcome: None,
-        };
-        client.stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
-        // Pipelined: the hello goes out now, the welcome is read with the first answer.
-        client.write(&Hello {
+        stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+        // Pipelined: the hello goes out with the first request, the welcome comes back with
+        // the first answer.
+        let hello = encode(&Hello {
             protocol: PROTOCOL_VERSION,
             client: client_name.to_string(),
         })?;
-        Ok(client)
+        Ok(Client {
+            stream: BufReader::new(stream),
+            hello: Some(hello),
+            welcome: None,
+        })
     }
 
     /// Connects, starting an agent first when none runs. Returns whether one was started.
@@ -131,12 +134,14 @@ impl Client {
     }
 
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
-        self.stream.write_all(&encode(message)?)?;
+        let mut frames = self.hello.take().unwrap_or_default();
+        frames.extend_from_slice(&encode(message)?);
+        self.stream.get_mut().write_all(&frames)?;
         Ok(())
     }
 
     fn read(&mut self, timeout: Duration) -> Result<Response, ClientError> {
-        self.stream.set_read_timeout(Some(timeout))?;
+        self.stream.get_ref().set_read_timeout(Some(timeout))?;
         if self.welcome.is_none() {
             let welcome: Welcome = self.read_frame(timeout)?;
             self.welcome = Some(welcome);
