@@ -148,3 +148,93 @@ fn request_name(request: &Request) -> &'static str {
         Request::Shutdown => "shutdown",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use stagepass_core::clock::SystemClock;
+    use stagepass_core::http::{HttpClient, HttpLimits};
+    use stagepass_core::store::{LoginStore, MemoryStore};
+    use stagepass_proto::{AgentError, decode, encode, frame_len};
+
+    use super::*;
+
+    fn exchange(socket: &std::path::Path, protocol: u32, request: &Request) -> (Welcome, Response) {
+        let mut stream = UnixStream::connect(socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut out = encode(&Hello {
+            protocol,
+            client: "test".into(),
+        })
+        .unwrap();
+        out.extend(encode(request).unwrap());
+        stream.write_all(&out).unwrap();
+        let mut read = || {
+            let mut header = [0u8; 4];
+            stream.read_exact(&mut header).unwrap();
+            let mut payload = vec![0u8; frame_len(header).unwrap()];
+            stream.read_exact(&mut payload).unwrap();
+            payload
+        };
+        let welcome = decode(&read()).unwrap();
+        (welcome, decode(&read()).unwrap())
+    }
+
+    #[test]
+    fn another_protocol_version_gets_a_clear_refusal_and_a_second_agent_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = AgentOptions {
+            runtime_dir: tmp.path().join("run"),
+            config_path: tmp.path().join("missing.toml"),
+        };
+        let deps = || Dependencies {
+            http: HttpClient::new(HttpLimits::default()).unwrap(),
+            logins: LoginStore::new(Arc::new(MemoryStore::default())),
+            clock: Arc::new(SystemClock),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let agent = {
+            let options = options.clone();
+            let deps = deps();
+            std::thread::spawn(move || runtime.block_on(serve(options, deps)))
+        };
+        let socket = paths::socket_path(&options.runtime_dir);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while UnixStream::connect(&socket).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the agent did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        let (welcome, response) = exchange(&socket, PROTOCOL_VERSION + 1, &Request::Status);
+        assert_eq!(welcome.protocol, PROTOCOL_VERSION);
+        match response {
+            Response::Error(AgentError { kind, hint, .. }) => {
+                assert_eq!(kind, ErrorKind::ProtocolMismatch);
+                assert!(hint.unwrap().contains("stagepass agent --stop"));
+            }
+            other => panic!("expected a protocol mismatch, got {other:?}"),
+        }
+
+        let second = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(serve(options.clone(), deps()));
+        assert!(matches!(second, Err(AgentStartError::AlreadyRunning(_))));
+
+        let (_, response) = exchange(&socket, PROTOCOL_VERSION, &Request::Shutdown);
+        assert_eq!(response, Response::ShuttingDown);
+        agent.join().unwrap().unwrap();
+        assert!(!socket.exists(), "a stopping agent removes its socket");
+    }
+}
