@@ -139,8 +139,83 @@ fn parallel_clients_share_one_refresh() {
     sandbox.run(&["token"]).assert_ok();
 }
 
-/// Waits until the access token the agent holds has expired (tokens live a few seconds).
-fn wait_for_expiry(sandbox: &Sandbox) {
+#[test]
+fn the_agent_refreshes_ahead_of_expiry_by_itself() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "4")]);
+    let sandbox = Sandbox::new("e2e-proactive", &idp.issuer);
+    sandbox.login_browser();
+    let first = sandbox.run(&["token", "--min-valid", "0"]);
+    first.assert_ok();
+    assert_eq!(idp.refresh_calls(), 0);
+    // Nobody asks for a token; the agent refreshes at about 75-80 % of the 4 s lifetime.
+    support::wait_until(
+        "a proactive refresh",
+        std::time::Duration::from_secs(10),
+        || idp.refresh_calls() >= 1,
+    );
+    let second = sandbox.run(&["token", "--min-valid", "0"]);
+    second.assert_ok();
+    assert_ne!(first.stdout(), second.stdout());
+}
+
+#[test]
+fn an_idp_outage_keeps_valid_tokens_flowing_backs_off_and_recovers() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "8")]);
+    let sandbox = Sandbox::new("e2e-outage", &idp.issuer);
+    sandbox.login_browser();
+    let refresh_token = sandbox.stored_refresh_token();
+    let before = sandbox.run(&["token", "--min-valid", "0"]);
+    before.assert_ok();
+
+    idp.set_outage(true);
+    // With 3 s left, asking for 4 s of validity (capped at half the 8 s lifetime) needs a
+    // refresh; it fails, and the still-valid token is handed out rather than an error.
+    wait_for_remaining(&sandbox, 3.0);
+    let calls_before = idp.refresh_calls();
+    let during = sandbox.run(&["token", "--min-valid", "4"]);
+    during.assert_ok();
+    assert_eq!(during.stdout(), before.stdout());
+    assert_eq!(
+        idp.refresh_calls(),
+        calls_before + 1,
+        "the IdP was asked once"
+    );
+
+    // Twenty more callers in the same state: the backoff, not the callers, decides when the
+    // IdP is asked again (next attempt 4-6 s after the failure).
+    for _ in 0..20 {
+        let run = sandbox.run(&["token", "--min-valid", "4"]);
+        run.assert_ok();
+        assert_eq!(run.stdout(), before.stdout());
+    }
+    assert_eq!(
+        idp.refresh_calls(),
+        calls_before + 1,
+        "callers during the backoff reach the IdP"
+    );
+
+    // The token has expired and the IdP is still down: a clear, retryable error...
+    wait_for_expiry(&sandbox);
+    sandbox
+        .run(&["token"])
+        .assert_code(6)
+        .assert_stderr_contains("HTTP 503");
+    // ...and nothing was lost.
+    assert_eq!(sandbox.stored_refresh_token(), refresh_token);
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_in");
+
+    idp.set_outage(false);
+    support::wait_until(
+        "recovery without a new sign-in",
+        std::time::Duration::from_secs(20),
+        || sandbox.run(&["token"]).code() == 0,
+    );
+    assert_ne!(sandbox.stored_refresh_token(), refresh_token);
+}
+
+/// Sleeps until the access token the agent holds has at most `secs` of validity left.
+fn wait_for_remaining(sandbox: &Sandbox, secs: f64) {
     let status = sandbox.run(&["status", "--json"]).json();
     let Some(expires_at) = status["profiles"][0]["access_token_expires_at"].as_str() else {
         return;
@@ -148,8 +223,13 @@ fn wait_for_expiry(sandbox: &Sandbox) {
     let expires_at =
         time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
             .unwrap();
-    let wait = expires_at - time::OffsetDateTime::now_utc();
-    if wait.is_positive() {
-        std::thread::sleep(wait.unsigned_abs() + std::time::Duration::from_millis(100));
+    let left = (expires_at - time::OffsetDateTime::now_utc()).as_seconds_f64();
+    if left > secs {
+        std::thread::sleep(std::time::Duration::from_secs_f64(left - secs));
     }
+}
+
+/// Waits until the access token the agent holds has expired (tokens live a few seconds).
+fn wait_for_expiry(sandbox: &Sandbox) {
+    wait_for_remaining(sandbox, -0.1);
 }

@@ -238,6 +238,37 @@ function escapeHtml(s) {
 const provider = new Provider(issuer, configuration);
 provider.proxy = false;
 
+// Test controls, on the IdP's own loopback port: `GET /test/stats` counts token-endpoint
+// calls per grant type (tests count refreshes at the IdP instead of inferring them), and
+// `GET /test/outage?on=1|0` makes the token endpoint answer 503 like an IdP that is down.
+const stats = { token: {} };
+let outage = false;
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/test/stats') {
+    ctx.body = stats;
+    return;
+  }
+  if (ctx.path === '/test/outage') {
+    outage = ctx.query.on === '1';
+    ctx.body = { outage };
+    return;
+  }
+  if (ctx.method === 'POST' && ctx.path === '/token') {
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const grantType = new URLSearchParams(raw).get('grant_type') ?? 'none';
+    stats.token[grantType] = (stats.token[grantType] ?? 0) + 1;
+    if (outage) {
+      ctx.status = 503;
+      ctx.body = 'down for the test';
+      return;
+    }
+    ctx.req.body = raw; // oidc-provider's body parser falls back to req.body
+  }
+  await next();
+});
+
 // devInteractions accepts any login name and then fails with a 500 when
 // findAccount does not know it. Turn an unknown login into a clean
 // access_denied for the client instead.

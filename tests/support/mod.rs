@@ -307,3 +307,27 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+impl Idp {
+    fn get(&self, path: &str) -> serde_json::Value {
+        let output = Command::new("node")
+            .arg("-e")
+            .arg("fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t))")
+            .arg(format!("{}{path}", self.issuer))
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// How many refresh-token grants the IdP's token endpoint received.
+    pub fn refresh_calls(&self) -> u64 {
+        self.get("/test/stats")["token"]["refresh_token"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// Makes the token endpoint answer 503 (`true`) or serve again (`false`).
+    pub fn set_outage(&self, on: bool) {
+        self.get(&format!("/test/outage?on={}", u8::from(on)));
+    }
+}

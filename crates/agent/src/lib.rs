@@ -8,6 +8,7 @@ mod errors;
 mod handlers;
 mod instance;
 mod loopback;
+mod scheduler;
 mod server;
 mod sessions;
 

@@ -50,6 +50,7 @@ pub(crate) async fn serve(
     let mut socket_check = tokio::time::interval(SOCKET_CHECK);
 
     let agent = Arc::new(Agent::new(options, deps));
+    let scheduler = tokio::spawn(crate::scheduler::run(agent.clone()));
     tracing::info!(
         pid = std::process::id(),
         socket = %socket_path.display(),
@@ -78,6 +79,7 @@ pub(crate) async fn serve(
             }
         }
     }
+    scheduler.abort();
     if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
         let _ = std::fs::remove_file(&socket_path);
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use stagepass_core::config::{Config, Profile};
 use stagepass_core::oidc::Provider;
+use stagepass_core::refresh;
 use stagepass_core::store::{KeychainError, StoredLogin};
 use stagepass_core::tokens::TokenSet;
 use tokio::sync::Notify;
@@ -22,6 +23,8 @@ pub(crate) struct Agent {
     pub deps: Dependencies,
     pub options: AgentOptions,
     pub shutdown: Notify,
+    /// Wakes the refresh scheduler when tokens or failures change a session's schedule.
+    pub schedule_changed: Notify,
     config: Mutex<Option<CachedConfig>>,
     providers: tokio::sync::Mutex<HashMap<String, CachedProvider>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -68,14 +71,48 @@ pub(crate) struct SessionData {
     /// A rotated refresh token that the keychain has not accepted yet: nothing is handed out
     /// until it has, so a crash cannot leave only a dead refresh token behind.
     pub unsaved: bool,
+    /// When the scheduler refreshes these tokens ahead of expiry.
+    pub refresh_at: Option<SystemTime>,
+    /// Consecutive outage-type refresh failures, and when the next attempt may go out.
+    pub failures: u32,
+    pub retry_at: Option<SystemTime>,
+    /// The last outage-type failure, answered at once while backing off.
+    pub last_failure: Option<stagepass_proto::AgentError>,
 }
 
 impl SessionData {
     pub(crate) fn replace_tokens(&mut self, tokens: TokenSet) {
+        self.refresh_at = tokens
+            .expires_at
+            .filter(|_| tokens.refresh_token.is_some())
+            .map(|expires_at| {
+                refresh::refresh_due(tokens.received_at, expires_at, refresh::jitter())
+            });
         self.tokens = Some(tokens);
         self.generation += 1;
+        self.failures = 0;
+        self.retry_at = None;
+        self.last_failure = None;
         // Not handed out until the keychain holds the refresh token that goes with them.
         self.unsaved = true;
+    }
+
+    /// Notes an outage-type failure and schedules the next attempt with backoff.
+    pub(crate) fn record_failure(&mut self, now: SystemTime, error: stagepass_proto::AgentError) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = Some(now + refresh::backoff(self.failures, refresh::jitter()));
+        self.last_failure = Some(error);
+    }
+
+    /// When the scheduler should next act on this session, if at all.
+    pub(crate) fn next_attempt(&self) -> Option<SystemTime> {
+        if self.needs_sign_in.is_some() || self.tokens.is_none() {
+            return None;
+        }
+        match (self.retry_at, self.refresh_at) {
+            (Some(retry_at), _) => Some(retry_at),
+            (None, refresh_at) => refresh_at,
+        }
     }
 }
 
@@ -93,6 +130,7 @@ impl Agent {
             deps,
             options,
             shutdown: Notify::new(),
+            schedule_changed: Notify::new(),
             config: Mutex::new(None),
             providers: tokio::sync::Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
@@ -153,6 +191,16 @@ impl Agent {
                 session
             }
         }
+    }
+
+    /// Every session, for the scheduler.
+    pub(crate) fn sessions(&self) -> Vec<(String, Arc<Session>)> {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .iter()
+            .map(|(name, session)| (name.clone(), session.clone()))
+            .collect()
     }
 
     /// The discovered provider of a profile, cached for [`PROVIDER_TTL`].

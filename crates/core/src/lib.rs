@@ -8,6 +8,7 @@ pub mod http;
 pub mod jwt;
 pub mod oidc;
 pub mod paths;
+pub mod refresh;
 pub mod store;
 pub mod tokens;
 

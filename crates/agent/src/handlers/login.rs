@@ -65,6 +65,7 @@ pub(crate) async fn login(
         data.needs_sign_in = None;
         data.loaded = true;
     }
+    agent.schedule_changed.notify_one();
     token::persist(agent, &name, &session).await?;
     Ok(Response::SignedIn(status::profile_status(
         agent, &name, &session, None,

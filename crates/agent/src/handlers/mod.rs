@@ -6,6 +6,8 @@ mod logout;
 mod status;
 mod token;
 
+pub(crate) use token::refresh;
+
 use std::time::Duration;
 
 use stagepass_proto::{AgentError, Request, Response};

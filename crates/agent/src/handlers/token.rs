@@ -32,7 +32,24 @@ pub(crate) async fn get_token(
     if let Some(grant) = fresh_grant(&session, &name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
-    refresh(agent, &name, &session).await?;
+    // While the IdP is failing, a token that is still valid beats an error, and the IdP is
+    // asked again only when the backoff allows.
+    let backing_off = {
+        let data = session.data();
+        data.retry_at
+            .filter(|retry_at| *retry_at > agent.now())
+            .and(data.last_failure.clone())
+    };
+    let outcome = match backing_off {
+        Some(failure) => Err(failure),
+        None => refresh(agent, &name, &session).await,
+    };
+    if let Err(err) = outcome {
+        return match fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO) {
+            Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(Response::Token(grant)),
+            _ => Err(err),
+        };
+    }
     fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO)
         .map(Response::Token)
         .ok_or_else(|| {
@@ -141,32 +158,41 @@ pub(crate) async fn refresh(
             });
         (refresh_token, previous_id)
     };
-    let provider = agent
-        .provider(name, &session.profile)
-        .await
-        .map_err(|err| errors::from_core(&err, Some(name)))?;
-    let result = provider
-        .refresh(
-            &refresh_token,
-            previous_id.as_ref().map(|(token, claims)| (token, claims)),
-            &agent.deps.http,
-            agent.now(),
-        )
-        .await;
-    let tokens = match result {
+    let refreshed = match agent.provider(name, &session.profile).await {
+        Ok(provider) => {
+            provider
+                .refresh(
+                    &refresh_token,
+                    previous_id.as_ref().map(|(token, claims)| (token, claims)),
+                    &agent.deps.http,
+                    agent.now(),
+                )
+                .await
+        }
+        Err(err) => Err(err),
+    };
+    let tokens = match refreshed {
         Ok(tokens) => tokens,
         Err(err) => {
-            if err.login_is_dead() {
-                session.data().needs_sign_in = Some(err.to_string());
+            let reply = errors::from_core(&err, Some(name));
+            {
+                let mut data = session.data();
+                if err.login_is_dead() {
+                    data.needs_sign_in = Some(err.to_string());
+                } else if reply.kind == ErrorKind::IdpUnreachable {
+                    data.record_failure(agent.now(), reply.clone());
+                }
             }
             if matches!(err, stagepass_core::Error::IdToken(_)) {
                 agent.forget_provider(name).await;
             }
+            agent.schedule_changed.notify_one();
             tracing::warn!(profile = name, "refresh failed: {err}");
-            return Err(errors::from_core(&err, Some(name)));
+            return Err(reply);
         }
     };
     session.data().replace_tokens(tokens);
+    agent.schedule_changed.notify_one();
     persist(agent, name, session).await
 }
 
