@@ -155,6 +155,10 @@ impl Sandbox {
         self.dir.path().join("run")
     }
 
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_stagepass"));
         command.args(args);
@@ -330,4 +334,13 @@ impl Idp {
     pub fn set_outage(&self, on: bool) {
         self.get(&format!("/test/outage?on={}", u8::from(on)));
     }
+}
+
+pub fn current_uid() -> u32 {
+    let output = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
 }

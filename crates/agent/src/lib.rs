@@ -3,6 +3,7 @@
 //! Clients (CLI, credential helpers, tray) talk to it over a Unix socket in a private runtime
 //! directory, with framed and typed messages (`stagepass-proto`).
 
+mod audit;
 mod conn;
 mod errors;
 mod handlers;
@@ -26,6 +27,8 @@ pub use instance::AlreadyRunning;
 pub struct AgentOptions {
     pub runtime_dir: PathBuf,
     pub config_path: PathBuf,
+    /// Where the audit log lives.
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stagepass_core::paths;
-use stagepass_proto::{ErrorKind, Hello, PROTOCOL_VERSION, Request, Response, Welcome};
+use stagepass_proto::{ErrorKind, Hello, PROTOCOL_VERSION, Request, Response, TokenKind, Welcome};
+
+use crate::audit::{Caller, Entry, fingerprint};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -100,15 +102,21 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         return;
     }
     let mut conn = Connection::new(stream);
-    if let Err(err) = converse(&agent, &mut conn, peer.pid()).await
+    if let Err(err) = converse(&agent, &mut conn, peer.pid(), peer.uid()).await
         && !matches!(err, ConnError::Closed)
     {
         tracing::debug!(pid = ?peer.pid(), "connection ended: {err}");
     }
 }
 
-async fn converse(agent: &Agent, conn: &mut Connection, pid: Option<i32>) -> Result<(), ConnError> {
+async fn converse(
+    agent: &Agent,
+    conn: &mut Connection,
+    pid: Option<i32>,
+    uid: u32,
+) -> Result<(), ConnError> {
     let hello: Hello = conn.read().await?;
+    let caller = Caller::from_peer(&hello.client, pid, uid);
     conn.queue(&Welcome {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -135,9 +143,65 @@ async fn converse(agent: &Agent, conn: &mut Connection, pid: Option<i32>) -> Res
             Err(err) => return Err(err),
         };
         tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
+        let audited = audit_target(&request);
         let response = handlers::dispatch(agent, conn, request).await;
+        if let Some(target) = audited {
+            record(agent, &caller, &target, &response);
+        }
         conn.write(&response).await?;
     }
+}
+
+/// What to audit of a request: the event, the token kind it hands out, the profile asked for.
+struct AuditTarget {
+    event: &'static str,
+    kind: Option<TokenKind>,
+    requested: Option<String>,
+}
+
+fn audit_target(request: &Request) -> Option<AuditTarget> {
+    let (event, kind, requested) = match request {
+        Request::GetToken { kind, profile, .. } => ("token", Some(*kind), profile),
+        Request::Login { profile, .. } => ("sign_in", None, profile),
+        Request::Logout { profile } => ("sign_out", None, profile),
+        Request::Status | Request::Claims { .. } | Request::Shutdown => return None,
+    };
+    Some(AuditTarget {
+        event,
+        kind,
+        requested: requested.clone(),
+    })
+}
+
+fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
+    let requested = target.requested.as_deref().unwrap_or("");
+    let (profile, fingerprint, outcome) = match response {
+        Response::Token(grant) => (
+            grant.profile.as_str(),
+            Some(fingerprint(grant.token.expose())),
+            "ok",
+        ),
+        Response::SignedIn(status) => (status.name.as_str(), None, "ok"),
+        Response::SignedOut(report) => (report.profile.as_str(), None, "ok"),
+        Response::Error(err) => (requested, None, err.message.as_str()),
+        _ => return,
+    };
+    let audience = agent
+        .config()
+        .ok()
+        .and_then(|config| config.profiles.get(profile)?.audience.clone());
+    agent.record(&Entry {
+        event: target.event,
+        caller,
+        profile,
+        audience: audience.as_deref(),
+        kind: target.kind.map(|kind| match kind {
+            TokenKind::Access => "access",
+            TokenKind::Id => "id",
+        }),
+        fingerprint,
+        outcome,
+    });
 }
 
 fn request_name(request: &Request) -> &'static str {
@@ -192,6 +256,7 @@ mod tests {
         let options = AgentOptions {
             runtime_dir: tmp.path().join("run"),
             config_path: tmp.path().join("missing.toml"),
+            data_dir: tmp.path().join("data"),
         };
         let deps = || Dependencies {
             http: HttpClient::new(HttpLimits::default()).unwrap(),

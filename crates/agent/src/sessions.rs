@@ -13,6 +13,7 @@ use stagepass_core::store::{KeychainError, StoredLogin};
 use stagepass_core::tokens::TokenSet;
 use tokio::sync::Notify;
 
+use crate::audit::{AuditLog, Entry};
 use crate::{AgentOptions, Dependencies};
 
 /// Discovery documents and keys change rarely; an hour bounds how long a rotated signing
@@ -21,6 +22,7 @@ const PROVIDER_TTL: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Agent {
     pub deps: Dependencies,
+    pub audit: AuditLog,
     pub options: AgentOptions,
     pub shutdown: Notify,
     /// Wakes the refresh scheduler when tokens or failures change a session's schedule.
@@ -127,6 +129,7 @@ impl Session {
 impl Agent {
     pub(crate) fn new(options: AgentOptions, deps: Dependencies) -> Agent {
         Agent {
+            audit: AuditLog::new(&options.data_dir),
             deps,
             options,
             shutdown: Notify::new(),
@@ -139,6 +142,14 @@ impl Agent {
 
     pub(crate) fn now(&self) -> SystemTime {
         self.deps.clock.now()
+    }
+
+    /// Appends an audit line stamped with the agent's clock.
+    pub(crate) fn record(&self, entry: &Entry<'_>) {
+        let now = time::OffsetDateTime::from(self.now())
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        self.audit.record(entry, &now);
     }
 
     /// The current config, re-read only when the file's mtime or size changed: one `stat`

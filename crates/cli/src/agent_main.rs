@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     let options = AgentOptions {
         runtime_dir: paths::runtime_dir(),
         config_path: paths::config_file(),
+        data_dir: paths::data_dir(),
     };
     match stagepass_agent::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -41,8 +41,30 @@ Examples:
     Token(TokenArgs),
     /// Show the claims of the id_token and the access token (groups, email, aud, exp).
     Claims(ProfileJsonArgs),
+    /// Show who got which token and when: hand-outs, sign-ins, refreshes, sign-outs.
+    #[command(after_long_help = "\
+Each line: time, event, consumer (cli, git, docker, kube, agent...), the caller's pid and
+executable, profile, token kind, a short fingerprint of the token (never the token), outcome.
+
+Examples:
+  stagepass audit --since 1h
+  stagepass audit --follow --json | jq .")]
+    Audit(AuditArgs),
     /// Run the agent in the foreground (clients start one in the background by themselves).
     Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Print the raw JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing new entries as they are written.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only entries newer than this: 30m, 2h, 7d, or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

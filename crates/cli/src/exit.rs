@@ -32,6 +32,8 @@ pub enum CliError {
     #[error("{0}")]
     Agent(String),
     #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -40,6 +42,7 @@ impl CliError {
         match self {
             CliError::Client(ClientError::Agent(err)) => kind_code(err.kind),
             CliError::Client(_) | CliError::Agent(_) => 8,
+            CliError::Usage(_) => 2,
             CliError::Io(_) => 1,
         }
     }

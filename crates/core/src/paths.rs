@@ -15,6 +15,7 @@ pub const DATA_DIR_ENV: &str = "STAGEPASS_DATA_DIR";
 const SOCKET_NAME: &str = "agent.sock";
 const LOCK_NAME: &str = "agent.lock";
 const LOG_NAME: &str = "agent.log";
+const AUDIT_NAME: &str = "audit.jsonl";
 
 fn project_dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "stagepass")
@@ -63,6 +64,11 @@ pub fn lock_path(runtime_dir: &Path) -> PathBuf {
 
 pub fn agent_log_path(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(LOG_NAME)
+}
+
+/// The audit log, in the data dir; the previous one has `.1` appended.
+pub fn audit_log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(AUDIT_NAME)
 }
 
 #[allow(unsafe_code)]

@@ -6,6 +6,7 @@ use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Response, TokenGrant, TokenKind};
 
 use super::resolve_profile;
+use crate::audit::{Caller, Entry, fingerprint};
 use crate::errors;
 use crate::sessions::{Agent, Session};
 
@@ -188,12 +189,42 @@ pub(crate) async fn refresh(
             }
             agent.schedule_changed.notify_one();
             tracing::warn!(profile = name, "refresh failed: {err}");
+            record_refresh(agent, name, session, None, &reply.message);
             return Err(reply);
         }
     };
+    let new_token = fingerprint(tokens.access_token.expose());
     session.data().replace_tokens(tokens);
     agent.schedule_changed.notify_one();
-    persist(agent, name, session).await
+    let persisted = persist(agent, name, session).await;
+    let outcome = match &persisted {
+        Ok(()) => "ok",
+        Err(err) => err.message.as_str(),
+    };
+    record_refresh(agent, name, session, Some(new_token), outcome);
+    persisted
+}
+
+fn record_refresh(
+    agent: &Agent,
+    name: &str,
+    session: &Session,
+    fingerprint: Option<String>,
+    outcome: &str,
+) {
+    agent.record(&Entry {
+        event: if fingerprint.is_some() {
+            "refresh"
+        } else {
+            "refresh_failed"
+        },
+        caller: &Caller::agent(),
+        profile: name,
+        audience: session.profile.audience.as_deref(),
+        kind: Some("access"),
+        fingerprint,
+        outcome,
+    });
 }
 
 /// Writes the session's current refresh token (and id_token) to the keychain.

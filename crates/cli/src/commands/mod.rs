@@ -1,6 +1,7 @@
 //! One file per command.
 
 mod agent;
+mod audit;
 mod claims;
 mod login;
 mod logout;
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => status::run(args),
         Command::Token(args) => token::run(args),
         Command::Claims(args) => claims::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Agent(args) => agent::run(args),
     }
 }

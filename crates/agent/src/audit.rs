@@ -1,0 +1,215 @@
+//! The audit log: one JSON line per credential hand-out, sign-in, refresh and sign-out.
+//!
+//! Never the token: only a short fingerprint (the first 12 hex digits of its SHA-256), enough
+//! to match a line with a token seen in a server log. The file is 0600 in the data dir and
+//! rotates at [`MAX_BYTES`], keeping one previous file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use stagepass_core::paths;
+
+const MAX_BYTES: u64 = 4 << 20;
+
+/// Who asked, from the socket's peer credentials.
+#[derive(Debug, Clone, Default, Serialize)]
+pub(crate) struct Caller {
+    /// What kind of client: `cli`, `git`, `docker`, `kube`, `proxy`, `remote`, `agent`.
+    pub consumer: String,
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    /// The caller's executable, read from /proc when available.
+    pub exe: Option<String>,
+}
+
+impl Caller {
+    pub(crate) fn from_peer(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+        // Clients name themselves "stagepass-git 0.1.0": the consumer is the part after the
+        // prefix.
+        let name = client.split_whitespace().next().unwrap_or("unknown");
+        Caller {
+            consumer: name.strip_prefix("stagepass-").unwrap_or(name).to_string(),
+            pid,
+            uid: Some(uid),
+            exe: pid.and_then(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .ok()
+                    .map(|path| path.display().to_string())
+            }),
+        }
+    }
+
+    /// The agent itself (proactive refreshes).
+    pub(crate) fn agent() -> Caller {
+        Caller {
+            consumer: "agent".into(),
+            pid: Some(std::process::id() as i32),
+            uid: Some(paths::current_uid()),
+            exe: None,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Entry<'a> {
+    pub event: &'a str,
+    #[serde(flatten)]
+    pub caller: &'a Caller,
+    pub profile: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// `ok`, or the error message.
+    pub outcome: &'a str,
+}
+
+/// A short, one-way fingerprint of a token.
+pub(crate) fn fingerprint(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let hex: String = digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256:{hex}")
+}
+
+pub(crate) struct AuditLog {
+    path: PathBuf,
+    file: Mutex<Option<File>>,
+    max_bytes: u64,
+}
+
+impl AuditLog {
+    pub(crate) fn new(data_dir: &Path) -> AuditLog {
+        AuditLog::with_limit(data_dir, MAX_BYTES)
+    }
+
+    fn with_limit(data_dir: &Path, max_bytes: u64) -> AuditLog {
+        AuditLog {
+            path: paths::audit_log_path(data_dir),
+            file: Mutex::new(None),
+            max_bytes,
+        }
+    }
+
+    /// Appends `entry`. Failing to audit is logged, never fatal: the user must not lose
+    /// access because the disk is full.
+    pub(crate) fn record(&self, entry: &Entry<'_>, now_rfc3339: &str) {
+        if let Err(err) = self.append(entry, now_rfc3339) {
+            tracing::error!("cannot write the audit log {}: {err}", self.path.display());
+        }
+    }
+
+    fn append(&self, entry: &Entry<'_>, now_rfc3339: &str) -> std::io::Result<()> {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            time: &'a str,
+            #[serde(flatten)]
+            entry: &'a Entry<'a>,
+        }
+        let mut line = serde_json::to_vec(&Line {
+            time: now_rfc3339,
+            entry,
+        })?;
+        line.push(b'\n');
+        let mut slot = self
+            .file
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if slot.is_none() {
+            // The file is 0600 whatever the dir; a missing dir is created private.
+            if let Some(dir) = self.path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+            *slot = Some(open(&self.path)?);
+        }
+        let file = slot.as_mut().expect("opened above");
+        if file.metadata()?.len() + line.len() as u64 > self.max_bytes {
+            std::fs::rename(&self.path, self.path.with_extension("jsonl.1"))?;
+            *file = open(&self.path)?;
+        }
+        file.write_all(&line)
+    }
+}
+
+fn open(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use super::*;
+
+    fn entry<'a>(caller: &'a Caller, outcome: &'a str) -> Entry<'a> {
+        Entry {
+            event: "token",
+            caller,
+            profile: "corp",
+            audience: Some("https://backstage.example.com"),
+            kind: Some("access"),
+            fingerprint: Some(fingerprint("eyJsecret")),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn lines_are_json_without_the_token_and_the_file_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(&tmp.path().join("data"));
+        let caller =
+            Caller::from_peer("stagepass-git 0.1.0", Some(std::process::id() as i32), 1000);
+        log.record(&entry(&caller, "ok"), "2026-11-22T10:00:00Z");
+        let path = paths::audit_log_path(&tmp.path().join("data"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("eyJsecret"));
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["consumer"], "git");
+        assert_eq!(line["event"], "token");
+        assert_eq!(line["time"], "2026-11-22T10:00:00Z");
+        assert_eq!(line["fingerprint"], fingerprint("eyJsecret"));
+        assert!(line["exe"].as_str().is_some_and(|exe| !exe.is_empty()));
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn the_log_rotates_and_stays_bounded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = AuditLog::with_limit(tmp.path(), 1000);
+        let caller = Caller::agent();
+        for _ in 0..100 {
+            log.append(&entry(&caller, "ok"), "2026-11-22T10:00:00Z")
+                .unwrap();
+        }
+        let current = std::fs::metadata(paths::audit_log_path(tmp.path()))
+            .unwrap()
+            .len();
+        let previous = std::fs::metadata(tmp.path().join("audit.jsonl.1"))
+            .unwrap()
+            .len();
+        assert!(current <= 1000 && previous <= 1000, "{current} {previous}");
+    }
+
+    #[test]
+    fn fingerprints_are_short_and_stable() {
+        assert_eq!(fingerprint("a"), fingerprint("a"));
+        assert_ne!(fingerprint("a"), fingerprint("b"));
+        assert_eq!(fingerprint("a").len(), "sha256:".len() + 12);
+    }
+}

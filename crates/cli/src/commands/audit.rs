@@ -1,0 +1,150 @@
+//! `stagepass audit`: who got which token, when. Reads the agent's audit log directly: it is
+//! the user's own file and holds no secret, so no agent is needed.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use stagepass_core::paths;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::cli::AuditArgs;
+use crate::exit::CliError;
+
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
+
+pub fn run(args: AuditArgs) -> Result<(), CliError> {
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let path = paths::audit_log_path(&paths::data_dir());
+    let show = |line: &str| {
+        let Ok(entry) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        if let Some(since) = since {
+            let at = entry["time"]
+                .as_str()
+                .and_then(|time| OffsetDateTime::parse(time, &Rfc3339).ok());
+            if at.is_none_or(|at| at < since) {
+                return;
+            }
+        }
+        if args.json {
+            println!("{line}");
+        } else {
+            println!("{}", describe(&entry));
+        }
+    };
+    // The rotated file first, so the output is in time order.
+    for file in [path.with_extension("jsonl.1"), path.clone()] {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            text.lines().for_each(show);
+        }
+    }
+    if args.follow {
+        follow(&path, show)?;
+    } else if !path.exists() && !args.json {
+        eprintln!("no audit log yet at {}", path.display());
+    }
+    Ok(())
+}
+
+/// Prints lines appended after the current end, reopening the file when it rotates.
+fn follow(path: &Path, mut show: impl FnMut(&str)) -> Result<(), CliError> {
+    let open = |from_end: bool| -> std::io::Result<Option<(BufReader<std::fs::File>, u64)>> {
+        match std::fs::File::open(path) {
+            Ok(mut file) => {
+                let inode = file.metadata()?.ino();
+                if from_end {
+                    file.seek(SeekFrom::End(0))?;
+                }
+                Ok(Some((BufReader::new(file), inode)))
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    };
+    let mut current = open(true)?;
+    let mut line = String::new();
+    loop {
+        if let Some((reader, inode)) = current.as_mut() {
+            loop {
+                line.clear();
+                if reader.read_line(&mut line)? == 0 {
+                    break;
+                }
+                if line.ends_with('\n') {
+                    show(line.trim_end());
+                }
+            }
+            let rotated = std::fs::metadata(path).map(|meta| meta.ino()).ok() != Some(*inode);
+            if rotated {
+                current = open(false)?;
+                continue;
+            }
+        } else {
+            current = open(false)?;
+        }
+        std::thread::sleep(FOLLOW_POLL);
+    }
+}
+
+/// `30m`, `2h`, `7d`, `45s`, or an RFC 3339 time.
+fn parse_since(text: &str) -> Result<OffsetDateTime, CliError> {
+    if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok(time);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds = match (number.parse::<i64>(), unit) {
+        (Ok(n), "s") => n,
+        (Ok(n), "m") => n * 60,
+        (Ok(n), "h") => n * 3600,
+        (Ok(n), "d") => n * 86_400,
+        _ => {
+            return Err(CliError::Usage(format!(
+                "--since {text}: use a duration like 30m, 2h, 7d, or a time like 2026-11-22T10:00:00Z"
+            )));
+        }
+    };
+    Ok(OffsetDateTime::now_utc() - time::Duration::seconds(seconds))
+}
+
+fn describe(entry: &Value) -> String {
+    let field = |key: &str| entry[key].as_str().unwrap_or("-").to_string();
+    let pid = entry["pid"]
+        .as_i64()
+        .map_or_else(|| "-".to_string(), |pid| pid.to_string());
+    format!(
+        "{}  {:<14} {:<6} pid {:<7} {:<28} {:<12} {:<6} {:<20} {}",
+        field("time").replace('T', " "),
+        field("event"),
+        field("consumer"),
+        pid,
+        field("exe"),
+        field("profile"),
+        field("kind"),
+        field("fingerprint"),
+        field("outcome"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_accepts_durations_and_times() {
+        let now = OffsetDateTime::now_utc();
+        let ten_minutes = parse_since("10m").unwrap();
+        assert!(
+            (now - ten_minutes - time::Duration::minutes(10)).abs() < time::Duration::seconds(5)
+        );
+        assert_eq!(
+            parse_since("2026-11-22T10:00:00Z").unwrap(),
+            OffsetDateTime::parse("2026-11-22T10:00:00Z", &Rfc3339).unwrap()
+        );
+        assert!(parse_since("yesterday").is_err());
+    }
+}
