@@ -83,7 +83,7 @@ fn a_restarted_agent_resumes_from_the_keychain() {
     before.assert_ok();
     let first_agent = sandbox.run(&["status", "--json"]).json()["agent"]["pid"].clone();
 
-    sandbox.run(&["agent", "--stop"]).assert_ok();
+    sandbox.run(&["agent", "stop"]).assert_ok();
     support::wait_until(
         "the agent to exit",
         std::time::Duration::from_secs(5),

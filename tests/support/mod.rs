@@ -215,7 +215,7 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        let _ = self.command(&["agent", "--stop"]).output();
+        let _ = self.command(&["agent", "stop"]).output();
         self.delete_keychain_entry();
         if std::thread::panicking() {
             eprintln!("--- agent log ---\n{}", self.agent_log());

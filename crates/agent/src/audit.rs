@@ -83,7 +83,8 @@ pub(crate) fn fingerprint(token: &str) -> String {
 
 pub(crate) struct AuditLog {
     path: PathBuf,
-    file: Mutex<Option<File>>,
+    /// The open file and its size, tracked here so a hand-out costs one write, no stat.
+    file: Mutex<Option<(File, u64)>>,
     max_bytes: u64,
 }
 
@@ -132,14 +133,19 @@ impl AuditLog {
                     .mode(0o700)
                     .create(dir)?;
             }
-            *slot = Some(open(&self.path)?);
+            let file = open(&self.path)?;
+            let size = file.metadata()?.len();
+            *slot = Some((file, size));
         }
-        let file = slot.as_mut().expect("opened above");
-        if file.metadata()?.len() + line.len() as u64 > self.max_bytes {
+        let (file, size) = slot.as_mut().expect("opened above");
+        if *size + line.len() as u64 > self.max_bytes {
             std::fs::rename(&self.path, self.path.with_extension("jsonl.1"))?;
             *file = open(&self.path)?;
+            *size = 0;
         }
-        file.write_all(&line)
+        file.write_all(&line)?;
+        *size += line.len() as u64;
+        Ok(())
     }
 }
 

@@ -132,7 +132,7 @@ async fn converse(
                 hello.client,
                 hello.protocol
             ),
-            Some("restart the agent: `stagepass agent --stop`, then retry".into()),
+            Some("restart the agent: `stagepass agent stop`, then retry".into()),
         );
         return conn.write(&Response::Error(mismatch)).await;
     }
@@ -287,7 +287,7 @@ mod tests {
         match response {
             Response::Error(AgentError { kind, hint, .. }) => {
                 assert_eq!(kind, ErrorKind::ProtocolMismatch);
-                assert!(hint.unwrap().contains("stagepass agent --stop"));
+                assert!(hint.unwrap().contains("stagepass agent stop"));
             }
             other => panic!("expected a protocol mismatch, got {other:?}"),
         }

@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             eprintln!("stagepass-agent: {err}");
             if matches!(err, AgentStartError::AlreadyRunning(_)) {
                 eprintln!(
-                    "  hint: stop it with `stagepass agent --stop`, or set STAGEPASS_RUNTIME_DIR for a second instance"
+                    "  hint: stop it with `stagepass agent stop`, or set STAGEPASS_RUNTIME_DIR for a second instance"
                 );
             }
             ExitCode::from(8)

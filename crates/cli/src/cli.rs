@@ -50,7 +50,10 @@ Examples:
   stagepass audit --since 1h
   stagepass audit --follow --json | jq .")]
     Audit(AuditArgs),
-    /// Run the agent in the foreground (clients start one in the background by themselves).
+    /// Run, inspect or stop the agent (clients start one in the background by themselves).
+    #[command(after_long_help = "\
+The agent is the only process that holds tokens. Every other command starts it when none runs.
+For a headless machine, a systemd user unit ships in contrib/systemd/stagepass-agent.service.")]
     Agent(AgentArgs),
 }
 
@@ -123,7 +126,16 @@ pub struct TokenArgs {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Stop the running agent instead of starting one.
-    #[arg(long)]
-    pub stop: bool,
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// Run the agent in the foreground, logging to the terminal (the default).
+    Run,
+    /// Show whether an agent runs, its pid and version.
+    Status(JsonArg),
+    /// Stop the running agent. Signed-in profiles stay signed in (the keychain keeps them).
+    Stop,
 }

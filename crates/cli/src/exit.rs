@@ -54,7 +54,7 @@ impl CliError {
                 Some("run `stagepass agent` in a terminal to see why".into())
             }
             CliError::Client(ClientError::Timeout(_)) => {
-                Some("the agent may be stuck: `stagepass agent --stop`, then retry".into())
+                Some("the agent may be stuck: `stagepass agent stop`, then retry".into())
             }
             _ => None,
         }

@@ -1,39 +1,84 @@
 use std::os::unix::process::CommandExt;
 
+use serde_json::json;
 use stagepass_client::{Client, ClientError};
 use stagepass_core::paths;
 use stagepass_proto::{Request, Response};
 
 use crate::agent_link::{CLIENT_NAME, agent_program};
-use crate::cli::AgentArgs;
+use crate::cli::{AgentAction, AgentArgs, JsonArg};
 use crate::exit::CliError;
+use crate::output::print_json;
 
 pub fn run(args: AgentArgs) -> Result<(), CliError> {
-    if args.stop {
-        return stop(&paths::runtime_dir());
+    match args.action.unwrap_or(AgentAction::Run) {
+        AgentAction::Run => {
+            // Replaces this process: the agent runs in the foreground, logging here.
+            let program = agent_program()?;
+            let err = std::process::Command::new(&program).exec();
+            Err(CliError::Agent(format!(
+                "cannot run {}: {err}",
+                program.display()
+            )))
+        }
+        AgentAction::Status(args) => status(args),
+        AgentAction::Stop => stop(),
     }
-    // Replaces this process: the agent runs in the foreground, logging to the terminal.
-    let program = agent_program()?;
-    let err = std::process::Command::new(&program).exec();
-    Err(CliError::Agent(format!(
-        "cannot run {}: {err}",
-        program.display()
-    )))
 }
 
-fn stop(runtime_dir: &std::path::Path) -> Result<(), CliError> {
-    match Client::connect(runtime_dir, CLIENT_NAME) {
-        Err(ClientError::NotRunning(_)) => {
-            eprintln!("no agent runs for {}", runtime_dir.display());
+fn connect_running() -> Result<Option<Client>, CliError> {
+    match Client::connect(&paths::runtime_dir(), CLIENT_NAME) {
+        Err(ClientError::NotRunning(_)) => Ok(None),
+        other => Ok(Some(other?)),
+    }
+}
+
+fn status(args: JsonArg) -> Result<(), CliError> {
+    let runtime_dir = paths::runtime_dir();
+    let Some(mut client) = connect_running()? else {
+        if args.json {
+            print_json(&json!({ "running": false, "runtime_dir": runtime_dir }));
+        } else {
+            println!(
+                "no agent runs for {} (any stagepass command starts one)",
+                runtime_dir.display()
+            );
+        }
+        return Ok(());
+    };
+    let report = match client.call(&Request::Status)? {
+        Response::Status(report) => report,
+        _ => return Err(ClientError::Unexpected.into()),
+    };
+    if args.json {
+        print_json(&json!({
+            "running": true,
+            "pid": report.agent_pid,
+            "version": report.agent_version,
+            "runtime_dir": runtime_dir,
+            "config_path": report.config_path,
+        }));
+    } else {
+        println!(
+            "agent running: pid {}, version {}, socket in {}",
+            report.agent_pid,
+            report.agent_version,
+            runtime_dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn stop() -> Result<(), CliError> {
+    let Some(mut client) = connect_running()? else {
+        eprintln!("no agent runs for {}", paths::runtime_dir().display());
+        return Ok(());
+    };
+    match client.call(&Request::Shutdown)? {
+        Response::ShuttingDown => {
+            eprintln!("agent stopped");
             Ok(())
         }
-        Err(err) => Err(err.into()),
-        Ok(mut client) => match client.call(&Request::Shutdown)? {
-            Response::ShuttingDown => {
-                eprintln!("agent stopped");
-                Ok(())
-            }
-            _ => Err(ClientError::Unexpected.into()),
-        },
+        _ => Err(ClientError::Unexpected.into()),
     }
 }
