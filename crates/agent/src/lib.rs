@@ -9,6 +9,7 @@ mod errors;
 mod handlers;
 mod instance;
 mod loopback;
+pub mod notify;
 mod scheduler;
 mod server;
 mod sessions;
@@ -29,6 +30,8 @@ pub struct AgentOptions {
     pub config_path: PathBuf,
     /// Where the audit log lives.
     pub data_dir: PathBuf,
+    /// Desktop notifications on sign-in, sign-in needed and failing refreshes.
+    pub notifications: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +63,16 @@ pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
             source: std::io::Error::other(err.to_string()),
         })?;
         let keychain: Arc<dyn SecretStore> = Arc::new(OsKeychain::new());
+        let notifier: Arc<dyn notify::Notifier> = if options.notifications {
+            Arc::new(notify::DesktopNotifier)
+        } else {
+            Arc::new(notify::Silent)
+        };
         let deps = Dependencies {
             http,
             logins: LoginStore::new(keychain),
             clock: Arc::new(SystemClock),
+            notifier,
         };
         server::serve(options, deps).await
     })
@@ -75,4 +84,5 @@ pub(crate) struct Dependencies {
     pub http: HttpClient,
     pub logins: LoginStore,
     pub clock: Arc<dyn Clock>,
+    pub notifier: Arc<dyn notify::Notifier>,
 }

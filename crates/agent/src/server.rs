@@ -257,11 +257,13 @@ mod tests {
             runtime_dir: tmp.path().join("run"),
             config_path: tmp.path().join("missing.toml"),
             data_dir: tmp.path().join("data"),
+            notifications: false,
         };
         let deps = || Dependencies {
             http: HttpClient::new(HttpLimits::default()).unwrap(),
             logins: LoginStore::new(Arc::new(MemoryStore::default())),
             clock: Arc::new(SystemClock),
+            notifier: Arc::new(crate::notify::Silent),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

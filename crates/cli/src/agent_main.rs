@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         runtime_dir: paths::runtime_dir(),
         config_path: paths::config_file(),
         data_dir: paths::data_dir(),
+        // STAGEPASS_NOTIFY=0 silences the desktop (CI, scripts, screen sharing).
+        notifications: std::env::var("STAGEPASS_NOTIFY").map_or(true, |value| value != "0"),
     };
     match stagepass_agent::run(options) {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,7 @@ Files and environment:
   STAGEPASS_RUNTIME_DIR  agent socket and log (default: $XDG_RUNTIME_DIR/stagepass)
   STAGEPASS_DATA_DIR     data files (default: the platform data dir)
   STAGEPASS_LOG          agent log filter, e.g. `debug` (default: info)
+  STAGEPASS_NOTIFY       0 turns the agent's desktop notifications off
   BROWSER                command that opens the sign-in URL";
 
 #[derive(Debug, thiserror::Error)]

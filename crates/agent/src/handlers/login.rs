@@ -13,6 +13,7 @@ use super::{resolve_profile, status, token};
 use crate::conn::Connection;
 use crate::errors;
 use crate::loopback::{LoopbackListener, Page};
+use crate::notify;
 use crate::sessions::Agent;
 
 /// How long a browser sign-in may take before the listener closes.
@@ -67,6 +68,12 @@ pub(crate) async fn login(
     }
     agent.schedule_changed.notify_one();
     token::persist(agent, &name, &session).await?;
+    let claims = session
+        .data()
+        .tokens
+        .as_ref()
+        .and_then(|tokens| tokens.id_claims.clone());
+    notify::signed_in(&agent.deps.notifier, &name, claims.as_ref());
     Ok(Response::SignedIn(status::profile_status(
         agent, &name, &session, None,
     )))

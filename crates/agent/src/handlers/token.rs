@@ -8,6 +8,7 @@ use stagepass_proto::{AgentError, ErrorKind, Response, TokenGrant, TokenKind};
 use super::resolve_profile;
 use crate::audit::{Caller, Entry, fingerprint};
 use crate::errors;
+use crate::notify;
 use crate::sessions::{Agent, Session};
 
 /// Serves a token from memory when it is valid for `min_valid`, otherwise refreshes first.
@@ -176,12 +177,23 @@ pub(crate) async fn refresh(
         Ok(tokens) => tokens,
         Err(err) => {
             let reply = errors::from_core(&err, Some(name));
+            let notifier = &agent.deps.notifier;
             {
                 let mut data = session.data();
                 if err.login_is_dead() {
                     data.needs_sign_in = Some(err.to_string());
+                    notify::sign_in_needed(notifier, name, &err.to_string());
                 } else if reply.kind == ErrorKind::IdpUnreachable {
                     data.record_failure(agent.now(), reply.clone());
+                    // Once per episode, and only while the tokens still work: with nothing
+                    // valid left, the caller sees the error anyway.
+                    let still_valid = data
+                        .tokens
+                        .as_ref()
+                        .is_some_and(|tokens| tokens.access_valid_for(agent.now(), Duration::ZERO));
+                    if data.failures == 1 && still_valid {
+                        notify::refresh_failing(notifier, name, &reply.message);
+                    }
                 }
             }
             if matches!(err, stagepass_core::Error::IdToken(_)) {
