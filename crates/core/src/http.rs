@@ -11,6 +11,7 @@ use std::time::Duration;
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
 
 use crate::config::is_secure_or_loopback;
+use crate::tokens::ClockSkew;
 
 /// Discovery documents, JWKS and token responses are a few KiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
@@ -54,6 +55,8 @@ pub enum HttpError {
 pub struct HttpClient {
     inner: reqwest::Client,
     limits: HttpLimits,
+    /// From the `Date` header of the latest response that had one.
+    skew: std::sync::Arc<std::sync::Mutex<ClockSkew>>,
 }
 
 impl HttpClient {
@@ -65,7 +68,34 @@ impl HttpClient {
             .user_agent(concat!("stagepass/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| HttpError::Other(format!("cannot build the HTTP client: {err}")))?;
-        Ok(HttpClient { inner, limits })
+        Ok(HttpClient {
+            inner,
+            limits,
+            skew: Default::default(),
+        })
+    }
+
+    /// How far the local clock runs ahead of the servers this client talks to, as of the
+    /// latest response with a `Date` header.
+    pub fn clock_skew(&self) -> ClockSkew {
+        *self
+            .skew
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn note_date(&self, headers: &reqwest::header::HeaderMap) {
+        let date = headers
+            .get(reqwest::header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| httpdate::parse_http_date(value).ok());
+        if let Some(date) = date {
+            *self
+                .skew
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()) =
+                ClockSkew::between(std::time::SystemTime::now(), date);
+        }
     }
 
     pub fn limits(&self) -> HttpLimits {
@@ -93,6 +123,7 @@ impl HttpClient {
             }
         };
         let mut response = builder.send().await.map_err(classify)?;
+        self.note_date(response.headers());
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(HttpError::Unavailable(status.as_u16()));

@@ -21,17 +21,22 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
-    /// Works out the expiry from `expires_in` and the token's `exp` claim.
+    /// Works out the expiry from `expires_in` and the token's `exp` claim, in local time.
+    ///
+    /// `skew` is how far the local clock is ahead of the IdP's (from its `Date` header):
+    /// `exp` is the IdP's time, so a local clock running fast would otherwise see the token
+    /// expire early, and a slow one would serve it after it died.
     pub fn expiry(
         access_token: &str,
         expires_in: Option<Duration>,
         received_at: SystemTime,
+        skew: ClockSkew,
     ) -> Option<SystemTime> {
         let from_expires_in = expires_in.map(|lifetime| received_at + lifetime);
         let from_jwt = jwt::unverified_claims(access_token)
             .as_ref()
             .and_then(jwt::expiry)
-            .map(from_unix_secs);
+            .map(|exp| skew.to_local(from_unix_secs(exp)));
         match (from_expires_in, from_jwt) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -85,6 +90,31 @@ impl TokenSet {
     }
 }
 
+/// How far the local clock runs ahead of the IdP's (negative: behind), in whole seconds
+/// (the resolution of an HTTP `Date`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockSkew(pub i64);
+
+impl ClockSkew {
+    /// Differences this small are the `Date` header's rounding, not skew.
+    const NOISE_SECS: i64 = 2;
+
+    pub fn between(local: SystemTime, server: SystemTime) -> ClockSkew {
+        let local = crate::clock::unix_secs(local) as i64;
+        let server = crate::clock::unix_secs(server) as i64;
+        ClockSkew(local - server)
+    }
+
+    /// Converts an instant of the IdP's clock to the local clock.
+    pub fn to_local(self, server_time: SystemTime) -> SystemTime {
+        match self.0 {
+            skew if skew.abs() <= Self::NOISE_SECS => server_time,
+            skew if skew > 0 => server_time + Duration::from_secs(skew as u64),
+            skew => server_time - Duration::from_secs(skew.unsigned_abs()),
+        }
+    }
+}
+
 /// The validity rule of [`TokenSet::access_valid_for`], shared by both token kinds.
 fn valid_for(
     issued_at: SystemTime,
@@ -107,11 +137,33 @@ mod tests {
         let now = from_unix_secs(1_000_000);
         let payload = URL_SAFE_NO_PAD.encode(r#"{"exp":1000300}"#);
         let token = format!("e30.{payload}.sig");
-        let expiry = TokenSet::expiry(&token, Some(Duration::from_secs(3600)), now).unwrap();
+        let none = ClockSkew::default();
+        let expiry = TokenSet::expiry(&token, Some(Duration::from_secs(3600)), now, none).unwrap();
         assert_eq!(unix_secs(expiry), 1_000_300);
-        let opaque = TokenSet::expiry("opaque", Some(Duration::from_secs(60)), now).unwrap();
+        let opaque = TokenSet::expiry("opaque", Some(Duration::from_secs(60)), now, none).unwrap();
         assert_eq!(unix_secs(opaque), 1_000_060);
-        assert_eq!(TokenSet::expiry("opaque", None, now), None);
+        assert_eq!(TokenSet::expiry("opaque", None, now, none), None);
+    }
+
+    #[test]
+    fn jwt_exp_is_moved_to_the_local_clock() {
+        // The local clock runs 10 minutes ahead of the IdP's.
+        let local_now = from_unix_secs(1_000_600);
+        let idp_now = from_unix_secs(1_000_000);
+        let skew = ClockSkew::between(local_now, idp_now);
+        assert_eq!(skew, ClockSkew(600));
+        let payload = URL_SAFE_NO_PAD.encode(r#"{"exp":1000300}"#);
+        let token = format!("e30.{payload}.sig");
+        // exp is 300 s after the IdP's now: 300 s after the local now too, not already past.
+        let expiry = TokenSet::expiry(&token, None, local_now, skew).unwrap();
+        assert_eq!(unix_secs(expiry), 1_000_900);
+        let behind = ClockSkew::between(idp_now, local_now);
+        assert_eq!(
+            unix_secs(behind.to_local(from_unix_secs(1_000_300))),
+            999_700
+        );
+        // Rounding of the Date header is not skew.
+        assert_eq!(ClockSkew(2).to_local(idp_now), idp_now);
     }
 
     #[test]

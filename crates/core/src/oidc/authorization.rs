@@ -91,7 +91,7 @@ impl Provider {
             .request_async(http)
             .await
             .map_err(|err| request_error("code exchange", &self.token_endpoint(), err))?;
-        let tokens = self.token_set(&response, Some(&pending.nonce), now)?;
+        let tokens = self.token_set(&response, Some(&pending.nonce), now, http.clock_skew())?;
         if tokens.id_token.is_none() {
             return Err(Error::BadResponse {
                 during: "code exchange",

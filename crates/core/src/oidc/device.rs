@@ -93,7 +93,7 @@ impl Provider {
                     err => err,
                 },
             )?;
-        let tokens = self.token_set(&response, None, now())?;
+        let tokens = self.token_set(&response, None, now(), http.clock_skew())?;
         if tokens.id_token.is_none() {
             return Err(Error::BadResponse {
                 during: "device sign-in",

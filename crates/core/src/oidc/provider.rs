@@ -191,7 +191,7 @@ impl Provider {
             .request_async(http)
             .await
             .map_err(|err| request_error("refresh", &self.token_endpoint(), err))?;
-        let mut tokens = self.token_set(&response, None, now)?;
+        let mut tokens = self.token_set(&response, None, now, http.clock_skew())?;
         if tokens.refresh_token.is_none() {
             tokens.refresh_token = Some(refresh_token.clone());
         }

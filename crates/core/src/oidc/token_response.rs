@@ -5,7 +5,7 @@ use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse};
 
 use super::Provider;
 use crate::jwt;
-use crate::tokens::TokenSet;
+use crate::tokens::{ClockSkew, TokenSet};
 use crate::{Error, Result, Secret};
 
 impl Provider {
@@ -17,6 +17,7 @@ impl Provider {
         response: &CoreTokenResponse,
         nonce: Option<&Nonce>,
         now: SystemTime,
+        skew: ClockSkew,
     ) -> Result<TokenSet> {
         let (id_token, id_claims) = match response.id_token() {
             None => (None, None),
@@ -39,7 +40,7 @@ impl Provider {
         };
         let access_token = response.access_token().secret().clone();
         Ok(TokenSet {
-            expires_at: TokenSet::expiry(&access_token, response.expires_in(), now),
+            expires_at: TokenSet::expiry(&access_token, response.expires_in(), now, skew),
             access_token: Secret::new(access_token),
             token_type: token_type_name(response),
             refresh_token: response
