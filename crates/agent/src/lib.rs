@@ -10,6 +10,7 @@ mod handlers;
 mod instance;
 mod loopback;
 pub mod notify;
+mod refresh_worker;
 mod scheduler;
 mod server;
 mod sessions;
@@ -22,6 +23,7 @@ use stagepass_core::http::{HttpClient, HttpLimits};
 use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
 
 pub use instance::AlreadyRunning;
+pub use refresh_worker::{WORKER_FLAG, worker_main};
 
 /// Where the agent lives and what it serves.
 #[derive(Debug, Clone)]
@@ -73,6 +75,7 @@ pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
             logins: LoginStore::new(keychain),
             clock: Arc::new(SystemClock),
             notifier,
+            refresh_worker: std::env::current_exe().ok(),
         };
         server::serve(options, deps).await
     })
@@ -85,4 +88,7 @@ pub(crate) struct Dependencies {
     pub logins: LoginStore,
     pub clock: Arc<dyn Clock>,
     pub notifier: Arc<dyn notify::Notifier>,
+    /// The program that runs refreshes out of process (this agent's own binary); `None` runs
+    /// them in process, for tests with an in-memory keychain.
+    pub refresh_worker: Option<PathBuf>,
 }

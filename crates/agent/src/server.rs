@@ -264,6 +264,7 @@ mod tests {
             logins: LoginStore::new(Arc::new(MemoryStore::default())),
             clock: Arc::new(SystemClock),
             notifier: Arc::new(crate::notify::Silent),
+            refresh_worker: None,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -14,6 +14,7 @@ use stagepass_core::tokens::TokenSet;
 use tokio::sync::Notify;
 
 use crate::audit::{AuditLog, Entry};
+use crate::refresh_worker;
 use crate::{AgentOptions, Dependencies};
 
 /// Discovery documents and keys change rarely; an hour bounds how long a rotated signing
@@ -256,7 +257,12 @@ impl Agent {
         }
         let logins = self.deps.logins.clone();
         let account = name.to_string();
-        let stored = blocking(move || logins.load(&account)).await?;
+        let runtime_dir = self.options.runtime_dir.clone();
+        let stored = blocking(move || {
+            refresh_worker::wait_for_workers(&runtime_dir, &account);
+            logins.load(&account)
+        })
+        .await?;
         let mut data = session.data();
         data.stored = stored
             .filter(|login| login.belongs_to(&session.profile.issuer, &session.profile.client_id));

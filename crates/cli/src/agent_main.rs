@@ -20,6 +20,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // A refresh worker started by the agent (see stagepass_agent::worker_main): no logging
+    // setup, no argument parsing beyond this flag.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == stagepass_agent::WORKER_FLAG)
+    {
+        return stagepass_agent::worker_main();
+    }
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAGEPASS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

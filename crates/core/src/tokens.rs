@@ -2,11 +2,13 @@
 
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
+
 use crate::Secret;
 use crate::clock::{from_unix_secs, unix_secs};
 use crate::jwt;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenSet {
     pub access_token: Secret<String>,
     pub token_type: String,

@@ -1,7 +1,5 @@
 use std::time::Duration;
 
-use stagepass_core::clock::unix_secs;
-use stagepass_core::store::StoredLogin;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Response, TokenGrant, TokenKind};
 
@@ -9,6 +7,9 @@ use super::resolve_profile;
 use crate::audit::{Caller, Entry, fingerprint};
 use crate::errors;
 use crate::notify;
+use crate::refresh_worker::{
+    RefreshJob, RefreshOutcome, refresh_and_save, run_in_worker, stored_login,
+};
 use crate::sessions::{Agent, Session};
 
 /// Serves a token from memory when it is valid for `min_valid`, otherwise refreshes first.
@@ -160,61 +161,108 @@ pub(crate) async fn refresh(
             });
         (refresh_token, previous_id)
     };
-    let refreshed = match agent.provider(name, &session.profile).await {
-        Ok(provider) => {
-            provider
-                .refresh(
-                    &refresh_token,
-                    previous_id.as_ref().map(|(token, claims)| (token, claims)),
-                    &agent.deps.http,
-                    agent.now(),
-                )
-                .await
-        }
-        Err(err) => Err(err),
-    };
-    let tokens = match refreshed {
-        Ok(tokens) => tokens,
+    let provider = match agent.provider(name, &session.profile).await {
+        Ok(provider) => provider,
         Err(err) => {
-            let reply = errors::from_core(&err, Some(name));
-            let notifier = &agent.deps.notifier;
-            {
-                let mut data = session.data();
-                if err.login_is_dead() {
-                    data.needs_sign_in = Some(err.to_string());
-                    notify::sign_in_needed(notifier, name, &err.to_string());
-                } else if reply.kind == ErrorKind::IdpUnreachable {
-                    data.record_failure(agent.now(), reply.clone());
-                    // Once per episode, and only while the tokens still work: with nothing
-                    // valid left, the caller sees the error anyway.
-                    let still_valid = data
-                        .tokens
-                        .as_ref()
-                        .is_some_and(|tokens| tokens.access_valid_for(agent.now(), Duration::ZERO));
-                    if data.failures == 1 && still_valid {
-                        notify::refresh_failing(notifier, name, &reply.message);
-                    }
-                }
-            }
-            if matches!(err, stagepass_core::Error::IdToken(_)) {
-                agent.forget_provider(name).await;
-            }
-            agent.schedule_changed.notify_one();
-            tracing::warn!(profile = name, "refresh failed: {err}");
-            record_refresh(agent, name, session, None, &reply.message);
-            return Err(reply);
+            return refresh_failed(agent, name, session, RefreshOutcome::failed(&err, name)).await;
         }
+    };
+    let job = RefreshJob {
+        profile: name.to_string(),
+        settings: session.profile.clone(),
+        refresh_token,
+        previous_id,
+        runtime_dir: agent.options.runtime_dir.clone(),
+    };
+    let outcome = match &agent.deps.refresh_worker {
+        Some(program) => run_in_worker(program, job, &provider).await,
+        None => {
+            refresh_and_save(
+                &job,
+                &provider,
+                &agent.deps.http,
+                &agent.deps.logins,
+                agent.now(),
+            )
+            .await
+        }
+    };
+    let RefreshOutcome::Refreshed { tokens, saved } = outcome else {
+        return refresh_failed(agent, name, session, outcome).await;
     };
     let new_token = fingerprint(tokens.access_token.expose());
-    session.data().replace_tokens(tokens);
+    let login = stored_login(&session.profile, &tokens, agent.now());
+    {
+        let mut data = session.data();
+        data.replace_tokens(tokens);
+        if saved.is_ok() {
+            data.stored = login;
+            data.unsaved = false;
+        }
+    }
     agent.schedule_changed.notify_one();
-    let persisted = persist(agent, name, session).await;
-    let outcome = match &persisted {
+    let outcome = match &saved {
         Ok(()) => "ok",
         Err(err) => err.message.as_str(),
     };
     record_refresh(agent, name, session, Some(new_token), outcome);
-    persisted
+    saved
+}
+
+/// Applies a failed refresh to the session: needs sign-in, backoff, notifications, audit.
+async fn refresh_failed(
+    agent: &Agent,
+    name: &str,
+    session: &Session,
+    outcome: RefreshOutcome,
+) -> Result<(), AgentError> {
+    let notifier = &agent.deps.notifier;
+    let error = match outcome {
+        RefreshOutcome::Refreshed { .. } => unreachable!("a success is not a failure"),
+        RefreshOutcome::Failed {
+            error,
+            reason,
+            login_dead,
+            bad_id_token,
+        } => {
+            if bad_id_token {
+                agent.forget_provider(name).await;
+            }
+            let mut data = session.data();
+            if login_dead {
+                notify::sign_in_needed(notifier, name, &reason);
+                data.needs_sign_in = Some(reason);
+            } else if error.kind == ErrorKind::IdpUnreachable {
+                data.record_failure(agent.now(), error.clone());
+                // Once per episode, and only while the tokens still work: with nothing
+                // valid left, the caller sees the error anyway.
+                let still_valid = data
+                    .tokens
+                    .as_ref()
+                    .is_some_and(|tokens| tokens.access_valid_for(agent.now(), Duration::ZERO));
+                if data.failures == 1 && still_valid {
+                    notify::refresh_failing(notifier, name, &error.message);
+                }
+            }
+            error
+        }
+        RefreshOutcome::Unknown { error } => {
+            // The worker may have rotated the refresh token and saved it: drop this copy and
+            // read the keychain again (under the worker's lock) before the next attempt.
+            let mut data = session.data();
+            if let Some(tokens) = data.tokens.as_mut() {
+                tokens.refresh_token = None;
+            }
+            data.stored = None;
+            data.loaded = false;
+            data.record_failure(agent.now(), error.clone());
+            error
+        }
+    };
+    agent.schedule_changed.notify_one();
+    tracing::warn!(profile = name, "refresh failed: {}", error.message);
+    record_refresh(agent, name, session, None, &error.message);
+    Err(error)
 }
 
 fn record_refresh(
@@ -247,19 +295,13 @@ pub(crate) async fn persist(
 ) -> Result<(), AgentError> {
     let login = {
         let mut data = session.data();
-        match &data.tokens {
-            Some(TokenSet {
-                refresh_token: Some(refresh_token),
-                id_token,
-                ..
-            }) => StoredLogin::new(
-                session.profile.issuer.clone(),
-                session.profile.client_id.clone(),
-                refresh_token.clone(),
-                id_token.clone(),
-                unix_secs(agent.now()),
-            ),
-            _ => {
+        let login = data
+            .tokens
+            .as_ref()
+            .and_then(|tokens| stored_login(&session.profile, tokens, agent.now()));
+        match login {
+            Some(login) => login,
+            None => {
                 // Nothing to keep: the IdP issued no refresh token, so the login ends with
                 // the access token.
                 data.unsaved = false;

@@ -143,6 +143,27 @@ impl Provider {
         &self.issuer
     }
 
+    /// The discovery document and keys, for another process that acts for the same profile
+    /// (the agent's refresh worker) without discovering again.
+    pub fn export(&self) -> serde_json::Value {
+        serde_json::json!({ "metadata": self.metadata, "jwks": self.metadata.jwks() })
+    }
+
+    /// The inverse of [`Provider::export`].
+    pub fn import(exported: serde_json::Value, profile: &Profile) -> Result<Provider> {
+        #[derive(Deserialize)]
+        struct Exported {
+            metadata: Metadata,
+            jwks: openidconnect::core::CoreJsonWebKeySet,
+        }
+        let exported: Exported =
+            serde_json::from_value(exported).map_err(|err| Error::Discovery {
+                issuer: profile.issuer.clone(),
+                reason: format!("cannot read the exported discovery document: {err}"),
+            })?;
+        Self::from_metadata(exported.metadata.set_jwks(exported.jwks), profile)
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }

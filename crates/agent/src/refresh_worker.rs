@@ -1,0 +1,289 @@
+//! Refreshes run as one uninterruptible transaction in a short-lived child process.
+//!
+//! Why: an IdP that rotates refresh tokens strictly has consumed the old refresh token by the
+//! time its answer arrives, and revokes the whole grant if the old one is ever presented
+//! again. If the agent died between that answer and the keychain write, the only working
+//! refresh token would die with it. So the exchange and the write happen in a child in its
+//! own process group: killing the agent (kill -9 included) does not interrupt them.
+//!
+//! Write order, in the worker: (1) take the profile's refresh lock, (2) refresh at the IdP,
+//! (3) write the rotated refresh token to the keychain, (4) answer the agent, (5) release the
+//! lock by exiting. The agent hands out the new access token only after (4), and a starting
+//! agent waits for the lock before it reads the keychain, so it never reads the keychain
+//! between (2) and (3). When the agent does not hear back, it forgets its copy of the refresh
+//! token and reads the keychain again under the lock.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use stagepass_core::Secret;
+use stagepass_core::clock::unix_secs;
+use stagepass_core::config::Profile;
+use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::oidc::Provider;
+use stagepass_core::store::{LoginStore, OsKeychain, StoredLogin};
+use stagepass_core::tokens::TokenSet;
+use stagepass_proto::{AgentError, ErrorKind};
+
+use crate::errors;
+
+/// The flag that turns `stagepass-agent` into a refresh worker.
+pub const WORKER_FLAG: &str = "--refresh-worker";
+/// The IdP call and the keychain write are each bounded well below this.
+const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a starting agent waits for a worker left behind by its predecessor.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+const MAX_REQUEST: u64 = 1 << 20;
+
+/// What one refresh needs; sent to the worker on stdin, never in argv.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RefreshJob {
+    pub profile: String,
+    pub settings: Profile,
+    pub refresh_token: Secret<String>,
+    pub previous_id: Option<(Secret<String>, serde_json::Value)>,
+    pub runtime_dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WorkerRequest {
+    job: RefreshJob,
+    provider: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum RefreshOutcome {
+    /// New tokens; `saved` says whether the keychain holds their refresh token.
+    Refreshed {
+        tokens: TokenSet,
+        saved: Result<(), AgentError>,
+    },
+    /// The IdP refused or could not be reached; `login_dead` when only a new sign-in helps.
+    Failed {
+        error: AgentError,
+        reason: String,
+        login_dead: bool,
+        bad_id_token: bool,
+    },
+    /// The worker gave no answer: whether the IdP rotated the token is unknown, so the agent
+    /// must read the keychain again before the next refresh.
+    Unknown { error: AgentError },
+}
+
+impl RefreshOutcome {
+    pub(crate) fn failed(err: &stagepass_core::Error, profile: &str) -> RefreshOutcome {
+        RefreshOutcome::Failed {
+            error: errors::from_core(err, Some(profile)),
+            reason: err.to_string(),
+            login_dead: err.login_is_dead(),
+            bad_id_token: matches!(err, stagepass_core::Error::IdToken(_)),
+        }
+    }
+}
+
+/// What the keychain keeps of a token set, when there is a refresh token to keep.
+pub(crate) fn stored_login(
+    settings: &Profile,
+    tokens: &TokenSet,
+    now: SystemTime,
+) -> Option<StoredLogin> {
+    Some(StoredLogin::new(
+        settings.issuer.clone(),
+        settings.client_id.clone(),
+        tokens.refresh_token.clone()?,
+        tokens.id_token.clone(),
+        unix_secs(now),
+    ))
+}
+
+/// The transaction itself: refresh at the IdP, then save to the keychain.
+pub(crate) async fn refresh_and_save(
+    job: &RefreshJob,
+    provider: &Provider,
+    http: &HttpClient,
+    logins: &LoginStore,
+    now: SystemTime,
+) -> RefreshOutcome {
+    let refreshed = provider
+        .refresh(
+            &job.refresh_token,
+            job.previous_id
+                .as_ref()
+                .map(|(token, claims)| (token, claims)),
+            http,
+            now,
+        )
+        .await;
+    match refreshed {
+        Err(err) => RefreshOutcome::failed(&err, &job.profile),
+        Ok(tokens) => {
+            let saved = match stored_login(&job.settings, &tokens, now) {
+                None => Ok(()),
+                Some(login) => {
+                    let (logins, profile) = (logins.clone(), job.profile.clone());
+                    tokio::task::spawn_blocking(move || logins.save(&profile, &login))
+                        .await
+                        .unwrap_or_else(|err| {
+                            Err(stagepass_core::store::KeychainError::Other(err.to_string()))
+                        })
+                        .map_err(|err| errors::keychain(&err))
+                }
+            };
+            RefreshOutcome::Refreshed { tokens, saved }
+        }
+    }
+}
+
+/// Agent side: runs `job` in a worker process and waits for its answer.
+pub(crate) async fn run_in_worker(
+    program: &Path,
+    job: RefreshJob,
+    provider: &Provider,
+) -> RefreshOutcome {
+    let unknown = |message: String| RefreshOutcome::Unknown {
+        error: errors::reply(
+            ErrorKind::Internal,
+            message,
+            Some("retry; the agent reads the keychain again first".into()),
+        ),
+    };
+    let request = match serde_json::to_vec(&WorkerRequest {
+        job,
+        provider: provider.export(),
+    }) {
+        Ok(request) => request,
+        Err(err) => return unknown(format!("cannot encode the refresh request: {err}")),
+    };
+    let child = tokio::process::Command::new(program)
+        .arg(WORKER_FLAG)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        // Its own process group: whatever stops the agent must not stop a refresh halfway.
+        .process_group(0)
+        .kill_on_drop(false)
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(err) => {
+            return unknown(format!(
+                "cannot start the refresh worker {}: {err}",
+                program.display()
+            ));
+        }
+    };
+    let exchange = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stdin = child.stdin.take().expect("piped");
+        stdin.write_all(&request).await?;
+        drop(stdin);
+        let mut answer = Vec::new();
+        child
+            .stdout
+            .take()
+            .expect("piped")
+            .read_to_end(&mut answer)
+            .await?;
+        let _ = child.wait().await;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(WORKER_TIMEOUT, exchange).await {
+        Ok(Ok(answer)) => serde_json::from_slice(&answer).unwrap_or_else(|err| {
+            unknown(format!("the refresh worker gave no usable answer: {err}"))
+        }),
+        Ok(Err(err)) => unknown(format!("lost the refresh worker: {err}")),
+        Err(_) => unknown(format!(
+            "the refresh worker did not finish within {WORKER_TIMEOUT:?}"
+        )),
+    }
+}
+
+fn lock_path(runtime_dir: &Path, profile: &str) -> PathBuf {
+    runtime_dir.join(format!("refresh-{profile}.lock"))
+}
+
+fn open_lock(runtime_dir: &Path, profile: &str) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(lock_path(runtime_dir, profile))
+}
+
+/// Waits until no refresh worker holds the profile's lock (one left behind by an agent that
+/// died mid-refresh), so the keychain read that follows sees its result.
+pub(crate) fn wait_for_workers(runtime_dir: &Path, profile: &str) {
+    let Ok(file) = open_lock(runtime_dir, profile) else {
+        return;
+    };
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return,
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Entry point of `stagepass-agent --refresh-worker`: one refresh from stdin, the outcome as
+/// JSON on stdout.
+pub fn worker_main() -> ExitCode {
+    let mut input = Vec::new();
+    if std::io::stdin()
+        .take(MAX_REQUEST)
+        .read_to_end(&mut input)
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    // A truncated request (the agent died while writing it) parses as nothing: no refresh.
+    let Ok(WorkerRequest { job, provider }) = serde_json::from_slice::<WorkerRequest>(&input)
+    else {
+        eprintln!("refresh worker: incomplete request; nothing done");
+        return ExitCode::FAILURE;
+    };
+    let Ok(lock) = open_lock(&job.runtime_dir, &job.profile) else {
+        return ExitCode::FAILURE;
+    };
+    if lock.lock().is_err() {
+        return ExitCode::FAILURE;
+    }
+    let outcome = match run_job(job, provider) {
+        Ok(outcome) => outcome,
+        Err(message) => RefreshOutcome::Unknown {
+            error: errors::reply(ErrorKind::Internal, message, None),
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    // The agent may be gone; the keychain already holds the result either way.
+    let _ = serde_json::to_writer(&mut stdout, &outcome).map(|()| stdout.flush());
+    drop(lock);
+    ExitCode::SUCCESS
+}
+
+fn run_job(job: RefreshJob, provider: serde_json::Value) -> Result<RefreshOutcome, String> {
+    let provider = Provider::import(provider, &job.settings).map_err(|err| err.to_string())?;
+    let http = HttpClient::new(HttpLimits::default()).map_err(|err| err.to_string())?;
+    let logins = LoginStore::new(Arc::new(OsKeychain::new()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    Ok(runtime.block_on(refresh_and_save(
+        &job,
+        &provider,
+        &http,
+        &logins,
+        SystemTime::now(),
+    )))
+}
