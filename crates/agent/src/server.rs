@@ -164,7 +164,9 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         Request::GetToken { kind, profile, .. } => ("token", Some(*kind), profile),
         Request::Login { profile, .. } => ("sign_in", None, profile),
         Request::Logout { profile } => ("sign_out", None, profile),
-        Request::Status | Request::Claims { .. } | Request::Shutdown => return None,
+        Request::Status | Request::Claims { .. } | Request::Subscribe | Request::Shutdown => {
+            return None;
+        }
     };
     Some(AuditTarget {
         event,
@@ -211,6 +213,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::Claims { .. } => "claims",
         Request::Login { .. } => "login",
         Request::Logout { .. } => "logout",
+        Request::Subscribe => "subscribe",
         Request::Shutdown => "shutdown",
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct Agent {
     pub shutdown: Notify,
     /// Wakes the refresh scheduler when tokens or failures change a session's schedule.
     pub schedule_changed: Notify,
+    /// State changes, for subscribers (the tray).
+    pub events: tokio::sync::broadcast::Sender<stagepass_proto::StatusEvent>,
     config: Mutex<Option<CachedConfig>>,
     providers: tokio::sync::Mutex<HashMap<String, CachedProvider>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -135,6 +137,8 @@ impl Agent {
             options,
             shutdown: Notify::new(),
             schedule_changed: Notify::new(),
+            // Subscribers that fall this far behind miss events and get a fresh snapshot.
+            events: tokio::sync::broadcast::channel(64).0,
             config: Mutex::new(None),
             providers: tokio::sync::Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
@@ -143,6 +147,17 @@ impl Agent {
 
     pub(crate) fn now(&self) -> SystemTime {
         self.deps.clock.now()
+    }
+
+    /// Tells subscribers that `name` changed; `session` gives the state after the change.
+    pub(crate) fn announce(&self, kind: stagepass_proto::EventKind, name: &str, session: &Session) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let profile = crate::handlers::profile_status(self, name, session, None);
+        let _ = self
+            .events
+            .send(stagepass_proto::StatusEvent { kind, profile });
     }
 
     /// Appends an audit line stamped with the agent's clock.

@@ -31,7 +31,7 @@ Codespace or without a display, `auto` (the default flow) uses the device code."
     /// Sign out: revoke the refresh token at the IdP, delete it from the keychain.
     Logout(ProfileArg),
     /// Show each profile's sign-in state and whether the agent runs.
-    Status(JsonArg),
+    Status(StatusArgs),
     /// Print a valid access token (refreshed first when about to expire).
     #[command(after_long_help = "\
 Examples:
@@ -81,6 +81,16 @@ pub struct JsonArg {
     /// Print JSON for scripts.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub json: JsonArg,
+    /// Keep running and print every change (signed in, refreshed, needs sign-in, refresh
+    /// failing, signed out) as it happens.
+    #[arg(long, short)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]

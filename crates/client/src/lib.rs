@@ -133,6 +133,41 @@ impl Client {
         }
     }
 
+    /// Sends a streaming request ([`Request::Subscribe`]) and hands every frame to
+    /// `on_frame` until it returns `false` or the agent closes the connection. No read
+    /// timeout: a quiet stream is a healthy one.
+    pub fn stream(
+        &mut self,
+        request: &Request,
+        mut on_frame: impl FnMut(Response) -> bool,
+    ) -> Result<(), ClientError> {
+        self.write(request)?;
+        if self.welcome.is_none() {
+            self.stream
+                .get_ref()
+                .set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+            self.welcome = Some(self.read_frame(DEFAULT_TIMEOUT)?);
+        }
+        self.stream.get_ref().set_read_timeout(None)?;
+        loop {
+            let frame = match self.read_frame(Duration::MAX) {
+                Ok(frame) => frame,
+                Err(ClientError::Io(err)) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Ok(());
+                }
+                Err(err) => return Err(err),
+            };
+            match frame {
+                Response::Error(err) => return Err(ClientError::Agent(err)),
+                frame => {
+                    if !on_frame(frame) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
         let mut frames = self.hello.take().unwrap_or_default();
         frames.extend_from_slice(&encode(message)?);

@@ -46,6 +46,10 @@ pub enum Request {
     Logout {
         profile: Option<String>,
     },
+    /// Streams a [`Response::Status`] snapshot, then a [`Response::Event`] for every change
+    /// (signed in, refreshed, needs sign-in, refresh failing, signed out) until the client
+    /// closes the connection. The tray lives on this.
+    Subscribe,
     Shutdown,
 }
 
@@ -74,6 +78,7 @@ pub enum Response {
     LoginProgress(LoginProgress),
     SignedIn(ProfileStatus),
     SignedOut(SignOutReport),
+    Event(StatusEvent),
     ShuttingDown,
     Error(AgentError),
 }
@@ -150,6 +155,24 @@ pub enum LoginProgress {
     /// Sent every few seconds while waiting, so the client can show progress and its
     /// per-read timeout does not fire during a long sign-in.
     Waiting { elapsed_secs: u64 },
+}
+
+/// A change of a profile's state, as streamed to subscribers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusEvent {
+    pub kind: EventKind,
+    /// The profile's state after the change.
+    pub profile: ProfileStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    SignedIn,
+    Refreshed,
+    NeedsSignIn,
+    RefreshFailing,
+    SignedOut,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

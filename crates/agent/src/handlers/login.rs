@@ -7,7 +7,7 @@ use stagepass_core::clock::unix_secs;
 use stagepass_core::config::FlowPreference;
 use stagepass_core::oidc::Provider;
 use stagepass_core::tokens::TokenSet;
-use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response};
+use stagepass_proto::{AgentError, ErrorKind, EventKind, Flow, LoginProgress, Response};
 
 use super::{resolve_profile, status, token};
 use crate::conn::Connection;
@@ -74,6 +74,7 @@ pub(crate) async fn login(
         .as_ref()
         .and_then(|tokens| tokens.id_claims.clone());
     notify::signed_in(&agent.deps.notifier, &name, claims.as_ref());
+    agent.announce(EventKind::SignedIn, &name, &session);
     Ok(Response::SignedIn(status::profile_status(
         agent, &name, &session, None,
     )))

@@ -1,4 +1,4 @@
-use stagepass_proto::{AgentError, Response, SignOutReport};
+use stagepass_proto::{AgentError, EventKind, Response, SignOutReport};
 
 use super::resolve_profile;
 use crate::errors;
@@ -48,6 +48,7 @@ pub(crate) async fn logout(agent: &Agent, requested: Option<&str>) -> Result<Res
         loaded: true,
         ..SessionData::default()
     };
+    agent.announce(EventKind::SignedOut, &name, &session);
     Ok(Response::SignedOut(SignOutReport {
         profile: name,
         revoked,

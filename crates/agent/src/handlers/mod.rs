@@ -4,8 +4,10 @@ mod claims;
 mod login;
 mod logout;
 mod status;
+mod subscribe;
 mod token;
 
+pub(crate) use status::profile_status;
 pub(crate) use token::refresh;
 
 use std::time::Duration;
@@ -39,6 +41,7 @@ pub(crate) async fn dispatch(agent: &Agent, conn: &mut Connection, request: Requ
             browser_available,
         } => login::login(agent, conn, profile.as_deref(), flow, browser_available).await,
         Request::Logout { profile } => logout::logout(agent, profile.as_deref()).await,
+        Request::Subscribe => subscribe::subscribe(agent, conn).await,
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

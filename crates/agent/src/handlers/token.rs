@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use stagepass_core::tokens::TokenSet;
-use stagepass_proto::{AgentError, ErrorKind, Response, TokenGrant, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
 
 use super::resolve_profile;
 use crate::audit::{Caller, Entry, fingerprint};
@@ -201,6 +201,7 @@ pub(crate) async fn refresh(
         }
     }
     agent.schedule_changed.notify_one();
+    agent.announce(EventKind::Refreshed, name, session);
     let outcome = match &saved {
         Ok(()) => "ok",
         Err(err) => err.message.as_str(),
@@ -217,6 +218,7 @@ async fn refresh_failed(
     outcome: RefreshOutcome,
 ) -> Result<(), AgentError> {
     let notifier = &agent.deps.notifier;
+    let mut event = EventKind::RefreshFailing;
     let error = match outcome {
         RefreshOutcome::Refreshed { .. } => unreachable!("a success is not a failure"),
         RefreshOutcome::Failed {
@@ -230,6 +232,7 @@ async fn refresh_failed(
             }
             let mut data = session.data();
             if login_dead {
+                event = EventKind::NeedsSignIn;
                 notify::sign_in_needed(notifier, name, &reason);
                 data.needs_sign_in = Some(reason);
             } else if error.kind == ErrorKind::IdpUnreachable {
@@ -260,6 +263,7 @@ async fn refresh_failed(
         }
     };
     agent.schedule_changed.notify_one();
+    agent.announce(event, name, session);
     tracing::warn!(profile = name, "refresh failed: {}", error.message);
     record_refresh(agent, name, session, None, &error.message);
     Err(error)

@@ -1,13 +1,17 @@
 use serde_json::json;
-use stagepass_proto::{ProfileStatus, Request, Response, SessionState};
+use stagepass_proto::{EventKind, ProfileStatus, Request, Response, SessionState};
 
 use super::expect_response;
 use crate::agent_link;
-use crate::cli::JsonArg;
+use crate::cli::StatusArgs;
 use crate::exit::CliError;
 use crate::output::{print_json, rfc3339, when};
 
-pub fn run(args: JsonArg) -> Result<(), CliError> {
+pub fn run(args: StatusArgs) -> Result<(), CliError> {
+    if args.watch {
+        return watch(args.json.json);
+    }
+    let args = args.json;
     let (mut client, started) = agent_link::connect()?;
     let report = expect_response!(client.call(&Request::Status)?, Response::Status)?;
     if args.json {
@@ -92,5 +96,51 @@ fn describe(profile: &ProfileStatus) -> String {
             Some(reason) => format!("unknown: {reason}"),
             None => format!("signed out · run `stagepass login {}`", profile.name),
         },
+    }
+}
+
+/// Prints every state change the agent announces, until interrupted.
+fn watch(json: bool) -> Result<(), CliError> {
+    let (mut client, _) = agent_link::connect()?;
+    client.stream(&Request::Subscribe, |frame| {
+        match frame {
+            Response::Status(report) if json => {
+                for profile in &report.profiles {
+                    println!(
+                        "{}",
+                        json!({ "event": "snapshot", "profile": profile_json(profile) })
+                    );
+                }
+            }
+            Response::Status(report) => {
+                for profile in &report.profiles {
+                    println!("{}  {}", profile.name, describe(profile));
+                }
+            }
+            Response::Event(event) if json => println!(
+                "{}",
+                json!({ "event": event_name(event.kind), "profile": profile_json(&event.profile) })
+            ),
+            Response::Event(event) => println!(
+                "{}  {}: {}",
+                event.profile.name,
+                event_name(event.kind),
+                describe(&event.profile)
+            ),
+            _ => return false,
+        }
+        use std::io::Write;
+        std::io::stdout().flush().is_ok()
+    })?;
+    Ok(())
+}
+
+fn event_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::SignedIn => "signed_in",
+        EventKind::Refreshed => "refreshed",
+        EventKind::NeedsSignIn => "needs_sign_in",
+        EventKind::RefreshFailing => "refresh_failing",
+        EventKind::SignedOut => "signed_out",
     }
 }
