@@ -106,7 +106,7 @@ fn hand_outs_are_audited_with_the_caller_and_without_the_token() {
 fn a_refused_hand_out_is_audited_with_its_reason() {
     let idp = Idp::start();
     let sandbox = Sandbox::new("e2e-audit-refused", &idp.issuer);
-    sandbox.run(&["token"]).assert_code(4);
+    sandbox.run(&["token", "--no-interactive"]).assert_code(4);
     let audit = sandbox.run(&["audit", "--json"]);
     let entry: serde_json::Value =
         serde_json::from_str(audit.stdout().lines().last().unwrap()).unwrap();

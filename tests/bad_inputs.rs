@@ -54,7 +54,7 @@ fn a_profile_never_signed_in_says_how_to_sign_in() {
     let idp = Idp::start();
     let sandbox = Sandbox::new("e2e-fresh", &idp.issuer);
     sandbox
-        .run(&["token"])
+        .run(&["token", "--no-interactive"])
         .assert_code(4)
         .assert_stderr_contains("run `stagepass login e2e-fresh`");
     let status = sandbox.run(&["status"]);
@@ -163,7 +163,7 @@ fn a_config_edit_to_another_client_does_not_reuse_the_login() {
         idp.issuer
     ));
     sandbox
-        .run(&["token"])
+        .run(&["token", "--no-interactive"])
         .assert_code(4)
         .assert_stderr_contains("stagepass login e2e-switch");
     // Switching back finds the login untouched in the keychain.

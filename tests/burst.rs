@@ -39,6 +39,8 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
                         profile: None,
                         kind: TokenKind::Access,
                         min_valid_secs: 20,
+                        interactive: false,
+                        browser_available: false,
                     })
                     .unwrap();
                 let Response::Token(grant) = response else {

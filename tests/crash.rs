@@ -49,19 +49,36 @@ fn killing_the_agent_during_refreshes_never_loses_the_login() {
         span.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64)
     };
     for round in 0..KILLS {
+        // A client whose agent died before answering retries with a new agent; stop that one
+        // so every round starts from a cold agent.
+        sandbox.run(&["agent", "stop"]);
         let previous = lock_pid(&sandbox);
         // A new agent has no access token in memory: this request makes it read the keychain
         // and refresh, and the kill lands somewhere in that.
         let mut client = sandbox
-            .command(&["token"])
+            .command(&["token", "--no-interactive"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let pid = new_agent_pid(&sandbox, previous).unwrap_or_else(|| {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = client.stderr.take().unwrap().read_to_string(&mut err);
+            eprintln!("client stderr: {err}");
+            let ps = std::process::Command::new("ps")
+                .args(["-eo", "pid,ppid,stat,args"])
+                .output()
+                .unwrap();
             panic!(
-                "round {round}: no agent started\n{}",
-                tail(&sandbox.agent_log())
+                "round {round}: no agent started (lock pid {:?})\n{}\n{}",
+                lock_pid(&sandbox),
+                tail(&sandbox.agent_log()),
+                String::from_utf8_lossy(&ps.stdout)
+                    .lines()
+                    .filter(|l| l.contains("stagepass"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             )
         });
         std::thread::sleep(next_delay());
@@ -69,6 +86,10 @@ fn killing_the_agent_during_refreshes_never_loses_the_login() {
             .args(["-9", &pid.to_string()])
             .status();
         let _ = client.wait();
+        // The next round starts once this agent is really gone (kill only sends a signal).
+        support::wait_until("the killed agent to exit", Duration::from_secs(5), || {
+            is_gone(pid)
+        });
     }
 
     let refreshes = idp.refresh_calls();
@@ -78,7 +99,7 @@ fn killing_the_agent_during_refreshes_never_loses_the_login() {
         "the kills should hit refreshes: {refreshes}"
     );
 
-    let after = sandbox.run(&["token"]);
+    let after = sandbox.run(&["token", "--no-interactive"]);
     after.assert_ok();
     let status = sandbox.run(&["status", "--json"]).json();
     assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
@@ -86,5 +107,16 @@ fn killing_the_agent_during_refreshes_never_loses_the_login() {
 
 fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(25)..].join("\n")
+    lines[lines.len().saturating_sub(12)..].join("\n")
+}
+
+/// Gone or a zombie: a killed process whose parent has not reaped it yet holds nothing.
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name: "1234 (name) Z ...".
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
 }

@@ -92,8 +92,8 @@ fn sign_in_and_a_rejected_login_are_announced_once_each() {
         Duration::from_secs(10),
         || monitor.text().contains("e2e-notify: sign-in needed"),
     );
-    sandbox.run(&["token"]).assert_code(4);
-    sandbox.run(&["token"]).assert_code(4);
+    sandbox.run(&["token", "--no-interactive"]).assert_code(4);
+    sandbox.run(&["token", "--no-interactive"]).assert_code(4);
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         monitor.text().matches("e2e-notify: sign-in needed").count(),

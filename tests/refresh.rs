@@ -54,7 +54,7 @@ fn expired_token_is_refreshed_and_the_rotated_refresh_token_is_kept() {
 
     // ...so the next refresh is refused, and the user is told to sign in again.
     wait_for_expiry(&sandbox);
-    let refused = sandbox.run(&["token"]);
+    let refused = sandbox.run(&["token", "--no-interactive"]);
     refused
         .assert_code(4)
         .assert_stderr_contains("stagepass login e2e-rotate");

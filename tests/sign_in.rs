@@ -96,7 +96,7 @@ fn browser_sign_in_keeps_the_login_in_the_keychain_and_logout_removes_it() {
         "revoked at the IdP"
     );
 
-    let after = sandbox.run(&["token"]);
+    let after = sandbox.run(&["token", "--no-interactive"]);
     after
         .assert_code(4)
         .assert_stderr_contains("stagepass login e2e-browser");
@@ -180,4 +180,74 @@ fn stagepass_claims(token: &str) -> serde_json::Value {
         .decode(payload)
         .unwrap();
     serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn parallel_commands_that_need_a_sign_in_share_one() {
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::new("e2e-shared", &idp.issuer);
+    // A browser that notes each time it is opened, then signs in like the scripted one.
+    let opened = tempfile::NamedTempFile::new().unwrap();
+    let wrapper = tempfile::Builder::new().suffix(".sh").tempfile().unwrap();
+    std::fs::write(
+        wrapper.path(),
+        format!(
+            "#!/bin/sh\necho opened >> '{}'\nexec '{}' \"$@\"\n",
+            opened.path().display(),
+            support::repo_root().join("tests/idp/browser").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(wrapper.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set_env("BROWSER", wrapper.path().to_str().unwrap());
+    let wrapper = wrapper.into_temp_path();
+
+    let callers: Vec<_> = (0..6)
+        .map(|_| {
+            sandbox
+                .command(&["token"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = callers
+        .into_iter()
+        .map(|caller| caller.wait_with_output().unwrap())
+        .collect();
+    for output in &outputs {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let tokens: Vec<_> = outputs.iter().map(|output| output.stdout.clone()).collect();
+    assert!(
+        tokens.iter().all(|token| token == &tokens[0]),
+        "one sign-in, one token"
+    );
+    let opens = std::fs::read_to_string(opened.path()).unwrap();
+    assert_eq!(opens.lines().count(), 1, "one browser tab for six commands");
+    let joined = outputs
+        .iter()
+        .filter(|output| String::from_utf8_lossy(&output.stderr).contains("already under way"))
+        .count();
+    assert_eq!(joined, 5, "the other five waited for the first sign-in");
+    drop(wrapper);
+}
+
+#[test]
+fn non_interactive_callers_are_told_at_once() {
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::new("e2e-noprompt", &idp.issuer);
+    sandbox.set_env("GIT_TERMINAL_PROMPT", "0");
+    sandbox
+        .run(&["token"])
+        .assert_code(4)
+        .assert_stderr_contains("run `stagepass login e2e-noprompt`");
+    assert!(sandbox.keychain_entry().is_none(), "no sign-in was started");
 }

@@ -144,7 +144,7 @@ async fn converse(
         };
         tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
         let audited = audit_target(&request);
-        let response = handlers::dispatch(agent, conn, request).await;
+        let response = handlers::dispatch(agent, conn, request, pid).await;
         if let Some(target) = audited {
             record(agent, &caller, &target, &response);
         }

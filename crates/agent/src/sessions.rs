@@ -33,6 +33,8 @@ pub(crate) struct Agent {
     config: Mutex<Option<CachedConfig>>,
     providers: tokio::sync::Mutex<HashMap<String, CachedProvider>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
+    /// Interactive sign-ins under way, one per profile at most; later callers join them.
+    pub pending_logins: Mutex<HashMap<String, Arc<crate::handlers::SharedLogin>>>,
 }
 
 struct CachedConfig {
@@ -142,6 +144,7 @@ impl Agent {
             config: Mutex::new(None),
             providers: tokio::sync::Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
+            pending_logins: Mutex::new(HashMap::new()),
         }
     }
 

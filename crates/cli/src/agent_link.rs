@@ -28,6 +28,22 @@ pub fn connect() -> Result<(Client, bool), CliError> {
     }
 }
 
+/// Sends one request, starting an agent when none runs. An agent that dies before its first
+/// answer (a crash, or one exiting just as this client connected) gets one more try with a
+/// fresh agent: the request has had no effect yet.
+pub fn call(
+    request: &stagepass_proto::Request,
+) -> Result<(stagepass_proto::Response, bool), CliError> {
+    let (mut client, started) = connect()?;
+    match client.call(request) {
+        Err(stagepass_client::ClientError::Gone) => {
+            let (mut client, started) = connect()?;
+            Ok((client.call(request)?, started))
+        }
+        result => Ok((result?, started)),
+    }
+}
+
 /// `stagepass-agent` next to this binary (how both are installed and built), else from PATH.
 pub fn agent_program() -> Result<PathBuf, CliError> {
     let sibling = std::env::current_exe()?.with_file_name(AGENT_BINARY);

@@ -132,6 +132,10 @@ pub struct TokenArgs {
     /// Print {"token","expires_at","token_type","profile"}.
     #[arg(long)]
     pub json: bool,
+    /// Never start a sign-in: when the profile needs one, fail at once (exit code 4). Also
+    /// implied by GIT_TERMINAL_PROMPT=0, and by having neither a terminal nor a display.
+    #[arg(long)]
+    pub no_interactive: bool,
 }
 
 #[derive(Debug, Args)]

@@ -39,40 +39,50 @@ impl AgentLauncher {
         if std::fs::metadata(&log_path).is_ok_and(|meta| meta.len() > LOG_LIMIT) {
             let _ = std::fs::remove_file(&log_path);
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(&log_path)?;
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            // Its own process group: Ctrl-C in the terminal that started it must not stop
-            // the agent that every other program relies on.
-            .process_group(0)
-            .spawn()
-            .map_err(|err| {
-                ClientError::Start(format!("cannot run {}: {err}", self.program.display()))
-            })?;
+        let spawn = || {
+            let log = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&log_path)?;
+            Command::new(&self.program)
+                .args(&self.args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                // Its own process group: Ctrl-C in the terminal that started it must not
+                // stop the agent that every other program relies on.
+                .process_group(0)
+                .spawn()
+                .map_err(|err| {
+                    ClientError::Start(format!("cannot run {}: {err}", self.program.display()))
+                })
+        };
+        let mut child = spawn()?;
         let socket = paths::socket_path(runtime_dir);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
             if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 return Ok(());
             }
-            // An early exit is either a lost race (another agent serves: keep polling) or a
-            // failure, which the log explains.
-            if let Ok(Some(status)) = child.try_wait()
-                && !status.success()
-            {
-                return Err(ClientError::Start(format!(
-                    "{status}; {}",
-                    log_tail(&log_path).unwrap_or_else(|| "no log".into())
-                )));
+            match child.try_wait() {
+                Ok(Some(status)) if !status.success() => {
+                    return Err(ClientError::Start(format!(
+                        "{status}; {}",
+                        log_tail(&log_path).unwrap_or_else(|| "no log".into())
+                    )));
+                }
+                // It found another agent holding the lock: either a live one that is about
+                // to accept (keep polling) or one that is still dying after a crash, whose
+                // lock is about to be released (start again).
+                Ok(Some(_)) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+                        child = spawn()?;
+                    }
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
         Err(ClientError::Start(format!(
             "no socket after {START_TIMEOUT:?}; see {}",

@@ -29,6 +29,9 @@ pub enum ClientError {
     Start(String),
     #[error("cannot talk to the agent: {0}")]
     Io(#[from] std::io::Error),
+    /// The agent closed the connection before its first answer: it died or is exiting.
+    #[error("the agent went away before answering")]
+    Gone,
     #[error("the agent did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the agent sent a malformed message: {0}")]
@@ -114,10 +117,11 @@ impl Client {
         }
     }
 
-    /// Sends a [`Request::Login`] and reports each progress step to `on_progress` until the
-    /// final answer. `step_timeout` bounds the silence between two frames; the agent sends a
+    /// Sends a request that may involve a sign-in ([`Request::Login`], an interactive
+    /// [`Request::GetToken`]) and reports each progress step to `on_progress` until the final
+    /// answer. `step_timeout` bounds the silence between two frames; the agent sends a
     /// heartbeat every few seconds while it waits for the user.
-    pub fn login(
+    pub fn call_with_progress(
         &mut self,
         request: &Request,
         step_timeout: Duration,
@@ -169,16 +173,33 @@ impl Client {
     }
 
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
+        let first = self.hello.is_some();
         let mut frames = self.hello.take().unwrap_or_default();
         frames.extend_from_slice(&encode(message)?);
-        self.stream.get_mut().write_all(&frames)?;
-        Ok(())
+        match self.stream.get_mut().write_all(&frames) {
+            Err(err) if first && err.kind() == std::io::ErrorKind::BrokenPipe => {
+                Err(ClientError::Gone)
+            }
+            result => Ok(result?),
+        }
     }
 
     fn read(&mut self, timeout: Duration) -> Result<Response, ClientError> {
         self.stream.get_ref().set_read_timeout(Some(timeout))?;
         if self.welcome.is_none() {
-            let welcome: Welcome = self.read_frame(timeout)?;
+            let welcome: Welcome = self.read_frame(timeout).map_err(|err| match err {
+                ClientError::Io(io)
+                    if matches!(
+                        io.kind(),
+                        std::io::ErrorKind::UnexpectedEof
+                            | std::io::ErrorKind::ConnectionReset
+                            | std::io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    ClientError::Gone
+                }
+                err => err,
+            })?;
             self.welcome = Some(welcome);
         }
         self.read_frame(timeout)

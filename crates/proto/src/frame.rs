@@ -68,6 +68,8 @@ mod tests {
             profile: Some("corp".into()),
             kind: TokenKind::Id,
             min_valid_secs: 30,
+            interactive: false,
+            browser_available: false,
         };
         let frame = encode(&request).unwrap();
         let len = frame_len(frame[..4].try_into().unwrap()).unwrap();

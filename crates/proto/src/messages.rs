@@ -29,6 +29,14 @@ pub enum Request {
         /// Refresh first when less than this many seconds of validity remain.
         #[serde(default)]
         min_valid_secs: u64,
+        /// When the profile needs a sign-in: `true` starts one (or joins the one already
+        /// under way) and streams its progress like [`Request::Login`]; `false` answers
+        /// [`ErrorKind::NeedsSignIn`] at once.
+        #[serde(default)]
+        interactive: bool,
+        /// As in [`Request::Login`], for an interactive sign-in.
+        #[serde(default)]
+        browser_available: bool,
     },
     Claims {
         profile: Option<String>,
@@ -155,6 +163,9 @@ pub enum LoginProgress {
     /// Sent every few seconds while waiting, so the client can show progress and its
     /// per-read timeout does not fire during a long sign-in.
     Waiting { elapsed_secs: u64 },
+    /// A sign-in for this profile was already under way (started by another program); this
+    /// request waits for it instead of opening another browser tab.
+    Joined { started_by_pid: Option<i32> },
 }
 
 /// A change of a profile's state, as streamed to subscribers.

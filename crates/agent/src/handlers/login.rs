@@ -1,6 +1,7 @@
 //! Interactive sign-in, streamed to the client as progress frames.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stagepass_core::clock::unix_secs;
@@ -23,26 +24,113 @@ const HEARTBEAT: Duration = Duration::from_secs(2);
 /// How long a second sign-in waits for a first one on the same profile.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
 
+/// What the caller of an interactive sign-in brings.
+pub(crate) struct SignInRequest {
+    /// An explicit choice; `None` applies the profile's `flow`.
+    pub flow: Option<Flow>,
+    pub browser_available: bool,
+    pub pid: Option<i32>,
+}
+
+/// A sign-in under way, shared by every caller that needs it: the first caller leads it
+/// (its client opens the browser or shows the code), later ones wait for its outcome.
+pub(crate) struct SharedLogin {
+    started_by: Option<i32>,
+    outcome: tokio::sync::watch::Sender<Option<Result<(), AgentError>>>,
+}
+
 pub(crate) async fn login(
     agent: &Agent,
     conn: &mut Connection,
     requested: Option<&str>,
-    flow: Option<Flow>,
-    browser_available: bool,
+    request: SignInRequest,
 ) -> Result<Response, AgentError> {
-    let (name, profile) = resolve_profile(agent, requested)?;
-    let flow = flow.unwrap_or(match profile.flow {
+    let (name, _) = resolve_profile(agent, requested)?;
+    sign_in(agent, conn, &name, request).await?;
+    let session = {
+        let (name, profile) = resolve_profile(agent, Some(&name))?;
+        agent.session(&name, &profile)
+    };
+    Ok(Response::SignedIn(status::profile_status(
+        agent, &name, &session, None,
+    )))
+}
+
+/// Signs `name` in, or waits for the sign-in already under way for it: ten commands that
+/// need a sign-in at once open one browser tab, not ten.
+pub(crate) async fn sign_in(
+    agent: &Agent,
+    conn: &mut Connection,
+    name: &str,
+    request: SignInRequest,
+) -> Result<(), AgentError> {
+    let joined = {
+        let mut pending = agent
+            .pending_logins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match pending.get(name) {
+            Some(shared) => Some(shared.clone()),
+            None => {
+                pending.insert(
+                    name.to_string(),
+                    Arc::new(SharedLogin {
+                        started_by: request.pid,
+                        outcome: tokio::sync::watch::channel(None).0,
+                    }),
+                );
+                None
+            }
+        }
+    };
+    if let Some(shared) = joined {
+        progress(
+            conn,
+            LoginProgress::Joined {
+                started_by_pid: shared.started_by,
+            },
+        )
+        .await?;
+        let mut outcome = shared.outcome.subscribe();
+        return with_heartbeats(conn, async {
+            match outcome.wait_for(Option::is_some).await {
+                Ok(done) => done.clone().unwrap_or(Ok(())),
+                Err(_) => Err(client_gone()),
+            }
+        })
+        .await;
+    }
+    let result = lead_sign_in(agent, conn, name, request).await;
+    let shared = agent
+        .pending_logins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(name);
+    if let Some(shared) = shared {
+        shared.outcome.send_replace(Some(result.clone()));
+    }
+    result
+}
+
+async fn lead_sign_in(
+    agent: &Agent,
+    conn: &mut Connection,
+    name: &str,
+    request: SignInRequest,
+) -> Result<(), AgentError> {
+    let (name, profile) = resolve_profile(agent, Some(name))?;
+    let flow = request.flow.unwrap_or(match profile.flow {
         FlowPreference::Browser => Flow::Browser,
         FlowPreference::Device => Flow::Device,
-        FlowPreference::Auto if browser_available => Flow::Browser,
+        FlowPreference::Auto if request.browser_available => Flow::Browser,
         FlowPreference::Auto => Flow::Device,
     });
     let session = agent.session(&name, &profile);
     let Ok(_exclusive) = tokio::time::timeout(BUSY_WAIT, session.exclusive.lock()).await else {
         return Err(errors::reply(
             ErrorKind::BadRequest,
-            format!("another sign-in for profile `{name}` is in progress"),
-            Some("finish or cancel it (Ctrl-C where it was started), then retry".into()),
+            format!("profile `{name}` is busy refreshing or signing out"),
+            Some("retry in a moment".into()),
         ));
     };
     // Fail before the user spends effort on a sign-in the keychain could not keep.
@@ -75,9 +163,7 @@ pub(crate) async fn login(
         .and_then(|tokens| tokens.id_claims.clone());
     notify::signed_in(&agent.deps.notifier, &name, claims.as_ref());
     agent.announce(EventKind::SignedIn, &name, &session);
-    Ok(Response::SignedIn(status::profile_status(
-        agent, &name, &session, None,
-    )))
+    Ok(())
 }
 
 async fn browser_sign_in(

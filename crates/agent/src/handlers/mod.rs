@@ -7,6 +7,7 @@ mod status;
 mod subscribe;
 mod token;
 
+pub(crate) use login::SharedLogin;
 pub(crate) use status::profile_status;
 pub(crate) use token::refresh;
 
@@ -18,19 +19,34 @@ use crate::conn::Connection;
 use crate::errors;
 use crate::sessions::Agent;
 
-pub(crate) async fn dispatch(agent: &Agent, conn: &mut Connection, request: Request) -> Response {
+/// `pid`: the caller's, from the socket's peer credentials.
+pub(crate) async fn dispatch(
+    agent: &Agent,
+    conn: &mut Connection,
+    request: Request,
+    pid: Option<i32>,
+) -> Response {
     let result = match request {
         Request::Status => status::status(agent).await,
         Request::GetToken {
             profile,
             kind,
             min_valid_secs,
+            interactive,
+            browser_available,
         } => {
+            let sign_in = interactive.then_some(login::SignInRequest {
+                flow: None,
+                browser_available,
+                pid,
+            });
             token::get_token(
                 agent,
+                conn,
                 profile.as_deref(),
                 kind,
                 Duration::from_secs(min_valid_secs),
+                sign_in,
             )
             .await
         }
@@ -39,7 +55,14 @@ pub(crate) async fn dispatch(agent: &Agent, conn: &mut Connection, request: Requ
             profile,
             flow,
             browser_available,
-        } => login::login(agent, conn, profile.as_deref(), flow, browser_available).await,
+        } => {
+            let request = login::SignInRequest {
+                flow,
+                browser_available,
+                pid,
+            };
+            login::login(agent, conn, profile.as_deref(), request).await
+        }
         Request::Logout { profile } => logout::logout(agent, profile.as_deref()).await,
         Request::Subscribe => subscribe::subscribe(agent, conn).await,
         Request::Shutdown => {

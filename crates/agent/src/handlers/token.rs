@@ -3,8 +3,10 @@ use std::time::Duration;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
 
+use super::login::{self, SignInRequest};
 use super::resolve_profile;
 use crate::audit::{Caller, Entry, fingerprint};
+use crate::conn::Connection;
 use crate::errors;
 use crate::notify;
 use crate::refresh_worker::{
@@ -13,16 +15,42 @@ use crate::refresh_worker::{
 use crate::sessions::{Agent, Session};
 
 /// Serves a token from memory when it is valid for `min_valid`, otherwise refreshes first.
+/// When the profile needs a sign-in and the caller can take part in one (`sign_in`), it
+/// starts one or joins the one under way, then serves the fresh token.
 pub(crate) async fn get_token(
     agent: &Agent,
+    conn: &mut Connection,
     requested: Option<&str>,
     kind: TokenKind,
     min_valid: Duration,
+    sign_in: Option<SignInRequest>,
 ) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
+    match (
+        serve(agent, &name, &session, kind, min_valid).await,
+        sign_in,
+    ) {
+        (Err(err), Some(request)) if err.kind == ErrorKind::NeedsSignIn => {
+            login::sign_in(agent, conn, &name, request).await?;
+            fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO)
+                .map(Response::Token)
+                .ok_or(err)
+        }
+        (result, _) => result,
+    }
+}
+
+async fn serve(
+    agent: &Agent,
+    name: &str,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+) -> Result<Response, AgentError> {
+    let name = name.to_string();
     let generation = session.data().generation;
-    if let Some(grant) = fresh_grant(&session, &name, kind, agent.now(), min_valid) {
+    if let Some(grant) = fresh_grant(session, &name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
     let _exclusive = session.exclusive.lock().await;
@@ -32,7 +60,7 @@ pub(crate) async fn get_token(
     } else {
         Duration::ZERO
     };
-    if let Some(grant) = fresh_grant(&session, &name, kind, agent.now(), min_valid) {
+    if let Some(grant) = fresh_grant(session, &name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
     // While the IdP is failing, a token that is still valid beats an error, and the IdP is
@@ -45,15 +73,15 @@ pub(crate) async fn get_token(
     };
     let outcome = match backing_off {
         Some(failure) => Err(failure),
-        None => refresh(agent, &name, &session).await,
+        None => refresh(agent, &name, session).await,
     };
     if let Err(err) = outcome {
-        return match fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO) {
+        return match fresh_grant(session, &name, kind, agent.now(), Duration::ZERO) {
             Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(Response::Token(grant)),
             _ => Err(err),
         };
     }
-    fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO)
+    fresh_grant(session, &name, kind, agent.now(), Duration::ZERO)
         .map(Response::Token)
         .ok_or_else(|| {
             errors::reply(

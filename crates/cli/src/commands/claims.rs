@@ -11,8 +11,7 @@ use crate::output::{print_json, rfc3339, when};
 const TIME_CLAIMS: &[&str] = &["exp", "iat", "nbf", "auth_time", "updated_at"];
 
 pub fn run(args: ProfileJsonArgs) -> Result<(), CliError> {
-    let (mut client, _) = agent_link::connect()?;
-    let response = client.call(&Request::Claims {
+    let (response, _) = agent_link::call(&Request::Claims {
         profile: args.profile.profile,
     })?;
     let report = expect_response!(response, Response::Claims)?;

@@ -6,8 +6,7 @@ use crate::cli::ProfileArg;
 use crate::exit::CliError;
 
 pub fn run(args: ProfileArg) -> Result<(), CliError> {
-    let (mut client, _) = agent_link::connect()?;
-    let response = client.call(&Request::Logout {
+    let (response, _) = agent_link::call(&Request::Logout {
         profile: args.profile,
     })?;
     let report = expect_response!(response, Response::SignedOut)?;

@@ -12,8 +12,8 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
         return watch(args.json.json);
     }
     let args = args.json;
-    let (mut client, started) = agent_link::connect()?;
-    let report = expect_response!(client.call(&Request::Status)?, Response::Status)?;
+    let (response, started) = agent_link::call(&Request::Status)?;
+    let report = expect_response!(response, Response::Status)?;
     if args.json {
         print_json(&json!({
             "agent": {

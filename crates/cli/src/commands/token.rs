@@ -5,13 +5,15 @@ use stagepass_proto::{Request, Response, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
+use crate::browser;
 use crate::cli::TokenArgs;
 use crate::exit::CliError;
 use crate::output::rfc3339;
+use crate::progress::{Progress, STEP_TIMEOUT};
 
 pub fn run(args: TokenArgs) -> Result<(), CliError> {
-    let (mut client, _) = agent_link::connect()?;
-    let response = client.call(&Request::GetToken {
+    let interactive = !args.no_interactive && can_interact();
+    let request = Request::GetToken {
         profile: args.profile.profile,
         kind: if args.id_token {
             TokenKind::Id
@@ -19,7 +21,20 @@ pub fn run(args: TokenArgs) -> Result<(), CliError> {
             TokenKind::Access
         },
         min_valid_secs: args.min_valid,
-    })?;
+        interactive,
+        browser_available: interactive && browser::available(),
+    };
+    let response = if interactive {
+        // Progress goes to stderr; stdout carries only the token.
+        let (mut client, _) = agent_link::connect()?;
+        let mut progress = Progress::new(false, true);
+        let response =
+            client.call_with_progress(&request, STEP_TIMEOUT, |step| progress.show(step));
+        progress.finish();
+        response?
+    } else {
+        agent_link::call(&request)?.0
+    };
     let grant = expect_response!(response, Response::Token)?;
     let text = if args.json {
         json!({
@@ -35,4 +50,14 @@ pub fn run(args: TokenArgs) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")?;
     Ok(())
+}
+
+/// Whether a sign-in can involve the user: not when git says no prompts, and not without a
+/// terminal or a display to show a browser on.
+fn can_interact() -> bool {
+    use std::io::IsTerminal;
+    if std::env::var_os("GIT_TERMINAL_PROMPT").is_some_and(|value| value == "0") {
+        return false;
+    }
+    std::io::stderr().is_terminal() || browser::available()
 }
