@@ -28,9 +28,10 @@ pub fn connect() -> Result<(Client, bool), CliError> {
     }
 }
 
-/// Sends one request, starting an agent when none runs. An agent that dies before its first
-/// answer (a crash, or one exiting just as this client connected) gets one more try with a
-/// fresh agent: the request has had no effect yet.
+/// Sends one request, starting an agent when none runs. When the agent dies before its first
+/// answer (a crash, or one exiting just as this client connected), the request goes once more
+/// to a fresh agent: the requests sent this way (token, status, claims, logout) are safe to
+/// repeat.
 pub fn call(
     request: &stagepass_proto::Request,
 ) -> Result<(stagepass_proto::Response, bool), CliError> {
