@@ -1,6 +1,5 @@
 use std::io::Write;
 
-use serde_json::json;
 use stagepass_proto::{Request, Response, TokenKind};
 
 use super::expect_response;
@@ -36,19 +35,27 @@ pub fn run(args: TokenArgs) -> Result<(), CliError> {
         agent_link::call(&request)?.0
     };
     let grant = expect_response!(response, Response::Token)?;
-    let text = if args.json {
-        json!({
-            "token": grant.token.expose(),
-            "expires_at": grant.expires_at.map(rfc3339),
-            "token_type": grant.token_type,
-            "profile": grant.profile,
-        })
-        .to_string()
-    } else {
-        grant.token.expose().clone()
-    };
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")?;
+    if args.json {
+        /// Borrows the token: the only copy is the zeroizing one in `grant`.
+        #[derive(serde::Serialize)]
+        struct Printed<'a> {
+            token: &'a str,
+            expires_at: Option<String>,
+            token_type: &'a str,
+            profile: &'a str,
+        }
+        let printed = Printed {
+            token: grant.token.expose(),
+            expires_at: grant.expires_at.map(rfc3339),
+            token_type: &grant.token_type,
+            profile: &grant.profile,
+        };
+        serde_json::to_writer(&mut stdout, &printed).map_err(std::io::Error::from)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout, "{}", grant.token.expose())?;
+    }
     Ok(())
 }
 
