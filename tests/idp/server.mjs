@@ -142,7 +142,16 @@ await new Promise((resolve, reject) => {
 const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const configuration = {
-  clients: [nativeClient('stagepass-test'), nativeClient('stagepass-other')],
+  clients: [
+    nativeClient('stagepass-test'),
+    nativeClient('stagepass-other'),
+    // For the benchmark peer: oidc-agent 4.2 cannot use a public client.
+    {
+      ...nativeClient('oidc-agent-bench'),
+      client_secret: 'oidc-agent-bench-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+  ],
   jwks: await testJwks(),
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
 
