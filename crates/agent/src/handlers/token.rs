@@ -48,9 +48,8 @@ async fn serve(
     kind: TokenKind,
     min_valid: Duration,
 ) -> Result<Response, AgentError> {
-    let name = name.to_string();
     let generation = session.data().generation;
-    if let Some(grant) = fresh_grant(session, &name, kind, agent.now(), min_valid) {
+    if let Some(grant) = fresh_grant(session, name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
     let _exclusive = session.exclusive.lock().await;
@@ -60,7 +59,7 @@ async fn serve(
     } else {
         Duration::ZERO
     };
-    if let Some(grant) = fresh_grant(session, &name, kind, agent.now(), min_valid) {
+    if let Some(grant) = fresh_grant(session, name, kind, agent.now(), min_valid) {
         return Ok(Response::Token(grant));
     }
     // While the IdP is failing, a token that is still valid beats an error, and the IdP is
@@ -73,15 +72,15 @@ async fn serve(
     };
     let outcome = match backing_off {
         Some(failure) => Err(failure),
-        None => refresh(agent, &name, session).await,
+        None => refresh(agent, name, session).await,
     };
     if let Err(err) = outcome {
-        return match fresh_grant(session, &name, kind, agent.now(), Duration::ZERO) {
+        return match fresh_grant(session, name, kind, agent.now(), Duration::ZERO) {
             Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(Response::Token(grant)),
             _ => Err(err),
         };
     }
-    fresh_grant(session, &name, kind, agent.now(), Duration::ZERO)
+    fresh_grant(session, name, kind, agent.now(), Duration::ZERO)
         .map(Response::Token)
         .ok_or_else(|| {
             errors::reply(
