@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::{Idp, Sandbox};
 
 #[test]
@@ -84,11 +86,9 @@ fn a_restarted_agent_resumes_from_the_keychain() {
     let first_agent = sandbox.run(&["status", "--json"]).json()["agent"]["pid"].clone();
 
     sandbox.run(&["agent", "stop"]).assert_ok();
-    support::wait_until(
-        "the agent to exit",
-        std::time::Duration::from_secs(5),
-        || !sandbox.runtime_dir().join("agent.sock").exists(),
-    );
+    support::wait_until("the agent to exit", Duration::from_secs(5), || {
+        !sandbox.runtime_dir().join("agent.sock").exists()
+    });
 
     // The next client starts a new agent, which has no access token in memory and gets one
     // with the refresh token from the keychain.
@@ -148,11 +148,9 @@ fn the_agent_refreshes_ahead_of_expiry_by_itself() {
     first.assert_ok();
     assert_eq!(idp.refresh_calls(), 0);
     // Nobody asks for a token; the agent refreshes at about 75-80 % of the 4 s lifetime.
-    support::wait_until(
-        "a proactive refresh",
-        std::time::Duration::from_secs(10),
-        || idp.refresh_calls() >= 1,
-    );
+    support::wait_until("a proactive refresh", Duration::from_secs(10), || {
+        idp.refresh_calls() >= 1
+    });
     let second = sandbox.run(&["token", "--min-valid", "0"]);
     second.assert_ok();
     assert_ne!(first.stdout(), second.stdout());
@@ -208,7 +206,7 @@ fn an_idp_outage_keeps_valid_tokens_flowing_backs_off_and_recovers() {
     idp.set_outage(false);
     support::wait_until(
         "recovery without a new sign-in",
-        std::time::Duration::from_secs(20),
+        Duration::from_secs(20),
         || sandbox.run(&["token"]).code() == 0,
     );
     assert_ne!(sandbox.stored_refresh_token(), refresh_token);
@@ -225,11 +223,58 @@ fn wait_for_remaining(sandbox: &Sandbox, secs: f64) {
             .unwrap();
     let left = (expires_at - time::OffsetDateTime::now_utc()).as_seconds_f64();
     if left > secs {
-        std::thread::sleep(std::time::Duration::from_secs_f64(left - secs));
+        std::thread::sleep(Duration::from_secs_f64(left - secs));
     }
 }
 
 /// Waits until the access token the agent holds has expired (tokens live a few seconds).
 fn wait_for_expiry(sandbox: &Sandbox) {
     wait_for_remaining(sandbox, -0.1);
+}
+
+/// Two agents of one user (the tray's and a headless one, say, with different runtime dirs)
+/// share one keychain entry. When one rotates the refresh token, the other must take the new
+/// one from the keychain instead of presenting the consumed one from its memory, which a
+/// strict IdP answers by revoking the whole grant.
+#[test]
+fn a_refresh_token_rotated_by_another_agent_is_taken_from_the_keychain() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "10")]);
+    let sandbox = Sandbox::new("e2e-two-agents", &idp.issuer);
+    sandbox.login_browser();
+    let other_runtime_dir = sandbox.runtime_dir().with_file_name("run-other");
+    let other = |args: &[&str]| {
+        support::Run(
+            sandbox
+                .command(args)
+                .env("STAGEPASS_RUNTIME_DIR", &other_runtime_dir)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap(),
+        )
+    };
+    let signed_in_with = sandbox.stored_refresh_token();
+    // The second agent has no access token: it refreshes with the keychain's refresh token,
+    // which rotates it under the first agent's feet.
+    other(&["token", "--no-interactive"]).assert_ok();
+    assert_eq!(idp.refresh_calls(), 1);
+    assert_ne!(sandbox.stored_refresh_token(), signed_in_with);
+
+    // Each agent's own proactive refresh (at about 80 % of 10 s) now starts from a refresh
+    // token the other one has already rotated.
+    support::wait_until("both agents to refresh", Duration::from_secs(20), || {
+        idp.refresh_calls() >= 3
+    });
+    for (who, status) in [
+        ("first", sandbox.run(&["status", "--json"])),
+        ("second", other(&["status", "--json"])),
+    ] {
+        assert_eq!(
+            status.json()["profiles"][0]["state"],
+            "signed_in",
+            "{who} agent"
+        );
+    }
+    sandbox.run(&["token", "--no-interactive"]).assert_ok();
+    other(&["token", "--no-interactive"]).assert_ok();
+    other(&["agent", "stop"]).assert_ok();
 }

@@ -14,6 +14,7 @@ mod refresh_worker;
 mod scheduler;
 mod server;
 mod sessions;
+mod worker_pool;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -75,7 +76,9 @@ pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
             logins: LoginStore::new(keychain),
             clock: Arc::new(SystemClock),
             notifier,
-            refresh_worker: std::env::current_exe().ok(),
+            refresh_worker: std::env::current_exe()
+                .ok()
+                .map(|program| Arc::new(worker_pool::WorkerPool::new(program))),
         };
         server::serve(options, deps).await
     })
@@ -90,5 +93,5 @@ pub(crate) struct Dependencies {
     pub notifier: Arc<dyn notify::Notifier>,
     /// The program that runs refreshes out of process (this agent's own binary); `None` runs
     /// them in process, for tests with an in-memory keychain.
-    pub refresh_worker: Option<PathBuf>,
+    pub refresh_worker: Option<Arc<worker_pool::WorkerPool>>,
 }

@@ -25,13 +25,14 @@ use serde::{Deserialize, Serialize};
 use stagepass_core::Secret;
 use stagepass_core::clock::unix_secs;
 use stagepass_core::config::Profile;
-use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::http::{HttpClient, HttpError, HttpLimits};
 use stagepass_core::oidc::Provider;
-use stagepass_core::store::{LoginStore, OsKeychain, StoredLogin};
+use stagepass_core::store::{KeychainError, LoginStore, OsKeychain, StoredLogin};
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind};
 
 use crate::errors;
+use crate::worker_pool::WorkerPool;
 
 /// The flag that turns `stagepass-agent` into a refresh worker.
 pub const WORKER_FLAG: &str = "--refresh-worker";
@@ -102,6 +103,13 @@ pub(crate) fn stored_login(
     ))
 }
 
+/// The id_token a stored login was last refreshed with, to check the next one against.
+pub(crate) fn previous_id(stored: &StoredLogin) -> Option<(Secret<String>, serde_json::Value)> {
+    let id_token = stored.id_token.clone()?;
+    let claims = stagepass_core::jwt::unverified_claims(id_token.expose())?;
+    Some((id_token, claims))
+}
+
 /// The transaction itself: refresh at the IdP, then save to the keychain.
 pub(crate) async fn refresh_and_save(
     job: &RefreshJob,
@@ -110,12 +118,31 @@ pub(crate) async fn refresh_and_save(
     logins: &LoginStore,
     now: SystemTime,
 ) -> RefreshOutcome {
+    // Under the profile's refresh lock the keychain holds the newest refresh token. The one
+    // in `job` can be older: an agent killed after its worker had read the job but before
+    // that worker took the lock starts a successor that reads the keychain too early. A
+    // strict IdP revokes the whole grant when a consumed refresh token comes back, so the
+    // keychain's token wins whenever the two differ.
+    let newer = {
+        let (logins, profile) = (logins.clone(), job.profile.clone());
+        tokio::task::spawn_blocking(move || logins.load(&profile))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .filter(|stored| {
+                stored.belongs_to(&job.settings.issuer, &job.settings.client_id)
+                    && stored.refresh_token.expose() != job.refresh_token.expose()
+            })
+    };
+    let (refresh_token, previous_id) = match &newer {
+        Some(stored) => (&stored.refresh_token, previous_id(stored)),
+        None => (&job.refresh_token, job.previous_id.clone()),
+    };
     let refreshed = provider
         .refresh(
-            &job.refresh_token,
-            job.previous_id
-                .as_ref()
-                .map(|(token, claims)| (token, claims)),
+            refresh_token,
+            previous_id.as_ref().map(|(token, claims)| (token, claims)),
             http,
             now,
         )
@@ -127,11 +154,9 @@ pub(crate) async fn refresh_and_save(
                 None => Ok(()),
                 Some(login) => {
                     let (logins, profile) = (logins.clone(), job.profile.clone());
-                    tokio::task::spawn_blocking(move || logins.save(&profile, &login))
+                    tokio::task::spawn_blocking(move || save_retrying(&logins, &profile, &login))
                         .await
-                        .unwrap_or_else(|err| {
-                            Err(stagepass_core::store::KeychainError::Other(err.to_string()))
-                        })
+                        .unwrap_or_else(|err| Err(KeychainError::Other(err.to_string())))
                         .map_err(|err| errors::keychain(&err))
                 }
             };
@@ -140,9 +165,22 @@ pub(crate) async fn refresh_and_save(
     }
 }
 
+/// A keychain session opened ahead of time (by a spare worker) may have gone stale since; one
+/// more try opens a fresh one.
+fn save_retrying(
+    logins: &LoginStore,
+    profile: &str,
+    login: &StoredLogin,
+) -> Result<(), KeychainError> {
+    match logins.save(profile, login) {
+        Err(KeychainError::Unavailable(_)) => logins.save(profile, login),
+        other => other,
+    }
+}
+
 /// Agent side: runs `job` in a worker process and waits for its answer.
 pub(crate) async fn run_in_worker(
-    program: &Path,
+    workers: &WorkerPool,
     job: RefreshJob,
     provider: &Provider,
 ) -> RefreshOutcome {
@@ -160,21 +198,12 @@ pub(crate) async fn run_in_worker(
         Ok(request) => request,
         Err(err) => return unknown(format!("cannot encode the refresh request: {err}")),
     };
-    let child = tokio::process::Command::new(program)
-        .arg(WORKER_FLAG)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        // Its own process group: whatever stops the agent must not stop a refresh halfway.
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn();
-    let mut child = match child {
+    let mut child = match workers.take() {
         Ok(child) => child,
         Err(err) => {
             return unknown(format!(
                 "cannot start the refresh worker {}: {err}",
-                program.display()
+                workers.program().display()
             ));
         }
     };
@@ -193,7 +222,10 @@ pub(crate) async fn run_in_worker(
         let _ = child.wait().await;
         Ok::<_, std::io::Error>(answer)
     };
-    match tokio::time::timeout(WORKER_TIMEOUT, exchange).await {
+    let answer = tokio::time::timeout(WORKER_TIMEOUT, exchange).await;
+    // Only now: a spare starting during the refresh would compete with it for the CPU.
+    workers.keep_spare();
+    match answer {
         Ok(Ok(answer)) => serde_json::from_slice(&answer).unwrap_or_else(|err| {
             unknown(format!("the refresh worker gave no usable answer: {err}"))
         }),
@@ -238,6 +270,12 @@ pub(crate) fn wait_for_workers(runtime_dir: &Path, profile: &str) {
 /// Entry point of `stagepass-agent --refresh-worker`: one refresh from stdin, the outcome as
 /// JSON on stdout.
 pub fn worker_main() -> ExitCode {
+    // Everything that does not need the job comes first: a spare worker (see
+    // `worker_pool`) gets it done before the agent needs it.
+    let keychain = OsKeychain::new();
+    let _ = keychain.open();
+    let logins = LoginStore::new(Arc::new(keychain));
+    let http = HttpClient::new(HttpLimits::default());
     let mut input = Vec::new();
     if std::io::stdin()
         .take(MAX_REQUEST)
@@ -245,6 +283,10 @@ pub fn worker_main() -> ExitCode {
         .is_err()
     {
         return ExitCode::FAILURE;
+    }
+    if input.is_empty() {
+        // A spare the agent no longer needs.
+        return ExitCode::SUCCESS;
     }
     // A truncated request (the agent died while writing it) parses as nothing: no refresh.
     let Ok(WorkerRequest { job, provider }) = serde_json::from_slice::<WorkerRequest>(&input)
@@ -258,7 +300,7 @@ pub fn worker_main() -> ExitCode {
     if lock.lock().is_err() {
         return ExitCode::FAILURE;
     }
-    let outcome = match run_job(job, provider) {
+    let outcome = match run_job(job, provider, http, &logins) {
         Ok(outcome) => outcome,
         Err(message) => RefreshOutcome::Unknown {
             error: errors::reply(ErrorKind::Internal, message, None),
@@ -271,10 +313,14 @@ pub fn worker_main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn run_job(job: RefreshJob, provider: serde_json::Value) -> Result<RefreshOutcome, String> {
+fn run_job(
+    job: RefreshJob,
+    provider: serde_json::Value,
+    http: Result<HttpClient, HttpError>,
+    logins: &LoginStore,
+) -> Result<RefreshOutcome, String> {
     let provider = Provider::import(provider, &job.settings).map_err(|err| err.to_string())?;
-    let http = HttpClient::new(HttpLimits::default()).map_err(|err| err.to_string())?;
-    let logins = LoginStore::new(Arc::new(OsKeychain::new()));
+    let http = http.map_err(|err| err.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -283,7 +329,7 @@ fn run_job(job: RefreshJob, provider: serde_json::Value) -> Result<RefreshOutcom
         &job,
         &provider,
         &http,
-        &logins,
+        logins,
         SystemTime::now(),
     )))
 }

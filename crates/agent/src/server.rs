@@ -188,10 +188,14 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
         Response::Error(err) => (requested, None, err.message.as_str()),
         _ => return,
     };
-    let audience = agent
-        .config()
-        .ok()
-        .and_then(|config| config.profiles.get(profile)?.audience.clone());
+    let audience = match response {
+        // The hot path: the grant says whom it is for, so no second look at the config.
+        Response::Token(grant) => grant.audience.clone(),
+        _ => agent
+            .config()
+            .ok()
+            .and_then(|config| config.profiles.get(profile)?.audience.clone()),
+    };
     agent.record(&Entry {
         event: target.event,
         caller,

@@ -285,7 +285,19 @@ impl Agent {
         data.stored = stored
             .filter(|login| login.belongs_to(&session.profile.issuer, &session.profile.client_id));
         data.loaded = true;
+        let signed_in = data.stored.is_some();
+        drop(data);
+        if signed_in {
+            self.keep_refresh_worker_ready();
+        }
         Ok(())
+    }
+
+    /// Has a refresh worker ready for the profiles that hold refresh tokens.
+    pub(crate) fn keep_refresh_worker_ready(&self) {
+        if let Some(workers) = &self.deps.refresh_worker {
+            workers.keep_spare();
+        }
     }
 
     pub(crate) async fn save_login(

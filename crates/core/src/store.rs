@@ -128,21 +128,28 @@ impl OsKeychain {
         Self::default()
     }
 
-    fn entry(&self, account: &str) -> Result<keyring_core::Entry, KeychainError> {
-        let store = {
-            let mut slot = self
-                .store
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            match slot.as_ref() {
-                Some(store) => store.clone(),
-                None => {
-                    let store = open_platform_store()?;
-                    *slot = Some(store.clone());
-                    store
-                }
+    /// Opens the platform store now rather than at the first call, so that call is fast.
+    pub fn open(&self) -> Result<(), KeychainError> {
+        self.store().map(drop)
+    }
+
+    fn store(&self) -> Result<Arc<keyring_core::CredentialStore>, KeychainError> {
+        let mut slot = self
+            .store
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match slot.as_ref() {
+            Some(store) => Ok(store.clone()),
+            None => {
+                let store = open_platform_store()?;
+                *slot = Some(store.clone());
+                Ok(store)
             }
-        };
+        }
+    }
+
+    fn entry(&self, account: &str) -> Result<keyring_core::Entry, KeychainError> {
+        let store = self.store()?;
         store.build(KEYCHAIN_SERVICE, account, None).map_err(|err| {
             // A broken connection poisons the cached store; drop it so the next call reconnects.
             self.forget_store();

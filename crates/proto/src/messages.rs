@@ -128,6 +128,10 @@ pub struct TokenGrant {
     pub token_type: String,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// Whom the token is for: the profile's configured audience for an access token, the
+    /// client_id for an id_token.
+    #[serde(default)]
+    pub audience: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -156,6 +156,7 @@ async fn lead_sign_in(
     }
     agent.schedule_changed.notify_one();
     token::persist(agent, &name, &session).await?;
+    agent.keep_refresh_worker_ready();
     let claims = session
         .data()
         .tokens

@@ -10,7 +10,7 @@ use crate::conn::Connection;
 use crate::errors;
 use crate::notify;
 use crate::refresh_worker::{
-    RefreshJob, RefreshOutcome, refresh_and_save, run_in_worker, stored_login,
+    RefreshJob, RefreshOutcome, previous_id, refresh_and_save, run_in_worker, stored_login,
 };
 use crate::sessions::{Agent, Session};
 
@@ -135,6 +135,10 @@ fn fresh_grant(
             TokenKind::Id => "N_A".into(),
         },
         expires_at,
+        audience: match kind {
+            TokenKind::Access => session.profile.audience.clone(),
+            TokenKind::Id => Some(session.profile.client_id.clone()),
+        },
     })
 }
 
@@ -180,12 +184,7 @@ pub(crate) async fn refresh(
             .tokens
             .as_ref()
             .and_then(|tokens| Some((tokens.id_token.clone()?, tokens.id_claims.clone()?)))
-            .or_else(|| {
-                let stored = data.stored.as_ref()?;
-                let id_token = stored.id_token.clone()?;
-                let claims = stagepass_core::jwt::unverified_claims(id_token.expose())?;
-                Some((id_token, claims))
-            });
+            .or_else(|| previous_id(data.stored.as_ref()?));
         (refresh_token, previous_id)
     };
     let provider = match agent.provider(name, &session.profile).await {
@@ -202,7 +201,7 @@ pub(crate) async fn refresh(
         runtime_dir: agent.options.runtime_dir.clone(),
     };
     let outcome = match &agent.deps.refresh_worker {
-        Some(program) => run_in_worker(program, job, &provider).await,
+        Some(workers) => run_in_worker(workers, job, &provider).await,
         None => {
             refresh_and_save(
                 &job,
