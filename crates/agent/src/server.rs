@@ -152,46 +152,62 @@ async fn converse(
     }
 }
 
-/// What to audit of a request: the event, the token kind it hands out, the profile asked for.
+/// What to audit of a request: the event, the profile asked for, and for a rejection the
+/// fingerprint of the token the server refused.
 struct AuditTarget {
     event: &'static str,
-    kind: Option<TokenKind>,
     requested: Option<String>,
+    rejected: Option<String>,
 }
 
 fn audit_target(request: &Request) -> Option<AuditTarget> {
-    let (event, kind, requested) = match request {
-        Request::GetToken { kind, profile, .. } => ("token", Some(*kind), profile),
-        Request::Login { profile, .. } => ("sign_in", None, profile),
-        Request::Logout { profile } => ("sign_out", None, profile),
+    let (event, requested, rejected) = match request {
+        Request::GetToken { profile, .. } => ("token", profile.clone(), None),
+        Request::Credential { .. } => ("token", None, None),
+        Request::RejectCredential { token, .. } => {
+            ("rejected", None, Some(fingerprint(token.expose())))
+        }
+        Request::Login { profile, .. } => ("sign_in", profile.clone(), None),
+        Request::Logout { profile } => ("sign_out", profile.clone(), None),
         Request::Status | Request::Claims { .. } | Request::Subscribe | Request::Shutdown => {
             return None;
         }
     };
     Some(AuditTarget {
         event,
-        kind,
-        requested: requested.clone(),
+        requested,
+        rejected,
     })
 }
 
 fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
     let requested = target.requested.as_deref().unwrap_or("");
-    let (profile, fingerprint, outcome) = match response {
-        Response::Token(grant) => (
-            grant.profile.as_str(),
-            Some(fingerprint(grant.token.expose())),
+    let (profile, grant, outcome) = match response {
+        Response::Token(grant) => (grant.profile.as_str(), Some(grant), "ok"),
+        Response::Credential(Some(credential)) => (
+            credential.grant.profile.as_str(),
+            Some(&credential.grant),
             "ok",
+        ),
+        Response::Rejected { profile, marked } => (
+            profile.as_deref().unwrap_or(requested),
+            None,
+            if *marked {
+                "refresh before the next hand-out"
+            } else {
+                "not the current token; ignored"
+            },
         ),
         Response::SignedIn(status) => (status.name.as_str(), None, "ok"),
         Response::SignedOut(report) => (report.profile.as_str(), None, "ok"),
         Response::Error(err) => (requested, None, err.message.as_str()),
+        // An unmapped server: nothing was handed out.
         _ => return,
     };
-    let audience = match response {
+    let audience = match grant {
         // The hot path: the grant says whom it is for, so no second look at the config.
-        Response::Token(grant) => grant.audience.clone(),
-        _ => agent
+        Some(grant) => grant.audience.clone(),
+        None => agent
             .config()
             .ok()
             .and_then(|config| config.profiles.get(profile)?.audience.clone()),
@@ -201,11 +217,13 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
         caller,
         profile,
         audience: audience.as_deref(),
-        kind: target.kind.map(|kind| match kind {
+        kind: grant.map(|grant| match grant.kind {
             TokenKind::Access => "access",
             TokenKind::Id => "id",
         }),
-        fingerprint,
+        fingerprint: grant
+            .map(|grant| fingerprint(grant.token.expose()))
+            .or_else(|| target.rejected.clone()),
         outcome,
     });
 }
@@ -219,6 +237,8 @@ fn request_name(request: &Request) -> &'static str {
         Request::Logout { .. } => "logout",
         Request::Subscribe => "subscribe",
         Request::Shutdown => "shutdown",
+        Request::Credential { .. } => "credential",
+        Request::RejectCredential { .. } => "reject_credential",
     }
 }
 

@@ -85,6 +85,12 @@ pub(crate) struct SessionData {
     pub retry_at: Option<SystemTime>,
     /// The last outage-type failure, answered at once while backing off.
     pub last_failure: Option<stagepass_proto::AgentError>,
+    /// Fingerprint of a token a server rejected (git `erase`): not handed out again, the
+    /// next request refreshes instead.
+    pub rejected: Option<String>,
+    /// When a rejection last forced a refresh; bounds how often a server that rejects every
+    /// token can make the agent call the IdP.
+    pub rejection_forced_at: Option<SystemTime>,
 }
 
 impl SessionData {
@@ -100,6 +106,7 @@ impl SessionData {
         self.failures = 0;
         self.retry_at = None;
         self.last_failure = None;
+        self.rejected = None;
         // Not handed out until the keychain holds the refresh token that goes with them.
         self.unsaved = true;
     }

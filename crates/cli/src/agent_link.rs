@@ -7,20 +7,35 @@ use stagepass_core::paths;
 
 use crate::exit::CliError;
 
-pub const CLIENT_NAME: &str = concat!("stagepass-cli ", env!("CARGO_PKG_VERSION"));
+/// How this process names itself to the agent, which audits it as the consumer: `cli`, or
+/// `git` / `docker` / `kube` for the helpers.
+static CONSUMER: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Names this process's consumer kind for the audit log; call before the first request.
+pub fn set_consumer(consumer: &'static str) {
+    let _ = CONSUMER.set(consumer);
+}
+
+pub fn client_name() -> String {
+    format!(
+        "stagepass-{} {}",
+        CONSUMER.get().copied().unwrap_or("cli"),
+        env!("CARGO_PKG_VERSION")
+    )
+}
 const AGENT_BINARY: &str = "stagepass-agent";
 
 /// Connects to the agent, starting one in the background when none runs. Returns whether an
 /// agent was started.
 pub fn connect() -> Result<(Client, bool), CliError> {
     let runtime_dir = paths::runtime_dir();
-    match Client::connect(&runtime_dir, CLIENT_NAME) {
+    match Client::connect(&runtime_dir, &client_name()) {
         Err(stagepass_client::ClientError::NotRunning(_)) => {
             // Only now: finding the agent binary costs a readlink the fast path can skip.
             let launcher = AgentLauncher::new(agent_program()?, &["--background"]);
             Ok(Client::connect_or_start(
                 &runtime_dir,
-                CLIENT_NAME,
+                &client_name(),
                 &launcher,
             )?)
         }
@@ -43,6 +58,34 @@ pub fn call(
         }
         result => Ok((result?, started)),
     }
+}
+
+/// Sends a request that may need a sign-in: when `interactive`, the sign-in's progress shows
+/// on stderr (stdout stays the caller's: a token, a git answer, an ExecCredential).
+pub fn ask(
+    request: &stagepass_proto::Request,
+    interactive: bool,
+) -> Result<stagepass_proto::Response, CliError> {
+    if !interactive {
+        return Ok(call(request)?.0);
+    }
+    let (mut client, _) = connect()?;
+    let mut progress = crate::progress::Progress::new(false, true);
+    let response = client.call_with_progress(request, crate::progress::STEP_TIMEOUT, |step| {
+        progress.show(step)
+    });
+    progress.finish();
+    Ok(response?)
+}
+
+/// Whether a sign-in can involve the user: not when git says no prompts, and not without a
+/// terminal or a display to show a browser on.
+pub fn can_interact() -> bool {
+    use std::io::IsTerminal;
+    if std::env::var_os("GIT_TERMINAL_PROMPT").is_some_and(|value| value == "0") {
+        return false;
+    }
+    std::io::stderr().is_terminal() || crate::browser::available()
 }
 
 /// `stagepass-agent` next to this binary (how both are installed and built), else from PATH.

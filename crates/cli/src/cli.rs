@@ -37,7 +37,8 @@ Codespace or without a display, `auto` (the default flow) uses the device code."
 Examples:
   curl -H \"Authorization: Bearer $(stagepass token corp)\" https://backstage.example.com/api/catalog/entities
   stagepass token --id-token      the OIDC id_token instead of the access token
-  stagepass token --json          {\"token\",\"expires_at\",\"token_type\",\"profile\"}")]
+  stagepass token --json          {\"token\",\"expires_at\",\"token_type\",\"profile\"}
+  stagepass token --header | curl -H @- https://backstage.example.com/api/catalog/entities")]
     Token(TokenArgs),
     /// Show the claims of the id_token and the access token (groups, email, aud, exp).
     Claims(ProfileJsonArgs),
@@ -55,6 +56,102 @@ Examples:
 The agent is the only process that holds tokens. Every other command starts it when none runs.
 For a headless machine, a systemd user unit ships in contrib/systemd/stagepass-agent.service.")]
     Agent(AgentArgs),
+    /// Run a command with a token in its environment (never in its argv).
+    #[command(after_long_help = "\
+Examples:
+  stagepass exec -- terraform plan                   $STAGEPASS_TOKEN holds the access token
+  stagepass exec corp --env-var VAULT_TOKEN -- vault login -method=oidc
+  stagepass exec --id-token -- ./deploy.sh
+
+The command's exit code becomes stagepass's. The token is fresh for at least --min-valid
+seconds when the command starts; a long-running command should ask again with `stagepass token`.")]
+    Exec(ExecArgs),
+    /// Print a Kubernetes ExecCredential: use it as a kubeconfig user's exec command.
+    #[command(after_long_help = "\
+Set it up with `stagepass setup kube [PROFILE]`, which writes a kubeconfig user such as:
+
+  users:
+  - name: stagepass-corp
+    user:
+      exec:
+        apiVersion: client.authentication.k8s.io/v1
+        command: stagepass
+        args: [kube-credential, corp]
+        interactiveMode: IfAvailable
+
+The token is the id_token (what API servers with OIDC authentication expect) unless
+--access-token is given. expirationTimestamp is set 30 s before the token really expires, so
+kubectl asks again in time. When kubectl says it cannot interact (KUBERNETES_EXEC_INFO), a
+profile that needs a sign-in fails at once instead of opening a browser.")]
+    KubeCredential(KubeCredentialArgs),
+    /// Configure git, docker or kubectl to get their credentials from stagepass.
+    #[command(after_long_help = "\
+Examples:
+  stagepass setup git            credential.<url>.helper for every [[git]] entry of the config
+  stagepass setup docker         credHelpers in ~/.docker/config.json for every [[docker]] entry
+  stagepass setup kube corp      a kubeconfig user `stagepass-corp` running `stagepass kube-credential corp`
+  stagepass setup --undo git     remove what `setup git` wrote
+
+Each run shows what it changed and changes nothing that is already right.")]
+    Setup(SetupArgs),
+    /// git's credential helper protocol (what `git-credential-stagepass` runs).
+    #[command(hide = true)]
+    GitCredential(HelperArgs),
+    /// docker's credential helper protocol (what `docker-credential-stagepass` runs).
+    #[command(hide = true)]
+    DockerCredential(HelperArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HelperArgs {
+    /// get, store, erase (and list for docker).
+    pub action: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub profile: ProfileArg,
+    /// The environment variable that carries the token.
+    #[arg(long, value_name = "NAME", default_value = "STAGEPASS_TOKEN")]
+    pub env_var: String,
+    /// Pass the OIDC id_token instead of the access token.
+    #[arg(long)]
+    pub id_token: bool,
+    /// Refresh first when the token expires within this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub min_valid: u64,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeCredentialArgs {
+    #[command(flatten)]
+    pub profile: ProfileArg,
+    /// Send the access token rather than the id_token.
+    #[arg(long)]
+    pub access_token: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Remove what setup wrote instead.
+    #[arg(long, global = true)]
+    pub undo: bool,
+    #[command(subcommand)]
+    pub tool: SetupTool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SetupTool {
+    /// git: a credential helper for each [[git]] entry (git config --global).
+    Git,
+    /// docker: credHelpers for each [[docker]] entry ($DOCKER_CONFIG/config.json).
+    Docker,
+    /// kubectl: a kubeconfig user with an exec entry (through `kubectl config`).
+    Kube(ProfileArg),
 }
 
 #[derive(Debug, Args)]
@@ -130,8 +227,11 @@ pub struct TokenArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub min_valid: u64,
     /// Print {"token","expires_at","token_type","profile"}.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "header")]
     pub json: bool,
+    /// Print `Authorization: Bearer TOKEN`, for `curl -H @-` and the like.
+    #[arg(long)]
+    pub header: bool,
     /// Never start a sign-in: when the profile needs one, fail at once (exit code 4). Also
     /// implied by GIT_TERMINAL_PROMPT=0, and by having neither a terminal nor a display.
     #[arg(long)]

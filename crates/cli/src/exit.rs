@@ -35,6 +35,8 @@ pub enum CliError {
     #[error("{0}")]
     Usage(String),
     #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -44,6 +46,7 @@ impl CliError {
             CliError::Client(ClientError::Agent(err)) => kind_code(err.kind),
             CliError::Client(_) | CliError::Agent(_) => 8,
             CliError::Usage(_) => 2,
+            CliError::Config(_) => 3,
             CliError::Io(_) => 1,
         }
     }

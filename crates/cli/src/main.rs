@@ -12,7 +12,24 @@ mod progress;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    // git and docker find helpers by name: `git-credential-stagepass` and
+    // `docker-credential-stagepass` are links to this binary.
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()));
+    let cli = match invoked_as.as_deref() {
+        Some(name @ ("git-credential-stagepass" | "docker-credential-stagepass")) => {
+            let subcommand = name.trim_end_matches("-stagepass");
+            let rest = std::env::args_os().skip(1);
+            cli::Cli::parse_from(
+                ["stagepass".into(), subcommand.into()]
+                    .into_iter()
+                    .chain(rest),
+            )
+        }
+        _ => cli::Cli::parse(),
+    };
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::credential_map::{self, DockerRegistry, GitHost};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,12 +23,19 @@ use crate::{Error, Result};
 struct ConfigFile {
     #[serde(default)]
     profiles: BTreeMap<String, Profile>,
+    #[serde(default)]
+    git: Vec<GitHost>,
+    #[serde(default)]
+    docker: Vec<DockerRegistry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub path: PathBuf,
     pub profiles: BTreeMap<String, Profile>,
+    /// Git servers and the profile whose token they get (see [`crate::credential_map`]).
+    pub git: Vec<GitHost>,
+    pub docker: Vec<DockerRegistry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,9 +104,28 @@ impl Config {
         for (name, profile) in &file.profiles {
             validate_profile(name, profile).map_err(config_error)?;
         }
+        let known_profile = |key: String, profile: &str| {
+            if file.profiles.contains_key(profile) {
+                Ok(())
+            } else {
+                Err(format!("{key}: no profile `{profile}` in [profiles]"))
+            }
+        };
+        for (index, host) in file.git.iter().enumerate() {
+            credential_map::validate_git(index, host)
+                .and_then(|()| known_profile(format!("git[{index}].profile"), &host.profile))
+                .map_err(config_error)?;
+        }
+        for (index, entry) in file.docker.iter().enumerate() {
+            credential_map::validate_docker(index, entry)
+                .and_then(|()| known_profile(format!("docker[{index}].profile"), &entry.profile))
+                .map_err(config_error)?;
+        }
         Ok(Config {
             path: path.to_path_buf(),
             profiles: file.profiles,
+            git: file.git,
+            docker: file.docker,
         })
     }
 

@@ -3,7 +3,9 @@
 
 pub mod clock;
 pub mod config;
+pub mod credential_map;
 mod error;
+pub mod git_credential;
 pub mod http;
 pub mod jwt;
 pub mod oidc;

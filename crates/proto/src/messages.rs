@@ -59,11 +59,42 @@ pub enum Request {
     /// closes the connection. The tray lives on this.
     Subscribe,
     Shutdown,
+    /// A credential for a server a tool is about to call. The agent maps `url` to a profile
+    /// with the config's `[[git]]` / `[[docker]]` tables and answers
+    /// [`Response::Credential`]; `None` there means the URL is not mapped, so the tool can
+    /// fall through to its next helper. Sign-in as in [`Request::GetToken`].
+    Credential {
+        tool: Tool,
+        url: String,
+        /// The tool can send `Authorization: Bearer` (git announced `capability[]=authtype`).
+        #[serde(default)]
+        bearer_ok: bool,
+        #[serde(default)]
+        interactive: bool,
+        #[serde(default)]
+        browser_available: bool,
+    },
+    /// The server at `url` rejected `token`: the agent refreshes before it hands that token
+    /// out again. Never a sign-out.
+    RejectCredential {
+        tool: Tool,
+        url: String,
+        token: Secret<String>,
+    },
 }
 
+/// A tool the agent serves credentials to through a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum Tool {
+    Git,
+    Docker,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TokenKind {
+    #[default]
     Access,
     Id,
 }
@@ -88,7 +119,23 @@ pub enum Response {
     SignedOut(SignOutReport),
     Event(StatusEvent),
     ShuttingDown,
+    Credential(Option<CredentialGrant>),
+    /// Whether the rejected token was the one the agent holds for `profile` (so the next
+    /// one handed out is fresh).
+    Rejected {
+        profile: Option<String>,
+        marked: bool,
+    },
     Error(AgentError),
+}
+
+/// A token plus how to present it to the mapped server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialGrant {
+    pub grant: TokenGrant,
+    pub username: String,
+    /// Send it as `Authorization: Bearer` rather than as a Basic password.
+    pub bearer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +179,8 @@ pub struct TokenGrant {
     /// client_id for an id_token.
     #[serde(default)]
     pub audience: Option<String>,
+    #[serde(default)]
+    pub kind: TokenKind,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

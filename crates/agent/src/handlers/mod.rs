@@ -1,6 +1,7 @@
 //! One file per request type.
 
 mod claims;
+mod credential;
 mod login;
 mod logout;
 mod status;
@@ -65,6 +66,23 @@ pub(crate) async fn dispatch(
         }
         Request::Logout { profile } => logout::logout(agent, profile.as_deref()).await,
         Request::Subscribe => subscribe::subscribe(agent, conn).await,
+        Request::Credential {
+            tool,
+            url,
+            bearer_ok,
+            interactive,
+            browser_available,
+        } => {
+            let sign_in = interactive.then_some(login::SignInRequest {
+                flow: None,
+                browser_available,
+                pid,
+            });
+            credential::credential(agent, conn, tool, &url, bearer_ok, sign_in).await
+        }
+        Request::RejectCredential { tool, url, token } => {
+            credential::reject(agent, tool, &url, &token)
+        }
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

@@ -127,6 +127,13 @@ fn fresh_grant(
             tokens.id_token_expires_at(),
         ),
     };
+    if data
+        .rejected
+        .as_ref()
+        .is_some_and(|rejected| *rejected == fingerprint(token.expose()))
+    {
+        return None;
+    }
     Some(TokenGrant {
         profile: name.to_string(),
         token,
@@ -135,6 +142,7 @@ fn fresh_grant(
             TokenKind::Id => "N_A".into(),
         },
         expires_at,
+        kind,
         audience: match kind {
             TokenKind::Access => session.profile.audience.clone(),
             TokenKind::Id => Some(session.profile.client_id.clone()),

@@ -5,7 +5,7 @@ use stagepass_client::{Client, ClientError};
 use stagepass_core::paths;
 use stagepass_proto::{Request, Response};
 
-use crate::agent_link::{CLIENT_NAME, agent_program};
+use crate::agent_link::{agent_program, client_name};
 use crate::cli::{AgentAction, AgentArgs, JsonArg};
 use crate::exit::CliError;
 use crate::output::print_json;
@@ -27,7 +27,7 @@ pub fn run(args: AgentArgs) -> Result<(), CliError> {
 }
 
 fn connect_running() -> Result<Option<Client>, CliError> {
-    match Client::connect(&paths::runtime_dir(), CLIENT_NAME) {
+    match Client::connect(&paths::runtime_dir(), &client_name()) {
         Err(ClientError::NotRunning(_)) => Ok(None),
         other => Ok(Some(other?)),
     }

@@ -3,8 +3,13 @@
 mod agent;
 mod audit;
 mod claims;
+mod docker_credential;
+mod exec;
+mod git_credential;
+mod kube_credential;
 mod login;
 mod logout;
+mod setup;
 mod status;
 mod token;
 
@@ -20,6 +25,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Claims(args) => claims::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Exec(args) => exec::run(args),
+        Command::KubeCredential(args) => kube_credential::run(args),
+        Command::Setup(args) => setup::run(args),
+        Command::GitCredential(args) => git_credential::run(&args.action),
+        Command::DockerCredential(args) => docker_credential::run(&args.action),
     }
 }
 

@@ -1,0 +1,95 @@
+//! `docker-credential-stagepass get|store|erase|list`: the docker credential helper protocol
+//! (<https://github.com/docker/docker-credential-helpers>), served from the agent.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use stagepass_core::config::Config;
+use stagepass_core::credential_map::DEFAULT_USERNAME;
+use stagepass_core::paths;
+use stagepass_proto::{Request, Response, Tool};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::browser;
+use crate::exit::CliError;
+
+/// What docker reads as "no credentials here" (and then tries anonymous access).
+const NOT_FOUND: &str = "credentials not found in native keychain";
+const MAX_INPUT: u64 = 64 * 1024;
+
+pub fn run(action: &str) -> Result<(), CliError> {
+    agent_link::set_consumer("docker");
+    let mut input = String::new();
+    std::io::stdin()
+        .take(MAX_INPUT)
+        .read_to_string(&mut input)?;
+    match action {
+        "get" => get(input.trim()),
+        // docker offers credentials from `docker login`; stagepass keeps none, and a
+        // `docker logout` does not sign the user out of the IdP.
+        "store" | "erase" => Ok(()),
+        "list" => list(),
+        other => Err(CliError::Usage(format!(
+            "unknown docker credential action `{other}`: docker calls this helper with get, store, erase or list"
+        ))),
+    }
+}
+
+fn get(server: &str) -> Result<(), CliError> {
+    let interactive = agent_link::can_interact();
+    let request = Request::Credential {
+        tool: Tool::Docker,
+        url: server.to_string(),
+        bearer_ok: false,
+        interactive,
+        browser_available: interactive && browser::available(),
+    };
+    let response = agent_link::ask(&request, interactive)?;
+    let Some(credential) = expect_response!(response, Response::Credential)? else {
+        // The protocol's "not found": the message on stdout, exit code 1.
+        println!("{NOT_FOUND}");
+        std::process::exit(1);
+    };
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer<'a> {
+        #[serde(rename = "ServerURL")]
+        server_url: &'a str,
+        username: &'a str,
+        secret: &'a str,
+    }
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(
+        &mut stdout,
+        &Answer {
+            server_url: server,
+            username: &credential.username,
+            secret: credential.grant.token.expose(),
+        },
+    )
+    .map_err(std::io::Error::from)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// The mapped registries and their usernames, from the config (no token involved).
+fn list() -> Result<(), CliError> {
+    let config =
+        Config::load(&paths::config_file()).map_err(|err| CliError::Agent(err.to_string()))?;
+    let listed: BTreeMap<&str, &str> = config
+        .docker
+        .iter()
+        .map(|entry| {
+            (
+                entry.registry.as_str(),
+                entry.username.as_deref().unwrap_or(DEFAULT_USERNAME),
+            )
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::to_string(&listed).map_err(std::io::Error::from)?
+    );
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `git-credential-stagepass get|store|erase`: git's credential helper protocol, served from
+//! the agent ([gitcredentials(7)](https://git-scm.com/docs/gitcredentials)).
+
+use std::io::Read;
+
+use stagepass_core::git_credential::{MAX_INPUT, Query, write_answer};
+use stagepass_proto::{Request, Response, Tool};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::browser;
+use crate::exit::CliError;
+
+pub fn run(action: &str) -> Result<(), CliError> {
+    agent_link::set_consumer("git");
+    let mut input = Vec::new();
+    std::io::stdin()
+        .take(MAX_INPUT as u64 + 1)
+        .read_to_end(&mut input)?;
+    let query = Query::parse(&input).map_err(|err| CliError::Usage(err.to_string()))?;
+    match action {
+        "get" => get(&query),
+        "erase" => erase(&query),
+        // git offers every credential it used to every helper; stagepass keeps nothing.
+        "store" => Ok(()),
+        other => Err(CliError::Usage(format!(
+            "unknown git credential action `{other}`: git calls this helper with get, store or erase"
+        ))),
+    }
+}
+
+fn get(query: &Query) -> Result<(), CliError> {
+    // No host, nothing to say: git goes on to its next helper.
+    let Some(url) = query.url() else {
+        return Ok(());
+    };
+    let interactive = agent_link::can_interact();
+    let request = Request::Credential {
+        tool: Tool::Git,
+        url,
+        bearer_ok: query.can_take_bearer(),
+        interactive,
+        browser_available: interactive && browser::available(),
+    };
+    let response = agent_link::ask(&request, interactive)?;
+    // An unmapped host gets an empty answer, so git falls through to its next helper.
+    let Some(credential) = expect_response!(response, Response::Credential)? else {
+        return Ok(());
+    };
+    let expiry = credential.grant.expires_at.map(|at| at.to_string());
+    let token = credential.grant.token.expose();
+    let mut fields: Vec<(&str, &str)> = if credential.bearer {
+        vec![
+            ("capability[]", "authtype"),
+            ("authtype", "Bearer"),
+            ("credential", token),
+            // Short-lived: git must not hand it to storing helpers.
+            ("ephemeral", "true"),
+        ]
+    } else {
+        vec![("username", &credential.username), ("password", token)]
+    };
+    if let Some(expiry) = &expiry {
+        fields.push(("password_expiry_utc", expiry));
+    }
+    write_answer(&fields, &mut std::io::stdout().lock())?;
+    Ok(())
+}
+
+/// The server rejected what git sent: the agent refreshes before the next `get`. Never a
+/// sign-out.
+fn erase(query: &Query) -> Result<(), CliError> {
+    let (Some(url), Some(token)) = (query.url(), query.password.clone()) else {
+        return Ok(());
+    };
+    let request = Request::RejectCredential {
+        tool: Tool::Git,
+        url,
+        token,
+    };
+    agent_link::call(&request)?;
+    Ok(())
+}

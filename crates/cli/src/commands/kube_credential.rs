@@ -1,0 +1,74 @@
+//! `stagepass kube-credential`: a client-go exec credential plugin
+//! (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins>).
+
+use std::io::Write;
+
+use stagepass_proto::{Request, Response, TokenKind};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::browser;
+use crate::cli::KubeCredentialArgs;
+use crate::exit::CliError;
+use crate::output::rfc3339;
+
+const DEFAULT_API_VERSION: &str = "client.authentication.k8s.io/v1";
+/// kubectl asks again this long before the token really expires, so a request never leaves
+/// with a token that dies on the way.
+const EXPIRY_MARGIN_SECS: u64 = 30;
+
+pub fn run(args: KubeCredentialArgs) -> Result<(), CliError> {
+    agent_link::set_consumer("kube");
+    // kubectl says which API version it speaks and whether it can interact with the user.
+    let exec_info: serde_json::Value = std::env::var("KUBERNETES_EXEC_INFO")
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let api_version = exec_info["apiVersion"]
+        .as_str()
+        .unwrap_or(DEFAULT_API_VERSION)
+        .to_string();
+    let kubectl_can_interact = exec_info["spec"]["interactive"].as_bool().unwrap_or(true);
+    let interactive = kubectl_can_interact && agent_link::can_interact();
+    let request = Request::GetToken {
+        profile: args.profile.profile,
+        kind: if args.access_token {
+            TokenKind::Access
+        } else {
+            TokenKind::Id
+        },
+        min_valid_secs: 2 * EXPIRY_MARGIN_SECS,
+        interactive,
+        browser_available: interactive && browser::available(),
+    };
+    let response = agent_link::ask(&request, interactive)?;
+    let grant = expect_response!(response, Response::Token)?;
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Status<'a> {
+        token: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expiration_timestamp: Option<String>,
+    }
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ExecCredential<'a> {
+        api_version: &'a str,
+        kind: &'static str,
+        status: Status<'a>,
+    }
+    let credential = ExecCredential {
+        api_version: &api_version,
+        kind: "ExecCredential",
+        status: Status {
+            token: grant.token.expose(),
+            expiration_timestamp: grant
+                .expires_at
+                .map(|at| rfc3339(at.saturating_sub(EXPIRY_MARGIN_SECS))),
+        },
+    };
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, &credential).map_err(std::io::Error::from)?;
+    writeln!(stdout)?;
+    Ok(())
+}

@@ -1,0 +1,113 @@
+//! `setup docker`: `credHelpers` entries in docker's config.json for every `[[docker]]` entry.
+//! Other keys of the file are kept as they are.
+
+use std::path::PathBuf;
+
+use stagepass_core::config::Config;
+
+use super::{on_path, show};
+use crate::exit::CliError;
+
+const HELPER: &str = "stagepass";
+
+pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
+    if config.docker.is_empty() {
+        return Err(CliError::Config(format!(
+            "{} has no [[docker]] entry: add one (registry, profile) first",
+            config.path.display()
+        )));
+    }
+    let path = docker_config_path()?;
+    let mut file: serde_json::Value = match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|err| {
+            CliError::Config(format!(
+                "{} is not valid JSON ({err}); fix it first",
+                path.display()
+            ))
+        })?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(err) => return Err(err.into()),
+    };
+    let Some(object) = file.as_object_mut() else {
+        return Err(CliError::Config(format!(
+            "{} is not a JSON object",
+            path.display()
+        )));
+    };
+    let helpers = object
+        .entry("credHelpers")
+        .or_insert_with(|| serde_json::json!({}));
+    let Some(helpers) = helpers.as_object_mut() else {
+        return Err(CliError::Config(format!(
+            "credHelpers in {} is not an object",
+            path.display()
+        )));
+    };
+    let mut changed = false;
+    for entry in &config.docker {
+        let registry = entry.registry.as_str();
+        let current = helpers.get(registry).and_then(|value| value.as_str());
+        match (undo, current) {
+            (false, Some(HELPER)) => println!("  credHelpers.{registry} = {HELPER} (unchanged)"),
+            (false, _) => {
+                if let Some(other) = current {
+                    show('-', &format!("credHelpers.{registry} = {other}"));
+                }
+                helpers.insert(registry.into(), HELPER.into());
+                show('+', &format!("credHelpers.{registry} = {HELPER}"));
+                changed = true;
+            }
+            (true, Some(HELPER)) => {
+                helpers.remove(registry);
+                show('-', &format!("credHelpers.{registry} = {HELPER}"));
+                changed = true;
+            }
+            (true, _) => {}
+        }
+    }
+    if changed {
+        write_atomically(&path, &file)?;
+        println!("  wrote {}", path.display());
+    }
+    if !undo && !on_path("docker-credential-stagepass") {
+        eprintln!(
+            "warning: docker runs `docker-credential-stagepass`, which is not on PATH: link it to \
+             stagepass (scripts/install does), e.g. `ln -s \"$(command -v stagepass)\" ~/.local/bin/docker-credential-stagepass`"
+        );
+    }
+    Ok(())
+}
+
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+fn docker_config_path() -> Result<PathBuf, CliError> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+        return Ok(PathBuf::from(dir).join("config.json"));
+    }
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| CliError::Usage("HOME is not set; set DOCKER_CONFIG instead".into()))?;
+    Ok(PathBuf::from(home).join(".docker").join("config.json"))
+}
+
+/// A crash halfway must not leave docker with half a config: write a sibling, then rename.
+fn write_atomically(path: &std::path::Path, value: &serde_json::Value) -> Result<(), CliError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let dir = path.parent().expect("a file path");
+    std::fs::create_dir_all(dir)?;
+    let mode = std::fs::metadata(path).map_or(0o600, |meta| meta.permissions().mode() & 0o777);
+    let temporary = path.with_extension("json.stagepass-tmp");
+    let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::from)?;
+    text.push('\n');
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temporary)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    Ok(())
+}

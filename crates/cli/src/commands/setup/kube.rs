@@ -1,0 +1,75 @@
+//! `setup kube [PROFILE]`: a kubeconfig user `stagepass-PROFILE` whose exec entry runs
+//! `stagepass kube-credential PROFILE`, written through `kubectl config` so the kubeconfig's
+//! other content and formatting rules stay kubectl's business.
+
+use std::process::Command;
+
+use stagepass_core::config::Config;
+
+use super::{show, this_program};
+use crate::exit::CliError;
+
+pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), CliError> {
+    let (name, _) = config
+        .profile(profile)
+        .map_err(|err| CliError::Config(err.to_string()))?;
+    let user = format!("stagepass-{name}");
+    if undo {
+        kubectl(&["config", "unset", &format!("users.{user}")])?;
+        show('-', &format!("kubeconfig user {user}"));
+        return Ok(());
+    }
+    let program = this_program()?;
+    kubectl(&[
+        "config",
+        "set-credentials",
+        &user,
+        &format!("--exec-command={program}"),
+        &format!("--exec-api-version={}", api_version()),
+        "--exec-arg=kube-credential",
+        &format!("--exec-arg={name}"),
+    ])?;
+    show(
+        '+',
+        &format!("kubeconfig user {user}: exec {program} kube-credential {name}"),
+    );
+    println!(
+        "  use it in a context: kubectl config set-context CONTEXT --user={user} --cluster=CLUSTER"
+    );
+    Ok(())
+}
+
+/// `v1` where kubectl knows it (1.22 and later); Debian 12's kubectl 1.20 knows `v1beta1`.
+fn api_version() -> &'static str {
+    let version = Command::new("kubectl")
+        .args(["version", "--client", "-o", "json"])
+        .output()
+        .ok()
+        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok());
+    let minor = version
+        .as_ref()
+        .and_then(|v| v["clientVersion"]["minor"].as_str())
+        .and_then(|minor| minor.trim_end_matches('+').parse::<u32>().ok());
+    match minor {
+        Some(minor) if minor < 22 => "client.authentication.k8s.io/v1beta1",
+        _ => "client.authentication.k8s.io/v1",
+    }
+}
+
+fn kubectl(args: &[&str]) -> Result<(), CliError> {
+    let output = Command::new("kubectl").args(args).output().map_err(|err| {
+        CliError::Io(std::io::Error::new(
+            err.kind(),
+            format!("cannot run kubectl: {err}; install kubectl first"),
+        ))
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!(
+            "`kubectl {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
