@@ -147,6 +147,16 @@ impl Sandbox {
         self.env.push((name.into(), value.into()));
     }
 
+    /// The environment every stagepass command of this sandbox runs with.
+    pub fn envs(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// A directory of this sandbox, removed with it.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn write_config(&self, config: &str) {
         std::fs::write(self.dir.path().join("config.toml"), config).unwrap();
     }

@@ -1,0 +1,300 @@
+//! Real git against `git http-backend` behind a server that accepts only valid tokens from the
+//! test IdP (tests/servers/git-server.mjs), with stagepass as git's credential helper.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use support::{Idp, Sandbox};
+
+struct GitServer {
+    child: Child,
+    url: String,
+}
+
+impl GitServer {
+    fn start(issuer: &str, root: &Path) -> GitServer {
+        let mut child = Command::new("node")
+            .arg(support::repo_root().join("tests/servers/git-server.mjs"))
+            .env("ISSUER", issuer)
+            .env("GIT_PROJECT_ROOT", root)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+        GitServer {
+            child,
+            url: ready["url"].as_str().unwrap().to_string(),
+        }
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let output = Command::new("curl")
+            .args(["-s", &format!("{}/test/stats", self.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    fn reject_next(&self, n: u32) {
+        Command::new("curl")
+            .args([
+                "-s",
+                "-X",
+                "POST",
+                &format!("{}/test/reject-next?n={n}", self.url),
+            ])
+            .output()
+            .unwrap();
+    }
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A sandbox whose config maps the git server to its profile, git set up by `stagepass setup
+/// git`, and a bare repository with one commit.
+struct World {
+    sandbox: Sandbox,
+    server: GitServer,
+    bin: PathBuf,
+}
+
+impl World {
+    fn new(idp: &Idp, profile: &str) -> World {
+        let sandbox = Sandbox::new(profile, &idp.issuer);
+        let root = sandbox.path().join("repos");
+        std::fs::create_dir_all(&root).unwrap();
+        let server = GitServer::start(&idp.issuer, &root);
+        let config = std::fs::read_to_string(sandbox.path().join("config.toml")).unwrap();
+        sandbox.write_config(&format!(
+            "{config}\n[[git]]\nurl = \"{}/\"\nprofile = \"{profile}\"\n",
+            server.url
+        ));
+        let bin = sandbox.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_stagepass"),
+            bin.join("git-credential-stagepass"),
+        )
+        .unwrap();
+        let world = World {
+            sandbox,
+            server,
+            bin,
+        };
+        let seed = world.sandbox.path().join("seed");
+        world
+            .git(&["init", "-q", "-b", "main", seed.to_str().unwrap()])
+            .assert_ok();
+        std::fs::write(seed.join("README"), "hello\n").unwrap();
+        world.git_in(&seed, &["add", "README"]).assert_ok();
+        world
+            .git_in(&seed, &["commit", "-q", "-m", "first"])
+            .assert_ok();
+        world
+            .git(&[
+                "clone",
+                "-q",
+                "--bare",
+                seed.to_str().unwrap(),
+                root.join("app.git").to_str().unwrap(),
+            ])
+            .assert_ok();
+        world
+    }
+
+    fn repo_url(&self) -> String {
+        format!("{}/app.git", self.server.url)
+    }
+
+    fn command(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .current_dir(dir)
+            .envs(self.sandbox.envs().iter().map(|(k, v)| (k, v)))
+            .env("HOME", self.sandbox.path())
+            .env("GIT_CONFIG_GLOBAL", self.sandbox.path().join("gitconfig"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.com")
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.com")
+            .env(
+                "PATH",
+                format!("{}:{}", self.bin.display(), std::env::var("PATH").unwrap()),
+            )
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn git_in(&self, dir: &Path, args: &[&str]) -> support::Run {
+        support::Run(self.command("git", dir, args).output().unwrap())
+    }
+
+    fn git(&self, args: &[&str]) -> support::Run {
+        self.git_in(self.sandbox.path(), args)
+    }
+
+    fn stagepass(&self, args: &[&str]) -> support::Run {
+        support::Run(
+            self.command(env!("CARGO_BIN_EXE_stagepass"), self.sandbox.path(), args)
+                .output()
+                .unwrap(),
+        )
+    }
+}
+
+#[test]
+fn clone_push_and_fetch_work_with_no_prompt_and_setup_is_idempotent() {
+    let idp = Idp::start();
+    let world = World::new(&idp, "e2e-git");
+    world.sandbox.login_browser();
+    let setup = world.stagepass(&["setup", "git"]);
+    setup.assert_ok();
+    assert!(
+        setup.stdout().contains("+ credential."),
+        "{}",
+        setup.stdout()
+    );
+    let again = world.stagepass(&["setup", "git"]);
+    assert!(again.stdout().contains("(unchanged)"), "{}", again.stdout());
+
+    let work = world.sandbox.path().join("work");
+    world
+        .git(&["clone", "-q", &world.repo_url(), work.to_str().unwrap()])
+        .assert_ok();
+    std::fs::write(work.join("CHANGE"), "pushed\n").unwrap();
+    world.git_in(&work, &["add", "CHANGE"]).assert_ok();
+    world
+        .git_in(&work, &["commit", "-q", "-m", "change"])
+        .assert_ok();
+    world
+        .git_in(&work, &["push", "-q", "origin", "main"])
+        .assert_ok();
+    world.git_in(&work, &["fetch", "-q"]).assert_ok();
+    let stats = world.server.stats();
+    assert_eq!(
+        stats["rejected"], 0,
+        "the server never refused a token: {stats}"
+    );
+    assert!(stats["accepted"].as_u64().unwrap() >= 3, "{stats}");
+
+    // The hand-outs are audited as git's, without the token.
+    let audit = std::fs::read_to_string(world.sandbox.data_dir().join("audit.jsonl")).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|line| line.contains("\"consumer\":\"git\"")),
+        "{audit}"
+    );
+
+    world.stagepass(&["setup", "--undo", "git"]).assert_ok();
+    let unset = world.git(&["ls-remote", &world.repo_url()]);
+    assert_ne!(unset.code(), 0, "without the helper git has no credential");
+}
+
+#[test]
+fn an_unmapped_host_gets_an_empty_answer() {
+    let idp = Idp::start();
+    let world = World::new(&idp, "e2e-git-unmapped");
+    world.sandbox.login_browser();
+    let mut helper = world.command(
+        env!("CARGO_BIN_EXE_stagepass"),
+        world.sandbox.path(),
+        &["git-credential", "get"],
+    );
+    let output: Output = {
+        use std::io::Write;
+        let mut child = helper
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"protocol=https\nhost=elsewhere.example.com\n\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn expired_tokens_rejected_tokens_and_parallel_fetches_cost_one_refresh_each() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "6")]);
+    let world = World::new(&idp, "e2e-git-expiry");
+    world.sandbox.login_browser();
+    world.stagepass(&["setup", "git"]).assert_ok();
+    world.stagepass(&["agent", "stop"]).assert_ok();
+    // A new agent has no access token: twenty parallel ls-remote share one refresh.
+    let before = idp.refresh_calls();
+    let children: Vec<Child> = (0..20)
+        .map(|_| {
+            world
+                .command(
+                    "git",
+                    world.sandbox.path(),
+                    &["ls-remote", &world.repo_url()],
+                )
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(
+        idp.refresh_calls() - before,
+        1,
+        "one refresh for twenty fetches"
+    );
+
+    // After expiry git still gets a valid token on the first try.
+    std::thread::sleep(Duration::from_secs(7));
+    world.git(&["ls-remote", &world.repo_url()]).assert_ok();
+    assert_eq!(world.server.stats()["rejected"], 0);
+
+    // A server that rejects the current token: git erases it, the agent refreshes for the
+    // next command, and the profile stays signed in.
+    let calls = idp.refresh_calls();
+    world.server.reject_next(1);
+    let refused = world.git(&["ls-remote", &world.repo_url()]);
+    assert_ne!(refused.code(), 0);
+    world.git(&["ls-remote", &world.repo_url()]).assert_ok();
+    assert!(
+        idp.refresh_calls() > calls,
+        "the rejected token was replaced"
+    );
+    let status = world.stagepass(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
+}
