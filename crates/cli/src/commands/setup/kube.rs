@@ -20,15 +20,24 @@ pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), Cli
         return Ok(());
     }
     let program = this_program()?;
-    kubectl(&[
+    let api_version = api_version();
+    let command = format!("--exec-command={program}");
+    let version = format!("--exec-api-version={api_version}");
+    let profile_arg = format!("--exec-arg={name}");
+    let mut args = vec![
         "config",
         "set-credentials",
         &user,
-        &format!("--exec-command={program}"),
-        &format!("--exec-api-version={}", api_version()),
+        &command,
+        &version,
         "--exec-arg=kube-credential",
-        &format!("--exec-arg={name}"),
-    ])?;
+        &profile_arg,
+    ];
+    // v1 requires interactiveMode; kubectl before 1.22 (v1beta1) knows no such flag.
+    if api_version.ends_with("/v1") {
+        args.push("--exec-interactive-mode=IfAvailable");
+    }
+    kubectl(&args)?;
     show(
         '+',
         &format!("kubeconfig user {user}: exec {program} kube-credential {name}"),
