@@ -3,11 +3,13 @@
 
 pub mod clock;
 pub mod config;
+pub mod doctor;
 mod error;
 pub mod http;
 pub mod jwt;
 pub mod oidc;
 pub mod paths;
+pub mod presets;
 pub mod refresh;
 pub mod store;
 pub mod tokens;
