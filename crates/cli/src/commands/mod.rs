@@ -3,6 +3,8 @@
 mod agent;
 mod audit;
 mod claims;
+mod config;
+mod doctor;
 mod login;
 mod logout;
 mod status;
@@ -20,6 +22,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Claims(args) => claims::run(args),
         Command::Audit(args) => audit::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Config(action) => config::run(action),
     }
 }
 

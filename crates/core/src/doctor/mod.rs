@@ -15,6 +15,10 @@ pub use claims::{HeldTokens, token_checks};
 pub use idp::idp_checks;
 pub use keychain::keychain_round_trip;
 
+/// The port `proxy.port` checks when none is given. Provisional: the local proxy does not
+/// exist yet, and takes its port from here when it does.
+pub const DEFAULT_PROXY_PORT: u16 = 7466;
+
 /// The stable id of every check, in the order `stagepass doctor` runs them.
 pub mod ids {
     pub const CONFIG_FILE: &str = "config.file";
