@@ -7,6 +7,7 @@
 mod claims;
 mod idp;
 mod keychain;
+mod metadata;
 mod probes;
 
 use serde::Serialize;

@@ -4,8 +4,9 @@
 use url::Url;
 
 use super::Provider;
+use super::provider::post_form;
 use crate::http::HttpClient;
-use crate::{Error, OAuthError, Result};
+use crate::{OAuthError, Result};
 
 /// A code no IdP ever issued: the token endpoint must refuse it, and how it refuses tells
 /// whether it accepts the client.
@@ -41,24 +42,7 @@ impl Provider {
             .append_pair("client_id", &self.client_id)
             .append_pair("code_verifier", MADE_UP_VERIFIER)
             .finish();
-        let request = http::Request::post(&endpoint)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(body.into_bytes())
-            .map_err(|err| Error::BadResponse {
-                during: "token endpoint probe",
-                reason: err.to_string(),
-            })?;
-        let response = http
-            .execute(request)
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: endpoint.clone(),
-                source,
-            })?;
+        let response = post_form(http, &endpoint, body, "token endpoint probe").await?;
         let error: Option<oauth2::basic::BasicErrorResponse> =
             serde_json::from_slice(response.body()).ok();
         Ok(match error {

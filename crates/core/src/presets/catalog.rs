@@ -17,6 +17,24 @@ pub(super) struct Preset {
     pub groups_note: &'static str,
     pub device_note: &'static str,
     pub build: fn(&PresetInput) -> Result<BuiltProfile, PresetError>,
+    /// Why no working profile can be written for this IdP yet.
+    pub unsupported: Option<&'static str>,
+}
+
+/// A preset that explains why it writes nothing.
+const fn unsupported(name: &'static str, title: &'static str, reason: &'static str) -> Preset {
+    Preset {
+        name,
+        title,
+        quirks: &[],
+        scopes_note: "",
+        audience_note: "",
+        groups_claim: None,
+        groups_note: "",
+        device_note: "",
+        build: |_| Err(PresetError::Invalid("this preset writes no profile".into())),
+        unsupported: Some(reason),
+    }
 }
 
 pub(super) fn find(name: &str) -> Result<&'static Preset, PresetError> {
@@ -72,6 +90,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: Some("groups"),
         groups_note: "From a Group Membership mapper with Token Claim Name `groups` (add it to the client's dedicated scope).",
         device_note: "Keycloak has the device grant: turn on \"OAuth 2.0 Device Authorization Grant\" in the client.",
+        unsupported: None,
         build: |input| {
             let domain = required(
                 &input.domain,
@@ -101,6 +120,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: Some("groups"),
         groups_note: "Add a `groups` claim to the authorization server (Security > API > Claims, value type Groups).",
         device_note: "Okta has the device grant: tick Device Authorization among the app's grant types.",
+        unsupported: None,
         build: |input| {
             let issuer = match &input.issuer {
                 Some(issuer) => issuer.trim().to_string(),
@@ -136,6 +156,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: Some("groups"),
         groups_note: "Token configuration > Add groups claim (object IDs; past 200 groups Entra sends a link instead). App roles come in `roles`.",
         device_note: "Entra has the device grant once Allow public client flows is Yes.",
+        unsupported: None,
         build: |input| {
             let tenant = required(
                 &input.tenant,
@@ -167,28 +188,17 @@ const PRESETS: &[Preset] = &[
             })
         },
     },
-    Preset {
-        name: "google",
-        title: "Google",
-        quirks: &[],
-        scopes_note: "",
-        audience_note: "",
-        groups_claim: None,
-        groups_note: "",
-        device_note: "",
-        build: |_| {
-            Err(PresetError::Unsupported {
-                preset: "google",
-                reason: "Google requires a client secret even for desktop (installed app) clients, and \
-                         stagepass has nowhere to keep one yet: secrets never go in the config file, and \
-                         keychain-held client secrets are not implemented. Google also issues refresh \
-                         tokens through its own access_type=offline parameter, not offline_access, and \
-                         its tokens carry no groups. Sign in through an IdP that federates Google \
-                         accounts (Keycloak, Okta, Entra, Auth0) with that preset; see \
-                         docs/providers/google.md",
-            })
-        },
-    },
+    unsupported(
+        "google",
+        "Google",
+        "Google requires a client secret even for desktop (installed app) clients, and \
+         stagepass has nowhere to keep one yet: secrets never go in the config file, and \
+         keychain-held client secrets are not implemented. Google also issues refresh \
+         tokens through its own access_type=offline parameter, not offline_access, and \
+         its tokens carry no groups. Sign in through an IdP that federates Google \
+         accounts (Keycloak, Okta, Entra, Auth0) with that preset; see \
+         docs/providers/google.md",
+    ),
     Preset {
         name: "gitlab",
         title: "GitLab",
@@ -203,6 +213,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: Some("groups_direct"),
         groups_note: "GitLab's id_token lists the user's direct groups in `groups_direct`.",
         device_note: "Recent GitLab versions have the device grant; `stagepass doctor` says whether yours does.",
+        unsupported: None,
         build: |input| {
             let domain = input.domain.as_deref().unwrap_or("gitlab.com");
             Ok(BuiltProfile {
@@ -212,46 +223,24 @@ const PRESETS: &[Preset] = &[
             })
         },
     },
-    Preset {
-        name: "github",
-        title: "GitHub",
-        quirks: &[],
-        scopes_note: "",
-        audience_note: "",
-        groups_claim: None,
-        groups_note: "",
-        device_note: "",
-        build: |_| {
-            Err(PresetError::Unsupported {
-                preset: "github",
-                reason: "GitHub sign-in is OAuth 2.0 without OpenID Connect: fixed endpoints, no \
-                         discovery document, no id_token, so nothing verifiable says who signed in. \
-                         stagepass profiles are OpenID Connect only. Federate GitHub accounts \
-                         through an OpenID Connect IdP (Keycloak, Auth0, Okta) and use its preset; \
-                         see docs/providers/github.md",
-            })
-        },
-    },
-    Preset {
-        name: "space",
-        title: "JetBrains Space",
-        quirks: &[],
-        scopes_note: "",
-        audience_note: "",
-        groups_claim: None,
-        groups_note: "",
-        device_note: "",
-        build: |_| {
-            Err(PresetError::Unsupported {
-                preset: "space",
-                reason: "JetBrains Space documents OAuth 2.0 (authorization code with PKCE) but no \
-                         OpenID Connect discovery document or id_token, and it issues refresh tokens \
-                         through its own access_type=offline parameter. Sign in through the IdP your \
-                         Space organisation federates with, using its preset; see \
-                         docs/providers/space.md",
-            })
-        },
-    },
+    unsupported(
+        "github",
+        "GitHub",
+        "GitHub sign-in is OAuth 2.0 without OpenID Connect: fixed endpoints, no \
+         discovery document, no id_token, so nothing verifiable says who signed in. \
+         stagepass profiles are OpenID Connect only. Federate GitHub accounts \
+         through an OpenID Connect IdP (Keycloak, Auth0, Okta) and use its preset; \
+         see docs/providers/github.md",
+    ),
+    unsupported(
+        "space",
+        "JetBrains Space",
+        "JetBrains Space documents OAuth 2.0 (authorization code with PKCE) but no \
+         OpenID Connect discovery document or id_token, and it issues refresh tokens \
+         through its own access_type=offline parameter. Sign in through the IdP your \
+         Space organisation federates with, using its preset; see \
+         docs/providers/space.md",
+    ),
     Preset {
         name: "auth0",
         title: "Auth0",
@@ -267,6 +256,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: None,
         groups_note: "Auth0 has no groups claim of its own: a post-login Action adds a namespaced one, e.g. groups_claim = \"https://example.com/groups\".",
         device_note: "Auth0 has the device grant: Advanced Settings > Grant Types > Device Code.",
+        unsupported: None,
         build: |input| {
             let domain = required(
                 &input.domain,
@@ -293,6 +283,7 @@ const PRESETS: &[Preset] = &[
         groups_claim: Some("groups"),
         groups_note: "The claim that lists the user's groups; remove if tokens carry none.",
         device_note: "auto: a browser where one opens, the device grant over SSH (if the IdP has it).",
+        unsupported: None,
         build: |input| {
             let issuer = required(&input.issuer, "generic", "--issuer", "the IdP's issuer URL")?;
             Ok(BuiltProfile {

@@ -58,6 +58,12 @@ pub enum PresetError {
 /// Renders the profile `preset` makes of `input`. The result always parses as a config.
 pub fn render(preset: &str, input: &PresetInput) -> Result<RenderedProfile, PresetError> {
     let preset = catalog::find(preset)?;
+    if let Some(reason) = preset.unsupported {
+        return Err(PresetError::Unsupported {
+            preset: preset.name,
+            reason,
+        });
+    }
     let name = input
         .name
         .clone()
