@@ -3,6 +3,13 @@
 // Usage: node server.mjs            (listens on 127.0.0.1, ephemeral port)
 //        IDP_PORT=4000 node server.mjs
 //
+// Misconfigurations on purpose, for `stagepass doctor`'s tests:
+//   IDP_DATE_SKEW_SECS=-600    every response's Date header is this far off (a skewed clock)
+//   IDP_ISSUED_AUDIENCE=URI    access tokens carry this `aud` whatever resource was asked for
+//                              (like an IdP that ignores RFC 8707)
+//   clients stagepass-slash, stagepass-localhost and stagepass-wrong-path have redirect URIs
+//   that differ from the one stagepass uses; oidc-agent-bench is a confidential client.
+//
 // Once listening, prints exactly one line on stdout:
 //   {"issuer":"http://127.0.0.1:PORT"}
 // Everything else goes to stderr. Exits cleanly on SIGTERM/SIGINT.
@@ -58,6 +65,12 @@ function envBool(name, dflt) {
 }
 
 const PORT = envInt('IDP_PORT', 0);
+const DATE_SKEW_SECS = Number(process.env.IDP_DATE_SKEW_SECS || 0);
+if (!Number.isInteger(DATE_SKEW_SECS)) {
+  console.error(`idp: IDP_DATE_SKEW_SECS must be an integer, got ${JSON.stringify(process.env.IDP_DATE_SKEW_SECS)}`);
+  process.exit(2);
+}
+const ISSUED_AUDIENCE = process.env.IDP_ISSUED_AUDIENCE || '';
 const ACCESS_TOKEN_TTL = envInt('IDP_ACCESS_TOKEN_TTL', 60);
 const ID_TOKEN_TTL = envInt('IDP_ID_TOKEN_TTL', 3600);
 const REFRESH_TOKEN_TTL = envInt('IDP_REFRESH_TOKEN_TTL', 86400);
@@ -92,7 +105,7 @@ const USERS = {
   },
 };
 
-function nativeClient(clientId) {
+function nativeClient(clientId, redirectUri = 'http://127.0.0.1/callback') {
   return {
     client_id: clientId,
     client_name: clientId,
@@ -105,7 +118,7 @@ function nativeClient(clientId) {
     ],
     response_types: ['code'],
     // Native + loopback: any port is accepted, the path must match exactly.
-    redirect_uris: ['http://127.0.0.1/callback'],
+    redirect_uris: [redirectUri],
   };
 }
 
@@ -119,7 +132,12 @@ let handler = (_req, res) => {
   res.statusCode = 503;
   res.end('starting');
 };
-const server = http.createServer((req, res) => handler(req, res));
+const server = http.createServer((req, res) => {
+  if (DATE_SKEW_SECS !== 0) {
+    res.setHeader('Date', new Date(Date.now() + DATE_SKEW_SECS * 1000).toUTCString());
+  }
+  handler(req, res);
+});
 
 // Install signal handlers before anything is printed, so a parent that
 // signals right after reading the issuer line never hits the default action.
@@ -145,6 +163,10 @@ const configuration = {
   clients: [
     nativeClient('stagepass-test'),
     nativeClient('stagepass-other'),
+    // Registered with redirect URIs that are subtly not stagepass's, for `doctor`.
+    nativeClient('stagepass-slash', 'http://127.0.0.1/callback/'),
+    nativeClient('stagepass-localhost', 'http://localhost/callback'),
+    nativeClient('stagepass-wrong-path', 'http://127.0.0.1/oauth/callback'),
     // For the benchmark peer: oidc-agent 4.2 cannot use a public client.
     {
       ...nativeClient('oidc-agent-bench'),
@@ -201,7 +223,7 @@ const configuration = {
         }
         return {
           scope: SCOPES.join(' '),
-          audience: resourceIndicator,
+          audience: ISSUED_AUDIENCE || resourceIndicator,
           accessTokenTTL: ACCESS_TOKEN_TTL,
           accessTokenFormat: 'jwt',
           jwt: { sign: { alg: 'RS256' } },

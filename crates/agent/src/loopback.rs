@@ -3,12 +3,14 @@
 
 use std::time::Duration;
 
-use stagepass_core::oidc::{AuthorizationCode, CallbackError, PendingAuthorization, Provider};
+use stagepass_core::oidc::{
+    AuthorizationCode, CallbackError, LOOPBACK_CALLBACK_PATH as CALLBACK_PATH,
+    PendingAuthorization, Provider,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
-const CALLBACK_PATH: &str = "/callback";
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 

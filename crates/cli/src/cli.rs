@@ -100,6 +100,31 @@ Each run shows what it changed and changes nothing that is already right.")]
     /// docker's credential helper protocol (what `docker-credential-stagepass` runs).
     #[command(hide = true)]
     DockerCredential(HelperArgs),
+    /// Check the config, the IdP, the tokens, the keychain, the agent and the helpers: each
+    /// misconfiguration is named, with what was seen and how to fix it.
+    #[command(after_long_help = "\
+Checks, in order (ids are stable, for scripts):
+  config.file config.profile
+  idp.discovery idp.issuer idp.pkce idp.grants idp.device_flow idp.revocation idp.scopes
+  idp.offline_access idp.redirect_uri idp.client idp.authorize idp.clock_skew
+  agent token.session token.audience token.scopes token.groups token.claims token.lifetimes
+  keychain proxy.port helper.git helper.docker helper.kubectl
+
+Each is ok, info, skip (an earlier check failed), warn or fail. The exit code is 0 unless a
+check fails (10). The IdP is probed without signing anyone in: an authorization request that
+stops at the login page and a code exchange with a made-up code. The keychain check writes,
+reads and deletes a throwaway entry; real logins are never touched.
+
+--json prints one JSON object per line, one line per check:
+  {\"check\",\"profile\",\"status\",\"summary\",\"evidence\":[...],\"fix\"}
+
+Examples:
+  stagepass doctor                 every profile
+  stagepass doctor corp --json | jq 'select(.status == \"fail\")'")]
+    Doctor(DoctorArgs),
+    /// Write a commented profile for your IdP from a preset (keycloak, okta, entra, auth0...).
+    #[command(subcommand)]
+    Config(ConfigAction),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +177,77 @@ pub enum SetupTool {
     Docker,
     /// kubectl: a kubeconfig user with an exec entry (through `kubectl config`).
     Kube(ProfileArg),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Profile to check; all of them when left out.
+    pub profile: Option<String>,
+    /// Print one JSON object per check, one per line.
+    #[arg(long)]
+    pub json: bool,
+    /// The local port the proxy will listen on, checked to be free (or the agent's).
+    #[arg(long, value_name = "PORT", default_value_t = stagepass_core::doctor::DEFAULT_PROXY_PORT)]
+    pub proxy_port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Add a profile made from a provider preset to the config file (created when missing).
+    #[command(after_long_help = "\
+The preset knows the IdP's issuer URL shape, recommended scopes, groups claim, device grant and
+quirks; give only what it cannot know. The IdP-side setup of each preset is described step by
+step in docs/providers/PRESET.md.
+
+  keycloak  --domain HOST --realm REALM
+  okta      --domain DOMAIN (or --issuer for a custom authorization server)
+  entra     --tenant TENANT-ID [--audience api://APP-ID]
+  auth0     --domain DOMAIN [--audience API-IDENTIFIER]
+  gitlab    [--domain HOST] (gitlab.com by default)
+  generic   --issuer URL
+  google, github, space: explain why stagepass cannot sign in to them yet, and what to use.
+
+Existing content is never lost: the profile is appended; an existing profile of the same name
+is refused unless --force, and then kept, commented out. No secret is ever written.
+
+Examples:
+  stagepass config init --preset keycloak --domain sso.example.com --realm eng --client-id stagepass
+  stagepass config init --preset entra --tenant TENANT-ID --client-id APP-ID --print")]
+    Init(ConfigInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigInitArgs {
+    /// The IdP.
+    #[arg(long, default_value = "generic", value_parser = clap::builder::PossibleValuesParser::new(stagepass_core::presets::NAMES))]
+    pub preset: String,
+    /// Profile name (default: the preset's name).
+    #[arg(long, value_name = "PROFILE")]
+    pub name: Option<String>,
+    /// The ID of the public client registered at the IdP.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// The issuer URL (generic; Okta custom authorization servers).
+    #[arg(long, value_name = "URL")]
+    pub issuer: Option<String>,
+    /// Keycloak realm.
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Entra directory (tenant) ID.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// The IdP's host: Keycloak server, Okta or Auth0 domain, GitLab instance.
+    #[arg(long, value_name = "HOST")]
+    pub domain: Option<String>,
+    /// The API the access tokens are for (Entra: its api://APP-ID).
+    #[arg(long, value_name = "URI")]
+    pub audience: Option<String>,
+    /// Print the profile instead of writing it.
+    #[arg(long)]
+    pub print: bool,
+    /// Replace a profile of the same name (the old one is kept, commented out).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

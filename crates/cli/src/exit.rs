@@ -17,6 +17,7 @@ Exit codes:
   7  the keychain is unavailable or locked
   8  the agent could not be started or reached, or speaks another protocol version
   9  the sign-in was denied, cancelled or expired
+  10 `stagepass doctor` found at least one failing check (its output names each)
 
 Files and environment:
   STAGEPASS_CONFIG       config file (default: stagepass/config.toml in the platform config dir)
@@ -36,6 +37,8 @@ pub enum CliError {
     Usage(String),
     #[error("{0}")]
     Config(String),
+    #[error("doctor: {0} failing check(s)")]
+    ChecksFailed(usize),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -47,6 +50,7 @@ impl CliError {
             CliError::Client(_) | CliError::Agent(_) => 8,
             CliError::Usage(_) => 2,
             CliError::Config(_) => 3,
+            CliError::ChecksFailed(_) => 10,
             CliError::Io(_) => 1,
         }
     }

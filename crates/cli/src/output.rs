@@ -2,6 +2,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use stagepass_core::clock::human_span as span;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -27,15 +28,6 @@ pub fn when(unix: u64) -> String {
         format!("{absolute} (in {})", span(unix - now))
     } else {
         format!("{absolute} ({} ago)", span(now - unix))
-    }
-}
-
-fn span(secs: u64) -> String {
-    match secs {
-        0..60 => format!("{secs}s"),
-        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
-        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
-        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
     }
 }
 

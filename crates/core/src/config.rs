@@ -7,6 +7,7 @@
 //! scopes = ["openid", "email", "groups", "offline_access"]
 //! audience = "https://backstage.example.com"   # optional, sent as RFC 8707 `resource`
 //! flow = "auto"                                # or "browser" / "device"
+//! groups_claim = "groups"                      # optional: the claim that lists the user's groups
 //! ```
 
 use std::collections::BTreeMap;
@@ -52,6 +53,9 @@ pub struct Profile {
     pub audience: Option<String>,
     #[serde(default)]
     pub flow: FlowPreference,
+    /// The claim that carries the user's groups or roles (`groups`, `roles`, a namespaced
+    /// Auth0 claim...). When set, `stagepass doctor` checks that the tokens carry it.
+    pub groups_claim: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +205,16 @@ fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
         return Err(format!(
             "{}: must include \"openid\" (stagepass needs the id_token to know who signed in)",
             key("scopes")
+        ));
+    }
+    if profile
+        .groups_claim
+        .as_ref()
+        .is_some_and(|claim| claim.trim().is_empty())
+    {
+        return Err(format!(
+            "{}: must name a claim, e.g. \"groups\"; remove the key when groups are not used",
+            key("groups_claim")
         ));
     }
     if let Some(audience) = &profile.audience

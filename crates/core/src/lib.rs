@@ -4,12 +4,14 @@
 pub mod clock;
 pub mod config;
 pub mod credential_map;
+pub mod doctor;
 mod error;
 pub mod git_credential;
 pub mod http;
 pub mod jwt;
 pub mod oidc;
 pub mod paths;
+pub mod presets;
 pub mod refresh;
 pub mod store;
 pub mod tokens;

@@ -188,6 +188,25 @@ pub struct ClaimsReport {
     pub profile: String,
     pub id_token: Option<ClaimSet>,
     pub access_token: Option<ClaimSet>,
+    /// Whether the agent holds a refresh token, and its lifetime when the token says (a JWT
+    /// refresh token, as Keycloak issues). Never the token itself.
+    #[serde(default)]
+    pub refresh_token: RefreshTokenState,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RefreshTokenState {
+    /// An agent that does not report it.
+    #[default]
+    Unknown,
+    /// The IdP issued none: the login ends when the access token expires.
+    None,
+    Held {
+        /// Unix seconds, from the token's own claims when it is a JWT.
+        issued_at: Option<u64>,
+        expires_at: Option<u64>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

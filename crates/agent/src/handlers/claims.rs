@@ -1,6 +1,6 @@
 use stagepass_core::clock::unix_secs;
 use stagepass_core::jwt;
-use stagepass_proto::{AgentError, ClaimSet, ClaimsReport, Response};
+use stagepass_proto::{AgentError, ClaimSet, ClaimsReport, RefreshTokenState, Response};
 
 use super::resolve_profile;
 use crate::errors;
@@ -46,9 +46,27 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
     if id_token.is_none() && access_token.is_none() {
         return Err(errors::not_signed_in(&name));
     }
+    let refresh_token = data
+        .tokens
+        .as_ref()
+        .and_then(|tokens| tokens.refresh_token.as_ref())
+        .or(data.stored.as_ref().map(|stored| &stored.refresh_token));
+    // Only the lifetime leaves the agent, for `stagepass doctor`; never the token.
+    let refresh_token = match refresh_token {
+        None => RefreshTokenState::None,
+        Some(token) => {
+            let claims = jwt::unverified_claims(token.expose());
+            let claim = |name: &str| claims.as_ref()?.get(name)?.as_u64();
+            RefreshTokenState::Held {
+                issued_at: claim("iat"),
+                expires_at: claim("exp"),
+            }
+        }
+    };
     Ok(Response::Claims(ClaimsReport {
         profile: name,
         id_token,
         access_token,
+        refresh_token,
     }))
 }

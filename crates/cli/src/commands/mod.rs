@@ -3,7 +3,9 @@
 mod agent;
 mod audit;
 mod claims;
+mod config;
 mod docker_credential;
+mod doctor;
 mod exec;
 mod git_credential;
 mod kube_credential;
@@ -30,6 +32,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Setup(args) => setup::run(args),
         Command::GitCredential(args) => git_credential::run(&args.action),
         Command::DockerCredential(args) => docker_credential::run(&args.action),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Config(action) => config::run(action),
     }
 }
 

@@ -6,6 +6,7 @@
 mod authorization;
 mod device;
 mod errors;
+mod probe;
 mod provider;
 mod token_response;
 
@@ -15,4 +16,9 @@ mod tests;
 pub use authorization::{CallbackError, PendingAuthorization};
 pub use device::DeviceAuthorization;
 pub use openidconnect::AuthorizationCode;
+pub use probe::TokenEndpointProbe;
 pub use provider::{Capabilities, Provider};
+
+/// The path of the loopback redirect URI (RFC 8252 §7.3). Clients are registered with
+/// `http://127.0.0.1/callback`; the IdP must accept any port on it.
+pub const LOOPBACK_CALLBACK_PATH: &str = "/callback";

@@ -234,30 +234,12 @@ impl Provider {
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
-        let endpoint = endpoint.to_string();
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("token", refresh_token.expose())
             .append_pair("token_type_hint", "refresh_token")
             .append_pair("client_id", &self.client_id)
             .finish();
-        let request = http::Request::post(&endpoint)
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(http::header::ACCEPT, "application/json")
-            .body(body.into_bytes())
-            .map_err(|err| Error::BadResponse {
-                during: "revocation",
-                reason: err.to_string(),
-            })?;
-        let response = http
-            .execute(request)
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: endpoint.clone(),
-                source,
-            })?;
+        let response = post_form(http, &endpoint.to_string(), body, "revocation").await?;
         if response.status().is_success() {
             return Ok(true);
         }
@@ -274,6 +256,32 @@ impl Provider {
             },
         })
     }
+}
+
+/// POSTs a form to an IdP endpoint as a public client (no secret, no redirects followed).
+pub(super) async fn post_form(
+    http: &HttpClient,
+    endpoint: &str,
+    body: String,
+    during: &'static str,
+) -> Result<oauth2::HttpResponse> {
+    let request = http::Request::post(endpoint)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .body(body.into_bytes())
+        .map_err(|err| Error::BadResponse {
+            during,
+            reason: err.to_string(),
+        })?;
+    http.execute(request)
+        .await
+        .map_err(|source| Error::Unreachable {
+            url: endpoint.to_string(),
+            source,
+        })
 }
 
 /// An [`HttpClient`] that notes the URL of every request.

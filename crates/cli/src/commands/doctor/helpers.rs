@@ -1,0 +1,194 @@
+//! helper.git, helper.docker, helper.kubectl: whether those programs are configured to get
+//! credentials from stagepass. The config does not map hosts to profiles yet, so these list
+//! what is configured; "not configured" is information, not a failure.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use stagepass_core::doctor::{Check, ids};
+
+pub fn helper_checks() -> Vec<Check> {
+    vec![git_check(), docker_check(), kubectl_check()]
+}
+
+/// `program` when it is a path, else the first match on PATH.
+fn find_program(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        return path.is_file().then_some(path);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|path| path.is_file())
+}
+
+/// Runs a program for its stdout; `None` when it is not installed.
+fn output_of(program: &str, args: &[&str]) -> Option<std::process::Output> {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+}
+
+/// Adds a warning when the helper program a configuration names is not installed.
+fn require_helper(check: Check, program: &str) -> Check {
+    if find_program(program).is_some() {
+        return check;
+    }
+    Check::warn(
+        check.check,
+        format!("{}, but `{program}` is not installed", check.summary),
+    )
+    .evidence(format!("{program} is not on PATH"))
+    .fix(format!(
+        "install stagepass's {program} next to `stagepass`, or remove the configuration"
+    ))
+}
+
+fn git_check() -> Check {
+    let Some(output) = output_of(
+        "git",
+        &["config", "--get-regexp", r"^credential\..*helper$"],
+    ) else {
+        return Check::info(ids::HELPER_GIT, "git is not installed");
+    };
+    let entries: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .collect();
+    let ours: Vec<String> = entries
+        .iter()
+        .filter(|(_, helper)| helper.contains("stagepass"))
+        .map(|(key, _)| {
+            let host = key
+                .strip_prefix("credential.")
+                .and_then(|rest| rest.strip_suffix(".helper"))
+                .unwrap_or("every host");
+            host.to_string()
+        })
+        .collect();
+    if ours.is_empty() {
+        let mut check = Check::info(ids::HELPER_GIT, "git is not configured to use stagepass");
+        for (key, helper) in &entries {
+            check = check.evidence(format!("{key} = {helper}"));
+        }
+        return check.fix(
+            "git config --global credential.https://git.example.com.helper stagepass \
+             (for each git host that takes the profile's tokens)",
+        );
+    }
+    require_helper(
+        Check::ok(
+            ids::HELPER_GIT,
+            format!("git uses stagepass for {}", ours.join(", ")),
+        ),
+        "git-credential-stagepass",
+    )
+}
+
+fn docker_config_path() -> Option<PathBuf> {
+    let dir = match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
+    };
+    Some(dir.join("config.json"))
+}
+
+fn docker_check() -> Check {
+    let Some(path) = docker_config_path() else {
+        return Check::info(ids::HELPER_DOCKER, "no home directory: no docker config");
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) => {
+            return Check::info(
+                ids::HELPER_DOCKER,
+                "docker is not configured to use stagepass (no docker config)",
+            )
+            .evidence(format!("{} does not exist", path.display()));
+        }
+    };
+    let config: Value = match serde_json::from_str(&text) {
+        Ok(config) => config,
+        Err(err) => {
+            return Check::warn(ids::HELPER_DOCKER, "the docker config is not valid JSON")
+                .evidence(format!("{}: {err}", path.display()))
+                .fix("fix the file: docker itself will refuse it too");
+        }
+    };
+    let mut ours: Vec<String> = config["credHelpers"]
+        .as_object()
+        .map(|helpers| {
+            helpers
+                .iter()
+                .filter(|(_, helper)| helper.as_str() == Some("stagepass"))
+                .map(|(registry, _)| registry.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if config["credsStore"].as_str() == Some("stagepass") {
+        ours.push("every registry (credsStore)".into());
+    }
+    if ours.is_empty() {
+        return Check::info(
+            ids::HELPER_DOCKER,
+            "docker is not configured to use stagepass",
+        )
+        .evidence(format!(
+            "no \"stagepass\" in credHelpers of {}",
+            path.display()
+        ))
+        .fix(
+            "add \"credHelpers\": {\"registry.example.com\": \"stagepass\"} to the docker \
+                 config, for each registry that takes the profile's tokens",
+        );
+    }
+    require_helper(
+        Check::ok(
+            ids::HELPER_DOCKER,
+            format!("docker uses stagepass for {}", ours.join(", ")),
+        ),
+        "docker-credential-stagepass",
+    )
+}
+
+fn kubectl_check() -> Check {
+    let Some(output) = output_of("kubectl", &["config", "view", "-o", "json"]) else {
+        return Check::info(ids::HELPER_KUBECTL, "kubectl is not installed");
+    };
+    let config: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+    let users = config["users"].as_array().cloned().unwrap_or_default();
+    let ours: Vec<(String, String)> = users
+        .iter()
+        .filter_map(|user| {
+            let command = user["user"]["exec"]["command"].as_str()?;
+            command.contains("stagepass").then(|| {
+                (
+                    user["name"].as_str().unwrap_or("?").to_string(),
+                    command.to_string(),
+                )
+            })
+        })
+        .collect();
+    let Some((_, command)) = ours.first() else {
+        return Check::info(ids::HELPER_KUBECTL, "kubectl is not configured to use stagepass")
+            .evidence(format!("{} kubeconfig user(s), none with a stagepass exec entry", users.len()))
+            .fix(
+                "kubectl config set-credentials NAME --exec-api-version=client.authentication.k8s.io/v1 \
+                 --exec-command=stagepass --exec-arg=kube-credential",
+            );
+    };
+    let names: Vec<&str> = ours.iter().map(|(name, _)| name.as_str()).collect();
+    let check = Check::ok(
+        ids::HELPER_KUBECTL,
+        format!("kubectl uses stagepass for user(s) {}", names.join(", ")),
+    );
+    match find_program(command) {
+        Some(_) => check,
+        None => require_helper(check, command),
+    }
+}

@@ -1,0 +1,424 @@
+//! `stagepass doctor` against the real test IdP, set up wrongly on purpose: each case asserts
+//! on the named diagnosis (the check id, its status and its wording), not just on a failure.
+
+mod support;
+
+use std::net::TcpListener;
+
+use serde_json::Value;
+use support::{AUDIENCE, CLIENT_ID, Idp, Run, Sandbox};
+
+/// Exit code of a doctor run with at least one failing check.
+const CHECKS_FAILED: i32 = 10;
+
+fn config(profile: &str, issuer: &str, client_id: &str, scopes: &str) -> String {
+    format!(
+        "[profiles.{profile}]\n\
+         issuer = \"{issuer}\"\n\
+         client_id = \"{client_id}\"\n\
+         scopes = [{scopes}]\n\
+         audience = \"{AUDIENCE}\"\n\
+         groups_claim = \"groups\"\n"
+    )
+}
+
+const ALL_SCOPES: &str = r#""openid", "email", "profile", "groups", "offline_access""#;
+
+/// A port nothing listens on, so `proxy.port` does not depend on the machine.
+fn free_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port().to_string()
+}
+
+struct Doctor {
+    run: Run,
+    checks: Vec<Value>,
+}
+
+impl Doctor {
+    fn new(run: Run) -> Doctor {
+        let checks = run
+            .stdout()
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|err| panic!("not a JSON line ({err}): {line}"))
+            })
+            .collect::<Vec<_>>();
+        for check in &checks {
+            for key in ["check", "profile", "status", "summary", "evidence", "fix"] {
+                assert!(check.get(key).is_some(), "no {key} in {check}");
+            }
+        }
+        Doctor { run, checks }
+    }
+
+    #[track_caller]
+    fn check(&self, id: &str) -> &Value {
+        self.checks
+            .iter()
+            .find(|check| check["check"] == id)
+            .unwrap_or_else(|| panic!("no {id} check in:\n{}", self.run.stdout()))
+    }
+
+    /// Asserts the check's status and that its summary says `wording`.
+    #[track_caller]
+    fn assert(&self, id: &str, status: &str, wording: &str) -> &Value {
+        let check = self.check(id);
+        assert_eq!(check["status"], status, "{check}");
+        let summary = check["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(wording),
+            "{id}: expected {wording:?} in {summary:?}\n{check}"
+        );
+        check
+    }
+
+    #[track_caller]
+    fn assert_evidence(&self, id: &str, needle: &str) {
+        let check = self.check(id);
+        assert!(
+            check["evidence"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|line| line.as_str().unwrap().contains(needle)),
+            "{id}: expected {needle:?} in the evidence of {check}"
+        );
+    }
+
+    fn failing(&self) -> Vec<&str> {
+        self.checks
+            .iter()
+            .filter(|check| check["status"] == "fail")
+            .map(|check| check["check"].as_str().unwrap())
+            .collect()
+    }
+}
+
+fn doctor(sandbox: &Sandbox) -> Doctor {
+    let port = free_port();
+    Doctor::new(sandbox.run(&["doctor", "--json", "--proxy-port", &port]))
+}
+
+#[test]
+fn a_healthy_profile_passes_before_and_after_sign_in() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-healthy",
+        &config("doctor-healthy", &idp.issuer, CLIENT_ID, ALL_SCOPES),
+    );
+
+    let before = doctor(&sandbox);
+    before.run.assert_ok();
+    assert_eq!(before.failing(), Vec::<&str>::new());
+    for id in [
+        "config.file",
+        "idp.discovery",
+        "idp.issuer",
+        "idp.pkce",
+        "idp.grants",
+        "idp.device_flow",
+        "idp.revocation",
+        "idp.scopes",
+        "idp.offline_access",
+        "idp.redirect_uri",
+        "idp.client",
+        "idp.clock_skew",
+        "agent",
+        "keychain",
+        "proxy.port",
+    ] {
+        assert_eq!(before.check(id)["status"], "ok", "{}", before.check(id));
+    }
+    before.assert("token.session", "warn", "sign in first");
+    before.assert(
+        "idp.client",
+        "ok",
+        "accepts `stagepass-test` as a public client",
+    );
+    before.assert_evidence("idp.redirect_uri", "http://127.0.0.1:");
+
+    sandbox.login_browser();
+    let after = doctor(&sandbox);
+    after.run.assert_ok();
+    after.assert("token.session", "ok", "signed in as alice@example.com");
+    after.assert("token.audience", "ok", AUDIENCE);
+    after.assert("token.scopes", "ok", "every requested scope was granted");
+    after.assert("token.groups", "ok", "`groups` claim");
+    after.assert_evidence("token.groups", "developers");
+    after.assert("token.lifetimes", "ok", "a refresh token is held");
+    after.assert_evidence("token.lifetimes", "access token: 1m 0s");
+    after.assert_evidence("token.claims", "preferred_username=\"alice\"");
+    // Claims, never tokens: nothing that looks like a compact JWS is printed.
+    assert!(
+        !after.run.stdout().contains("eyJ"),
+        "{}",
+        after.run.stdout()
+    );
+
+    let human = sandbox.run(&["doctor", "--proxy-port", &free_port()]);
+    human.assert_ok();
+    assert!(
+        human.stdout().contains("failed") && human.stdout().contains("ok    idp.issuer"),
+        "{}",
+        human.stdout()
+    );
+}
+
+#[test]
+fn a_wrong_client_id_is_named_as_unknown_to_the_idp() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-client",
+        &config("doctor-client", &idp.issuer, "no-such-client", ALL_SCOPES),
+    );
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    report.assert(
+        "idp.client",
+        "fail",
+        "the IdP does not know client_id `no-such-client` (invalid_client)",
+    );
+    assert!(
+        report.check("idp.client")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("profiles.doctor-client.client_id")
+    );
+    report.assert("idp.redirect_uri", "skip", "refused the client");
+    assert_eq!(report.failing(), vec!["idp.client"]);
+}
+
+#[test]
+fn a_confidential_client_is_named_as_needing_a_secret() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-confidential",
+        &config(
+            "doctor-confidential",
+            &idp.issuer,
+            "oidc-agent-bench",
+            ALL_SCOPES,
+        ),
+    );
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    report.assert(
+        "idp.redirect_uri",
+        "ok",
+        "accepts the loopback redirect URI",
+    );
+    report.assert(
+        "idp.client",
+        "fail",
+        "it is a confidential client, stagepass needs a public one",
+    );
+    report.assert_evidence("idp.client", "invalid_client");
+}
+
+#[test]
+fn redirect_uris_registered_differently_are_each_named() {
+    let idp = Idp::start();
+    for (client, diagnosis) in [
+        (
+            "stagepass-wrong-path",
+            "the redirect URI stagepass uses is not registered for the client",
+        ),
+        (
+            "stagepass-slash",
+            "the registered redirect URI has a trailing slash",
+        ),
+        (
+            "stagepass-localhost",
+            "the registered redirect URI uses localhost",
+        ),
+    ] {
+        let sandbox = Sandbox::with_config(
+            "doctor-redirect",
+            &config("doctor-redirect", &idp.issuer, client, ALL_SCOPES),
+        );
+        let report = doctor(&sandbox);
+        report.run.assert_code(CHECKS_FAILED);
+        let check = report.assert("idp.redirect_uri", "fail", diagnosis);
+        assert!(
+            check["fix"]
+                .as_str()
+                .unwrap()
+                .contains("register exactly http://127.0.0.1/callback"),
+            "{check}"
+        );
+        report.assert_evidence("idp.redirect_uri", "invalid_redirect_uri");
+        // The client itself is fine: only the redirect URI is wrong.
+        report.assert("idp.client", "ok", "public client");
+        assert_eq!(report.failing(), vec!["idp.redirect_uri"], "{client}");
+    }
+}
+
+#[test]
+fn an_issuer_with_an_extra_slash_is_named_and_the_rest_still_checked() {
+    let idp = Idp::start();
+    let configured = format!("{}/", idp.issuer);
+    let sandbox = Sandbox::with_config(
+        "doctor-issuer",
+        &config("doctor-issuer", &configured, CLIENT_ID, ALL_SCOPES),
+    );
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    let check = report.assert(
+        "idp.issuer",
+        "fail",
+        "the configured issuer has a trailing slash the IdP's has not",
+    );
+    report.assert_evidence("idp.issuer", &format!("advertised: \"{}\"", idp.issuer));
+    assert!(
+        check["fix"].as_str().unwrap().contains(&format!(
+            "profiles.doctor-issuer.issuer = \"{}\"",
+            idp.issuer
+        )),
+        "{check}"
+    );
+    report.assert("idp.client", "ok", "public client");
+    assert_eq!(report.failing(), vec!["idp.issuer"]);
+}
+
+#[test]
+fn missing_offline_access_is_named_where_the_idp_needs_it_for_refresh_tokens() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-offline",
+        &config(
+            "doctor-offline",
+            &idp.issuer,
+            CLIENT_ID,
+            r#""openid", "email", "profile", "groups""#,
+        ),
+    );
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    let check = report.assert(
+        "idp.offline_access",
+        "fail",
+        "offline_access is not requested, but this IdP uses it to issue refresh tokens",
+    );
+    assert!(
+        check["fix"]
+            .as_str()
+            .unwrap()
+            .contains("add \"offline_access\" to `profiles.doctor-offline.scopes`"),
+        "{check}"
+    );
+    assert_eq!(report.failing(), vec!["idp.offline_access"]);
+}
+
+#[test]
+fn an_access_token_for_another_audience_is_named() {
+    // Like an IdP that ignores the RFC 8707 resource parameter.
+    let idp = Idp::start_with(&[("IDP_ISSUED_AUDIENCE", "https://elsewhere.test")]);
+    let sandbox = Sandbox::with_config(
+        "doctor-audience",
+        &config("doctor-audience", &idp.issuer, CLIENT_ID, ALL_SCOPES),
+    );
+    sandbox.login_browser();
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    report.assert(
+        "token.audience",
+        "fail",
+        &format!("the access token is not issued for the configured audience {AUDIENCE}"),
+    );
+    report.assert_evidence("token.audience", "https://elsewhere.test");
+    assert_eq!(report.failing(), vec!["token.audience"]);
+}
+
+#[test]
+fn a_skewed_clock_is_a_warning_with_its_size() {
+    // The IdP's Date header runs 10 minutes behind: the local clock is 10 minutes ahead.
+    let idp = Idp::start_with(&[("IDP_DATE_SKEW_SECS", "-600")]);
+    let sandbox = Sandbox::with_config(
+        "doctor-skew",
+        &config("doctor-skew", &idp.issuer, CLIENT_ID, ALL_SCOPES),
+    );
+    let report = doctor(&sandbox);
+    // A warning is not a failure.
+    report.run.assert_ok();
+    report.assert(
+        "idp.clock_skew",
+        "warn",
+        "the local clock is 10m 0s ahead of the IdP's",
+    );
+    report.assert_evidence("idp.clock_skew", "+600s");
+}
+
+#[test]
+fn an_unreachable_keychain_is_named() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-keychain",
+        &config("doctor-keychain", &idp.issuer, CLIENT_ID, ALL_SCOPES),
+    );
+    let no_bus = tempfile::tempdir().unwrap();
+    let output = sandbox
+        .command(&["doctor", "--json", "--proxy-port", &free_port()])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        // zbus would otherwise find the session bus at $XDG_RUNTIME_DIR/bus.
+        .env("XDG_RUNTIME_DIR", no_bus.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let report = Doctor::new(Run(output));
+    report.run.assert_code(CHECKS_FAILED);
+    let check = report.assert("keychain", "fail", "no keychain service is reachable");
+    assert!(
+        check["fix"].as_str().unwrap().contains("Secret Service"),
+        "{check}"
+    );
+    assert_eq!(report.failing(), vec!["keychain"]);
+}
+
+#[test]
+fn a_port_in_use_is_named_with_its_owner() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::with_config(
+        "doctor-port",
+        &config("doctor-port", &idp.issuer, CLIENT_ID, ALL_SCOPES),
+    );
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let report = Doctor::new(sandbox.run(&["doctor", "--json", "--proxy-port", &port]));
+    report.run.assert_ok();
+    report.assert("proxy.port", "warn", &format!("port {port} is in use by"));
+    // This test process holds it, and /proc says so.
+    report.assert(
+        "proxy.port",
+        "warn",
+        &format!("(pid {})", std::process::id()),
+    );
+    drop(busy);
+}
+
+#[test]
+fn config_mistakes_are_named_without_an_idp() {
+    let sandbox = Sandbox::with_config(
+        "doctor-config",
+        "[profiles.doctor-config]\nissuer = \"https://idp.example\"\nclientid = \"x\"\n",
+    );
+    let report = doctor(&sandbox);
+    report.run.assert_code(CHECKS_FAILED);
+    report.assert("config.file", "fail", "the config file does not parse");
+    report.assert_evidence("config.file", "clientid");
+    report.assert("config.profile", "skip", "needs a config file that parses");
+    // The checks that need no config still run.
+    report.assert("keychain", "ok", "a write, read and delete worked");
+
+    sandbox.write_config(&config(
+        "doctor-config",
+        "https://idp.example",
+        "x",
+        ALL_SCOPES,
+    ));
+    let unknown =
+        Doctor::new(sandbox.run(&["doctor", "nope", "--json", "--proxy-port", &free_port()]));
+    unknown.run.assert_code(CHECKS_FAILED);
+    unknown.assert("config.profile", "fail", "no profile named `nope`");
+}
