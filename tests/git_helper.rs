@@ -298,3 +298,144 @@ fn expired_tokens_rejected_tokens_and_parallel_fetches_cost_one_refresh_each() {
     let status = world.stagepass(&["status", "--json"]).json();
     assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
 }
+
+/// `(major, minor)` of the git on PATH.
+fn git_version() -> Option<(u32, u32)> {
+    let output = Command::new("git").arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut parts = text.split_whitespace().nth(2)?.split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Runs `stagepass git-credential ACTION` as git would, with `input` on stdin.
+fn helper_answer(world: &World, action: &str, input: &str) -> support::Run {
+    use std::io::Write;
+    let mut child = world
+        .command(
+            env!("CARGO_BIN_EXE_stagepass"),
+            world.sandbox.path(),
+            &["git-credential", action],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    support::Run(child.wait_with_output().unwrap())
+}
+
+/// The value of `key` in a credential helper's answer.
+fn answer_value(answer: &str, key: &str) -> Option<String> {
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(String::from)
+}
+
+#[test]
+fn a_bearer_host_gets_authorization_bearer_from_git_that_announces_authtype() {
+    let idp = Idp::start();
+    let world = World::new(&idp, "e2e-git-bearer");
+    // The `[[git]]` table is the config's last one: this key belongs to it.
+    let config = std::fs::read_to_string(world.sandbox.path().join("config.toml")).unwrap();
+    world
+        .sandbox
+        .write_config(&format!("{config}auth = \"bearer\"\n"));
+    world.sandbox.login_browser();
+    let host = world.server.url.trim_start_matches("http://").to_string();
+
+    // The protocol, whatever git is installed: bearer only to a caller announcing authtype.
+    let bearer = helper_answer(
+        &world,
+        "get",
+        &format!("capability[]=authtype\nprotocol=http\nhost={host}\n\n"),
+    );
+    bearer.assert_ok();
+    let answer = bearer.stdout();
+    assert_eq!(
+        answer_value(&answer, "authtype").as_deref(),
+        Some("Bearer"),
+        "{answer}"
+    );
+    assert_eq!(
+        answer_value(&answer, "ephemeral").as_deref(),
+        Some("true"),
+        "{answer}"
+    );
+    assert!(answer_value(&answer, "password").is_none(), "{answer}");
+    let token = answer_value(&answer, "credential").expect("a credential");
+    let refs = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!(
+            "{}/info/refs?service=git-upload-pack",
+            world.repo_url()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&refs.stdout),
+        "200",
+        "the server takes the token"
+    );
+    let old_git = helper_answer(&world, "get", &format!("protocol=http\nhost={host}\n\n"));
+    old_git.assert_ok();
+    let answer = old_git.stdout();
+    assert!(answer_value(&answer, "authtype").is_none(), "{answer}");
+    assert_eq!(
+        answer_value(&answer, "username").as_deref(),
+        Some("oauth2"),
+        "git without authtype gets Basic: {answer}"
+    );
+    assert!(answer_value(&answer, "password").is_some(), "{answer}");
+
+    match git_version() {
+        Some(version) if version >= (2, 46) => {}
+        other => {
+            eprintln!(
+                "skipping the real-git part of the bearer test: git {other:?} is older than 2.46 \
+                 and does not announce capability[]=authtype"
+            );
+            return;
+        }
+    }
+    world.stagepass(&["setup", "git"]).assert_ok();
+    let before = world.server.stats();
+    let work = world.sandbox.path().join("work");
+    world
+        .git(&["clone", "-q", &world.repo_url(), work.to_str().unwrap()])
+        .assert_ok();
+    world.git_in(&work, &["fetch", "-q"]).assert_ok();
+    let after = world.server.stats();
+    let count = |stats: &serde_json::Value, key: &str| stats[key].as_u64().unwrap();
+    assert!(
+        count(&after, "bearer") >= count(&before, "bearer") + 2,
+        "git sent Authorization: Bearer: {before} -> {after}"
+    );
+    assert_eq!(
+        count(&after, "basic"),
+        count(&before, "basic"),
+        "git never fell back to Basic: {after}"
+    );
+    assert_eq!(count(&after, "rejected"), 0, "{after}");
+
+    // A rejected bearer token: git erases it (`credential=`, not `password=`), the agent
+    // refreshes before the next command, and the profile stays signed in.
+    let calls = idp.refresh_calls();
+    world.server.reject_next(1);
+    let refused = world.git_in(&work, &["fetch", "-q"]);
+    assert_ne!(refused.code(), 0, "the revoked token is refused");
+    world.git_in(&work, &["fetch", "-q"]).assert_ok();
+    assert!(
+        idp.refresh_calls() > calls,
+        "the rejected bearer token was replaced"
+    );
+    let status = world.stagepass(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
+}

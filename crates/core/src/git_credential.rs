@@ -18,7 +18,8 @@ pub struct Query {
     pub host: Option<String>,
     pub path: Option<String>,
     pub username: Option<String>,
-    /// Only `erase` carries it: the credential the server rejected.
+    /// Only `erase` carries it: the credential the server rejected, as `password=` or, after
+    /// `authtype=Bearer` (git >= 2.46), as `credential=`.
     pub password: Option<Secret<String>>,
     /// `capability[]` values; `authtype` means git (>= 2.46) can send `Authorization: Bearer`.
     pub capabilities: Vec<String>,
@@ -67,7 +68,9 @@ impl Query {
                 "host" => query.host = Some(value),
                 "path" => query.path = Some(value),
                 "username" => query.username = Some(value),
-                "password" => query.password = Some(Secret::new(value)),
+                // A bearer token comes back in `credential=`: either way it is what the
+                // server refused, and `erase` must be able to report it.
+                "password" | "credential" => query.password = Some(Secret::new(value)),
                 "capability[]" => query.capabilities.push(value),
                 "url" => query.apply_url(&value)?,
                 _ => {}
@@ -196,6 +199,20 @@ mod tests {
         assert!(Query::parse(b"frobnicate=1\nprotocol=https\n").is_ok());
         // No host: nothing to look up.
         assert!(Query::parse(b"protocol=https\n\n").unwrap().url().is_none());
+    }
+
+    #[test]
+    fn erase_after_bearer_carries_the_token_in_credential() {
+        // What git 2.47 sends to `erase` after a 401 on a bearer credential.
+        let query = Query::parse(
+            b"capability[]=authtype\nauthtype=Bearer\ncredential=tok\nephemeral=1\nprotocol=http\nhost=127.0.0.1:8080\nwwwauth[]=Basic realm=\"x\"\n\n",
+        )
+        .unwrap();
+        assert_eq!(
+            query.password.as_ref().map(|p| p.expose().as_str()),
+            Some("tok")
+        );
+        assert_eq!(query.url().unwrap(), "http://127.0.0.1:8080/");
     }
 
     #[test]
