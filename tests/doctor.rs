@@ -422,3 +422,66 @@ fn config_mistakes_are_named_without_an_idp() {
     unknown.run.assert_code(CHECKS_FAILED);
     unknown.assert("config.profile", "fail", "no profile named `nope`");
 }
+
+#[test]
+fn mapped_hosts_that_git_and_docker_do_not_send_to_stagepass_are_named() {
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::with_config(
+        "doctor-helpers",
+        &format!(
+            "{}\n[[git]]\nurl = \"https://git.example.com/\"\nprofile = \"doctor-helpers\"\n\n\
+             [[docker]]\nregistry = \"registry.example.com\"\nprofile = \"doctor-helpers\"\n",
+            config("doctor-helpers", &idp.issuer, CLIENT_ID, ALL_SCOPES)
+        ),
+    );
+    let home = sandbox.path().to_path_buf();
+    let bin = home.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_stagepass"),
+        bin.join("docker-credential-stagepass"),
+    )
+    .unwrap();
+    for (name, value) in [
+        ("HOME", home.display().to_string()),
+        (
+            "GIT_CONFIG_GLOBAL",
+            home.join("gitconfig").display().to_string(),
+        ),
+        ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ("DOCKER_CONFIG", home.join("docker").display().to_string()),
+        (
+            "PATH",
+            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+        ),
+    ] {
+        sandbox.set_env(name, &value);
+    }
+
+    let before = doctor(&sandbox);
+    before.assert(
+        "helper.git",
+        "warn",
+        "git does not ask stagepass for https://git.example.com",
+    );
+    before.assert(
+        "helper.docker",
+        "warn",
+        "docker does not ask stagepass for registry.example.com",
+    );
+    assert_eq!(before.check("helper.git")["fix"], "stagepass setup git");
+
+    sandbox.run(&["setup", "git"]).assert_ok();
+    sandbox.run(&["setup", "docker"]).assert_ok();
+    let after = doctor(&sandbox);
+    after.assert(
+        "helper.git",
+        "ok",
+        "git uses stagepass for https://git.example.com",
+    );
+    after.assert(
+        "helper.docker",
+        "ok",
+        "docker uses stagepass for registry.example.com",
+    );
+}

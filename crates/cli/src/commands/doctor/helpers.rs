@@ -1,15 +1,48 @@
 //! helper.git, helper.docker, helper.kubectl: whether those programs are configured to get
-//! credentials from stagepass. The config does not map hosts to profiles yet, so these list
-//! what is configured; "not configured" is information, not a failure.
+//! credentials from stagepass. A host mapped in the config (`[[git]]`, `[[docker]]`) that the
+//! tool does not send to stagepass is a warning; with no mapping, "not configured" is
+//! information, not a failure.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use stagepass_core::config::Config;
 use stagepass_core::doctor::{Check, ids};
 
-pub fn helper_checks() -> Vec<Check> {
-    vec![git_check(), docker_check(), kubectl_check()]
+pub fn helper_checks(config: Option<&Config>) -> Vec<Check> {
+    let git_hosts: Vec<String> = config.map_or_else(Vec::new, |config| {
+        config
+            .git
+            .iter()
+            .map(|host| host.url.trim_end_matches('/').to_string())
+            .collect()
+    });
+    let registries: Vec<String> = config.map_or_else(Vec::new, |config| {
+        config
+            .docker
+            .iter()
+            .map(|entry| entry.registry.clone())
+            .collect()
+    });
+    vec![
+        git_check(&git_hosts),
+        docker_check(&registries),
+        kubectl_check(),
+    ]
+}
+
+/// A warning naming the mapped hosts the tool does not send to stagepass.
+fn unset_mapped(check: &'static str, tool: &str, missing: &[&String]) -> Check {
+    let names: Vec<&str> = missing.iter().map(|name| name.as_str()).collect();
+    Check::warn(
+        check,
+        format!(
+            "{tool} does not ask stagepass for {}, mapped in the config",
+            names.join(", ")
+        ),
+    )
+    .fix(format!("stagepass setup {tool}"))
 }
 
 /// `program` when it is a path, else the first match on PATH.
@@ -48,7 +81,7 @@ fn require_helper(check: Check, program: &str) -> Check {
     ))
 }
 
-fn git_check() -> Check {
+fn git_check(mapped: &[String]) -> Check {
     let Some(output) = output_of(
         "git",
         &["config", "--get-regexp", r"^credential\..*helper$"],
@@ -60,6 +93,18 @@ fn git_check() -> Check {
         .filter_map(|line| line.split_once(' '))
         .map(|(key, value)| (key.to_string(), value.to_string()))
         .collect();
+    let missing: Vec<&String> = mapped
+        .iter()
+        .filter(|url| {
+            let key = format!("credential.{url}.helper");
+            !entries
+                .iter()
+                .any(|(entry, helper)| *entry == key && helper.contains("stagepass"))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return unset_mapped(ids::HELPER_GIT, "git", &missing);
+    }
     let ours: Vec<String> = entries
         .iter()
         .filter(|(_, helper)| helper.contains("stagepass"))
@@ -81,13 +126,17 @@ fn git_check() -> Check {
              (for each git host that takes the profile's tokens)",
         );
     }
-    require_helper(
-        Check::ok(
-            ids::HELPER_GIT,
-            format!("git uses stagepass for {}", ours.join(", ")),
-        ),
-        "git-credential-stagepass",
-    )
+    let ok = Check::ok(
+        ids::HELPER_GIT,
+        format!("git uses stagepass for {}", ours.join(", ")),
+    );
+    // `helper = stagepass` makes git look for git-credential-stagepass on PATH; the form
+    // `setup git` writes without that link names this executable by path instead.
+    if entries.iter().any(|(_, helper)| helper == "stagepass") {
+        require_helper(ok, "git-credential-stagepass")
+    } else {
+        ok
+    }
 }
 
 fn docker_config_path() -> Option<PathBuf> {
@@ -98,12 +147,17 @@ fn docker_config_path() -> Option<PathBuf> {
     Some(dir.join("config.json"))
 }
 
-fn docker_check() -> Check {
+fn docker_check(mapped: &[String]) -> Check {
     let Some(path) = docker_config_path() else {
         return Check::info(ids::HELPER_DOCKER, "no home directory: no docker config");
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
+        Err(_) if !mapped.is_empty() => {
+            let missing: Vec<&String> = mapped.iter().collect();
+            return unset_mapped(ids::HELPER_DOCKER, "docker", &missing)
+                .evidence(format!("{} does not exist", path.display()));
+        }
         Err(_) => {
             return Check::info(
                 ids::HELPER_DOCKER,
@@ -132,6 +186,13 @@ fn docker_check() -> Check {
         .unwrap_or_default();
     if config["credsStore"].as_str() == Some("stagepass") {
         ours.push("every registry (credsStore)".into());
+    }
+    let missing: Vec<&String> = mapped
+        .iter()
+        .filter(|registry| !ours.contains(registry) && config["credsStore"] != "stagepass")
+        .collect();
+    if !missing.is_empty() {
+        return unset_mapped(ids::HELPER_DOCKER, "docker", &missing);
     }
     if ours.is_empty() {
         return Check::info(

@@ -50,7 +50,8 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
 
     report.add(keychain_round_trip(&OsKeychain::new()));
     report.add(port::proxy_port_check(args.proxy_port, agent_pid));
-    for check in helpers::helper_checks() {
+    let config = Config::load(&config_path).ok();
+    for check in helpers::helper_checks(config.as_ref()) {
         report.add(check);
     }
     report.finish()
