@@ -2,7 +2,8 @@
 //! credentials from the agent.
 
 mod agent_link;
-mod browser;
+// Opening a browser is shared with the tray app, so it lives in the client crate.
+use stagepass_client::browser;
 mod cli;
 mod commands;
 mod exit;

@@ -2,6 +2,7 @@
 //! the credential helpers are short-lived processes where a runtime would cost more than the
 //! whole exchange.
 
+pub mod browser;
 mod launch;
 
 use std::io::{BufReader, Read, Write};
@@ -41,6 +42,16 @@ pub enum ClientError {
     /// The agent answered with an error: what the user asked for failed.
     #[error("{}", .0.message)]
     Agent(AgentError),
+}
+
+/// See [`Client::closer`].
+#[derive(Debug)]
+pub struct Closer(UnixStream);
+
+impl Closer {
+    pub fn close(&self) {
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 pub struct Client {
@@ -99,6 +110,12 @@ impl Client {
             }
             other => other.map(|client| (client, false)),
         }
+    }
+
+    /// A handle that closes this connection from another thread: a blocked read returns at
+    /// once, and the agent sees the close, which cancels a sign-in under way.
+    pub fn closer(&self) -> Result<Closer, ClientError> {
+        Ok(Closer(self.stream.get_ref().try_clone()?))
     }
 
     /// The agent's welcome, once an answer has been read.

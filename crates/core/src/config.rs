@@ -8,6 +8,11 @@
 //! audience = "https://backstage.example.com"   # optional, sent as RFC 8707 `resource`
 //! flow = "auto"                                # or "browser" / "device"
 //! groups_claim = "groups"                      # optional: the claim that lists the user's groups
+//!
+//! [desktop]                                    # optional: the tray app's preferences
+//! notifications = true
+//! backstage_url = "https://backstage.example.com"
+//! quit_stops_agent = false
 //! ```
 
 use std::collections::BTreeMap;
@@ -28,6 +33,37 @@ struct ConfigFile {
     git: Vec<GitHost>,
     #[serde(default)]
     docker: Vec<DockerRegistry>,
+    #[serde(default)]
+    desktop: Desktop,
+}
+
+/// The tray app's preferences. They live in the same file as the profiles so one file says
+/// everything about a user's setup; the CLI and agent ignore them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Desktop {
+    /// Desktop notifications on sign-in, sign-in needed and failing refreshes.
+    #[serde(default = "enabled")]
+    pub notifications: bool,
+    /// What "Open Backstage" opens (until the local proxy provides a launch URL).
+    pub backstage_url: Option<String>,
+    /// Quitting the tray also stops the agent (off: helpers keep working after Quit).
+    #[serde(default)]
+    pub quit_stops_agent: bool,
+}
+
+impl Default for Desktop {
+    fn default() -> Self {
+        Desktop {
+            notifications: true,
+            backstage_url: None,
+            quit_stops_agent: false,
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +73,7 @@ pub struct Config {
     /// Git servers and the profile whose token they get (see [`crate::credential_map`]).
     pub git: Vec<GitHost>,
     pub docker: Vec<DockerRegistry>,
+    pub desktop: Desktop,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,11 +162,19 @@ impl Config {
                 .and_then(|()| known_profile(format!("docker[{index}].profile"), &entry.profile))
                 .map_err(config_error)?;
         }
+        if let Some(url) = &file.desktop.backstage_url
+            && !Url::parse(url).is_ok_and(|url| is_secure_or_loopback(&url))
+        {
+            return Err(config_error(format!(
+                "desktop.backstage_url: `{url}` must be an https URL (or http on loopback)"
+            )));
+        }
         Ok(Config {
             path: path.to_path_buf(),
             profiles: file.profiles,
             git: file.git,
             docker: file.docker,
+            desktop: file.desktop,
         })
     }
 
@@ -316,6 +361,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("profiles.corp.scopes"), "{err}");
+    }
+
+    #[test]
+    fn desktop_table_is_optional_and_checked() {
+        assert_eq!(parse(MINIMAL).unwrap().desktop, Desktop::default());
+        let with = format!("{MINIMAL}\n[desktop]\nnotifications = false\n");
+        assert!(!parse(&with).unwrap().desktop.notifications);
+        let bad = format!("{MINIMAL}\n[desktop]\nbackstage_url = \"ftp://x\"\n");
+        let err = parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("desktop.backstage_url"), "{err}");
     }
 
     #[test]

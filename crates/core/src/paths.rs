@@ -71,6 +71,13 @@ pub fn audit_log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(AUDIT_NAME)
 }
 
+/// The audit log's files in time order: the rotated one first, then the current one. Readers
+/// (`stagepass audit`, the tray's Recent access) go through this to see the whole history.
+pub fn audit_log_files(data_dir: &Path) -> [PathBuf; 2] {
+    let current = audit_log_path(data_dir);
+    [current.with_extension("jsonl.1"), current]
+}
+
 #[allow(unsafe_code)]
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.

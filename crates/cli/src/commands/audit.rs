@@ -18,7 +18,8 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
 pub fn run(args: AuditArgs) -> Result<(), CliError> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
-    let path = paths::audit_log_path(&paths::data_dir());
+    let files = paths::audit_log_files(&paths::data_dir());
+    let path = files[1].clone();
     let show = |line: &str| {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             return;
@@ -37,8 +38,7 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             println!("{}", describe(&entry));
         }
     };
-    // The rotated file first, so the output is in time order.
-    for file in [path.with_extension("jsonl.1"), path.clone()] {
+    for file in files {
         if let Ok(text) = std::fs::read_to_string(&file) {
             text.lines().for_each(show);
         }

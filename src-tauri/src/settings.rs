@@ -1,0 +1,312 @@
+//! The settings window's edits to the config file. It is the same TOML the CLI reads; edits
+//! go through `toml_edit` so the user's comments, ordering and keys the UI does not know
+//! survive, and every result is checked with the core's own parser before it is written.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stagepass_core::config::{Config, Desktop, FlowPreference, Profile};
+use toml_edit::{Array, DocumentMut, Item, Table, value};
+
+use crate::agent::TrayError;
+
+/// A profile as the form edits it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileForm {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub flow: FlowPreference,
+    pub groups_claim: Option<String>,
+}
+
+impl ProfileForm {
+    pub fn from_profile(name: &str, profile: &Profile) -> ProfileForm {
+        ProfileForm {
+            name: name.to_string(),
+            issuer: profile.issuer.clone(),
+            client_id: profile.client_id.clone(),
+            scopes: profile.scopes.clone(),
+            audience: profile.audience.clone(),
+            flow: profile.flow,
+            groups_claim: profile.groups_claim.clone(),
+        }
+    }
+
+    /// The core's profile, for discovery before saving.
+    pub fn to_profile(&self) -> Result<Profile, TrayError> {
+        let text = format!("[profiles.p]\n{}", profile_table(self));
+        Config::parse(Path::new("(form)"), &text)
+            .map(|config| config.profiles["p"].clone())
+            .map_err(|err| TrayError::new(err.to_string().replace("profiles.p.", "")))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHostForm {
+    pub url: String,
+    pub profile: String,
+    /// `basic` or `bearer`.
+    pub auth: String,
+    pub username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettingsView {
+    pub config_path: String,
+    pub profiles: Vec<ProfileForm>,
+    pub git_hosts: Vec<GitHostForm>,
+    pub desktop: Desktop,
+}
+
+/// The config file, parsed for editing.
+pub struct ConfigEditor {
+    path: PathBuf,
+    document: DocumentMut,
+}
+
+impl ConfigEditor {
+    /// Opens `path`; a missing file is an empty config (the first save creates it).
+    pub fn open(path: &Path) -> Result<ConfigEditor, TrayError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => {
+                return Err(TrayError::new(format!(
+                    "cannot read {}: {err}",
+                    path.display()
+                )));
+            }
+        };
+        let document = text.parse::<DocumentMut>().map_err(|err| {
+            TrayError::new(format!("{} is not valid TOML: {err}", path.display()))
+        })?;
+        Ok(ConfigEditor {
+            path: path.to_path_buf(),
+            document,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        self.document.to_string()
+    }
+
+    /// The config as the CLI and agent read it.
+    pub fn parsed(&self) -> Result<Config, TrayError> {
+        Config::parse(&self.path, &self.text()).map_err(|err| TrayError::new(err.to_string()))
+    }
+
+    pub fn view(&self) -> Result<SettingsView, TrayError> {
+        let config = self.parsed()?;
+        Ok(SettingsView {
+            config_path: self.path.display().to_string(),
+            profiles: config
+                .profiles
+                .iter()
+                .map(|(name, profile)| ProfileForm::from_profile(name, profile))
+                .collect(),
+            git_hosts: config
+                .git
+                .iter()
+                .map(|host| GitHostForm {
+                    url: host.url.clone(),
+                    profile: host.profile.clone(),
+                    auth: serde_json::to_value(host.auth)
+                        .ok()
+                        .and_then(|auth| auth.as_str().map(String::from))
+                        .unwrap_or_default(),
+                    username: host.username.clone(),
+                })
+                .collect(),
+            desktop: config.desktop,
+        })
+    }
+
+    /// Adds a profile, or edits the one called `original` (renaming it, and the git and
+    /// docker entries that name it, when the name changed). Keys the form does not know stay.
+    pub fn upsert_profile(
+        &mut self,
+        original: Option<&str>,
+        form: &ProfileForm,
+    ) -> Result<(), TrayError> {
+        let profiles = table_at(self.document.as_table_mut(), "profiles")?;
+        profiles.set_implicit(true);
+        let renamed = original.filter(|original| *original != form.name);
+        if original.is_none() || renamed.is_some() {
+            if profiles.contains_key(&form.name) {
+                return Err(TrayError::new(format!(
+                    "a profile called `{}` exists already",
+                    form.name
+                )));
+            }
+        }
+        let mut table = match original.and_then(|name| profiles.remove(name)) {
+            Some(Item::Table(table)) => table,
+            Some(_) => return Err(TrayError::new("the profile is not a table")),
+            None => Table::new(),
+        };
+        write_profile_keys(&mut table, form);
+        profiles.insert(&form.name, Item::Table(table));
+        if let Some(old) = renamed {
+            self.rename_references(old, &form.name);
+        }
+        Ok(())
+    }
+
+    /// Removes a profile. Refused while a git or docker entry still sends its token.
+    pub fn remove_profile(&mut self, name: &str) -> Result<(), TrayError> {
+        let users = self.references(name);
+        if !users.is_empty() {
+            return Err(TrayError {
+                message: format!("`{name}` is still used by {}", users.join(", ")),
+                hint: Some("remove or change those entries first".into()),
+            });
+        }
+        let profiles = table_at(self.document.as_table_mut(), "profiles")?;
+        profiles
+            .remove(name)
+            .map(drop)
+            .ok_or_else(|| TrayError::new(format!("no profile `{name}`")))
+    }
+
+    pub fn set_git_hosts(&mut self, hosts: &[GitHostForm]) -> Result<(), TrayError> {
+        let existing = self
+            .document
+            .get_mut("git")
+            .and_then(Item::as_array_of_tables_mut);
+        let mut old: Vec<Table> = existing
+            .map(|tables| tables.iter().cloned().collect())
+            .unwrap_or_default();
+        let mut tables = toml_edit::ArrayOfTables::new();
+        for host in hosts {
+            // An entry for the same URL keeps its other keys (username_from, token, comments).
+            let mut table = match old
+                .iter()
+                .position(|t| t.get("url").and_then(Item::as_str) == Some(&host.url))
+            {
+                Some(index) => old.remove(index),
+                None => Table::new(),
+            };
+            table.insert("url", value(&host.url));
+            table.insert("profile", value(&host.profile));
+            table.insert("auth", value(&host.auth));
+            set_optional(&mut table, "username", host.username.as_deref());
+            tables.push(table);
+        }
+        if tables.is_empty() {
+            self.document.remove("git");
+        } else {
+            self.document.insert("git", Item::ArrayOfTables(tables));
+        }
+        Ok(())
+    }
+
+    pub fn set_desktop(&mut self, desktop: &Desktop) -> Result<(), TrayError> {
+        let table = table_at(self.document.as_table_mut(), "desktop")?;
+        table.insert("notifications", value(desktop.notifications));
+        set_optional(table, "backstage_url", desktop.backstage_url.as_deref());
+        table.insert("quit_stops_agent", value(desktop.quit_stops_agent));
+        Ok(())
+    }
+
+    /// Checks the edited config with the core's parser, then replaces the file atomically.
+    pub fn save(&self) -> Result<(), TrayError> {
+        self.parsed()?;
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let temporary = self.path.with_extension("toml.tmp");
+            std::fs::write(&temporary, self.text())?;
+            std::fs::rename(&temporary, &self.path)
+        };
+        write()
+            .map_err(|err| TrayError::new(format!("cannot write {}: {err}", self.path.display())))
+    }
+
+    fn references(&self, profile: &str) -> Vec<String> {
+        let mut users = Vec::new();
+        for (key, label) in [("git", "url"), ("docker", "registry")] {
+            if let Some(tables) = self.document.get(key).and_then(Item::as_array_of_tables) {
+                for table in tables.iter() {
+                    if table.get("profile").and_then(Item::as_str) == Some(profile) {
+                        let what = table.get(label).and_then(Item::as_str).unwrap_or("?");
+                        users.push(format!("[[{key}]] {what}"));
+                    }
+                }
+            }
+        }
+        users
+    }
+
+    fn rename_references(&mut self, old: &str, new: &str) {
+        for key in ["git", "docker"] {
+            if let Some(tables) = self
+                .document
+                .get_mut(key)
+                .and_then(Item::as_array_of_tables_mut)
+            {
+                for table in tables.iter_mut() {
+                    if table.get("profile").and_then(Item::as_str) == Some(old) {
+                        table.insert("profile", value(new));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn table_at<'a>(root: &'a mut Table, key: &str) -> Result<&'a mut Table, TrayError> {
+    root.entry(key)
+        .or_insert_with(|| Item::Table(Table::new()))
+        .as_table_mut()
+        .ok_or_else(|| TrayError::new(format!("`{key}` in the config is not a table")))
+}
+
+fn set_optional(table: &mut Table, key: &str, text: Option<&str>) {
+    match text.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => {
+            table.insert(key, value(text));
+        }
+        None => {
+            table.remove(key);
+        }
+    }
+}
+
+fn flow_name(flow: FlowPreference) -> &'static str {
+    match flow {
+        FlowPreference::Auto => "auto",
+        FlowPreference::Browser => "browser",
+        FlowPreference::Device => "device",
+    }
+}
+
+/// Writes the keys the form edits; every other key of `table` stays as it was.
+fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
+    table.insert("issuer", value(&form.issuer));
+    table.insert("client_id", value(&form.client_id));
+    table.insert("scopes", value(form.scopes.iter().collect::<Array>()));
+    set_optional(table, "audience", form.audience.as_deref());
+    set_optional(table, "groups_claim", form.groups_claim.as_deref());
+    match form.flow {
+        // `auto` is the default: written only when the file already said something.
+        FlowPreference::Auto if !table.contains_key("flow") => {}
+        flow => {
+            table.insert("flow", value(flow_name(flow)));
+        }
+    }
+}
+
+/// The profile's keys as TOML, for [`ProfileForm::to_profile`].
+fn profile_table(form: &ProfileForm) -> String {
+    let mut table = Table::new();
+    write_profile_keys(&mut table, form);
+    table.to_string()
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;

@@ -1,0 +1,150 @@
+use super::*;
+
+const USER_FILE: &str = r#"# My stagepass config. Keep this comment.
+
+[profiles.corp]   # the company IdP
+issuer = "https://idp.example.com/realms/eng"
+client_id = "stagepass"
+# groups come from Keycloak's mapper
+scopes = ["openid", "email", "groups", "offline_access"]
+flow = "browser"
+
+[[git]]
+url = "https://git.example.com/"
+profile = "corp"
+username_from = "preferred_username"   # a key the settings window does not show
+
+[[docker]]
+registry = "registry.example.com"
+profile = "corp"
+"#;
+
+fn editor(text: &str) -> (tempfile::TempDir, ConfigEditor) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let editor = ConfigEditor::open(&path).unwrap();
+    (dir, editor)
+}
+
+fn form(name: &str) -> ProfileForm {
+    ProfileForm {
+        name: name.into(),
+        issuer: "https://login.example.org".into(),
+        client_id: "native-app".into(),
+        scopes: vec!["openid".into(), "email".into()],
+        audience: Some("https://backstage.example.org".into()),
+        flow: FlowPreference::Auto,
+        groups_claim: None,
+    }
+}
+
+#[test]
+fn edits_keep_comments_and_unknown_keys() {
+    let (_dir, mut editor) = editor(USER_FILE);
+    let mut corp = editor.view().unwrap().profiles[0].clone();
+    corp.client_id = "stagepass-2".into();
+    editor.upsert_profile(Some("corp"), &corp).unwrap();
+    editor.upsert_profile(None, &form("home")).unwrap();
+    editor
+        .set_desktop(&Desktop {
+            notifications: false,
+            backstage_url: Some("https://backstage.example.com".into()),
+            quit_stops_agent: false,
+        })
+        .unwrap();
+    editor.save().unwrap();
+
+    let text = std::fs::read_to_string(&editor.path).unwrap();
+    for kept in [
+        "# My stagepass config. Keep this comment.",
+        "# the company IdP",
+        "# groups come from Keycloak's mapper",
+        "username_from = \"preferred_username\"   # a key the settings window does not show",
+        "flow = \"browser\"",
+        "[[docker]]",
+    ] {
+        assert!(text.contains(kept), "lost {kept:?}:\n{text}");
+    }
+    assert!(text.contains("client_id = \"stagepass-2\""), "{text}");
+    let reread = ConfigEditor::open(&editor.path).unwrap().parsed().unwrap();
+    assert_eq!(
+        reread.profiles["home"].audience.as_deref(),
+        Some("https://backstage.example.org")
+    );
+    assert!(!reread.desktop.notifications);
+    assert_eq!(reread.git[0].profile, "corp");
+}
+
+#[test]
+fn rename_moves_references_and_remove_refuses_used_profiles() {
+    let (_dir, mut editor) = editor(USER_FILE);
+    let mut corp = editor.view().unwrap().profiles[0].clone();
+    corp.name = "work".into();
+    editor.upsert_profile(Some("corp"), &corp).unwrap();
+    let config = editor.parsed().unwrap();
+    assert_eq!(config.git[0].profile, "work");
+    assert_eq!(config.docker[0].profile, "work");
+    assert!(
+        editor
+            .text()
+            .contains("# groups come from Keycloak's mapper")
+    );
+
+    let err = editor.remove_profile("work").unwrap_err();
+    assert!(
+        err.message.contains("[[git]] https://git.example.com/"),
+        "{err:?}"
+    );
+    assert!(
+        err.message.contains("[[docker]] registry.example.com"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn invalid_results_are_not_written() {
+    let (_dir, mut editor) = editor(USER_FILE);
+    let mut bad = form("home");
+    bad.issuer = "http://idp.example.org".into();
+    editor.upsert_profile(None, &bad).unwrap();
+    let err = editor.save().unwrap_err();
+    assert!(err.message.contains("must use https"), "{err:?}");
+    assert_eq!(std::fs::read_to_string(&editor.path).unwrap(), USER_FILE);
+    assert!(
+        editor.upsert_profile(None, &form("corp")).is_err(),
+        "duplicate name"
+    );
+}
+
+#[test]
+fn a_missing_file_is_created_and_git_hosts_keep_extra_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/config.toml");
+    let mut editor = ConfigEditor::open(&path).unwrap();
+    editor.upsert_profile(None, &form("home")).unwrap();
+    editor.save().unwrap();
+    assert!(Config::load(&path).unwrap().profiles.contains_key("home"));
+
+    let (_dir, mut editor) = editor(USER_FILE);
+    let hosts = editor.view().unwrap().git_hosts;
+    assert_eq!(hosts[0].auth, "basic");
+    let mut changed = hosts.clone();
+    changed[0].auth = "bearer".into();
+    editor.set_git_hosts(&changed).unwrap();
+    let text = editor.text();
+    assert!(
+        text.contains("username_from = \"preferred_username\""),
+        "{text}"
+    );
+    assert!(text.contains("auth = \"bearer\""), "{text}");
+}
+
+#[test]
+fn form_validation_uses_the_core_rules() {
+    let mut no_openid = form("x");
+    no_openid.scopes = vec!["email".into()];
+    let err = no_openid.to_profile().unwrap_err();
+    assert!(err.message.contains("openid"), "{err:?}");
+    assert_eq!(form("x").to_profile().unwrap().client_id, "native-app");
+}
