@@ -148,7 +148,7 @@ fn long_addresses_are_shortened_and_ids_round_trip() {
     )]);
     let line = profile_line(&state, &state.profiles[0], &clock());
     assert!(
-        line.starts_with("signed in as a.very.long.name.indeed@subsidiar…"),
+        line.starts_with("signed in as a.very.long.name.indeed@subsidi… · expires"),
         "{line}"
     );
     for action in [

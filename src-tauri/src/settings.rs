@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stagepass_core::config::{Config, Desktop, FlowPreference, Profile};
-use toml_edit::{Array, DocumentMut, Item, Table, value};
+use toml_edit::{Array, DocumentMut, Item, Table, Value, value};
 
 use crate::agent::TrayError;
 
@@ -134,13 +134,11 @@ impl ConfigEditor {
         let profiles = table_at(self.document.as_table_mut(), "profiles")?;
         profiles.set_implicit(true);
         let renamed = original.filter(|original| *original != form.name);
-        if original.is_none() || renamed.is_some() {
-            if profiles.contains_key(&form.name) {
-                return Err(TrayError::new(format!(
-                    "a profile called `{}` exists already",
-                    form.name
-                )));
-            }
+        if (original.is_none() || renamed.is_some()) && profiles.contains_key(&form.name) {
+            return Err(TrayError::new(format!(
+                "a profile called `{}` exists already",
+                form.name
+            )));
         }
         let mut table = match original.and_then(|name| profiles.remove(name)) {
             Some(Item::Table(table)) => table,
@@ -189,9 +187,9 @@ impl ConfigEditor {
                 Some(index) => old.remove(index),
                 None => Table::new(),
             };
-            table.insert("url", value(&host.url));
-            table.insert("profile", value(&host.profile));
-            table.insert("auth", value(&host.auth));
+            set_value(&mut table, "url", &host.url);
+            set_value(&mut table, "profile", &host.profile);
+            set_value(&mut table, "auth", &host.auth);
             set_optional(&mut table, "username", host.username.as_deref());
             tables.push(table);
         }
@@ -205,9 +203,9 @@ impl ConfigEditor {
 
     pub fn set_desktop(&mut self, desktop: &Desktop) -> Result<(), TrayError> {
         let table = table_at(self.document.as_table_mut(), "desktop")?;
-        table.insert("notifications", value(desktop.notifications));
+        set_value(table, "notifications", desktop.notifications);
         set_optional(table, "backstage_url", desktop.backstage_url.as_deref());
-        table.insert("quit_stops_agent", value(desktop.quit_stops_agent));
+        set_value(table, "quit_stops_agent", desktop.quit_stops_agent);
         Ok(())
     }
 
@@ -250,7 +248,7 @@ impl ConfigEditor {
             {
                 for table in tables.iter_mut() {
                     if table.get("profile").and_then(Item::as_str) == Some(old) {
-                        table.insert("profile", value(new));
+                        set_value(table, "profile", new);
                     }
                 }
             }
@@ -265,11 +263,23 @@ fn table_at<'a>(root: &'a mut Table, key: &str) -> Result<&'a mut Table, TrayErr
         .ok_or_else(|| TrayError::new(format!("`{key}` in the config is not a table")))
 }
 
+/// Sets `key` to `new`, keeping the comments around the key and after the value.
+fn set_value(table: &mut Table, key: &str, new: impl Into<Value>) {
+    match table.get_mut(key).and_then(Item::as_value_mut) {
+        Some(existing) => {
+            let decor = existing.decor().clone();
+            *existing = new.into();
+            *existing.decor_mut() = decor;
+        }
+        None => {
+            table.insert(key, value(new));
+        }
+    }
+}
+
 fn set_optional(table: &mut Table, key: &str, text: Option<&str>) {
     match text.map(str::trim).filter(|text| !text.is_empty()) {
-        Some(text) => {
-            table.insert(key, value(text));
-        }
+        Some(text) => set_value(table, key, text),
         None => {
             table.remove(key);
         }
@@ -286,16 +296,16 @@ fn flow_name(flow: FlowPreference) -> &'static str {
 
 /// Writes the keys the form edits; every other key of `table` stays as it was.
 fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
-    table.insert("issuer", value(&form.issuer));
-    table.insert("client_id", value(&form.client_id));
-    table.insert("scopes", value(form.scopes.iter().collect::<Array>()));
+    set_value(table, "issuer", &form.issuer);
+    set_value(table, "client_id", &form.client_id);
+    set_value(table, "scopes", form.scopes.iter().collect::<Array>());
     set_optional(table, "audience", form.audience.as_deref());
     set_optional(table, "groups_claim", form.groups_claim.as_deref());
     match form.flow {
         // `auto` is the default: written only when the file already said something.
         FlowPreference::Auto if !table.contains_key("flow") => {}
         flow => {
-            table.insert("flow", value(flow_name(flow)));
+            set_value(table, "flow", flow_name(flow));
         }
     }
 }

@@ -121,9 +121,9 @@ fn invalid_results_are_not_written() {
 fn a_missing_file_is_created_and_git_hosts_keep_extra_keys() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sub/config.toml");
-    let mut editor = ConfigEditor::open(&path).unwrap();
-    editor.upsert_profile(None, &form("home")).unwrap();
-    editor.save().unwrap();
+    let mut created = ConfigEditor::open(&path).unwrap();
+    created.upsert_profile(None, &form("home")).unwrap();
+    created.save().unwrap();
     assert!(Config::load(&path).unwrap().profiles.contains_key("home"));
 
     let (_dir, mut editor) = editor(USER_FILE);

@@ -150,3 +150,19 @@ fn quit<R: Runtime>(app: &AppHandle<R>) {
     }
     app.exit(0);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_has_a_square_rgba_icon() {
+        for look in [TrayLook::SignedOut, TrayLook::SignedIn, TrayLook::Attention] {
+            let image = icon(look);
+            assert_eq!((image.width(), image.height()), (64, 64), "{look:?}");
+            assert_eq!(image.rgba().len(), 64 * 64 * 4);
+            // Transparent corners: the badge sits on the panel, not on a box.
+            assert_eq!(image.rgba()[3], 0, "{look:?}");
+        }
+    }
+}

@@ -26,7 +26,7 @@ fn setup() -> (tempfile::TempDir, Harness) {
     (dir, harness)
 }
 
-/// Polls a sign-in until `done` says its phase has arrived.
+/// Polls a sign-in until it reaches `phase`.
 fn wait_for_phase(harness: &Harness, profile: &str, phase: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -123,7 +123,7 @@ impl Agent for FakeAgent {
         let steps = self.sign_in_steps.lock().unwrap().clone();
         match steps {
             Some(steps) => {
-                steps.iter().for_each(|step| on_progress(step));
+                steps.iter().for_each(on_progress);
                 if let Some(hold) = self.hold.lock().unwrap().take() {
                     let _ = hold.recv();
                 }
