@@ -111,13 +111,14 @@ async function loadAccess() {
     return;
   }
   rows.replaceChildren(...entries.map((entry) => el("tr", {},
-    el("td", {}, new Date(entry.time).toLocaleString()),
+    el("td", { class: "nowrap", title: entry.time }, timeOf(Date.parse(entry.time) / 1000)),
     el("td", { title: entry.program ?? "" }, (entry.program ?? "").split("/").pop() || entry.consumer,
       el("span", { class: "muted" }, ` · ${entry.consumer}`)),
     el("td", { class: "mono" }, entry.pid ?? "—"),
     el("td", {}, entry.profile),
     el("td", { class: "mono" }, entry.audience ?? "—"),
-    el("td", {}, entry.event, entry.outcome === "ok" ? "" : el("div", { class: "muted" }, entry.outcome)))));
+    el("td", {}, entry.event.replaceAll("_", " "),
+      entry.outcome === "ok" ? "" : el("div", { class: "muted" }, entry.outcome)))));
 }
 accessProfile.addEventListener("change", loadAccess);
 

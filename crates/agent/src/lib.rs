@@ -67,7 +67,10 @@ pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
         })?;
         let keychain: Arc<dyn SecretStore> = Arc::new(OsKeychain::new());
         let notifier: Arc<dyn notify::Notifier> = if options.notifications {
-            Arc::new(notify::DesktopNotifier)
+            Arc::new(notify::ConfigGated {
+                inner: Arc::new(notify::DesktopNotifier),
+                config_path: options.config_path.clone(),
+            })
         } else {
             Arc::new(notify::Silent)
         };
