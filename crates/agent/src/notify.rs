@@ -37,39 +37,6 @@ impl Notifier for Silent {
     fn notify(&self, _summary: &str, _body: &str) {}
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Mutex;
-
-    use super::*;
-
-    #[derive(Default)]
-    struct Recorder(Mutex<Vec<String>>);
-
-    impl Notifier for Recorder {
-        fn notify(&self, summary: &str, _body: &str) {
-            self.0.lock().unwrap().push(summary.to_string());
-        }
-    }
-
-    #[test]
-    fn the_config_can_turn_notifications_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.toml");
-        let recorder = Arc::new(Recorder::default());
-        let gated = ConfigGated {
-            inner: recorder.clone(),
-            config_path: config_path.clone(),
-        };
-        gated.notify("no config: on", "");
-        std::fs::write(&config_path, "[desktop]\nnotifications = false\n").unwrap();
-        gated.notify("off", "");
-        std::fs::write(&config_path, "[desktop]\nnotifications = true\n").unwrap();
-        gated.notify("on again", "");
-        assert_eq!(*recorder.0.lock().unwrap(), ["no config: on", "on again"]);
-    }
-}
-
 /// Honours the config's `[desktop] notifications = false` (the tray's Settings). The file is
 /// read when a notification is due, which is rare, so a change applies without a restart; an
 /// unreadable config leaves notifications on.
@@ -131,4 +98,37 @@ pub(crate) fn refresh_failing(notifier: &Arc<dyn Notifier>, profile: &str, reaso
         &format!("{profile}: refresh failing"),
         &format!("The identity provider is unreachable ({reason}). Current tokens still work; stagepass keeps retrying."),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Notifier for Recorder {
+        fn notify(&self, summary: &str, _body: &str) {
+            self.0.lock().unwrap().push(summary.to_string());
+        }
+    }
+
+    #[test]
+    fn the_config_can_turn_notifications_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        let recorder = Arc::new(Recorder::default());
+        let gated = ConfigGated {
+            inner: recorder.clone(),
+            config_path: config_path.clone(),
+        };
+        gated.notify("no config: on", "");
+        std::fs::write(&config_path, "[desktop]\nnotifications = false\n").unwrap();
+        gated.notify("off", "");
+        std::fs::write(&config_path, "[desktop]\nnotifications = true\n").unwrap();
+        gated.notify("on again", "");
+        assert_eq!(*recorder.0.lock().unwrap(), ["no config: on", "on again"]);
+    }
 }
