@@ -32,6 +32,22 @@ pub(crate) struct SignInRequest {
     pub pid: Option<i32>,
 }
 
+impl SignInRequest {
+    /// The sign-in a token request may start: only for a caller that can take part in one,
+    /// and with the profile's own flow.
+    pub(crate) fn when(
+        interactive: bool,
+        browser_available: bool,
+        pid: Option<i32>,
+    ) -> Option<SignInRequest> {
+        interactive.then_some(SignInRequest {
+            flow: None,
+            browser_available,
+            pid,
+        })
+    }
+}
+
 /// A sign-in under way, shared by every caller that needs it: the first caller leads it
 /// (its client opens the browser or shows the code), later ones wait for its outcome.
 pub(crate) struct SharedLogin {

@@ -36,11 +36,7 @@ pub(crate) async fn dispatch(
             interactive,
             browser_available,
         } => {
-            let sign_in = interactive.then_some(login::SignInRequest {
-                flow: None,
-                browser_available,
-                pid,
-            });
+            let sign_in = login::SignInRequest::when(interactive, browser_available, pid);
             token::get_token(
                 agent,
                 conn,
@@ -73,11 +69,7 @@ pub(crate) async fn dispatch(
             interactive,
             browser_available,
         } => {
-            let sign_in = interactive.then_some(login::SignInRequest {
-                flow: None,
-                browser_available,
-                pid,
-            });
+            let sign_in = login::SignInRequest::when(interactive, browser_available, pid);
             credential::credential(agent, conn, tool, &url, bearer_ok, sign_in).await
         }
         Request::RejectCredential { tool, url, token } => {

@@ -3,11 +3,10 @@
 
 use std::io::Write;
 
-use stagepass_proto::{Request, Response, TokenKind};
+use stagepass_proto::{Response, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::cli::KubeCredentialArgs;
 use crate::exit::CliError;
 use crate::output::rfc3339;
@@ -30,17 +29,17 @@ pub fn run(args: KubeCredentialArgs) -> Result<(), CliError> {
         .to_string();
     let kubectl_can_interact = exec_info["spec"]["interactive"].as_bool().unwrap_or(true);
     let interactive = kubectl_can_interact && agent_link::can_interact();
-    let request = Request::GetToken {
-        profile: args.profile.profile,
-        kind: if args.access_token {
-            TokenKind::Access
-        } else {
-            TokenKind::Id
-        },
-        min_valid_secs: 2 * EXPIRY_MARGIN_SECS,
-        interactive,
-        browser_available: interactive && browser::available(),
+    let kind = if args.access_token {
+        TokenKind::Access
+    } else {
+        TokenKind::Id
     };
+    let request = agent_link::token_request(
+        args.profile.profile,
+        kind,
+        2 * EXPIRY_MARGIN_SECS,
+        interactive,
+    );
     let response = agent_link::ask(&request, interactive)?;
     let grant = expect_response!(response, Response::Token)?;
     #[derive(serde::Serialize)]

@@ -135,11 +135,7 @@ impl Provider {
             })?;
         let status = response.status();
         if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
+            let location = crate::http::redirect_location(&response).unwrap_or_default();
             // An error sent straight back to our redirect URI is the IdP's final word.
             if let Some(query) = location
                 .strip_prefix(pending.redirect_uri.as_str())
