@@ -98,6 +98,25 @@ struct World {
     browser_marker: PathBuf,
 }
 
+/// Runs a command, killing it (and failing) if it takes longer than a minute: a helper that
+/// waits for a sign-in nobody can complete must not hang the suite.
+fn run_bounded(mut command: Command, what: &str) -> Run {
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "`{what}` did not finish in 60 s; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Run(child.wait_with_output().unwrap())
+}
+
 impl World {
     fn new(idp: &Idp, profile: &str) -> World {
         let mut sandbox = Sandbox::new(profile, &idp.issuer);
@@ -147,24 +166,9 @@ impl World {
         command
     }
 
-    /// Runs a command, killing it (and failing) if it takes longer than a minute: a helper that
-    /// waits for a sign-in nobody can complete must not hang the suite.
     fn run(&self, program: &str, args: &[&str]) -> Run {
-        let mut child = self.command(program, args).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let output = child.wait_with_output().unwrap();
-                panic!(
-                    "`{program} {}` did not finish in 60 s; stderr:\n{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Run(child.wait_with_output().unwrap())
+        let what = format!("{program} {}", args.join(" "));
+        run_bounded(self.command(program, args), &what)
     }
 
     fn kubectl(&self, args: &[&str]) -> Run {
@@ -312,5 +316,53 @@ fn kubectl_gets_the_id_token_with_no_prompt_and_fails_cleanly_when_signed_out() 
         "kubectl {version}, exec {api_version}: get --raw /version took {took:?}, \
          failing when signed out {took_signed_out:?}, whole test {:?}",
         started.elapsed()
+    );
+}
+
+/// kubectl before 1.22 speaks v1beta1 and says nothing about interactivity (`"spec":{}`, the
+/// exact value kubectl 1.20 sets). The plugin must answer in that version and, with no
+/// terminal, must not open a browser when signed out. No kubectl needed: this is the plugin's
+/// side of the contract.
+#[test]
+fn the_v1beta1_contract_of_old_kubectl_answers_in_kind_and_never_opens_a_browser() {
+    let idp = Idp::start();
+    let world = World::new(&idp, "e2e-kube-beta");
+    const OLD_KUBECTL: &str = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{}}"#;
+    let plugin = |world: &World| {
+        let mut command = world.command(
+            env!("CARGO_BIN_EXE_stagepass"),
+            &["kube-credential", "e2e-kube-beta"],
+        );
+        command.env("KUBERNETES_EXEC_INFO", OLD_KUBECTL);
+        run_bounded(command, "stagepass kube-credential (v1beta1)")
+    };
+
+    let answer = plugin(&world);
+    answer.assert_ok();
+    let credential = answer.json();
+    assert_eq!(
+        credential["apiVersion"],
+        "client.authentication.k8s.io/v1beta1"
+    );
+    assert_eq!(credential["kind"], "ExecCredential");
+    assert!(
+        credential["status"]["token"]
+            .as_str()
+            .is_some_and(|t| t.len() > 20)
+    );
+
+    world.stagepass(&["logout", "e2e-kube-beta"]).assert_ok();
+    let started = Instant::now();
+    let signed_out = plugin(&world);
+    assert_eq!(
+        signed_out.code(),
+        4,
+        "needs sign-in: {}",
+        signed_out.stderr()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        !world.browser_marker.exists(),
+        "no browser without a terminal"
     );
 }

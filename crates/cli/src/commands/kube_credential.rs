@@ -1,7 +1,7 @@
 //! `stagepass kube-credential`: a client-go exec credential plugin
 //! (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins>).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use stagepass_proto::{Response, TokenKind};
 
@@ -27,7 +27,11 @@ pub fn run(args: KubeCredentialArgs) -> Result<(), CliError> {
         .as_str()
         .unwrap_or(DEFAULT_API_VERSION)
         .to_string();
-    let kubectl_can_interact = exec_info["spec"]["interactive"].as_bool().unwrap_or(true);
+    // kubectl before 1.22 (v1beta1) sends `"spec":{}` and hands the plugin its own stdin:
+    // a terminal there is the only sign that the user is at hand.
+    let kubectl_can_interact = exec_info["spec"]["interactive"]
+        .as_bool()
+        .unwrap_or_else(|| std::io::stdin().is_terminal());
     let interactive = kubectl_can_interact && agent_link::can_interact();
     let kind = if args.access_token {
         TokenKind::Access
