@@ -4,64 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Idp, Run, Sandbox};
-
-struct KubeServer {
-    child: Child,
-    url: String,
-    ca_file: String,
-}
-
-impl KubeServer {
-    fn start(issuer: &str, cert_dir: &Path) -> KubeServer {
-        let mut child = Command::new("node")
-            .arg(support::repo_root().join("tests/servers/kube-server.mjs"))
-            .env("ISSUER", issuer)
-            .env("KUBE_CERT_DIR", cert_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|err| panic!("kube-server said {line:?}: {err}"));
-        KubeServer {
-            child,
-            url: ready["url"].as_str().unwrap().to_string(),
-            ca_file: ready["ca_file"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let output = Command::new("curl")
-            .args(["-s", "--cacert", &self.ca_file])
-            .arg(format!("{}/test/stats", self.url))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-            panic!(
-                "stats are not JSON ({err}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
-    }
-}
-
-impl Drop for KubeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Idp, Run, Sandbox, TestServer};
 
 /// The kubectl on PATH, or `None` (with the reason printed) when there is none.
 fn kubectl_version() -> Option<String> {
@@ -92,7 +39,7 @@ fn kubectl_version() -> Option<String> {
 
 struct World {
     sandbox: Sandbox,
-    server: KubeServer,
+    server: TestServer,
     kubeconfig: PathBuf,
     /// Created by the browser stand-in if anything tries to open a browser.
     browser_marker: PathBuf,
@@ -122,7 +69,13 @@ impl World {
         let mut sandbox = Sandbox::new(profile, &idp.issuer);
         let cert_dir = sandbox.path().join("kube-cert");
         std::fs::create_dir_all(&cert_dir).unwrap();
-        let server = KubeServer::start(&idp.issuer, &cert_dir);
+        let server = TestServer::start(
+            "kube-server.mjs",
+            &[
+                ("ISSUER", idp.issuer.as_ref()),
+                ("KUBE_CERT_DIR", cert_dir.as_os_str()),
+            ],
+        );
         sandbox.login_browser();
         // From now on a browser is a failure: a stand-in that leaves a mark and fails.
         let browser_marker = sandbox.path().join("browser-was-opened");
@@ -246,7 +199,10 @@ fn kubectl_gets_the_id_token_with_no_prompt_and_fails_cleanly_when_signed_out() 
             "set-cluster",
             "test",
             &format!("--server={}", world.server.url),
-            &format!("--certificate-authority={}", world.server.ca_file),
+            &format!(
+                "--certificate-authority={}",
+                world.server.ready["ca_file"].as_str().unwrap()
+            ),
         ])
         .assert_ok();
     world
