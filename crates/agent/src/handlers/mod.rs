@@ -1,5 +1,6 @@
 //! One file per request type.
 
+mod backstage;
 mod claims;
 mod credential;
 mod login;
@@ -75,6 +76,7 @@ pub(crate) async fn dispatch(
         Request::RejectCredential { tool, url, token } => {
             credential::reject(agent, tool, &url, &token)
         }
+        Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

@@ -44,6 +44,13 @@ pub(crate) fn profile_status(
         .or_else(|| {
             let id_token = data.stored.as_ref()?.id_token.as_ref()?;
             stagepass_core::jwt::unverified_claims(id_token.expose())
+        })
+        .or_else(|| {
+            // Backstage issues no OIDC id_token: its user token names the user itself
+            // (`sub` = user entity ref). For display only.
+            session.profile.backstage_url()?;
+            let tokens = data.tokens.as_ref()?;
+            stagepass_core::jwt::unverified_claims(tokens.access_token.expose())
         });
     let claim = |key: &str| {
         claims
@@ -70,5 +77,14 @@ pub(crate) fn profile_status(
             .filter(|tokens| tokens.access_valid_for(now, std::time::Duration::ZERO))
             .and_then(|tokens| tokens.expires_at_unix()),
         reason,
+        notes: profile_notes(&session.profile),
     }
+}
+
+fn profile_notes(profile: &stagepass_core::config::Profile) -> Vec<String> {
+    let mut notes = Vec::new();
+    if profile.uses_backstage_cli_client() {
+        notes.push(stagepass_core::config::BACKSTAGE_SHARED_CLIENT_NOTE.to_string());
+    }
+    notes
 }

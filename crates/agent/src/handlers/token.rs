@@ -26,6 +26,15 @@ pub(crate) async fn get_token(
     sign_in: Option<SignInRequest>,
 ) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
+    if kind == TokenKind::Id && profile.backstage_url().is_some() {
+        return Err(errors::reply(
+            ErrorKind::BadRequest,
+            format!(
+                "profile `{name}` is a Backstage profile: Backstage issues no OpenID Connect id_token"
+            ),
+            Some("its access token is the Backstage user token: drop --id-token".into()),
+        ));
+    }
     let session = agent.session(&name, &profile);
     match (
         serve(agent, &name, &session, kind, min_valid).await,
@@ -41,7 +50,8 @@ pub(crate) async fn get_token(
     }
 }
 
-async fn serve(
+/// Serves the session's token without ever starting a sign-in.
+pub(crate) async fn serve(
     agent: &Agent,
     name: &str,
     session: &Session,

@@ -45,6 +45,9 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
         .unwrap_or(0);
     for profile in &report.profiles {
         println!("{:width$}  {}", profile.name, describe(profile));
+        for note in &profile.notes {
+            println!("{:width$}  note: {note}", "");
+        }
     }
     Ok(())
 }
@@ -66,6 +69,7 @@ fn profile_json(profile: &ProfileStatus) -> serde_json::Value {
         "email": profile.email,
         "access_token_expires_at": profile.access_token_expires_at.map(rfc3339),
         "reason": profile.reason,
+        "notes": profile.notes,
     })
 }
 

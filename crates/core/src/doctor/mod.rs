@@ -16,6 +16,28 @@ pub use claims::{HeldTokens, token_checks};
 pub use idp::idp_checks;
 pub use keychain::keychain_round_trip;
 
+/// backstage.client_id: a Backstage profile on the built-in CLI client shares its one
+/// refresh token per user with `backstage-cli`. `None` for other profiles.
+pub fn backstage_client_check(name: &str, profile: &crate::config::Profile) -> Option<Check> {
+    if !profile.uses_backstage_cli_client() {
+        return None;
+    }
+    Some(
+        Check::warn(
+            ids::BACKSTAGE_CLIENT_ID,
+            "stagepass and backstage-cli share Backstage's built-in CLI client",
+        )
+        .for_profile(name)
+        .evidence(format!("client_id {}", profile.client_id))
+        .evidence(crate::config::BACKSTAGE_SHARED_CLIENT_NOTE)
+        .fix(format!(
+            "publish a client-ID metadata document for stagepass, allow it in Backstage's \
+             auth.clientIdMetadataDocuments.allowedClientIdPatterns and set \
+             `profiles.{name}.client_id` to its URL (README, \"Backstage\")"
+        )),
+    )
+}
+
 /// The port `proxy.port` checks when none is given. Provisional: the local proxy does not
 /// exist yet, and takes its port from here when it does.
 pub const DEFAULT_PROXY_PORT: u16 = 7466;
@@ -36,6 +58,7 @@ pub mod ids {
     pub const IDP_CLIENT: &str = "idp.client";
     pub const IDP_AUTHORIZE: &str = "idp.authorize";
     pub const IDP_CLOCK_SKEW: &str = "idp.clock_skew";
+    pub const BACKSTAGE_CLIENT_ID: &str = "backstage.client_id";
     pub const AGENT: &str = "agent";
     pub const TOKEN_SESSION: &str = "token.session";
     pub const TOKEN_AUDIENCE: &str = "token.audience";

@@ -10,7 +10,7 @@ mod report;
 use std::path::Path;
 
 use stagepass_core::config::{Config, Profile};
-use stagepass_core::doctor::{Check, idp_checks, ids, keychain_round_trip};
+use stagepass_core::doctor::{Check, backstage_client_check, idp_checks, ids, keychain_round_trip};
 use stagepass_core::http::{HttpClient, HttpLimits};
 use stagepass_core::paths;
 use stagepass_core::store::OsKeychain;
@@ -31,6 +31,9 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
         .map_err(|err| CliError::Agent(format!("cannot set up HTTP: {err}")))?;
     for (name, profile) in &profiles {
         for check in runtime.block_on(idp_checks(name, profile, &http)) {
+            report.add(check);
+        }
+        if let Some(check) = backstage_client_check(name, profile) {
             report.add(check);
         }
     }
