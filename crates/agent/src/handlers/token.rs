@@ -32,7 +32,11 @@ pub(crate) async fn get_token(
             format!(
                 "profile `{name}` is a Backstage profile: Backstage issues no OpenID Connect id_token"
             ),
-            Some("its access token is the Backstage user token: drop --id-token".into()),
+            Some(
+                "its access token is the Backstage user token: drop --id-token (kube-credential: \
+                 --access-token)"
+                    .into(),
+            ),
         ));
     }
     let session = agent.session(&name, &profile);
