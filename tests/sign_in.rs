@@ -135,6 +135,17 @@ fn device_sign_in_prints_the_code_and_polls_until_approved() {
         .unwrap()
         .to_string();
 
+    // While the sign-in waits for the user, the agent still answers everyone else at once.
+    let asked = std::time::Instant::now();
+    let status = sandbox.run(&["status", "--json"]);
+    status.assert_ok();
+    assert_eq!(status.json()["profiles"][0]["state"], "signed_out");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "status waited {:?} behind the sign-in",
+        asked.elapsed()
+    );
+
     let browser = approve_device_code(&complete, &[]);
     assert!(
         browser.status.success(),

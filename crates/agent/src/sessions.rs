@@ -300,6 +300,20 @@ impl Agent {
         Ok(())
     }
 
+    /// Reads the keychain entry for reports (status, claims), unless a sign-in or refresh holds
+    /// the session: then the report shows what memory holds. An interactive sign-in can wait
+    /// minutes for the user, and nothing else may wait behind it.
+    pub(crate) async fn load_session_unless_busy(
+        &self,
+        name: &str,
+        session: &Session,
+    ) -> Result<(), KeychainError> {
+        match session.exclusive.try_lock() {
+            Ok(_exclusive) => self.load_session(name, session).await,
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Has a refresh worker ready for the profiles that hold refresh tokens.
     pub(crate) fn keep_refresh_worker_ready(&self) {
         if let Some(workers) = &self.deps.refresh_worker {

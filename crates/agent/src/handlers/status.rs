@@ -10,10 +10,7 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
     let mut profiles = Vec::with_capacity(config.profiles.len());
     for (name, profile) in &config.profiles {
         let session = agent.session(name, profile);
-        let load_error = {
-            let _exclusive = session.exclusive.lock().await;
-            agent.load_session(name, &session).await.err()
-        };
+        let load_error = agent.load_session_unless_busy(name, &session).await.err();
         profiles.push(profile_status(
             agent,
             name,
