@@ -102,20 +102,10 @@ impl World {
     /// `docker-credential-stagepass ACTION` with `input` on stdin, found on PATH by name as
     /// docker finds it.
     fn helper(&self, action: &str, input: &str) -> Run {
-        let mut child = self
-            .command("docker-credential-stagepass", &[action])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run(child.wait_with_output().unwrap())
+        support::run_with_input(
+            self.command("docker-credential-stagepass", &[action]),
+            input,
+        )
     }
 
     fn stagepass(&self, args: &[&str]) -> Run {

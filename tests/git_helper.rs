@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use support::{Idp, Sandbox, TestServer};
@@ -164,26 +164,12 @@ fn an_unmapped_host_gets_an_empty_answer() {
     let idp = Idp::start();
     let world = World::new(&idp, "e2e-git-unmapped");
     world.sandbox.login_browser();
-    let mut helper = world.command(
-        env!("CARGO_BIN_EXE_stagepass"),
-        world.sandbox.path(),
-        &["git-credential", "get"],
-    );
-    let output: Output = {
-        use std::io::Write;
-        let mut child = helper
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"protocol=https\nhost=elsewhere.example.com\n\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let output = helper_answer(
+        &world,
+        "get",
+        "protocol=https\nhost=elsewhere.example.com\n\n",
+    )
+    .0;
     assert!(output.status.success());
     assert!(
         output.stdout.is_empty(),
@@ -259,25 +245,14 @@ fn git_version() -> Option<(u32, u32)> {
 
 /// Runs `stagepass git-credential ACTION` as git would, with `input` on stdin.
 fn helper_answer(world: &World, action: &str, input: &str) -> support::Run {
-    use std::io::Write;
-    let mut child = world
-        .command(
+    support::run_with_input(
+        world.command(
             env!("CARGO_BIN_EXE_stagepass"),
             world.sandbox.path(),
             &["git-credential", action],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    support::Run(child.wait_with_output().unwrap())
+        ),
+        input,
+    )
 }
 
 /// The value of `key` in a credential helper's answer.

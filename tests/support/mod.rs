@@ -416,3 +416,21 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `command` with `input` on its stdin, as git and docker feed their helpers.
+pub fn run_with_input(mut command: Command, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Run(child.wait_with_output().unwrap())
+}
