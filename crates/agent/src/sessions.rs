@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use stagepass_core::config::{Config, Profile};
 use stagepass_core::oidc::Provider;
+use stagepass_core::paths;
 use stagepass_core::refresh;
 use stagepass_core::store::{KeychainError, StoredLogin};
 use stagepass_core::tokens::TokenSet;
@@ -282,9 +283,9 @@ impl Agent {
         }
         let logins = self.deps.logins.clone();
         let account = name.to_string();
-        let runtime_dir = self.options.runtime_dir.clone();
+        let lock_dir = paths::refresh_lock_dir(&self.options.data_dir);
         let stored = blocking(move || {
-            refresh_worker::wait_for_workers(&runtime_dir, &account);
+            refresh_worker::wait_for_workers(&lock_dir, &account);
             logins.load(&account)
         })
         .await?;

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use stagepass_core::paths;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
 
@@ -220,7 +221,7 @@ pub(crate) async fn refresh(
         settings: session.profile.clone(),
         refresh_token,
         previous_id,
-        runtime_dir: agent.options.runtime_dir.clone(),
+        lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
     };
     let outcome = match &agent.deps.refresh_worker {
         Some(workers) => run_in_worker(workers, job, &provider).await,
