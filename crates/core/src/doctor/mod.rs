@@ -10,7 +10,9 @@ mod keychain;
 mod metadata;
 mod probes;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 pub use claims::{HeldTokens, token_checks};
 pub use idp::idp_checks;
@@ -73,7 +75,7 @@ pub mod ids {
     pub const HELPER_KUBECTL: &str = "helper.kubectl";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -100,10 +102,10 @@ impl Status {
 }
 
 /// One diagnosis: what was checked, how it went, what was seen, what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    /// One of [`ids`].
-    pub check: &'static str,
+    /// One of [`ids`]. Owned when read back from `stagepass-agent --doctor-probe`.
+    pub check: Cow<'static, str>,
     /// The profile the check is about, for per-profile checks.
     pub profile: Option<String>,
     pub status: Status,
@@ -118,7 +120,7 @@ pub struct Check {
 impl Check {
     pub fn new(check: &'static str, status: Status, summary: impl Into<String>) -> Check {
         Check {
-            check,
+            check: Cow::Borrowed(check),
             profile: None,
             status,
             summary: summary.into(),
