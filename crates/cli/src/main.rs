@@ -1,12 +1,13 @@
 //! `stagepass`: sign in once; git, curl, kubectl, docker and scripts get short-lived
 //! credentials from the agent.
 
+#[macro_use]
+mod output;
 mod agent_link;
 mod browser;
 mod cli;
 mod commands;
 mod exit;
-mod output;
 mod progress;
 
 use clap::Parser;

@@ -32,9 +32,9 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             }
         }
         if args.json {
-            println!("{line}");
+            outln!("{line}");
         } else {
-            println!("{}", describe(&entry));
+            outln!("{}", describe(&entry));
         }
     };
     // The rotated file first, so the output is in time order.

@@ -30,15 +30,15 @@ fn whoami(args: ProfileJsonArgs) -> Result<(), CliError> {
         }));
         return Ok(());
     }
-    println!("profile    {} ({})", identity.profile, identity.url);
-    println!("user       {}", identity.user_entity_ref);
+    outln!("profile    {} ({})", identity.profile, identity.url);
+    outln!("user       {}", identity.user_entity_ref);
     if let Some(name) = &identity.display_name {
-        println!("name       {name}");
+        outln!("name       {name}");
     }
     if let Some(email) = &identity.email {
-        println!("email      {email}");
+        outln!("email      {email}");
     }
-    println!("ownership  {}", identity.ownership_entity_refs.join(", "));
+    outln!("ownership  {}", identity.ownership_entity_refs.join(", "));
     match &identity.entity {
         Some(entity) => {
             let member_of = entity
@@ -52,9 +52,9 @@ fn whoami(args: ProfileJsonArgs) -> Result<(), CliError> {
                         .join(", ")
                 })
                 .unwrap_or_default();
-            println!("catalog    User entity found; memberOf: {member_of}");
+            outln!("catalog    User entity found; memberOf: {member_of}");
         }
-        None => println!(
+        None => outln!(
             "catalog    no User entity under {} (the catalog may have dropped the user)",
             identity.user_entity_ref
         ),
