@@ -195,3 +195,41 @@ fn help_teaches_commands_and_exit_codes() {
     }
     sandbox.run(&["token", "--no-such-flag"]).assert_code(2);
 }
+
+/// `stagepass status | grep -q signed_in` closes the pipe before stagepass is done writing:
+/// that ends it quietly and successfully, never with a panic.
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    let config = "[profiles.one]\nissuer = \"https://a.example\"\nclient_id = \"x\"\n";
+    let sandbox = Sandbox::with_config("e2e-closed-pipe", config);
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &[
+            "config",
+            "init",
+            "--preset",
+            "keycloak",
+            "--domain",
+            "sso.example.com",
+            "--realm",
+            "eng",
+            "--client-id",
+            "x",
+            "--print",
+        ],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = sandbox
+            .command(args)
+            .stdout(writer)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    sandbox.run(&["agent", "stop"]);
+}

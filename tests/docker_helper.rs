@@ -5,60 +5,36 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use support::{Idp, Run, Sandbox};
+use support::{Idp, Run, Sandbox, TestServer};
 
 const NOT_FOUND: &str = "credentials not found in native keychain";
 
-struct RegistryServer {
-    child: Child,
-    url: String,
-}
+/// The token-checking registry of tests/servers, plus what the docker tests ask of it.
+struct RegistryServer(TestServer);
 
 impl RegistryServer {
     fn start(issuer: &str) -> RegistryServer {
-        let mut child = Command::new("node")
-            .arg(support::repo_root().join("tests/servers/registry-server.mjs"))
-            .env("ISSUER", issuer)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|err| panic!("registry-server said {line:?}: {err}"));
-        RegistryServer {
-            child,
-            url: ready["url"].as_str().unwrap().to_string(),
-        }
+        RegistryServer(TestServer::start(
+            "registry-server.mjs",
+            &[("ISSUER", issuer.as_ref())],
+        ))
     }
 
     /// `127.0.0.1:PORT`, as docker and skopeo name the registry.
     fn host(&self) -> &str {
-        self.url.trim_start_matches("http://")
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let output = Command::new("curl")
-            .args(["-s", &format!("{}/test/stats", self.url)])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout).unwrap()
+        self.0.url.trim_start_matches("http://")
     }
 
     /// The HTTP status of `GET /v2/` with `token` as the Basic password.
     fn status_with(&self, username: &str, token: &str) -> String {
         let output = Command::new("curl")
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-K", "-"])
-            .arg(format!("{}/v2/", self.url))
+            .arg(format!("{}/v2/", self.0.url))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -73,13 +49,6 @@ impl RegistryServer {
             })
             .unwrap();
         String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-}
-
-impl Drop for RegistryServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -133,20 +102,10 @@ impl World {
     /// `docker-credential-stagepass ACTION` with `input` on stdin, found on PATH by name as
     /// docker finds it.
     fn helper(&self, action: &str, input: &str) -> Run {
-        let mut child = self
-            .command("docker-credential-stagepass", &[action])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        Run(child.wait_with_output().unwrap())
+        support::run_with_input(
+            self.command("docker-credential-stagepass", &[action]),
+            input,
+        )
     }
 
     fn stagepass(&self, args: &[&str]) -> Run {
@@ -306,7 +265,7 @@ fn skopeo_pulls_a_manifest_through_the_helper_set_up_by_stagepass() {
         manifest["Digest"].as_str().unwrap().starts_with("sha256:"),
         "{manifest}"
     );
-    let stats = world.server.stats();
+    let stats = world.server.0.stats();
     assert!(stats["accepted"].as_u64().unwrap() >= 1, "{stats}");
     assert!(stats["basic"].as_u64().unwrap() >= 1, "{stats}");
     assert_eq!(stats["rejected"], 0, "{stats}");
@@ -319,7 +278,7 @@ fn skopeo_pulls_a_manifest_through_the_helper_set_up_by_stagepass() {
     let anonymous = inspect(&auth_file);
     assert_ne!(anonymous.code(), 0, "{}", anonymous.stdout());
     assert_eq!(
-        world.server.stats()["accepted"],
+        world.server.0.stats()["accepted"],
         stats["accepted"],
         "no token after setup --undo"
     );

@@ -3,73 +3,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::{Idp, Sandbox};
-
-struct GitServer {
-    child: Child,
-    url: String,
-}
-
-impl GitServer {
-    fn start(issuer: &str, root: &Path) -> GitServer {
-        let mut child = Command::new("node")
-            .arg(support::repo_root().join("tests/servers/git-server.mjs"))
-            .env("ISSUER", issuer)
-            .env("GIT_PROJECT_ROOT", root)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
-        GitServer {
-            child,
-            url: ready["url"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let output = Command::new("curl")
-            .args(["-s", &format!("{}/test/stats", self.url)])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout).unwrap()
-    }
-
-    fn reject_next(&self, n: u32) {
-        Command::new("curl")
-            .args([
-                "-s",
-                "-X",
-                "POST",
-                &format!("{}/test/reject-next?n={n}", self.url),
-            ])
-            .output()
-            .unwrap();
-    }
-}
-
-impl Drop for GitServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Idp, Sandbox, TestServer};
 
 /// A sandbox whose config maps the git server to its profile, git set up by `stagepass setup
 /// git`, and a bare repository with one commit.
 struct World {
     sandbox: Sandbox,
-    server: GitServer,
+    server: TestServer,
     bin: PathBuf,
 }
 
@@ -78,7 +22,13 @@ impl World {
         let sandbox = Sandbox::new(profile, &idp.issuer);
         let root = sandbox.path().join("repos");
         std::fs::create_dir_all(&root).unwrap();
-        let server = GitServer::start(&idp.issuer, &root);
+        let server = TestServer::start(
+            "git-server.mjs",
+            &[
+                ("ISSUER", idp.issuer.as_ref()),
+                ("GIT_PROJECT_ROOT", root.as_os_str()),
+            ],
+        );
         let config = std::fs::read_to_string(sandbox.path().join("config.toml")).unwrap();
         sandbox.write_config(&format!(
             "{config}\n[[git]]\nurl = \"{}/\"\nprofile = \"{profile}\"\n",
@@ -214,26 +164,12 @@ fn an_unmapped_host_gets_an_empty_answer() {
     let idp = Idp::start();
     let world = World::new(&idp, "e2e-git-unmapped");
     world.sandbox.login_browser();
-    let mut helper = world.command(
-        env!("CARGO_BIN_EXE_stagepass"),
-        world.sandbox.path(),
-        &["git-credential", "get"],
-    );
-    let output: Output = {
-        use std::io::Write;
-        let mut child = helper
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"protocol=https\nhost=elsewhere.example.com\n\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let output = helper_answer(
+        &world,
+        "get",
+        "protocol=https\nhost=elsewhere.example.com\n\n",
+    )
+    .0;
     assert!(output.status.success());
     assert!(
         output.stdout.is_empty(),
@@ -287,7 +223,7 @@ fn expired_tokens_rejected_tokens_and_parallel_fetches_cost_one_refresh_each() {
     // A server that rejects the current token: git erases it, the agent refreshes for the
     // next command, and the profile stays signed in.
     let calls = idp.refresh_calls();
-    world.server.reject_next(1);
+    world.server.post("/test/reject-next?n=1");
     let refused = world.git(&["ls-remote", &world.repo_url()]);
     assert_ne!(refused.code(), 0);
     world.git(&["ls-remote", &world.repo_url()]).assert_ok();
@@ -309,25 +245,14 @@ fn git_version() -> Option<(u32, u32)> {
 
 /// Runs `stagepass git-credential ACTION` as git would, with `input` on stdin.
 fn helper_answer(world: &World, action: &str, input: &str) -> support::Run {
-    use std::io::Write;
-    let mut child = world
-        .command(
+    support::run_with_input(
+        world.command(
             env!("CARGO_BIN_EXE_stagepass"),
             world.sandbox.path(),
             &["git-credential", action],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    support::Run(child.wait_with_output().unwrap())
+        ),
+        input,
+    )
 }
 
 /// The value of `key` in a credential helper's answer.
@@ -428,7 +353,7 @@ fn a_bearer_host_gets_authorization_bearer_from_git_that_announces_authtype() {
     // A rejected bearer token: git erases it (`credential=`, not `password=`), the agent
     // refreshes before the next command, and the profile stays signed in.
     let calls = idp.refresh_calls();
-    world.server.reject_next(1);
+    world.server.post("/test/reject-next?n=1");
     let refused = world.git_in(&work, &["fetch", "-q"]);
     assert_ne!(refused.code(), 0, "the revoked token is refused");
     world.git_in(&work, &["fetch", "-q"]).assert_ok();

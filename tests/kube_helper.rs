@@ -4,64 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Idp, Run, Sandbox};
-
-struct KubeServer {
-    child: Child,
-    url: String,
-    ca_file: String,
-}
-
-impl KubeServer {
-    fn start(issuer: &str, cert_dir: &Path) -> KubeServer {
-        let mut child = Command::new("node")
-            .arg(support::repo_root().join("tests/servers/kube-server.mjs"))
-            .env("ISSUER", issuer)
-            .env("KUBE_CERT_DIR", cert_dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let ready: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|err| panic!("kube-server said {line:?}: {err}"));
-        KubeServer {
-            child,
-            url: ready["url"].as_str().unwrap().to_string(),
-            ca_file: ready["ca_file"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        let output = Command::new("curl")
-            .args(["-s", "--cacert", &self.ca_file])
-            .arg(format!("{}/test/stats", self.url))
-            .output()
-            .unwrap();
-        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
-            panic!(
-                "stats are not JSON ({err}): {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
-    }
-}
-
-impl Drop for KubeServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::{Idp, Run, Sandbox, TestServer};
 
 /// The kubectl on PATH, or `None` (with the reason printed) when there is none.
 fn kubectl_version() -> Option<String> {
@@ -92,10 +39,29 @@ fn kubectl_version() -> Option<String> {
 
 struct World {
     sandbox: Sandbox,
-    server: KubeServer,
+    server: TestServer,
     kubeconfig: PathBuf,
     /// Created by the browser stand-in if anything tries to open a browser.
     browser_marker: PathBuf,
+}
+
+/// Runs a command, killing it (and failing) if it takes longer than a minute: a helper that
+/// waits for a sign-in nobody can complete must not hang the suite.
+fn run_bounded(mut command: Command, what: &str) -> Run {
+    let mut child = command.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "`{what}` did not finish in 60 s; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Run(child.wait_with_output().unwrap())
 }
 
 impl World {
@@ -103,7 +69,13 @@ impl World {
         let mut sandbox = Sandbox::new(profile, &idp.issuer);
         let cert_dir = sandbox.path().join("kube-cert");
         std::fs::create_dir_all(&cert_dir).unwrap();
-        let server = KubeServer::start(&idp.issuer, &cert_dir);
+        let server = TestServer::start(
+            "kube-server.mjs",
+            &[
+                ("ISSUER", idp.issuer.as_ref()),
+                ("KUBE_CERT_DIR", cert_dir.as_os_str()),
+            ],
+        );
         sandbox.login_browser();
         // From now on a browser is a failure: a stand-in that leaves a mark and fails.
         let browser_marker = sandbox.path().join("browser-was-opened");
@@ -147,24 +119,9 @@ impl World {
         command
     }
 
-    /// Runs a command, killing it (and failing) if it takes longer than a minute: a helper that
-    /// waits for a sign-in nobody can complete must not hang the suite.
     fn run(&self, program: &str, args: &[&str]) -> Run {
-        let mut child = self.command(program, args).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let output = child.wait_with_output().unwrap();
-                panic!(
-                    "`{program} {}` did not finish in 60 s; stderr:\n{}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Run(child.wait_with_output().unwrap())
+        let what = format!("{program} {}", args.join(" "));
+        run_bounded(self.command(program, args), &what)
     }
 
     fn kubectl(&self, args: &[&str]) -> Run {
@@ -242,7 +199,10 @@ fn kubectl_gets_the_id_token_with_no_prompt_and_fails_cleanly_when_signed_out() 
             "set-cluster",
             "test",
             &format!("--server={}", world.server.url),
-            &format!("--certificate-authority={}", world.server.ca_file),
+            &format!(
+                "--certificate-authority={}",
+                world.server.ready["ca_file"].as_str().unwrap()
+            ),
         ])
         .assert_ok();
     world
@@ -312,5 +272,53 @@ fn kubectl_gets_the_id_token_with_no_prompt_and_fails_cleanly_when_signed_out() 
         "kubectl {version}, exec {api_version}: get --raw /version took {took:?}, \
          failing when signed out {took_signed_out:?}, whole test {:?}",
         started.elapsed()
+    );
+}
+
+/// kubectl before 1.22 speaks v1beta1 and says nothing about interactivity (`"spec":{}`, the
+/// exact value kubectl 1.20 sets). The plugin must answer in that version and, with no
+/// terminal, must not open a browser when signed out. No kubectl needed: this is the plugin's
+/// side of the contract.
+#[test]
+fn the_v1beta1_contract_of_old_kubectl_answers_in_kind_and_never_opens_a_browser() {
+    let idp = Idp::start();
+    let world = World::new(&idp, "e2e-kube-beta");
+    const OLD_KUBECTL: &str = r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{}}"#;
+    let plugin = |world: &World| {
+        let mut command = world.command(
+            env!("CARGO_BIN_EXE_stagepass"),
+            &["kube-credential", "e2e-kube-beta"],
+        );
+        command.env("KUBERNETES_EXEC_INFO", OLD_KUBECTL);
+        run_bounded(command, "stagepass kube-credential (v1beta1)")
+    };
+
+    let answer = plugin(&world);
+    answer.assert_ok();
+    let credential = answer.json();
+    assert_eq!(
+        credential["apiVersion"],
+        "client.authentication.k8s.io/v1beta1"
+    );
+    assert_eq!(credential["kind"], "ExecCredential");
+    assert!(
+        credential["status"]["token"]
+            .as_str()
+            .is_some_and(|t| t.len() > 20)
+    );
+
+    world.stagepass(&["logout", "e2e-kube-beta"]).assert_ok();
+    let started = Instant::now();
+    let signed_out = plugin(&world);
+    assert_eq!(
+        signed_out.code(),
+        4,
+        "needs sign-in: {}",
+        signed_out.stderr()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        !world.browser_marker.exists(),
+        "no browser without a terminal"
     );
 }

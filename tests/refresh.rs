@@ -214,7 +214,11 @@ fn an_idp_outage_keeps_valid_tokens_flowing_backs_off_and_recovers() {
 
 /// Sleeps until the access token the agent holds has at most `secs` of validity left.
 fn wait_for_remaining(sandbox: &Sandbox, secs: f64) {
-    let status = sandbox.run(&["status", "--json"]).json();
+    wait_until_status_shows(sandbox.run(&["status", "--json"]).json(), secs);
+}
+
+/// Sleeps until the access token in a `status --json` has at most `secs` of validity left.
+fn wait_until_status_shows(status: serde_json::Value, secs: f64) {
     let Some(expires_at) = status["profiles"][0]["access_token_expires_at"].as_str() else {
         return;
     };
@@ -232,26 +236,31 @@ fn wait_for_expiry(sandbox: &Sandbox) {
     wait_for_remaining(sandbox, -0.1);
 }
 
-/// Two agents of one user (the tray's and a headless one, say, with different runtime dirs)
-/// share one keychain entry. When one rotates the refresh token, the other must take the new
-/// one from the keychain instead of presenting the consumed one from its memory, which a
-/// strict IdP answers by revoking the whole grant.
+/// Runs the CLI against a second agent of the same user: same config, data dir and keychain,
+/// another runtime dir (the tray's and a headless one, say).
+fn run_with_other_agent(sandbox: &Sandbox, args: &[&str]) -> support::Run {
+    support::Run(
+        sandbox
+            .command(args)
+            .env(
+                "STAGEPASS_RUNTIME_DIR",
+                sandbox.runtime_dir().with_file_name("run-other"),
+            )
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap(),
+    )
+}
+
+/// Two agents of one user share one keychain entry. When one rotates the refresh token, the
+/// other must take the new one from the keychain instead of presenting the consumed one from
+/// its memory, which a strict IdP answers by revoking the whole grant.
 #[test]
 fn a_refresh_token_rotated_by_another_agent_is_taken_from_the_keychain() {
     let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "10")]);
     let sandbox = Sandbox::new("e2e-two-agents", &idp.issuer);
     sandbox.login_browser();
-    let other_runtime_dir = sandbox.runtime_dir().with_file_name("run-other");
-    let other = |args: &[&str]| {
-        support::Run(
-            sandbox
-                .command(args)
-                .env("STAGEPASS_RUNTIME_DIR", &other_runtime_dir)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap(),
-        )
-    };
+    let other = |args: &[&str]| run_with_other_agent(&sandbox, args);
     let signed_in_with = sandbox.stored_refresh_token();
     // The second agent has no access token: it refreshes with the keychain's refresh token,
     // which rotates it under the first agent's feet.
@@ -276,5 +285,43 @@ fn a_refresh_token_rotated_by_another_agent_is_taken_from_the_keychain() {
     }
     sandbox.run(&["token", "--no-interactive"]).assert_ok();
     other(&["token", "--no-interactive"]).assert_ok();
+    other(&["agent", "stop"]).assert_ok();
+}
+
+/// Two agents refreshing at the same moment: their workers must take turns on one lock, or
+/// both present the same refresh token and the IdP revokes the grant. (The lock once lived in
+/// each agent's runtime dir, which made this a race that CI lost now and then.)
+#[test]
+fn two_agents_refreshing_at_once_take_turns() {
+    let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "20")]);
+    let sandbox = Sandbox::new("e2e-two-at-once", &idp.issuer);
+    sandbox.login_browser();
+    let other = |args: &[&str]| run_with_other_agent(&sandbox, args);
+    other(&["token", "--no-interactive"]).assert_ok();
+    assert_eq!(idp.refresh_calls(), 1);
+
+    // `--min-valid` is capped at half the lifetime: once both tokens have less than 10 s left
+    // (and more than the 4 s or so when the agents would refresh by themselves), a large
+    // min-valid forces a refresh in both. The second agent's token is the younger one.
+    wait_until_status_shows(other(&["status", "--json"]).json(), 8.5);
+    let forced = ["token", "--no-interactive", "--min-valid", "600"];
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| sandbox.run(&forced));
+        let second = scope.spawn(|| other(&forced));
+        (first.join().unwrap(), second.join().unwrap())
+    });
+    first.assert_ok();
+    second.assert_ok();
+    assert_eq!(idp.refresh_calls(), 3, "one forced refresh in each agent");
+    for (who, status) in [
+        ("first", sandbox.run(&["status", "--json"])),
+        ("second", other(&["status", "--json"])),
+    ] {
+        assert_eq!(
+            status.json()["profiles"][0]["state"],
+            "signed_in",
+            "{who} agent"
+        );
+    }
     other(&["agent", "stop"]).assert_ok();
 }

@@ -135,6 +135,17 @@ fn device_sign_in_prints_the_code_and_polls_until_approved() {
         .unwrap()
         .to_string();
 
+    // While the sign-in waits for the user, the agent still answers everyone else at once.
+    let asked = std::time::Instant::now();
+    let status = sandbox.run(&["status", "--json"]);
+    status.assert_ok();
+    assert_eq!(status.json()["profiles"][0]["state"], "signed_out");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "status waited {:?} behind the sign-in",
+        asked.elapsed()
+    );
+
     let browser = approve_device_code(&complete, &[]);
     assert!(
         browser.status.success(),
@@ -152,6 +163,42 @@ fn device_sign_in_prints_the_code_and_polls_until_approved() {
     assert_eq!(last["email"], "alice@example.com");
     assert!(sandbox.keychain_entry().is_some());
     sandbox.run(&["token"]).assert_ok();
+}
+
+/// A user who walks away from a sign-in and runs `logout` is not kept waiting for it.
+#[test]
+fn logout_cancels_a_pending_sign_in() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::new("e2e-device-logout", &idp.issuer);
+    let mut login = sandbox
+        .command(&["login", "--device", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["step"], "device_code", "{first}");
+
+    let asked = std::time::Instant::now();
+    sandbox.run(&["logout"]).assert_ok();
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(10),
+        "logout waited {:?} for the sign-in",
+        asked.elapsed()
+    );
+    let status = login.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut login.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(9), "{stderr}");
+    assert!(
+        stderr.contains("cancelled by `stagepass logout`"),
+        "{stderr}"
+    );
+    assert!(sandbox.keychain_entry().is_none());
+    let status = sandbox.run(&["status", "--json"]);
+    assert_eq!(status.json()["profiles"][0]["state"], "signed_out");
 }
 
 #[test]

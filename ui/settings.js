@@ -30,8 +30,8 @@ function render(next) {
 function profileRow(profile) {
   return el("tr", {},
     el("td", {}, el("strong", {}, profile.name)),
-    el("td", { class: "mono" }, profile.issuer),
-    el("td", { class: "mono" }, profile.client_id),
+    el("td", { class: "mono" }, profile.kind === "backstage" ? `Backstage ${profile.url}` : profile.issuer),
+    el("td", { class: "mono" }, profile.client_id || "Backstage CLI client"),
     el("td", {}, el("div", { class: "row", style: "justify-content: flex-end" },
       el("button", { onclick: () => openEditor(profile), "aria-label": `Edit ${profile.name}` }, "Edit"),
       el("button", { class: "danger", onclick: () => removeProfile(profile.name), "aria-label": `Remove ${profile.name}` }, "Remove"))));
@@ -41,6 +41,8 @@ function openEditor(profile) {
   editing = profile?.name ?? null;
   $("editor-title").textContent = profile ? `Edit ${profile.name}` : "New profile";
   $("p-name").value = profile?.name ?? "";
+  $("p-kind").value = profile?.kind ?? "oidc";
+  $("p-url").value = profile?.url ?? "";
   $("p-issuer").value = profile?.issuer ?? "";
   $("p-client").value = profile?.client_id ?? "stagepass";
   $("p-scopes").value = (profile?.scopes ?? ["openid", "email", "profile", "offline_access"]).join(" ");
@@ -48,18 +50,38 @@ function openEditor(profile) {
   $("p-flow").value = profile?.flow ?? "auto";
   $("p-groups").value = profile?.groups_claim ?? "";
   $("discovery").replaceChildren();
+  showKind();
   editor.hidden = false;
   $("p-name").focus();
 }
 
+// Backstage derives the issuer from its URL and, with no client ID, uses its built-in CLI
+// client; it refuses an audience.
+function showKind() {
+  const backstage = $("p-kind").value === "backstage";
+  $("issuer-field").hidden = backstage;
+  $("audience-field").hidden = backstage;
+  $("url-field").hidden = !backstage;
+  $("p-issuer").required = !backstage;
+  $("p-url").required = backstage;
+  $("p-client").required = !backstage;
+  $("p-client").placeholder = backstage ? "Backstage's CLI client (default)" : "";
+  $("client-help").textContent = backstage
+    ? "Optional: your own client-ID document URL, so backstage-cli and stagepass do not sign each other out."
+    : "The public client registered at the IdP.";
+}
+
 function formValue() {
   const optional = (id) => $(id).value.trim() || null;
+  const backstage = $("p-kind").value === "backstage";
   return {
     name: $("p-name").value.trim(),
-    issuer: $("p-issuer").value.trim(),
+    kind: $("p-kind").value,
+    url: backstage ? optional("p-url") : null,
+    issuer: backstage ? "" : $("p-issuer").value.trim(),
     client_id: $("p-client").value.trim(),
     scopes: $("p-scopes").value.split(/[\s,]+/).filter(Boolean),
-    audience: optional("p-audience"),
+    audience: backstage ? null : optional("p-audience"),
     flow: $("p-flow").value,
     groups_claim: optional("p-groups"),
   };
@@ -134,6 +156,7 @@ $("save-git").addEventListener("click", () =>
 $("add-profile").addEventListener("click", () => openEditor(null));
 $("cancel-edit").addEventListener("click", () => { editor.hidden = true; $("add-profile").focus(); });
 $("check-issuer").addEventListener("click", checkIssuer);
+$("p-kind").addEventListener("change", showKind);
 form.addEventListener("submit", saveProfile);
 $("general-form").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -55,6 +55,7 @@ async function profileCard(profile, state) {
   const card = el("article", { class: "card", "aria-label": `Profile ${profile.name}` }, header,
     el("p", { class: "muted mono" }, profile.issuer));
   if (profile.reason) card.append(el("p", { class: "error" }, profile.reason));
+  for (const note of profile.notes ?? []) card.append(el("p", { class: "notice" }, note));
   if (profile.state !== "signed_in") return card;
   try {
     card.append(facts(await invoke("profile_details", { profile: profile.name }), profile));

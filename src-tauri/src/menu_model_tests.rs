@@ -25,6 +25,7 @@ fn profile(name: &str, state: SessionState, email: Option<&str>) -> ProfileStatu
         access_token_expires_at: (state == SessionState::SignedIn)
             .then_some(NOON + 2 * 3600 + 32 * 60),
         reason: None,
+        notes: Vec::new(),
     }
 }
 

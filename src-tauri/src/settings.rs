@@ -5,16 +5,23 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stagepass_core::config::{Config, Desktop, FlowPreference, Profile};
+use stagepass_core::config::{Config, Desktop, FlowPreference, Profile, ProfileKind};
 use toml_edit::{Array, DocumentMut, Item, Table, Value, value};
 
 use crate::agent::TrayError;
 
-/// A profile as the form edits it.
+/// A profile as the form edits it. For `kind = "backstage"` the form edits `url`; `issuer`
+/// is shown as derived from it, and an empty `client_id` means Backstage's CLI client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileForm {
     pub name: String,
+    #[serde(default)]
+    pub kind: ProfileKind,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
     pub issuer: String,
+    #[serde(default)]
     pub client_id: String,
     pub scopes: Vec<String>,
     pub audience: Option<String>,
@@ -26,8 +33,14 @@ impl ProfileForm {
     pub fn from_profile(name: &str, profile: &Profile) -> ProfileForm {
         ProfileForm {
             name: name.to_string(),
+            kind: profile.kind,
+            url: profile.url.clone(),
             issuer: profile.issuer.clone(),
-            client_id: profile.client_id.clone(),
+            client_id: if profile.uses_backstage_cli_client() {
+                String::new()
+            } else {
+                profile.client_id.clone()
+            },
             scopes: profile.scopes.clone(),
             audience: profile.audience.clone(),
             flow: profile.flow,
@@ -294,12 +307,35 @@ fn flow_name(flow: FlowPreference) -> &'static str {
     }
 }
 
-/// Writes the keys the form edits; every other key of `table` stays as it was.
+/// What a Backstage profile asks for when it names no scopes (see `Config::parse`).
+const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// Writes the keys the form edits; every other key of `table` stays as it was. A Backstage
+/// profile keeps only what its user chose: the core derives the issuer and the default
+/// client from `url`, and refuses an `issuer` or `audience` next to it.
 fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
-    set_value(table, "issuer", &form.issuer);
-    set_value(table, "client_id", &form.client_id);
-    set_value(table, "scopes", form.scopes.iter().collect::<Array>());
-    set_optional(table, "audience", form.audience.as_deref());
+    match form.kind {
+        ProfileKind::Oidc => {
+            table.remove("kind");
+            table.remove("url");
+            set_value(table, "issuer", &form.issuer);
+            set_value(table, "client_id", &form.client_id);
+            set_value(table, "scopes", form.scopes.iter().collect::<Array>());
+            set_optional(table, "audience", form.audience.as_deref());
+        }
+        ProfileKind::Backstage => {
+            set_value(table, "kind", "backstage");
+            set_optional(table, "url", form.url.as_deref());
+            table.remove("issuer");
+            table.remove("audience");
+            set_optional(table, "client_id", Some(&form.client_id));
+            if form.scopes.iter().map(String::as_str).eq(BACKSTAGE_SCOPES) {
+                table.remove("scopes");
+            } else {
+                set_value(table, "scopes", form.scopes.iter().collect::<Array>());
+            }
+        }
+    }
     set_optional(table, "groups_claim", form.groups_claim.as_deref());
     match form.flow {
         // `auto` is the default: written only when the file already said something.

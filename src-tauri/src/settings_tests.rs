@@ -30,6 +30,8 @@ fn editor(text: &str) -> (tempfile::TempDir, ConfigEditor) {
 fn form(name: &str) -> ProfileForm {
     ProfileForm {
         name: name.into(),
+        kind: ProfileKind::Oidc,
+        url: None,
         issuer: "https://login.example.org".into(),
         client_id: "native-app".into(),
         scopes: vec!["openid".into(), "email".into()],
@@ -147,4 +149,55 @@ fn form_validation_uses_the_core_rules() {
     let err = no_openid.to_profile().unwrap_err();
     assert!(err.message.contains("openid"), "{err:?}");
     assert_eq!(form("x").to_profile().unwrap().client_id, "native-app");
+}
+
+const BACKSTAGE_FILE: &str = r#"[profiles.portal]   # our Backstage
+kind = "backstage"
+url = "https://backstage.example.com"
+"#;
+
+#[test]
+fn a_backstage_profile_keeps_only_what_the_user_chose() {
+    let (_dir, mut editor) = editor(BACKSTAGE_FILE);
+    let mut portal = editor.view().unwrap().profiles[0].clone();
+    assert_eq!(portal.kind, ProfileKind::Backstage);
+    assert_eq!(portal.issuer, "https://backstage.example.com/api/auth");
+    assert_eq!(
+        portal.client_id, "",
+        "the built-in CLI client shows as the default"
+    );
+    portal.groups_claim = Some("ent".into());
+    editor.upsert_profile(Some("portal"), &portal).unwrap();
+    editor.save().unwrap();
+    let text = std::fs::read_to_string(&editor.path).unwrap();
+    assert!(text.contains("# our Backstage"), "{text}");
+    for derived in ["issuer", "client_id", "scopes", "audience"] {
+        assert!(
+            !text.contains(derived),
+            "wrote the derived {derived}:\n{text}"
+        );
+    }
+    let reread = ConfigEditor::open(&editor.path).unwrap().parsed().unwrap();
+    assert!(reread.profiles["portal"].uses_backstage_cli_client());
+    assert_eq!(
+        reread.profiles["portal"].groups_claim.as_deref(),
+        Some("ent")
+    );
+
+    // Its own client-ID document, then back to an OIDC provider: no Backstage key survives
+    // that the core would refuse.
+    portal.client_id = "https://example.com/stagepass.json".into();
+    editor.upsert_profile(Some("portal"), &portal).unwrap();
+    assert_eq!(
+        editor.parsed().unwrap().profiles["portal"].client_id,
+        "https://example.com/stagepass.json"
+    );
+    let oidc = ProfileForm {
+        name: "portal".into(),
+        ..form("portal")
+    };
+    editor.upsert_profile(Some("portal"), &oidc).unwrap();
+    let parsed = editor.parsed().unwrap();
+    assert_eq!(parsed.profiles["portal"].kind, ProfileKind::Oidc);
+    assert!(!editor.text().contains("url ="), "{}", editor.text());
 }

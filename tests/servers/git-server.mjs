@@ -18,78 +18,36 @@
 // TEST_SERVER_DEBUG=1 logs every request to stderr.
 // Stops on SIGTERM/SIGINT, and when stdin closes if stdin is a pipe (hold it from the test).
 import { spawn, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fstatSync } from 'node:fs';
 import * as http from 'node:http';
 import { join } from 'node:path';
+import { credentials, failer, requestListener, sendJson, serve, tokenChecker } from './common.mjs';
 
-const fail = (msg) => {
-  console.error(`git-server: ${msg}`);
-  process.exit(2);
-};
+const NAME = 'git-server';
+const fail = failer(NAME);
 const PROJECT_ROOT = process.env.GIT_PROJECT_ROOT || fail('GIT_PROJECT_ROOT is required');
 const ISSUER = process.env.ISSUER || fail('ISSUER is required');
 const AUDIENCE = process.env.AUDIENCE || 'https://backstage.test';
-const DEBUG = !!process.env.TEST_SERVER_DEBUG;
 
-// jose comes with the test IdP's oidc-provider: no install of our own.
-const require = createRequire(new URL('../idp/package.json', import.meta.url));
-const { createRemoteJWKSet, jwtVerify } = await import(require.resolve('jose'));
-
-let jwks;
-try {
-  const discovery = await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json();
-  jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
-  await jwks.reload(); // now, so the first client request does not pay for the JWKS fetch
-} catch (err) {
-  fail(`cannot read the IdP's keys at ${ISSUER}: ${err.cause?.message ?? err.message}`);
-}
+const stats = { accepted: 0, rejected: 0, anonymous: 0, bearer: 0, basic: 0, revoked: 0, errors: {} };
+const tokens = await tokenChecker({ name: NAME, issuer: ISSUER, audience: AUDIENCE, stats });
 
 const backend = join(execFileSync('git', ['--exec-path'], { encoding: 'utf8' }).trim(), 'git-http-backend');
 
-const stats = { accepted: 0, rejected: 0, anonymous: 0, bearer: 0, basic: 0, revoked: 0, errors: {} };
 let revokeNext = 0;
 // A server that revoked a token keeps refusing it: a client that retries with the same token
 // must fail again, so only a real refresh gets through.
 const revokedTokens = new Set();
 
-// Returns {scheme, token} or null when the request carries no usable credentials.
-function credentials(header) {
-  const [scheme, value] = (header || '').split(/\s+/, 2);
-  if (!value) return null;
-  if (/^bearer$/i.test(scheme)) return { scheme: 'bearer', token: value };
-  if (/^basic$/i.test(scheme)) {
-    const decoded = Buffer.from(value, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon < 0) return null;
-    return { scheme: 'basic', user: decoded.slice(0, colon), token: decoded.slice(colon + 1) };
-  }
-  return null;
-}
-
 // Returns the token's claims, or null after counting why it was refused.
 async function authenticate(creds) {
-  const refuse = (why) => {
-    stats.rejected += 1;
-    stats.errors[why] = (stats.errors[why] ?? 0) + 1;
-    console.error(`git-server: 401, ${creds.scheme} token refused: ${why}`);
-    return null;
-  };
-  if (revokedTokens.has(creds.token)) return refuse('revoked');
-  let payload;
-  try {
-    ({ payload } = await jwtVerify(creds.token, jwks, { issuer: ISSUER, audience: AUDIENCE }));
-  } catch (err) {
-    // Short reasons the tests can assert on: expired, bad_aud, bad_iss, invalid.
-    if (err.code === 'ERR_JWT_EXPIRED') return refuse('expired');
-    if (err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') return refuse(`bad_${err.claim}`);
-    return refuse('invalid');
-  }
+  if (revokedTokens.has(creds.token)) return tokens.refuse(creds.scheme, 'revoked');
+  const payload = await tokens.verify(creds.token, creds.scheme);
+  if (!payload) return null;
   if (revokeNext > 0) {
     revokeNext -= 1;
     revokedTokens.add(creds.token);
     stats.revoked += 1;
-    return refuse('revoked');
+    return tokens.refuse(creds.scheme, 'revoked');
   }
   stats.accepted += 1;
   stats[creds.scheme] += 1;
@@ -102,10 +60,7 @@ function challenge(res) {
 }
 
 function testControl(req, res, url) {
-  const json = (status, body) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify(body)}\n`);
-  };
+  const json = (status, body) => sendJson(res, status, body);
   if (req.method === 'GET' && url.pathname === '/test/stats') return json(200, stats);
   if (req.method === 'POST' && url.pathname === '/test/reject-next') {
     const n = Number(url.searchParams.get('n') ?? '1');
@@ -138,7 +93,7 @@ function runBackend(req, res, url, user) {
   if (req.headers['content-length'] !== undefined) env.CONTENT_LENGTH = req.headers['content-length'];
   const cgi = spawn(backend, [], { env, stdio: ['pipe', 'pipe', 'inherit'] });
   cgi.on('error', (err) => {
-    console.error(`git-server: cannot run ${backend}: ${err.message}`);
+    console.error(`${NAME}: cannot run ${backend}: ${err.message}`);
     if (!res.headersSent) res.writeHead(500);
     res.end();
   });
@@ -183,17 +138,8 @@ function runBackend(req, res, url, user) {
   });
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch((err) => {
-    console.error('git-server: internal error', err);
-    if (!res.headersSent) res.writeHead(500);
-    res.end();
-  });
-});
-
 async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
-  if (DEBUG) console.error(`git-server: ${req.method} ${req.url}`);
   if (url.pathname.startsWith('/test/')) return testControl(req, res, url);
   const creds = credentials(req.headers.authorization);
   if (!creds) {
@@ -210,29 +156,6 @@ async function handle(req, res) {
   runBackend(req, res, url, creds.user || String(claims.sub ?? 'token'));
 }
 
-let stopping = false;
-function shutdown(why) {
-  if (stopping) return;
-  stopping = true;
-  console.error(`git-server: ${why}, shutting down`);
-  server.close(() => process.exit(0));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
-// The test holds our stdin pipe: when it dies without a chance to kill us, the pipe closes.
-// Only a pipe or socket counts: /dev/null or a terminal would end at once or never.
-const stdin = fstatSync(0);
-if (stdin.isFIFO() || stdin.isSocket()) {
-  process.stdin.on('end', () => shutdown('stdin closed'));
-  process.stdin.on('error', () => shutdown('stdin closed'));
-  process.stdin.resume();
-}
-
-await new Promise((resolve, reject) => {
-  server.once('error', reject);
-  server.listen(0, '127.0.0.1', resolve);
-});
-process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` })}\n`);
-console.error(`git-server: serving ${PROJECT_ROOT}, audience ${AUDIENCE}`);
+const server = http.createServer(requestListener(NAME, handle));
+await serve(server, { name: NAME, ready: (port) => ({ url: `http://127.0.0.1:${port}` }) });
+console.error(`${NAME}: serving ${PROJECT_ROOT}, audience ${AUDIENCE}`);

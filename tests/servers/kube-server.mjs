@@ -15,32 +15,19 @@
 // TEST_SERVER_DEBUG=1 logs every request to stderr.
 // Stops on SIGTERM/SIGINT, and when stdin closes if stdin is a pipe (hold it from the test).
 import { execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import * as https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { failer, requestListener, sendJson, serve, tokenChecker } from './common.mjs';
 
-const fail = (msg) => {
-  console.error(`kube-server: ${msg}`);
-  process.exit(2);
-};
+const NAME = 'kube-server';
+const fail = failer(NAME);
 const ISSUER = process.env.ISSUER || fail('ISSUER is required');
 const AUDIENCE = process.env.KUBE_AUDIENCE || 'stagepass-test';
-const DEBUG = !!process.env.TEST_SERVER_DEBUG;
 
-// jose comes with the test IdP's oidc-provider: no install of our own.
-const require = createRequire(new URL('../idp/package.json', import.meta.url));
-const { createRemoteJWKSet, jwtVerify } = await import(require.resolve('jose'));
-
-let jwks;
-try {
-  const discovery = await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json();
-  jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
-  await jwks.reload(); // now, so the first client request does not pay for the JWKS fetch
-} catch (err) {
-  fail(`cannot read the IdP's keys at ${ISSUER}: ${err.cause?.message ?? err.message}`);
-}
+const stats = { accepted: 0, rejected: 0, anonymous: 0, errors: {} };
+const tokens = await tokenChecker({ name: NAME, issuer: ISSUER, audience: AUDIENCE, stats });
 
 // A throwaway certificate per process: nothing to check in, nothing that outlives the test.
 // kubectl (Go) ignores the CN, so the IP must be in subjectAltName.
@@ -61,34 +48,23 @@ try {
   fail(`openssl could not make a certificate: ${err.stderr ?? err.message}`);
 }
 
-const stats = { accepted: 0, rejected: 0, anonymous: 0, errors: {} };
-
 function status(code, reason, message) {
   return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
 }
 
-// Returns the token's claims, or null after counting why it was refused.
+// Returns the token's claims, or null after counting why it was refused. Bearer only, as the
+// API server: anything else counts as no credentials.
 async function authenticate(header) {
   const match = /^Bearer\s+(\S+)$/i.exec(header || '');
   if (!match) {
     stats.anonymous += 1;
     return null;
   }
-  try {
-    const { payload } = await jwtVerify(match[1], jwks, { issuer: ISSUER, audience: AUDIENCE });
-    stats.accepted += 1;
-    return payload;
-  } catch (err) {
-    const why = err.code === 'ERR_JWT_EXPIRED' ? 'expired'
-      : err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? `bad_${err.claim}` : 'invalid';
-    stats.rejected += 1;
-    stats.errors[why] = (stats.errors[why] ?? 0) + 1;
-    console.error(`kube-server: 401, bearer token refused: ${why}`);
-    return null;
-  }
+  const payload = await tokens.verify(match[1], 'bearer');
+  if (payload) stats.accepted += 1;
+  return payload;
 }
 
-let port = 0;
 function routes(path) {
   switch (path) {
     case '/version':
@@ -98,7 +74,7 @@ function routes(path) {
       };
     // What kubectl's discovery asks for before most commands (not for `get --raw`).
     case '/api':
-      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${port}` }] };
+      return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: `127.0.0.1:${server.address().port}` }] };
     case '/apis':
       return { kind: 'APIGroupList', apiVersion: 'v1', groups: [] };
     default:
@@ -107,12 +83,8 @@ function routes(path) {
 }
 
 async function handle(req, res) {
-  const json = (code, body) => {
-    res.writeHead(code, { 'content-type': 'application/json' });
-    res.end(`${JSON.stringify(body)}\n`);
-  };
+  const json = (code, body) => sendJson(res, code, body);
   const url = new URL(req.url, 'https://127.0.0.1');
-  if (DEBUG) console.error(`kube-server: ${req.method} ${req.url}`);
   if (url.pathname === '/test/stats') return json(200, stats);
   req.resume();
   const claims = await authenticate(req.headers.authorization);
@@ -122,42 +94,12 @@ async function handle(req, res) {
   return json(200, body);
 }
 
-const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, (req, res) => {
-  handle(req, res).catch((err) => {
-    console.error('kube-server: internal error', err);
-    if (!res.headersSent) res.writeHead(500);
-    res.end();
-  });
-});
-
-let stopping = false;
-function shutdown(why) {
-  if (stopping) return;
-  stopping = true;
-  console.error(`kube-server: ${why}, shutting down`);
-  const exit = () => {
+const server = https.createServer({ cert: readFileSync(certFile), key: readFileSync(keyFile) }, requestListener(NAME, handle));
+await serve(server, {
+  name: NAME,
+  ready: (port) => ({ url: `https://127.0.0.1:${port}`, ca_file: certFile }),
+  onExit: () => {
     if (ownDir) rmSync(dir, { recursive: true, force: true });
-    process.exit(0);
-  };
-  server.close(exit);
-  server.closeAllConnections?.();
-  setTimeout(exit, 2000).unref();
-}
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
-// The test holds our stdin pipe: when it dies without a chance to kill us, the pipe closes.
-// Only a pipe or socket counts: /dev/null or a terminal would end at once or never.
-const stdin = fstatSync(0);
-if (stdin.isFIFO() || stdin.isSocket()) {
-  process.stdin.on('end', () => shutdown('stdin closed'));
-  process.stdin.on('error', () => shutdown('stdin closed'));
-  process.stdin.resume();
-}
-
-await new Promise((resolve, reject) => {
-  server.once('error', reject);
-  server.listen(0, '127.0.0.1', resolve);
+  },
 });
-port = server.address().port;
-process.stdout.write(`${JSON.stringify({ url: `https://127.0.0.1:${port}`, ca_file: certFile })}\n`);
-console.error(`kube-server: audience ${AUDIENCE}`);
+console.error(`${NAME}: audience ${AUDIENCE}`);

@@ -12,31 +12,17 @@
 // TEST_SERVER_DEBUG=1 logs every request to stderr.
 // Stops on SIGTERM/SIGINT, and when stdin closes if stdin is a pipe (hold it from the test).
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
-import { fstatSync } from 'node:fs';
 import * as http from 'node:http';
 import { gzipSync } from 'node:zlib';
+import { credentials, failer, requestListener, sendJson, serve, tokenChecker } from './common.mjs';
 
-const fail = (msg) => {
-  console.error(`registry-server: ${msg}`);
-  process.exit(2);
-};
+const NAME = 'registry-server';
+const fail = failer(NAME);
 const ISSUER = process.env.ISSUER || fail('ISSUER is required');
 const AUDIENCE = process.env.AUDIENCE || 'https://backstage.test';
-const DEBUG = !!process.env.TEST_SERVER_DEBUG;
 
-// jose comes with the test IdP's oidc-provider: no install of our own.
-const require = createRequire(new URL('../idp/package.json', import.meta.url));
-const { createRemoteJWKSet, jwtVerify } = await import(require.resolve('jose'));
-
-let jwks;
-try {
-  const discovery = await (await fetch(`${ISSUER}/.well-known/openid-configuration`)).json();
-  jwks = createRemoteJWKSet(new URL(discovery.jwks_uri));
-  await jwks.reload(); // now, so the first client request does not pay for the JWKS fetch
-} catch (err) {
-  fail(`cannot read the IdP's keys at ${ISSUER}: ${err.cause?.message ?? err.message}`);
-}
+const stats = { accepted: 0, rejected: 0, anonymous: 0, bearer: 0, basic: 0, errors: {} };
+const tokens = await tokenChecker({ name: NAME, issuer: ISSUER, audience: AUDIENCE, stats });
 
 // The image: an empty layer (an empty tar, gzipped), its config and a schema 2 manifest.
 // Digests are computed, so clients that verify them (skopeo does) are satisfied.
@@ -62,18 +48,6 @@ const manifest = Buffer.from(JSON.stringify({
 }));
 const blobs = new Map([[digest(config), config], [digest(layer), layer]]);
 
-const stats = { accepted: 0, rejected: 0, anonymous: 0, bearer: 0, basic: 0, errors: {} };
-
-function credentials(header) {
-  const [scheme, value] = (header || '').split(/\s+/, 2);
-  if (!value) return null;
-  if (/^bearer$/i.test(scheme)) return { scheme: 'bearer', token: value };
-  if (!/^basic$/i.test(scheme)) return null;
-  const decoded = Buffer.from(value, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  return colon < 0 ? null : { scheme: 'basic', token: decoded.slice(colon + 1) };
-}
-
 // True when the request carries a valid token; counts the outcome either way.
 async function authenticate(header) {
   const creds = credentials(header);
@@ -81,16 +55,7 @@ async function authenticate(header) {
     stats.anonymous += 1;
     return false;
   }
-  try {
-    await jwtVerify(creds.token, jwks, { issuer: ISSUER, audience: AUDIENCE });
-  } catch (err) {
-    const why = err.code === 'ERR_JWT_EXPIRED' ? 'expired'
-      : err.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' ? `bad_${err.claim}` : 'invalid';
-    stats.rejected += 1;
-    stats.errors[why] = (stats.errors[why] ?? 0) + 1;
-    console.error(`registry-server: 401, ${creds.scheme} token refused: ${why}`);
-    return false;
-  }
+  if (!(await tokens.verify(creds.token, creds.scheme))) return false;
   stats.accepted += 1;
   stats[creds.scheme] += 1;
   return true;
@@ -115,12 +80,8 @@ function send(req, res, body, type, extra = {}) {
 async function handle(req, res) {
   const url = new URL(req.url, 'http://127.0.0.1');
   const path = url.pathname;
-  if (DEBUG) console.error(`registry-server: ${req.method} ${req.url}`);
   req.resume();
-  if (path === '/test/stats') {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    return res.end(`${JSON.stringify(stats)}\n`);
-  }
+  if (path === '/test/stats') return sendJson(res, 200, stats);
   if (!path.startsWith('/v2/')) return error(res, 404, 'NOT_FOUND', 'not a registry path');
   if (!(await authenticate(req.headers.authorization))) {
     return error(res, 401, 'UNAUTHORIZED', 'authentication required', {
@@ -142,37 +103,6 @@ async function handle(req, res) {
   return error(res, 404, 'BLOB_UNKNOWN', 'blob unknown to registry');
 }
 
-const server = http.createServer((req, res) => {
-  handle(req, res).catch((err) => {
-    console.error('registry-server: internal error', err);
-    if (!res.headersSent) res.writeHead(500);
-    res.end();
-  });
-});
-
-let stopping = false;
-function shutdown(why) {
-  if (stopping) return;
-  stopping = true;
-  console.error(`registry-server: ${why}, shutting down`);
-  server.close(() => process.exit(0));
-  server.closeAllConnections?.();
-  setTimeout(() => process.exit(0), 2000).unref();
-}
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
-// The test holds our stdin pipe: when it dies without a chance to kill us, the pipe closes.
-// Only a pipe or socket counts: /dev/null or a terminal would end at once or never.
-const stdin = fstatSync(0);
-if (stdin.isFIFO() || stdin.isSocket()) {
-  process.stdin.on('end', () => shutdown('stdin closed'));
-  process.stdin.on('error', () => shutdown('stdin closed'));
-  process.stdin.resume();
-}
-
-await new Promise((resolve, reject) => {
-  server.once('error', reject);
-  server.listen(0, '127.0.0.1', resolve);
-});
-process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${server.address().port}` })}\n`);
-console.error(`registry-server: serving ${REPO}:${TAG}, audience ${AUDIENCE}`);
+const server = http.createServer(requestListener(NAME, handle));
+await serve(server, { name: NAME, ready: (port) => ({ url: `http://127.0.0.1:${port}` }) });
+console.error(`${NAME}: serving ${REPO}:${TAG}, audience ${AUDIENCE}`);

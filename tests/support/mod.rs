@@ -354,3 +354,83 @@ pub fn current_uid() -> u32 {
         .parse()
         .unwrap()
 }
+
+/// A test server of tests/servers/ (git, kube API, registry), killed on drop. Its stdin stays
+/// a pipe held here: the server also exits when the test process dies and the pipe closes.
+pub struct TestServer {
+    child: Child,
+    /// The JSON line the server printed when ready: `url`, and `ca_file` for HTTPS servers.
+    pub ready: serde_json::Value,
+    pub url: String,
+}
+
+impl TestServer {
+    pub fn start(script: &str, env: &[(&str, &std::ffi::OsStr)]) -> TestServer {
+        let mut child = Command::new("node")
+            .arg(repo_root().join("tests/servers").join(script))
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node runs the test server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|err| panic!("{script} said {line:?}: {err}"));
+        let url = ready["url"].as_str().unwrap().to_string();
+        TestServer { child, ready, url }
+    }
+
+    /// `GET /test/stats`: what the server accepted and refused.
+    pub fn stats(&self) -> serde_json::Value {
+        let output = self.curl(&["-s"], "/test/stats");
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+            panic!(
+                "stats are not JSON ({err}): {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    /// `POST` to a test control such as `/test/reject-next?n=1`.
+    pub fn post(&self, path: &str) {
+        assert!(self.curl(&["-s", "-X", "POST"], path).status.success());
+    }
+
+    fn curl(&self, args: &[&str], path: &str) -> Output {
+        let mut command = Command::new("curl");
+        command.args(args);
+        if let Some(ca_file) = self.ready["ca_file"].as_str() {
+            command.args(["--cacert", ca_file]);
+        }
+        command.arg(format!("{}{path}", self.url)).output().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` with `input` on its stdin, as git and docker feed their helpers.
+pub fn run_with_input(mut command: Command, input: &str) -> Run {
+    use std::io::Write;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    Run(child.wait_with_output().unwrap())
+}

@@ -25,6 +25,12 @@ pub(crate) struct Caller {
     pub uid: Option<u32>,
     /// The caller's executable, read from /proc when available.
     pub exe: Option<String>,
+    /// For the credential helpers, the program that ran the helper (git, docker, kubectl):
+    /// the helper is only a messenger, its parent is who gets the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_pid: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_exe: Option<String>,
 }
 
 impl Caller {
@@ -32,15 +38,19 @@ impl Caller {
         // Clients name themselves "stagepass-git 0.1.0": the consumer is the part after the
         // prefix.
         let name = client.split_whitespace().next().unwrap_or("unknown");
+        let consumer = name.strip_prefix("stagepass-").unwrap_or(name).to_string();
+        // Only for helpers: `stagepass token` is itself the consumer, and the extra /proc
+        // reads would sit on its hot path.
+        let parent_pid = pid
+            .filter(|_| matches!(consumer.as_str(), "git" | "docker" | "kube"))
+            .and_then(parent_of);
         Caller {
-            consumer: name.strip_prefix("stagepass-").unwrap_or(name).to_string(),
+            consumer,
             pid,
             uid: Some(uid),
-            exe: pid.and_then(|pid| {
-                std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .ok()
-                    .map(|path| path.display().to_string())
-            }),
+            exe: pid.and_then(executable),
+            parent_pid,
+            parent_exe: parent_pid.and_then(executable),
         }
     }
 
@@ -50,9 +60,23 @@ impl Caller {
             consumer: "agent".into(),
             pid: Some(std::process::id() as i32),
             uid: Some(paths::current_uid()),
-            exe: None,
+            ..Caller::default()
         }
     }
+}
+
+fn executable(pid: i32) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .map(|path| path.display().to_string())
+}
+
+/// The parent pid from /proc/PID/stat. The command name before it may hold spaces and
+/// parentheses, so the fields are read after the last `)`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, fields) = stat.rsplit_once(')')?;
+    fields.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +186,21 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
+
+    #[test]
+    fn helpers_are_recorded_with_the_program_that_ran_them() {
+        let me = std::process::id() as i32;
+        let git = Caller::from_peer("stagepass-git 0.1.0", Some(me), 0);
+        assert_eq!(git.consumer, "git");
+        assert_eq!(
+            git.parent_pid,
+            Some(std::os::unix::process::parent_id() as i32)
+        );
+        assert!(git.parent_exe.is_some());
+        // `stagepass token` is the consumer itself: no parent lookup on its hot path.
+        let cli = Caller::from_peer("stagepass-cli 0.1.0", Some(me), 0);
+        assert_eq!((cli.parent_pid, cli.parent_exe), (None, None));
+    }
 
     fn entry<'a>(caller: &'a Caller, outcome: &'a str) -> Entry<'a> {
         Entry {

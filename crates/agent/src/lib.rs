@@ -5,6 +5,7 @@
 
 mod audit;
 mod conn;
+mod doctor_probe;
 mod errors;
 mod handlers;
 mod instance;
@@ -23,6 +24,7 @@ use stagepass_core::clock::{Clock, SystemClock};
 use stagepass_core::http::{HttpClient, HttpLimits};
 use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
 
+pub use doctor_probe::{DOCTOR_PROBE_FLAG, ProbeRequest, doctor_probe_main};
 pub use instance::AlreadyRunning;
 pub use refresh_worker::{WORKER_FLAG, worker_main};
 

@@ -27,6 +27,7 @@ use stagepass_core::clock::unix_secs;
 use stagepass_core::config::Profile;
 use stagepass_core::http::{HttpClient, HttpError, HttpLimits};
 use stagepass_core::oidc::Provider;
+use stagepass_core::paths;
 use stagepass_core::store::{KeychainError, LoginStore, OsKeychain, StoredLogin};
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind};
@@ -49,7 +50,8 @@ pub(crate) struct RefreshJob {
     pub settings: Profile,
     pub refresh_token: Secret<String>,
     pub previous_id: Option<(Secret<String>, serde_json::Value)>,
-    pub runtime_dir: PathBuf,
+    /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
+    pub lock_dir: PathBuf,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -236,23 +238,20 @@ pub(crate) async fn run_in_worker(
     }
 }
 
-fn lock_path(runtime_dir: &Path, profile: &str) -> PathBuf {
-    runtime_dir.join(format!("refresh-{profile}.lock"))
-}
-
-fn open_lock(runtime_dir: &Path, profile: &str) -> std::io::Result<File> {
+fn open_lock(lock_dir: &Path, profile: &str) -> std::io::Result<File> {
+    paths::ensure_private_dir(lock_dir)?;
     OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .open(lock_path(runtime_dir, profile))
+        .open(lock_dir.join(format!("refresh-{profile}.lock")))
 }
 
 /// Waits until no refresh worker holds the profile's lock (one left behind by an agent that
 /// died mid-refresh), so the keychain read that follows sees its result.
-pub(crate) fn wait_for_workers(runtime_dir: &Path, profile: &str) {
-    let Ok(file) = open_lock(runtime_dir, profile) else {
+pub(crate) fn wait_for_workers(lock_dir: &Path, profile: &str) {
+    let Ok(file) = open_lock(lock_dir, profile) else {
         return;
     };
     let deadline = Instant::now() + LOCK_WAIT;
@@ -294,7 +293,7 @@ pub fn worker_main() -> ExitCode {
         eprintln!("refresh worker: incomplete request; nothing done");
         return ExitCode::FAILURE;
     };
-    let Ok(lock) = open_lock(&job.runtime_dir, &job.profile) else {
+    let Ok(lock) = open_lock(&job.lock_dir, &job.profile) else {
         return ExitCode::FAILURE;
     };
     if lock.lock().is_err() {

@@ -169,6 +169,8 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         }
         Request::Login { profile, .. } => ("sign_in", profile.clone(), None),
         Request::Logout { profile } => ("sign_out", profile.clone(), None),
+        // The agent used the token on the user's behalf; it did not hand it out.
+        Request::BackstageWhoami { profile } => ("backstage_whoami", profile.clone(), None),
         Request::Status | Request::Claims { .. } | Request::Subscribe | Request::Shutdown => {
             return None;
         }
@@ -200,6 +202,7 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
         ),
         Response::SignedIn(status) => (status.name.as_str(), None, "ok"),
         Response::SignedOut(report) => (report.profile.as_str(), None, "ok"),
+        Response::BackstageIdentity(identity) => (identity.profile.as_str(), None, "ok"),
         Response::Error(err) => (requested, None, err.message.as_str()),
         // An unmapped server: nothing was handed out.
         _ => return,
@@ -239,6 +242,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::Shutdown => "shutdown",
         Request::Credential { .. } => "credential",
         Request::RejectCredential { .. } => "reject_credential",
+        Request::BackstageWhoami { .. } => "backstage_whoami",
     }
 }
 

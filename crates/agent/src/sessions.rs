@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use stagepass_core::config::{Config, Profile};
 use stagepass_core::oidc::Provider;
+use stagepass_core::paths;
 use stagepass_core::refresh;
 use stagepass_core::store::{KeychainError, StoredLogin};
 use stagepass_core::tokens::TokenSet;
@@ -282,9 +283,9 @@ impl Agent {
         }
         let logins = self.deps.logins.clone();
         let account = name.to_string();
-        let runtime_dir = self.options.runtime_dir.clone();
+        let lock_dir = paths::refresh_lock_dir(&self.options.data_dir);
         let stored = blocking(move || {
-            refresh_worker::wait_for_workers(&runtime_dir, &account);
+            refresh_worker::wait_for_workers(&lock_dir, &account);
             logins.load(&account)
         })
         .await?;
@@ -298,6 +299,20 @@ impl Agent {
             self.keep_refresh_worker_ready();
         }
         Ok(())
+    }
+
+    /// Reads the keychain entry for reports (status, claims), unless a sign-in or refresh holds
+    /// the session: then the report shows what memory holds. An interactive sign-in can wait
+    /// minutes for the user, and nothing else may wait behind it.
+    pub(crate) async fn load_session_unless_busy(
+        &self,
+        name: &str,
+        session: &Session,
+    ) -> Result<(), KeychainError> {
+        match session.exclusive.try_lock() {
+            Ok(_exclusive) => self.load_session(name, session).await,
+            Err(_) => Ok(()),
+        }
     }
 
     /// Has a refresh worker ready for the profiles that hold refresh tokens.

@@ -78,6 +78,23 @@ pub fn ask(
     Ok(response?)
 }
 
+/// A token request as `token`, `exec` and `kube-credential` make it: a sign-in may start
+/// when the user can take part in one.
+pub fn token_request(
+    profile: Option<String>,
+    kind: stagepass_proto::TokenKind,
+    min_valid_secs: u64,
+    interactive: bool,
+) -> stagepass_proto::Request {
+    stagepass_proto::Request::GetToken {
+        profile,
+        kind,
+        min_valid_secs,
+        interactive,
+        browser_available: interactive && crate::browser::available(),
+    }
+}
+
 /// Whether a sign-in can involve the user: not when git says no prompts, and not without a
 /// terminal or a display to show a browser on.
 pub fn can_interact() -> bool {

@@ -22,11 +22,13 @@ struct Args {
 fn main() -> ExitCode {
     // A refresh worker started by the agent (see stagepass_agent::worker_main): no logging
     // setup, no argument parsing beyond this flag.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|arg| arg == stagepass_agent::WORKER_FLAG)
-    {
+    let first_arg = std::env::args_os().nth(1);
+    if first_arg.as_deref() == Some(stagepass_agent::WORKER_FLAG.as_ref()) {
         return stagepass_agent::worker_main();
+    }
+    // `stagepass doctor`'s network and keychain checks (see stagepass_agent::doctor_probe_main).
+    if first_arg.as_deref() == Some(stagepass_agent::DOCTOR_PROBE_FLAG.as_ref()) {
+        return stagepass_agent::doctor_probe_main();
     }
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAGEPASS_LOG")

@@ -107,6 +107,7 @@ Checks, in order (ids are stable, for scripts):
   config.file config.profile
   idp.discovery idp.issuer idp.pkce idp.grants idp.device_flow idp.revocation idp.scopes
   idp.offline_access idp.redirect_uri idp.client idp.authorize idp.clock_skew
+  backstage.client_id
   agent token.session token.audience token.scopes token.groups token.claims token.lifetimes
   keychain proxy.port helper.git helper.docker helper.kubectl
 
@@ -125,6 +126,23 @@ Examples:
     /// Write a commented profile for your IdP from a preset (keycloak, okta, entra, auth0...).
     #[command(subcommand)]
     Config(ConfigAction),
+    /// Backstage profiles (kind = "backstage"): who you are there.
+    #[command(subcommand)]
+    Backstage(BackstageAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackstageAction {
+    /// Show your user entity ref, display name and ownership refs (your groups) as Backstage
+    /// sees them, and your User entity in the catalog.
+    #[command(after_long_help = "\
+The agent asks Backstage's /api/auth/v1/userinfo and the catalog with the token it holds; the
+token itself is not printed. This answers \"which groups does Backstage think I am in?\".
+
+Examples:
+  stagepass backstage whoami
+  stagepass backstage whoami backstage --json | jq .ownership_entity_refs")]
+    Whoami(ProfileJsonArgs),
 }
 
 #[derive(Debug, Args)]

@@ -84,6 +84,12 @@ fn kind_code(kind: ErrorKind) -> u8 {
 }
 
 pub fn report(err: &CliError) -> ExitCode {
+    // The reader went away (`stagepass token | head -c 20`): nothing to tell anyone.
+    if let CliError::Io(io) = err
+        && io.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        return ExitCode::SUCCESS;
+    }
     eprintln!("stagepass: {err}");
     if let Some(hint) = err.hint() {
         eprintln!("  hint: {hint}");

@@ -1,13 +1,14 @@
 //! `stagepass`: sign in once; git, curl, kubectl, docker and scripts get short-lived
 //! credentials from the agent.
 
+#[macro_use]
+mod output;
 mod agent_link;
 // Opening a browser is shared with the tray app, so it lives in the client crate.
 use stagepass_client::browser;
 mod cli;
 mod commands;
 mod exit;
-mod output;
 mod progress;
 
 use clap::Parser;

@@ -1,4 +1,23 @@
-//! Formatting shared by the commands.
+//! Formatting shared by the commands, and the macros they print with.
+
+/// `println!` for command output. std's `println!` panics when the reader has gone away
+/// (`stagepass status | grep -q …` closes the pipe early); this ends the process quietly
+/// instead, with success, as `cat` or `rg` do.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,8 +50,19 @@ pub fn when(unix: u64) -> String {
     }
 }
 
+pub fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    if let Err(err) = std::io::stdout().lock().write_fmt(args) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("stagepass: cannot write the output: {err}");
+        std::process::exit(1);
+    }
+}
+
 pub fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

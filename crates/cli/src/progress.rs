@@ -41,7 +41,7 @@ impl Progress {
             {
                 self.browser = browser::open(url).ok();
             }
-            println!("{}", serde_json::to_string(step).unwrap_or_default());
+            outln!("{}", serde_json::to_string(step).unwrap_or_default());
             let _ = std::io::stdout().flush();
             return;
         }

@@ -9,6 +9,11 @@
 //! flow = "auto"                                # or "browser" / "device"
 //! groups_claim = "groups"                      # optional: the claim that lists the user's groups
 //!
+//! [profiles.backstage]
+//! kind = "backstage"                           # Backstage's own OAuth server (plugin-auth-backend)
+//! url = "https://backstage.example.com"        # the backend's base URL
+//! # client_id defaults to {url}/api/auth/.well-known/oauth-client/cli.json
+//!
 //! [desktop]                                    # optional: the tray app's preferences
 //! notifications = true
 //! backstage_url = "https://backstage.example.com"
@@ -81,8 +86,14 @@ pub struct Config {
 pub struct Profile {
     #[serde(default)]
     pub kind: ProfileKind,
+    /// `kind = "backstage"` only: the Backstage backend's base URL. [`Config::parse`] derives
+    /// `issuer` (its auth plugin, `{url}/api/auth`) and the default `client_id` from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// Kept as written: discovery compares it with the IdP's `issuer` string exactly.
+    #[serde(default)]
     pub issuer: String,
+    #[serde(default)]
     pub client_id: String,
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -98,9 +109,48 @@ pub struct Profile {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProfileKind {
+    /// An OpenID Connect provider: the organisation's IdP.
     #[default]
     Oidc,
+    /// Backstage's own OAuth 2.0 authorization server (`@backstage/plugin-auth-backend`
+    /// 0.30+): public clients named by a client-ID metadata document URL, PKCE S256, tokens
+    /// that are Backstage user tokens. See
+    /// <https://backstage.io/docs/auth/> and
+    /// <https://datatracker.ietf.org/doc/draft-ietf-oauth-client-id-metadata-document/>.
+    Backstage,
 }
+
+/// Where Backstage's auth plugin lives under the backend's base URL; the issuer of its
+/// tokens and the base of its discovery document.
+pub const BACKSTAGE_AUTH_PATH: &str = "/api/auth";
+/// The client-ID metadata document Backstage ships for CLIs (redirect
+/// `http://127.0.0.1:*/callback`), relative to the backend's base URL.
+pub const BACKSTAGE_CLI_CLIENT_PATH: &str = "/api/auth/.well-known/oauth-client/cli.json";
+
+impl Profile {
+    /// For a Backstage profile: the backend's base URL, without a trailing slash.
+    pub fn backstage_url(&self) -> Option<&str> {
+        match self.kind {
+            ProfileKind::Backstage => self.url.as_deref().map(|url| url.trim_end_matches('/')),
+            ProfileKind::Oidc => None,
+        }
+    }
+
+    /// Whether this is a Backstage profile signing in as Backstage's built-in CLI client.
+    /// Backstage keeps one refresh token per (user, client_id), so `backstage-cli auth login`
+    /// and stagepass then sign each other out.
+    pub fn uses_backstage_cli_client(&self) -> bool {
+        self.backstage_url()
+            .is_some_and(|url| self.client_id == format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}"))
+    }
+}
+
+/// What `status` and `doctor` say about a profile on Backstage's built-in CLI client.
+pub const BACKSTAGE_SHARED_CLIENT_NOTE: &str = "signed in as Backstage's built-in CLI client \
+     (cli.json): Backstage keeps one refresh token per user and client_id, so `backstage-cli \
+     auth login` signs stagepass out and the other way round; give stagepass its own client-ID \
+     document (client_id, allowed through auth.clientIdMetadataDocuments.allowedClientIdPatterns; \
+     see the README)";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -140,9 +190,12 @@ impl Config {
             message,
         };
         // toml's message names the line, the key and what is allowed there.
-        let file: ConfigFile =
+        let mut file: ConfigFile =
             toml::from_str(text).map_err(|err| config_error(err.to_string().trim().to_string()))?;
-        for (name, profile) in &file.profiles {
+        for (name, profile) in &mut file.profiles {
+            if profile.kind == ProfileKind::Backstage {
+                derive_backstage(name, profile).map_err(config_error)?;
+            }
             validate_profile(name, profile).map_err(config_error)?;
         }
         let known_profile = |key: String, profile: &str| {
@@ -215,6 +268,42 @@ impl Config {
     }
 }
 
+/// Fills in what a Backstage profile leaves to its `url`: the issuer (the auth plugin's base)
+/// and, unless given, the built-in CLI client-ID document as `client_id`.
+fn derive_backstage(name: &str, profile: &mut Profile) -> Result<(), String> {
+    let key = |field: &str| format!("profiles.{name}.{field}");
+    if !profile.issuer.is_empty() {
+        return Err(format!(
+            "{}: not used with kind = \"backstage\"; set `url` to the Backstage backend's base \
+             URL instead (the issuer is its {BACKSTAGE_AUTH_PATH})",
+            key("issuer")
+        ));
+    }
+    if profile.audience.is_some() {
+        return Err(format!(
+            "{}: Backstage tokens are always for Backstage; remove the key",
+            key("audience")
+        ));
+    }
+    let Some(url) = profile.backstage_url().map(String::from) else {
+        return Err(format!(
+            "{}: required with kind = \"backstage\": the Backstage backend's base URL, \
+             e.g. \"https://backstage.example.com\"",
+            key("url")
+        ));
+    };
+    profile.issuer = format!("{url}{BACKSTAGE_AUTH_PATH}");
+    // Backstage looks only for `offline_access` (a refresh token); ask for what its CLI
+    // client document declares rather than the OIDC defaults.
+    if profile.scopes == default_scopes() {
+        profile.scopes = ["openid", "offline_access"].map(String::from).to_vec();
+    }
+    if profile.client_id.is_empty() {
+        profile.client_id = format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}");
+    }
+    Ok(())
+}
+
 fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
     if name.is_empty()
         || !name
@@ -226,18 +315,35 @@ fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
         ));
     }
     let key = |field: &str| format!("profiles.{name}.{field}");
+    if profile.kind == ProfileKind::Oidc {
+        if profile.url.is_some() {
+            return Err(format!(
+                "{}: only for kind = \"backstage\"; an OIDC profile names its `issuer`",
+                key("url")
+            ));
+        }
+        if profile.issuer.is_empty() {
+            return Err(format!(
+                "{}: required: the IdP's issuer URL, e.g. \"https://idp.example.com/realms/eng\"",
+                key("issuer")
+            ));
+        }
+    }
+    // For Backstage the issuer was derived from `url`: name the key the user wrote.
+    let issuer_key = match profile.kind {
+        ProfileKind::Oidc => key("issuer"),
+        ProfileKind::Backstage => key("url"),
+    };
     match Url::parse(&profile.issuer) {
         Err(err) => {
             return Err(format!(
-                "{}: `{}` is not a URL: {err}",
-                key("issuer"),
+                "{issuer_key}: `{}` is not a URL: {err}",
                 profile.issuer
             ));
         }
         Ok(url) if !is_secure_or_loopback(&url) => {
             return Err(format!(
-                "{}: `{}` must use https (plain http is allowed only for 127.0.0.1, [::1] or localhost)",
-                key("issuer"),
+                "{issuer_key}: `{}` must use https (plain http is allowed only for 127.0.0.1, [::1] or localhost)",
                 profile.issuer
             ));
         }
@@ -246,7 +352,8 @@ fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
     if profile.client_id.trim().is_empty() {
         return Err(format!("{}: must not be empty", key("client_id")));
     }
-    if !profile.scopes.iter().any(|scope| scope == "openid") {
+    // Backstage ignores scopes; its tokens say who signed in without an OIDC id_token.
+    if profile.kind == ProfileKind::Oidc && !profile.scopes.iter().any(|scope| scope == "openid") {
         return Err(format!(
             "{}: must include \"openid\" (stagepass needs the id_token to know who signed in)",
             key("scopes")
@@ -371,6 +478,71 @@ mod tests {
         let bad = format!("{MINIMAL}\n[desktop]\nbackstage_url = \"ftp://x\"\n");
         let err = parse(&bad).unwrap_err().to_string();
         assert!(err.contains("desktop.backstage_url"), "{err}");
+    }
+
+    #[test]
+    fn backstage_profile_needs_only_a_url() {
+        let config = parse(
+            r#"
+            [profiles.backstage]
+            kind = "backstage"
+            url = "https://backstage.example.com/"
+        "#,
+        )
+        .unwrap();
+        let profile = &config.profiles["backstage"];
+        assert_eq!(profile.issuer, "https://backstage.example.com/api/auth");
+        assert_eq!(
+            profile.client_id,
+            "https://backstage.example.com/api/auth/.well-known/oauth-client/cli.json"
+        );
+        assert!(profile.uses_backstage_cli_client());
+        let own = parse(
+            r#"
+            [profiles.backstage]
+            kind = "backstage"
+            url = "https://backstage.example.com"
+            client_id = "https://example.com/stagepass.json"
+        "#,
+        )
+        .unwrap();
+        assert_eq!(
+            own.profiles["backstage"].client_id,
+            "https://example.com/stagepass.json"
+        );
+        assert!(!own.profiles["backstage"].uses_backstage_cli_client());
+    }
+
+    #[test]
+    fn backstage_profile_errors_name_the_key() {
+        let err = parse("[profiles.b]\nkind = \"backstage\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("profiles.b.url") && err.contains("required"),
+            "{err}"
+        );
+        let err =
+            parse("[profiles.b]\nkind = \"backstage\"\nurl = \"http://backstage.example.com\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("profiles.b.url") && err.contains("https"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "{MINIMAL}url = \"https://backstage.example.com\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("profiles.corp.url"), "{err}");
+        let err = parse("[profiles.c]\nclient_id = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("profiles.c.issuer") && err.contains("required"),
+            "{err}"
+        );
     }
 
     #[test]

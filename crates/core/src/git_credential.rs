@@ -99,9 +99,24 @@ impl Query {
     }
 
     /// The URL git is about to call, when the query names a protocol and a host.
+    ///
+    /// `None` when a part holds what git never sends there and what would change the server
+    /// the joined URL names (`host=evil.test@git.example.com`, `host=a/b`) or what URL
+    /// parsers silently drop (control characters): the token is for the host git named, or
+    /// for nobody.
     pub fn url(&self) -> Option<String> {
         let (protocol, host) = (self.protocol.as_ref()?, self.host.as_ref()?);
         let path = self.path.as_deref().unwrap_or("");
+        let scheme_ok = protocol.starts_with(|c: char| c.is_ascii_alphabetic())
+            && protocol
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let host_ok = !host.is_empty()
+            && !host
+                .contains(|c: char| c.is_control() || c.is_whitespace() || "/\\?#@%".contains(c));
+        if !scheme_ok || !host_ok || path.contains(char::is_control) {
+            return None;
+        }
         Some(format!("{protocol}://{host}/{path}"))
     }
 
@@ -213,6 +228,32 @@ mod tests {
             Some("tok")
         );
         assert_eq!(query.url().unwrap(), "http://127.0.0.1:8080/");
+    }
+
+    #[test]
+    fn parts_that_would_name_another_server_give_no_url() {
+        // Found by crates/core/tests/fuzz_git_credential.rs: joined as they came, these
+        // parts made a URL for another host, or one holding a carriage return.
+        for input in [
+            &b"protocol=https\nhost=evil.test@git.example.com\n"[..],
+            b"protocol=https\nhost=@a\n",
+            b"protocol=https\nhost=git.example.com/x\n",
+            b"protocol=https\nhost=git.example.com?\n",
+            b"protocol=https\nhost=git.example.com#\n",
+            b"protocol=https\nhost=git.example.com\\x\n",
+            b"protocol=https\nhost=git%2eexample.com\n",
+            b"protocol=https\nhost=git.exa\rmple.com\n",
+            b"protocol=https\nhost=git.exa\tmple.com\n",
+            b"protocol=https\nhost=\n",
+            b"protocol=\rprotocol=\r\nhost=after.test\n",
+            b"protocol=https://git.example.com/?\nhost=evil.test\n",
+            b"protocol=https\nhost=git.example.com\npath=a\rb\n",
+        ] {
+            let query = Query::parse(input).unwrap();
+            assert_eq!(query.url(), None, "{}", input.escape_ascii());
+        }
+        let query = Query::parse(b"protocol=https\nhost=[::1]:8443\npath=a b/c.git\n").unwrap();
+        assert_eq!(query.url().unwrap(), "https://[::1]:8443/a b/c.git");
     }
 
     #[test]

@@ -16,6 +16,15 @@ use crate::tokens::ClockSkew;
 /// Discovery documents, JWKS and token responses are a few KiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
+/// Where a redirect points: its `Location` header, when it is valid text. Redirects are never
+/// followed; callers read the target to explain or to parse it.
+pub fn redirect_location<B>(response: &http::Response<B>) -> Option<&str> {
+    response
+        .headers()
+        .get(http::header::LOCATION)
+        .and_then(|value| value.to_str().ok())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub connect_timeout: Duration,

@@ -1,6 +1,7 @@
 //! The headless heart of stagepass: config and profiles, OIDC discovery and sign-in flows,
 //! token sets, and the keychain store. No IPC, no GUI: the agent and the tray build on this.
 
+pub mod backstage;
 pub mod clock;
 pub mod config;
 pub mod credential_map;

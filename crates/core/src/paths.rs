@@ -66,6 +66,13 @@ pub fn agent_log_path(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(LOG_NAME)
 }
 
+/// Where refresh workers take their per-profile locks. The lock guards the keychain entry,
+/// which every agent of the user shares (say the tray's and a headless one with different
+/// runtime dirs), so it lives beside the audit log rather than in one agent's runtime dir.
+pub fn refresh_lock_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("locks")
+}
+
 /// The audit log, in the data dir; the previous one has `.1` appended.
 pub fn audit_log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(AUDIT_NAME)

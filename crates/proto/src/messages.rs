@@ -81,6 +81,12 @@ pub enum Request {
         url: String,
         token: Secret<String>,
     },
+    /// Who the user of a `kind = "backstage"` profile is in Backstage. The agent asks
+    /// Backstage with the token it holds (the token never leaves it) and answers
+    /// [`Response::BackstageIdentity`]. Never starts a sign-in.
+    BackstageWhoami {
+        profile: Option<String>,
+    },
 }
 
 /// A tool the agent serves credentials to through a helper.
@@ -126,7 +132,25 @@ pub enum Response {
         profile: Option<String>,
         marked: bool,
     },
+    BackstageIdentity(BackstageIdentity),
     Error(AgentError),
+}
+
+/// The answer to [`Request::BackstageWhoami`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackstageIdentity {
+    pub profile: String,
+    /// The backend's base URL.
+    pub url: String,
+    /// `user:default/alice`, from Backstage's UserInfo endpoint.
+    pub user_entity_ref: String,
+    /// The refs whose ownership the user shares (the user and their groups), from UserInfo.
+    pub ownership_entity_refs: Vec<String>,
+    /// `spec.profile.displayName` of the catalog's User entity.
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    /// The catalog's User entity; `None` when the catalog has none under that ref.
+    pub entity: Option<serde_json::Value>,
 }
 
 /// A token plus how to present it to the mapped server.
@@ -166,6 +190,10 @@ pub struct ProfileStatus {
     pub access_token_expires_at: Option<u64>,
     /// Why the profile needs a sign-in, or why its state could not be read.
     pub reason: Option<String>,
+    /// Things worth knowing about the profile's setup (e.g. a client_id shared with
+    /// another tool), for `status` and the tray.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -31,6 +31,7 @@ pub fn signed_in(name: &str) -> ProfileStatus {
         email: Some("alice@example.com".into()),
         access_token_expires_at: Some(EXPIRES_AT),
         reason: None,
+        notes: Vec::new(),
     }
 }
 

@@ -10,13 +10,10 @@ use crate::sessions::Agent;
 pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
-    {
-        let _exclusive = session.exclusive.lock().await;
-        agent
-            .load_session(&name, &session)
-            .await
-            .map_err(|err| errors::keychain(&err))?;
-    }
+    agent
+        .load_session_unless_busy(&name, &session)
+        .await
+        .map_err(|err| errors::keychain(&err))?;
     let data = session.data();
     let id_token = match (&data.tokens, &data.stored) {
         (Some(tokens), _) if tokens.id_claims.is_some() => Some(ClaimSet {

@@ -32,11 +32,46 @@ pub(crate) struct SignInRequest {
     pub pid: Option<i32>,
 }
 
+impl SignInRequest {
+    /// The sign-in a token request may start: only for a caller that can take part in one,
+    /// and with the profile's own flow.
+    pub(crate) fn when(
+        interactive: bool,
+        browser_available: bool,
+        pid: Option<i32>,
+    ) -> Option<SignInRequest> {
+        interactive.then_some(SignInRequest {
+            flow: None,
+            browser_available,
+            pid,
+        })
+    }
+}
+
 /// A sign-in under way, shared by every caller that needs it: the first caller leads it
 /// (its client opens the browser or shows the code), later ones wait for its outcome.
 pub(crate) struct SharedLogin {
     started_by: Option<i32>,
     outcome: tokio::sync::watch::Sender<Option<Result<(), AgentError>>>,
+    /// `logout` ends the sign-in rather than waiting minutes for a user who changed their mind.
+    cancel: tokio::sync::Notify,
+}
+
+/// Cancels the sign-in under way for `name`, if any: its callers get "cancelled by logout",
+/// and dropping it closes the loopback listener or stops the device polling.
+pub(crate) fn cancel_pending(agent: &Agent, name: &str) -> bool {
+    let pending = agent
+        .pending_logins
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match pending.get(name) {
+        Some(shared) => {
+            // A stored permit: the leader sees it even before it starts waiting.
+            shared.cancel.notify_one();
+            true
+        }
+        None => false,
+    }
 }
 
 pub(crate) async fn login(
@@ -70,37 +105,23 @@ pub(crate) async fn sign_in(
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         match pending.get(name) {
-            Some(shared) => Some(shared.clone()),
+            Some(shared) => Err(shared.clone()),
             None => {
-                pending.insert(
-                    name.to_string(),
-                    Arc::new(SharedLogin {
-                        started_by: request.pid,
-                        outcome: tokio::sync::watch::channel(None).0,
-                    }),
-                );
-                None
+                let shared = Arc::new(SharedLogin {
+                    started_by: request.pid,
+                    outcome: tokio::sync::watch::channel(None).0,
+                    cancel: tokio::sync::Notify::new(),
+                });
+                pending.insert(name.to_string(), shared.clone());
+                Ok(shared)
             }
         }
     };
-    if let Some(shared) = joined {
-        progress(
-            conn,
-            LoginProgress::Joined {
-                started_by_pid: shared.started_by,
-            },
-        )
-        .await?;
-        let mut outcome = shared.outcome.subscribe();
-        return with_heartbeats(conn, async {
-            match outcome.wait_for(Option::is_some).await {
-                Ok(done) => done.clone().unwrap_or(Ok(())),
-                Err(_) => Err(client_gone()),
-            }
-        })
-        .await;
-    }
-    let result = lead_sign_in(agent, conn, name, request).await;
+    let leading = match joined {
+        Ok(leading) => leading,
+        Err(shared) => return join_sign_in(conn, &shared).await,
+    };
+    let result = lead_sign_in(agent, conn, name, request, &leading.cancel).await;
     let shared = agent
         .pending_logins
         .lock()
@@ -112,11 +133,31 @@ pub(crate) async fn sign_in(
     result
 }
 
+/// Waits for the sign-in another caller leads and shares its outcome.
+async fn join_sign_in(conn: &mut Connection, shared: &SharedLogin) -> Result<(), AgentError> {
+    progress(
+        conn,
+        LoginProgress::Joined {
+            started_by_pid: shared.started_by,
+        },
+    )
+    .await?;
+    let mut outcome = shared.outcome.subscribe();
+    with_heartbeats(conn, async {
+        match outcome.wait_for(Option::is_some).await {
+            Ok(done) => done.clone().unwrap_or(Ok(())),
+            Err(_) => Err(client_gone()),
+        }
+    })
+    .await
+}
+
 async fn lead_sign_in(
     agent: &Agent,
     conn: &mut Connection,
     name: &str,
     request: SignInRequest,
+    cancel: &tokio::sync::Notify,
 ) -> Result<(), AgentError> {
     let (name, profile) = resolve_profile(agent, Some(name))?;
     let flow = request.flow.unwrap_or(match profile.flow {
@@ -142,9 +183,22 @@ async fn lead_sign_in(
         .provider(&name, &profile)
         .await
         .map_err(|err| errors::from_core(&err, Some(&name)))?;
-    let tokens = match flow {
-        Flow::Browser => browser_sign_in(agent, conn, &name, &provider).await?,
-        Flow::Device => device_sign_in(agent, conn, &name, &provider).await?,
+    // Cancellable only while waiting for the user: once tokens exist, they are persisted
+    // before logout may delete them, or a logout could leave a login in the keychain.
+    let tokens = tokio::select! {
+        tokens = async {
+            match flow {
+                Flow::Browser => browser_sign_in(agent, conn, &name, &provider).await,
+                Flow::Device => device_sign_in(agent, conn, &name, &provider).await,
+            }
+        } => tokens?,
+        () = cancel.notified() => {
+            return Err(errors::reply(
+                ErrorKind::SignInAborted,
+                format!("the sign-in to `{name}` was cancelled by `stagepass logout`"),
+                None,
+            ));
+        }
     };
     tracing::info!(profile = %name, flow = ?flow, "signed in");
     {

@@ -1,6 +1,6 @@
 use stagepass_proto::{AgentError, EventKind, Response, SignOutReport};
 
-use super::resolve_profile;
+use super::{login, resolve_profile};
 use crate::errors;
 use crate::sessions::{Agent, SessionData};
 
@@ -10,6 +10,10 @@ use crate::sessions::{Agent, SessionData};
 pub(crate) async fn logout(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
+    // A sign-in under way holds the session until the user finishes it, which may be never.
+    if login::cancel_pending(agent, &name) {
+        tracing::info!(profile = %name, "logout cancels the sign-in under way");
+    }
     let _exclusive = session.exclusive.lock().await;
     agent
         .load_session(&name, &session)

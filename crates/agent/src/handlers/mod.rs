@@ -1,5 +1,6 @@
 //! One file per request type.
 
+mod backstage;
 mod claims;
 mod credential;
 mod login;
@@ -36,11 +37,7 @@ pub(crate) async fn dispatch(
             interactive,
             browser_available,
         } => {
-            let sign_in = interactive.then_some(login::SignInRequest {
-                flow: None,
-                browser_available,
-                pid,
-            });
+            let sign_in = login::SignInRequest::when(interactive, browser_available, pid);
             token::get_token(
                 agent,
                 conn,
@@ -73,16 +70,13 @@ pub(crate) async fn dispatch(
             interactive,
             browser_available,
         } => {
-            let sign_in = interactive.then_some(login::SignInRequest {
-                flow: None,
-                browser_available,
-                pid,
-            });
+            let sign_in = login::SignInRequest::when(interactive, browser_available, pid);
             credential::credential(agent, conn, tool, &url, bearer_ok, sign_in).await
         }
         Request::RejectCredential { tool, url, token } => {
             credential::reject(agent, tool, &url, &token)
         }
+        Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

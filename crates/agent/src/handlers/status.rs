@@ -10,10 +10,7 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
     let mut profiles = Vec::with_capacity(config.profiles.len());
     for (name, profile) in &config.profiles {
         let session = agent.session(name, profile);
-        let load_error = {
-            let _exclusive = session.exclusive.lock().await;
-            agent.load_session(name, &session).await.err()
-        };
+        let load_error = agent.load_session_unless_busy(name, &session).await.err();
         profiles.push(profile_status(
             agent,
             name,
@@ -44,6 +41,13 @@ pub(crate) fn profile_status(
         .or_else(|| {
             let id_token = data.stored.as_ref()?.id_token.as_ref()?;
             stagepass_core::jwt::unverified_claims(id_token.expose())
+        })
+        .or_else(|| {
+            // Backstage issues no OIDC id_token: its user token names the user itself
+            // (`sub` = user entity ref). For display only.
+            session.profile.backstage_url()?;
+            let tokens = data.tokens.as_ref()?;
+            stagepass_core::jwt::unverified_claims(tokens.access_token.expose())
         });
     let claim = |key: &str| {
         claims
@@ -70,5 +74,14 @@ pub(crate) fn profile_status(
             .filter(|tokens| tokens.access_valid_for(now, std::time::Duration::ZERO))
             .and_then(|tokens| tokens.expires_at_unix()),
         reason,
+        notes: profile_notes(&session.profile),
     }
+}
+
+fn profile_notes(profile: &stagepass_core::config::Profile) -> Vec<String> {
+    let mut notes = Vec::new();
+    if profile.uses_backstage_cli_client() {
+        notes.push(stagepass_core::config::BACKSTAGE_SHARED_CLIENT_NOTE.to_string());
+    }
+    notes
 }

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use stagepass_core::paths;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
 
@@ -26,6 +27,19 @@ pub(crate) async fn get_token(
     sign_in: Option<SignInRequest>,
 ) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
+    if kind == TokenKind::Id && profile.backstage_url().is_some() {
+        return Err(errors::reply(
+            ErrorKind::BadRequest,
+            format!(
+                "profile `{name}` is a Backstage profile: Backstage issues no OpenID Connect id_token"
+            ),
+            Some(
+                "its access token is the Backstage user token: drop --id-token (kube-credential: \
+                 --access-token)"
+                    .into(),
+            ),
+        ));
+    }
     let session = agent.session(&name, &profile);
     match (
         serve(agent, &name, &session, kind, min_valid).await,
@@ -41,7 +55,8 @@ pub(crate) async fn get_token(
     }
 }
 
-async fn serve(
+/// Serves the session's token without ever starting a sign-in.
+pub(crate) async fn serve(
     agent: &Agent,
     name: &str,
     session: &Session,
@@ -206,7 +221,7 @@ pub(crate) async fn refresh(
         settings: session.profile.clone(),
         refresh_token,
         previous_id,
-        runtime_dir: agent.options.runtime_dir.clone(),
+        lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
     };
     let outcome = match &agent.deps.refresh_worker {
         Some(workers) => run_in_worker(workers, job, &provider).await,

@@ -39,7 +39,7 @@ fn status(args: JsonArg) -> Result<(), CliError> {
         if args.json {
             print_json(&json!({ "running": false, "runtime_dir": runtime_dir }));
         } else {
-            println!(
+            outln!(
                 "no agent runs for {} (any stagepass command starts one)",
                 runtime_dir.display()
             );
@@ -59,7 +59,7 @@ fn status(args: JsonArg) -> Result<(), CliError> {
             "config_path": report.config_path,
         }));
     } else {
-        println!(
+        outln!(
             "agent running: pid {}, version {}, socket in {}",
             report.agent_pid,
             report.agent_version,

@@ -33,9 +33,9 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
             }
         }
         if args.json {
-            println!("{line}");
+            outln!("{line}");
         } else {
-            println!("{}", describe(&entry));
+            outln!("{}", describe(&entry));
         }
     };
     for file in files {

@@ -23,7 +23,7 @@ pub fn run(args: ProfileJsonArgs) -> Result<(), CliError> {
         }));
         return Ok(());
     }
-    println!("profile {}", report.profile);
+    outln!("profile {}", report.profile);
     print_set("id_token", report.id_token.as_ref());
     print_set("access token", report.access_token.as_ref());
     Ok(())
@@ -39,9 +39,9 @@ fn set_json(set: &ClaimSet) -> Value {
 }
 
 fn print_set(title: &str, set: Option<&ClaimSet>) {
-    println!();
+    outln!();
     let Some(set) = set else {
-        println!("{title}: none (opaque or not held)");
+        outln!("{title}: none (opaque or not held)");
         return;
     };
     let mark = match (set.verified, set.verified_at) {
@@ -49,7 +49,7 @@ fn print_set(title: &str, set: Option<&ClaimSet>) {
         (true, None) => "verified".into(),
         (false, _) => "UNVERIFIED".into(),
     };
-    println!("{title} [{mark}: {}]", set.note);
+    outln!("{title} [{mark}: {}]", set.note);
     let Some(claims) = set.claims.as_object() else {
         return;
     };
@@ -67,6 +67,6 @@ fn print_set(title: &str, set: Option<&ClaimSet>) {
                 other => other.to_string(),
             },
         };
-        println!("  {name:width$}  {shown}");
+        outln!("  {name:width$}  {shown}");
     }
 }

@@ -24,7 +24,7 @@ fn init(args: ConfigInitArgs) -> Result<(), CliError> {
     let rendered = presets::render(&args.preset, &input)
         .map_err(|err: PresetError| CliError::Usage(err.to_string()))?;
     if args.print {
-        print!("{}", rendered.toml);
+        out!("{}", rendered.toml);
         return Ok(());
     }
     let path = paths::config_file();

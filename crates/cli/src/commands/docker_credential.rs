@@ -48,7 +48,7 @@ fn get(server: &str) -> Result<(), CliError> {
     let response = agent_link::ask(&request, interactive)?;
     let Some(credential) = expect_response!(response, Response::Credential)? else {
         // The protocol's "not found": the message on stdout, exit code 1.
-        println!("{NOT_FOUND}");
+        outln!("{NOT_FOUND}");
         std::process::exit(1);
     };
     #[derive(serde::Serialize)]
@@ -87,7 +87,7 @@ fn list() -> Result<(), CliError> {
             )
         })
         .collect();
-    println!(
+    outln!(
         "{}",
         serde_json::to_string(&listed).map_err(std::io::Error::from)?
     );

@@ -3,11 +3,10 @@
 
 use std::os::unix::process::CommandExt;
 
-use stagepass_proto::{Request, Response, TokenKind};
+use stagepass_proto::{Response, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::cli::ExecArgs;
 use crate::exit::CliError;
 
@@ -19,17 +18,13 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
         )));
     }
     let interactive = agent_link::can_interact();
-    let request = Request::GetToken {
-        profile: args.profile.profile,
-        kind: if args.id_token {
-            TokenKind::Id
-        } else {
-            TokenKind::Access
-        },
-        min_valid_secs: args.min_valid,
-        interactive,
-        browser_available: interactive && browser::available(),
+    let kind = if args.id_token {
+        TokenKind::Id
+    } else {
+        TokenKind::Access
     };
+    let request =
+        agent_link::token_request(args.profile.profile, kind, args.min_valid, interactive);
     let response = agent_link::ask(&request, interactive)?;
     let grant = expect_response!(response, Response::Token)?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");

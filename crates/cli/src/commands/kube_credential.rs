@@ -1,13 +1,12 @@
 //! `stagepass kube-credential`: a client-go exec credential plugin
 //! (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins>).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
-use stagepass_proto::{Request, Response, TokenKind};
+use stagepass_proto::{Response, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::cli::KubeCredentialArgs;
 use crate::exit::CliError;
 use crate::output::rfc3339;
@@ -28,19 +27,23 @@ pub fn run(args: KubeCredentialArgs) -> Result<(), CliError> {
         .as_str()
         .unwrap_or(DEFAULT_API_VERSION)
         .to_string();
-    let kubectl_can_interact = exec_info["spec"]["interactive"].as_bool().unwrap_or(true);
+    // kubectl before 1.22 (v1beta1) sends `"spec":{}` and hands the plugin its own stdin:
+    // a terminal there is the only sign that the user is at hand.
+    let kubectl_can_interact = exec_info["spec"]["interactive"]
+        .as_bool()
+        .unwrap_or_else(|| std::io::stdin().is_terminal());
     let interactive = kubectl_can_interact && agent_link::can_interact();
-    let request = Request::GetToken {
-        profile: args.profile.profile,
-        kind: if args.access_token {
-            TokenKind::Access
-        } else {
-            TokenKind::Id
-        },
-        min_valid_secs: 2 * EXPIRY_MARGIN_SECS,
-        interactive,
-        browser_available: interactive && browser::available(),
+    let kind = if args.access_token {
+        TokenKind::Access
+    } else {
+        TokenKind::Id
     };
+    let request = agent_link::token_request(
+        args.profile.profile,
+        kind,
+        2 * EXPIRY_MARGIN_SECS,
+        interactive,
+    );
     let response = agent_link::ask(&request, interactive)?;
     let grant = expect_response!(response, Response::Token)?;
     #[derive(serde::Serialize)]

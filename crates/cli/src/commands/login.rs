@@ -26,7 +26,7 @@ pub fn run(args: LoginArgs) -> Result<(), CliError> {
     let signed_in = expect_response!(result?, Response::SignedIn)?;
     let who = signed_in.email.as_deref().or(signed_in.subject.as_deref());
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "step": "signed_in",
@@ -38,8 +38,8 @@ pub fn run(args: LoginArgs) -> Result<(), CliError> {
         );
     } else {
         match who {
-            Some(who) => println!("Signed in to {} as {who}.", signed_in.name),
-            None => println!("Signed in to {}.", signed_in.name),
+            Some(who) => outln!("Signed in to {} as {who}.", signed_in.name),
+            None => outln!("Signed in to {}.", signed_in.name),
         }
     }
     Ok(())

@@ -11,12 +11,12 @@ pub fn run(args: ProfileArg) -> Result<(), CliError> {
     })?;
     let report = expect_response!(response, Response::SignedOut)?;
     if report.revoked {
-        println!(
+        outln!(
             "Signed out of {}; the IdP revoked the refresh token.",
             report.profile
         );
     } else {
-        println!("Signed out of {}.", report.profile);
+        outln!("Signed out of {}.", report.profile);
     }
     if let Some(note) = report.note {
         eprintln!("note: {note}");

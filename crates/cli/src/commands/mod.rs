@@ -2,6 +2,7 @@
 
 mod agent;
 mod audit;
+mod backstage;
 mod claims;
 mod config;
 mod docker_credential;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::DockerCredential(args) => docker_credential::run(&args.action),
         Command::Doctor(args) => doctor::run(args),
         Command::Config(action) => config::run(action),
+        Command::Backstage(action) => backstage::run(action),
     }
 }
 

@@ -27,15 +27,15 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
         }));
         return Ok(());
     }
-    println!(
+    outln!(
         "agent: running (pid {}, version {}{})",
         report.agent_pid,
         report.agent_version,
         if started { ", started now" } else { "" }
     );
-    println!("config: {}", report.config_path);
+    outln!("config: {}", report.config_path);
     if report.profiles.is_empty() {
-        println!("no profiles: add a [profiles.NAME] table to the config");
+        outln!("no profiles: add a [profiles.NAME] table to the config");
     }
     let width = report
         .profiles
@@ -44,7 +44,10 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
         .max()
         .unwrap_or(0);
     for profile in &report.profiles {
-        println!("{:width$}  {}", profile.name, describe(profile));
+        outln!("{:width$}  {}", profile.name, describe(profile));
+        for note in &profile.notes {
+            outln!("{:width$}  note: {note}", "");
+        }
     }
     Ok(())
 }
@@ -66,6 +69,7 @@ fn profile_json(profile: &ProfileStatus) -> serde_json::Value {
         "email": profile.email,
         "access_token_expires_at": profile.access_token_expires_at.map(rfc3339),
         "reason": profile.reason,
+        "notes": profile.notes,
     })
 }
 
@@ -106,7 +110,7 @@ fn watch(json: bool) -> Result<(), CliError> {
         match frame {
             Response::Status(report) if json => {
                 for profile in &report.profiles {
-                    println!(
+                    outln!(
                         "{}",
                         json!({ "event": "snapshot", "profile": profile_json(profile) })
                     );
@@ -114,14 +118,14 @@ fn watch(json: bool) -> Result<(), CliError> {
             }
             Response::Status(report) => {
                 for profile in &report.profiles {
-                    println!("{}  {}", profile.name, describe(profile));
+                    outln!("{}  {}", profile.name, describe(profile));
                 }
             }
-            Response::Event(event) if json => println!(
+            Response::Event(event) if json => outln!(
                 "{}",
                 json!({ "event": event_name(event.kind), "profile": profile_json(&event.profile) })
             ),
-            Response::Event(event) => println!(
+            Response::Event(event) => outln!(
                 "{}  {}: {}",
                 event.profile.name,
                 event_name(event.kind),

@@ -1,27 +1,22 @@
 use std::io::Write;
 
-use stagepass_proto::{Request, Response, TokenKind};
+use stagepass_proto::{Response, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::cli::TokenArgs;
 use crate::exit::CliError;
 use crate::output::rfc3339;
 
 pub fn run(args: TokenArgs) -> Result<(), CliError> {
     let interactive = !args.no_interactive && agent_link::can_interact();
-    let request = Request::GetToken {
-        profile: args.profile.profile,
-        kind: if args.id_token {
-            TokenKind::Id
-        } else {
-            TokenKind::Access
-        },
-        min_valid_secs: args.min_valid,
-        interactive,
-        browser_available: interactive && browser::available(),
+    let kind = if args.id_token {
+        TokenKind::Id
+    } else {
+        TokenKind::Access
     };
+    let request =
+        agent_link::token_request(args.profile.profile, kind, args.min_valid, interactive);
     let response = agent_link::ask(&request, interactive)?;
     let grant = expect_response!(response, Response::Token)?;
     let mut stdout = std::io::stdout().lock();

@@ -138,11 +138,7 @@ async fn fetch_document(url: &str, http: &HttpClient) -> Result<Document, Check>
     let had_date = response.headers().contains_key(http::header::DATE);
     let status = response.status();
     if status.is_redirection() {
-        let location = response
-            .headers()
-            .get(http::header::LOCATION)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("nowhere");
+        let location = crate::http::redirect_location(&response).unwrap_or("nowhere");
         return Err(failed("the discovery URL redirects instead of answering")
             .evidence(format!("HTTP {status}, Location: {location}"))
             .fix("use the issuer the IdP itself names (no redirects are followed for security)"));

@@ -10,11 +10,35 @@ mod keychain;
 mod metadata;
 mod probes;
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 pub use claims::{HeldTokens, token_checks};
 pub use idp::idp_checks;
 pub use keychain::keychain_round_trip;
+
+/// backstage.client_id: a Backstage profile on the built-in CLI client shares its one
+/// refresh token per user with `backstage-cli`. `None` for other profiles.
+pub fn backstage_client_check(name: &str, profile: &crate::config::Profile) -> Option<Check> {
+    if !profile.uses_backstage_cli_client() {
+        return None;
+    }
+    Some(
+        Check::warn(
+            ids::BACKSTAGE_CLIENT_ID,
+            "stagepass and backstage-cli share Backstage's built-in CLI client",
+        )
+        .for_profile(name)
+        .evidence(format!("client_id {}", profile.client_id))
+        .evidence(crate::config::BACKSTAGE_SHARED_CLIENT_NOTE)
+        .fix(format!(
+            "publish a client-ID metadata document for stagepass, allow it in Backstage's \
+             auth.clientIdMetadataDocuments.allowedClientIdPatterns and set \
+             `profiles.{name}.client_id` to its URL (README, \"Backstage\")"
+        )),
+    )
+}
 
 /// The port `proxy.port` checks when none is given. Provisional: the local proxy does not
 /// exist yet, and takes its port from here when it does.
@@ -36,6 +60,7 @@ pub mod ids {
     pub const IDP_CLIENT: &str = "idp.client";
     pub const IDP_AUTHORIZE: &str = "idp.authorize";
     pub const IDP_CLOCK_SKEW: &str = "idp.clock_skew";
+    pub const BACKSTAGE_CLIENT_ID: &str = "backstage.client_id";
     pub const AGENT: &str = "agent";
     pub const TOKEN_SESSION: &str = "token.session";
     pub const TOKEN_AUDIENCE: &str = "token.audience";
@@ -50,7 +75,7 @@ pub mod ids {
     pub const HELPER_KUBECTL: &str = "helper.kubectl";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -77,10 +102,10 @@ impl Status {
 }
 
 /// One diagnosis: what was checked, how it went, what was seen, what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
-    /// One of [`ids`].
-    pub check: &'static str,
+    /// One of [`ids`]. Owned when read back from `stagepass-agent --doctor-probe`.
+    pub check: Cow<'static, str>,
     /// The profile the check is about, for per-profile checks.
     pub profile: Option<String>,
     pub status: Status,
@@ -95,7 +120,7 @@ pub struct Check {
 impl Check {
     pub fn new(check: &'static str, status: Status, summary: impl Into<String>) -> Check {
         Check {
-            check,
+            check: Cow::Borrowed(check),
             profile: None,
             status,
             summary: summary.into(),

@@ -92,7 +92,8 @@ impl Provider {
             .await
             .map_err(|err| request_error("code exchange", &self.token_endpoint(), err))?;
         let tokens = self.token_set(&response, Some(&pending.nonce), now, http.clock_skew())?;
-        if tokens.id_token.is_none() {
+        // Backstage's tokens say who signed in themselves (`sub` is the user entity ref).
+        if tokens.id_token.is_none() && self.kind == crate::config::ProfileKind::Oidc {
             return Err(Error::BadResponse {
                 during: "code exchange",
                 reason: "no id_token in the token response (is `openid` among the scopes the client may request?)".into(),
@@ -135,11 +136,7 @@ impl Provider {
             })?;
         let status = response.status();
         if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default();
+            let location = crate::http::redirect_location(&response).unwrap_or_default();
             // An error sent straight back to our redirect URI is the IdP's final word.
             if let Some(query) = location
                 .strip_prefix(pending.redirect_uri.as_str())

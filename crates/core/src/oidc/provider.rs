@@ -12,7 +12,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::errors::request_error;
-use crate::config::{Profile, is_secure_or_loopback};
+use crate::config::{Profile, ProfileKind, is_secure_or_loopback};
 use crate::http::{HttpClient, HttpError};
 use crate::tokens::TokenSet;
 use crate::{Error, Result, Secret};
@@ -75,6 +75,9 @@ pub struct Provider {
     pub(super) client_id: String,
     pub(super) resource: Option<String>,
     pub(super) scopes: Vec<String>,
+    /// Backstage's OAuth server speaks the same protocol, but its tokens differ: see
+    /// [`Provider::token_set`].
+    pub(super) kind: ProfileKind,
 }
 
 impl Provider {
@@ -134,6 +137,7 @@ impl Provider {
                 .filter(|scope| *scope != "openid")
                 .cloned()
                 .collect(),
+            kind: profile.kind,
             metadata,
             client,
         })
@@ -166,6 +170,15 @@ impl Provider {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    pub fn kind(&self) -> ProfileKind {
+        self.kind
+    }
+
+    /// The OpenID Connect UserInfo endpoint, when the discovery document names one.
+    pub fn userinfo_endpoint(&self) -> Option<String> {
+        self.metadata.userinfo_endpoint().map(|url| url.to_string())
     }
 
     pub fn capabilities(&self) -> Capabilities {

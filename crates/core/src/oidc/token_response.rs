@@ -4,6 +4,7 @@ use openidconnect::core::CoreTokenResponse;
 use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse};
 
 use super::Provider;
+use crate::config::ProfileKind;
 use crate::jwt;
 use crate::tokens::{ClockSkew, TokenSet};
 use crate::{Error, Result, Secret};
@@ -12,6 +13,10 @@ impl Provider {
     /// Turns a token response into a [`TokenSet`], verifying the id_token when there is one:
     /// signature against the IdP's JWKS, `iss`, `aud`, `exp`, and the `nonce` of the
     /// authorization request when `nonce` is given (refresh and device responses have none).
+    ///
+    /// Backstage differs: its `id_token` is the access token again (aud `backstage`, no
+    /// nonce), not an OIDC id_token, so it is not kept as one; and its `expires_in` is always
+    /// 3600 whatever `auth.backstageTokenExpiration` says, so the expiry is the JWT's `exp`.
     pub(super) fn token_set(
         &self,
         response: &CoreTokenResponse,
@@ -19,7 +24,11 @@ impl Provider {
         now: SystemTime,
         skew: ClockSkew,
     ) -> Result<TokenSet> {
-        let (id_token, id_claims) = match response.id_token() {
+        let access_token = response.access_token().secret().clone();
+        let id_token = response
+            .id_token()
+            .filter(|_| self.kind == ProfileKind::Oidc);
+        let (id_token, id_claims) = match id_token {
             None => (None, None),
             Some(id_token) => {
                 let verifier = self.client.id_token_verifier();
@@ -38,9 +47,12 @@ impl Provider {
                 (Some(Secret::new(raw)), Some(claims))
             }
         };
-        let access_token = response.access_token().secret().clone();
+        let expires_in = match self.kind {
+            ProfileKind::Backstage if jwt::unverified_claims(&access_token).is_some() => None,
+            _ => response.expires_in(),
+        };
         Ok(TokenSet {
-            expires_at: TokenSet::expiry(&access_token, response.expires_in(), now, skew),
+            expires_at: TokenSet::expiry(&access_token, expires_in, now, skew),
             access_token: Secret::new(access_token),
             token_type: token_type_name(response),
             refresh_token: response

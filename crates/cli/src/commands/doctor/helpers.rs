@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use stagepass_core::config::Config;
-use stagepass_core::doctor::{Check, ids};
+use stagepass_core::doctor::{Check, Status, ids};
 
 pub fn helper_checks(config: Option<&Config>) -> Vec<Check> {
     let git_hosts: Vec<String> = config.map_or_else(Vec::new, |config| {
@@ -71,14 +71,15 @@ fn require_helper(check: Check, program: &str) -> Check {
     if find_program(program).is_some() {
         return check;
     }
-    Check::warn(
-        check.check,
-        format!("{}, but `{program}` is not installed", check.summary),
-    )
-    .evidence(format!("{program} is not on PATH"))
-    .fix(format!(
-        "install stagepass's {program} next to `stagepass`, or remove the configuration"
-    ))
+    Check {
+        status: Status::Warn,
+        summary: format!("{}, but `{program}` is not installed", check.summary),
+        evidence: vec![format!("{program} is not on PATH")],
+        fix: Some(format!(
+            "install stagepass's {program} next to `stagepass`, or remove the configuration"
+        )),
+        ..check
+    }
 }
 
 fn git_check(mapped: &[String]) -> Check {

@@ -1,19 +1,19 @@
 //! `stagepass doctor`: runs the checks in order and prints each as it completes. The IdP,
-//! token and keychain checks live in `stagepass_core::doctor`; what needs the agent, local
-//! ports or other programs' config lives here.
+//! token and keychain checks live in `stagepass_core::doctor`; the IdP and keychain ones run
+//! in `stagepass-agent --doctor-probe` (see `probe`). What needs the agent, local ports or
+//! other programs' config lives here.
 
 mod agent;
 mod helpers;
 mod port;
+mod probe;
 mod report;
 
 use std::path::Path;
 
 use stagepass_core::config::{Config, Profile};
-use stagepass_core::doctor::{Check, idp_checks, ids, keychain_round_trip};
-use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::doctor::{Check, ids};
 use stagepass_core::paths;
-use stagepass_core::store::OsKeychain;
 
 use crate::cli::DoctorArgs;
 use crate::exit::CliError;
@@ -24,16 +24,15 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
     let config_path = paths::config_file();
     let profiles = config_checks(&config_path, args.profile.as_deref(), &mut report);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let http = HttpClient::new(HttpLimits::default())
-        .map_err(|err| CliError::Agent(format!("cannot set up HTTP: {err}")))?;
-    for (name, profile) in &profiles {
-        for check in runtime.block_on(idp_checks(name, profile, &http)) {
+    // The keychain check runs in the probe too, but reads better after the agent's.
+    let mut keychain = None;
+    probe::run_probe(&profiles, |check| {
+        if check.check == ids::KEYCHAIN {
+            keychain = Some(check);
+        } else {
             report.add(check);
         }
-    }
+    });
 
     let agent_pid = agent::agent_check(&config_path, &mut report);
     for (name, profile) in &profiles {
@@ -48,7 +47,9 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
         }
     }
 
-    report.add(keychain_round_trip(&OsKeychain::new()));
+    if let Some(check) = keychain {
+        report.add(check);
+    }
     report.add(port::proxy_port_check(args.proxy_port, agent_pid));
     let config = Config::load(&config_path).ok();
     for check in helpers::helper_checks(config.as_ref()) {

@@ -48,8 +48,8 @@ impl Report {
     pub fn finish(self) -> Result<(), CliError> {
         let [ok, info, skip, warn, fail] = self.counts;
         if !self.json {
-            println!();
-            println!("{ok} ok, {info} info, {skip} skipped, {warn} warnings, {fail} failed");
+            outln!();
+            outln!("{ok} ok, {info} info, {skip} skipped, {warn} warnings, {fail} failed");
         }
         if fail > 0 {
             Err(CliError::ChecksFailed(fail))

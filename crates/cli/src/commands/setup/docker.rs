@@ -48,7 +48,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
         let registry = entry.registry.as_str();
         let current = helpers.get(registry).and_then(|value| value.as_str());
         match (undo, current) {
-            (false, Some(HELPER)) => println!("  credHelpers.{registry} = {HELPER} (unchanged)"),
+            (false, Some(HELPER)) => outln!("  credHelpers.{registry} = {HELPER} (unchanged)"),
             (false, _) => {
                 if let Some(other) = current {
                     show('-', &format!("credHelpers.{registry} = {other}"));
@@ -67,7 +67,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
     }
     if changed {
         write_atomically(&path, &file)?;
-        println!("  wrote {}", path.display());
+        outln!("  wrote {}", path.display());
     }
     if !undo && !on_path("docker-credential-stagepass") {
         eprintln!(

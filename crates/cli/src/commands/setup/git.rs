@@ -35,7 +35,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
                 .iter()
                 .all(|value| value.is_empty() || *value == helper)
             {
-                println!("  {key}: left alone, it holds helpers stagepass did not write");
+                outln!("  {key}: left alone, it holds helpers stagepass did not write");
                 continue;
             }
             git(&["config", "--global", "--unset-all", &key])?;
@@ -47,7 +47,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
             continue;
         }
         if current == ours {
-            println!("  {key} = {helper} (unchanged)");
+            outln!("  {key} = {helper} (unchanged)");
         } else {
             for value in &current {
                 show('-', &format!("{key} = {value}"));

@@ -42,7 +42,7 @@ pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), Cli
         '+',
         &format!("kubeconfig user {user}: exec {program} kube-credential {name}"),
     );
-    println!(
+    outln!(
         "  use it in a context: kubectl config set-context CONTEXT --user={user} --cluster=CLUSTER"
     );
     Ok(())

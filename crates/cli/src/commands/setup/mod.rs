@@ -27,7 +27,7 @@ fn load_config() -> Result<Config, CliError> {
 
 /// One line of the diff a setup run prints.
 fn show(sign: char, what: &str) {
-    println!("{sign} {what}");
+    outln!("{sign} {what}");
 }
 
 /// The command the tools run: this executable by absolute path, so it works whatever PATH the

@@ -30,6 +30,7 @@ const GIVE_UP_WITHIN: Duration = Duration::from_millis(800);
 const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 
+mod backstage;
 mod callback;
 mod discovery;
 mod fake_idp;

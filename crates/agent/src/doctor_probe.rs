@@ -1,0 +1,87 @@
+//! `stagepass-agent --doctor-probe`: the checks of `stagepass doctor` that need the network or
+//! the keychain, run in a child of the agent binary.
+//!
+//! Why here: the HTTP and keychain stacks would triple the `stagepass` binary and slow every
+//! start of it, which git may pay several times per command. The agent binary carries them
+//! anyway. The probe holds no tokens and talks to no running agent: it reads the profiles to
+//! check on stdin and writes one JSON [`Check`] per line to stdout as each completes.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+use serde::{Deserialize, Serialize};
+use stagepass_core::config::Profile;
+use stagepass_core::doctor::{Check, backstage_client_check, idp_checks, keychain_round_trip};
+use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::store::OsKeychain;
+
+/// The flag that turns `stagepass-agent` into a doctor probe.
+pub const DOCTOR_PROBE_FLAG: &str = "--doctor-probe";
+const MAX_REQUEST: u64 = 1 << 20;
+
+/// What `stagepass doctor` asks the probe to check.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    pub profiles: Vec<(String, Profile)>,
+}
+
+/// Entry point of `stagepass-agent --doctor-probe`.
+pub fn doctor_probe_main() -> ExitCode {
+    let mut input = Vec::new();
+    if std::io::stdin()
+        .take(MAX_REQUEST)
+        .read_to_end(&mut input)
+        .is_err()
+    {
+        return ExitCode::FAILURE;
+    }
+    let request: ProbeRequest = match serde_json::from_slice(&input) {
+        Ok(request) => request,
+        Err(err) => {
+            eprintln!("stagepass-agent: unreadable doctor probe request: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match probe(request, &mut std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        // Doctor went away (a closed pipe): nobody is left to tell.
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+fn probe(request: ProbeRequest, out: &mut impl Write) -> std::io::Result<()> {
+    let mut emit = |check: Check| -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, &check)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match HttpClient::new(HttpLimits::default()) {
+        Ok(http) => {
+            for (name, profile) in &request.profiles {
+                for check in runtime.block_on(idp_checks(name, profile, &http)) {
+                    emit(check)?;
+                }
+                if let Some(check) = backstage_client_check(name, profile) {
+                    emit(check)?;
+                }
+            }
+        }
+        Err(err) => {
+            for (name, _) in &request.profiles {
+                emit(
+                    Check::fail(
+                        stagepass_core::doctor::ids::IDP_DISCOVERY,
+                        "cannot set up HTTP",
+                    )
+                    .for_profile(name)
+                    .evidence(err.to_string()),
+                )?;
+            }
+        }
+    }
+    emit(keychain_round_trip(&OsKeychain::new()))?;
+    Ok(())
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// Scripted consent "browser" for the test Backstage (server.js): plays the Backstage app's
+// consent page (/oauth2/authorize/<session>), which the test backend does not serve.
+//
+//   node browser.js AUTHORIZATION_URL
+//
+// 1. Requests the authorization URL; Backstage answers with a redirect to the app's consent
+//    page for a new session (or, on an error, straight to the client's redirect URI).
+// 2. Signs the test user in through the oauth2Proxy provider (X-Forwarded-User) and takes
+//    the Backstage user token from its answer, as the app would hold it.
+// 3. GET /api/auth/v1/sessions/<id>, then POST .../approve with that token.
+// 4. Follows the returned redirect to the client's loopback listener.
+//
+// Environment:
+//   STAGEPASS_TEST_USER  catalog user name to sign in as (default "alice")
+//
+// Exit status: 0 when the client's redirect URI answered; 1 when a step failed (the
+// answer is printed to stderr); 2 on bad usage.
+
+'use strict';
+
+const USER = process.env.STAGEPASS_TEST_USER || 'alice';
+const TIMEOUT_MS = 15_000;
+
+function log(message) {
+  process.stderr.write(`backstage-browser: ${message}\n`);
+}
+
+async function request(url, options = {}) {
+  return fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(TIMEOUT_MS), ...options });
+}
+
+async function expectJson(response, what) {
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(`${what}: HTTP ${response.status}: ${text.slice(0, 2048)}`);
+  }
+  return JSON.parse(text);
+}
+
+async function finish(url) {
+  const response = await request(url);
+  log(`redirect URI answered HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
+}
+
+async function main() {
+  const authorizationUrl = process.argv[2];
+  if (!authorizationUrl) {
+    log('usage: browser.js AUTHORIZATION_URL');
+    process.exit(2);
+  }
+  const backend = new URL(authorizationUrl).origin;
+  const authorize = await request(authorizationUrl);
+  const location = authorize.headers.get('location');
+  if (authorize.status !== 302 || !location) {
+    throw new Error(`authorize: expected a redirect, got HTTP ${authorize.status}: ${await authorize.text()}`);
+  }
+  const consent = location.match(/\/oauth2\/authorize\/([^/?#]+)/);
+  if (!consent) {
+    // An error sent back to the client: deliver it, as a browser would.
+    log(`authorize redirected to the client: ${location}`);
+    await finish(location);
+    return;
+  }
+  const sessionId = decodeURIComponent(consent[1]);
+
+  const signIn = await expectJson(
+    await request(`${backend}/api/auth/oauth2Proxy/refresh`, {
+      headers: { 'x-forwarded-user': USER, 'x-forwarded-email': `${USER}@example.test` },
+    }),
+    'oauth2Proxy sign-in',
+  );
+  const userToken = signIn.backstageIdentity?.token;
+  if (!userToken) throw new Error(`oauth2Proxy sign-in gave no token: ${JSON.stringify(signIn)}`);
+
+  const session = await expectJson(
+    await request(`${backend}/api/auth/v1/sessions/${encodeURIComponent(sessionId)}`, {
+      headers: { authorization: `Bearer ${userToken}` },
+    }),
+    'session',
+  );
+  log(`consenting for ${USER} to ${session.clientName} (${session.clientId})`);
+  const approved = await expectJson(
+    await request(`${backend}/api/auth/v1/sessions/${encodeURIComponent(sessionId)}/approve`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${userToken}`, 'content-type': 'application/json' },
+      body: '{}',
+    }),
+    'approve',
+  );
+  await finish(approved.redirectUrl);
+}
+
+main().catch((err) => {
+  log(err.message);
+  process.exit(1);
+});
