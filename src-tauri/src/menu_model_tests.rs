@@ -98,6 +98,22 @@ fn needs_sign_in_is_attention() {
 }
 
 #[test]
+fn a_profile_added_later_takes_its_place_by_name() {
+    let mut state = connected(vec![
+        profile("alpha", SessionState::SignedOut, None),
+        profile("lab", SessionState::SignedOut, None),
+    ]);
+    for name in ["corp", "zulu"] {
+        state.apply(&Response::Event(StatusEvent {
+            kind: EventKind::SignedIn,
+            profile: profile(name, SessionState::SignedIn, Some("alice@example.com")),
+        }));
+    }
+    let names: Vec<&str> = state.profiles.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["alpha", "corp", "lab", "zulu"]);
+}
+
+#[test]
 fn events_update_the_profile_and_refresh_failing_flags_it() {
     let mut state = connected(vec![profile("corp", SessionState::SignedOut, None)]);
     assert_eq!(state.look(), TrayLook::SignedOut);

@@ -58,7 +58,12 @@ impl TrayState {
                 let name = &event.profile.name;
                 match self.profiles.iter_mut().find(|p| &p.name == name) {
                     Some(profile) => *profile = event.profile.clone(),
-                    None => self.profiles.push(event.profile.clone()),
+                    None => {
+                        // A profile added since the last report: keep the agent's order (by
+                        // name), so the menu and the status window do not reshuffle.
+                        let at = self.profiles.partition_point(|p| p.name < *name);
+                        self.profiles.insert(at, event.profile.clone());
+                    }
                 }
                 if event.kind == EventKind::RefreshFailing {
                     self.refresh_failing.insert(name.clone());
