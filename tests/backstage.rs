@@ -423,3 +423,73 @@ fn a_user_who_left_the_catalog_needs_a_new_sign_in() {
         "{profile}"
     );
 }
+
+/// A Backstage behind an identity-aware proxy (`via_profile`; tests/servers/oauth2-proxy.mjs
+/// stands in for oauth2-proxy with JWT bearer tokens allowed): the IdP profile holds the
+/// sign-in, and the Backstage user token comes from Backstage's oauth2Proxy provider, asked
+/// through the proxy with the IdP's access token.
+#[test]
+fn behind_an_identity_aware_proxy_the_idp_sign_in_gives_the_backstage_token() {
+    let backstage = Backstage::start(None);
+    let idp = support::Idp::start();
+    let proxy = support::TestServer::start(
+        "oauth2-proxy.mjs",
+        &[
+            ("ISSUER", idp.issuer.as_ref()),
+            ("UPSTREAM", backstage.url.as_ref()),
+        ],
+    );
+    let sandbox = Sandbox::new("corp", &idp.issuer);
+    let idp_profile = std::fs::read_to_string(sandbox.path().join("config.toml")).unwrap();
+    sandbox.write_config(&format!(
+        "{idp_profile}\n[profiles.portal]\nkind = \"backstage\"\nurl = \"{}\"\nvia_profile = \"corp\"\n",
+        proxy.url
+    ));
+
+    // Not signed in: the way out names the IdP profile.
+    sandbox
+        .run(&["token", "portal", "--no-interactive"])
+        .assert_code(4)
+        .assert_stderr_contains("stagepass login corp");
+
+    sandbox.run(&["login", "portal", "--browser"]).assert_ok();
+    let status = sandbox.run(&["status", "--json"]).json();
+    let portal = &status["profiles"][1];
+    assert_eq!(portal["name"], "portal");
+    assert_eq!(portal["state"], "signed_in", "{status}");
+    assert!(
+        portal["notes"][0]
+            .as_str()
+            .is_some_and(|note| note.contains("through `corp`")),
+        "{status}"
+    );
+
+    let portal_token = || {
+        let run = sandbox.run(&["token", "portal", "--no-interactive"]);
+        run.assert_ok();
+        run.stdout().trim().to_string()
+    };
+    let token = portal_token();
+    assert_eq!(claims(&token)["sub"], "user:default/alice");
+    let (status, body) = backstage.get_as(&token, "/api/auth/v1/userinfo");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("user:default/alice"), "{body}");
+    let (status, body) = backstage.get_as(&token, "/api/catalog/entities");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        proxy.stats()["accepted"],
+        1,
+        "one sign-in through the proxy"
+    );
+    // Served from memory until it nears expiry.
+    assert_eq!(portal_token(), token);
+    assert_eq!(proxy.stats()["accepted"], 1);
+
+    // Signing out of the portal forgets its token only; the IdP profile stays signed in.
+    sandbox
+        .run(&["logout", "portal"])
+        .assert_ok()
+        .assert_stderr_contains("`corp` stays signed in");
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
+}

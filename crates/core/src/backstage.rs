@@ -7,10 +7,16 @@
 //!   (<https://backstage.io/docs/auth/identity-resolver>).
 //! - Catalog: `GET {url}/api/catalog/entities/by-name/{kind}/{namespace}/{name}`
 //!   (<https://backstage.io/docs/features/software-catalog/software-catalog-api>).
+//!
+//! And, for a Backstage behind an identity-aware proxy, its user token: see
+//! [`token_through_proxy`].
+
+use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
 use crate::http::HttpClient;
+use crate::tokens::TokenSet;
 use crate::{Error, Result, Secret};
 
 /// What Backstage knows about the signed-in user.
@@ -95,6 +101,65 @@ pub async fn whoami(
     })
 }
 
+/// The Backstage user token of whoever holds `idp_token`, for a Backstage behind an
+/// identity-aware proxy: the proxy accepts the IdP's JWT as a bearer (oauth2-proxy's
+/// `skip_jwt_bearer_tokens`) and forwards the identity to Backstage's proxy sign-in provider,
+/// whose `GET {url}/api/auth/{provider}/refresh` answers
+/// `{"backstageIdentity": {"token", "expiresInSeconds"}}`
+/// (<https://backstage.io/docs/auth/oauth2-proxy/provider>). The expiry is the JWT's `exp`
+/// when it comes first. There is no refresh token: the IdP profile holds that one.
+pub async fn token_through_proxy(
+    base_url: &str,
+    provider: &str,
+    idp_token: &Secret<String>,
+    http: &HttpClient,
+    received_at: SystemTime,
+) -> Result<TokenSet> {
+    #[derive(Deserialize)]
+    struct Refreshed {
+        #[serde(rename = "backstageIdentity")]
+        identity: ProxiedIdentity,
+    }
+    #[derive(Deserialize)]
+    struct ProxiedIdentity {
+        token: String,
+        #[serde(rename = "expiresInSeconds")]
+        expires_in: Option<u64>,
+    }
+    let url = format!(
+        "{}/api/auth/{provider}/refresh",
+        base_url.trim_end_matches('/')
+    );
+    let (status, body) = get(http, &url, idp_token).await?;
+    if status != 200 {
+        return Err(refused(
+            "Backstage sign-in through the proxy",
+            &url,
+            status,
+            &body,
+        ));
+    }
+    let refreshed: Refreshed = serde_json::from_slice(&body).map_err(|err| Error::BadResponse {
+        during: "Backstage sign-in through the proxy",
+        reason: format!("{url} did not answer {{\"backstageIdentity\": {{\"token\"}}}}: {err}"),
+    })?;
+    let ProxiedIdentity { token, expires_in } = refreshed.identity;
+    Ok(TokenSet {
+        expires_at: TokenSet::expiry(
+            &token,
+            expires_in.map(Duration::from_secs),
+            received_at,
+            http.clock_skew(),
+        ),
+        access_token: Secret::new(token),
+        token_type: "Bearer".into(),
+        refresh_token: None,
+        id_token: None,
+        id_claims: None,
+        received_at,
+    })
+}
+
 /// `kind:namespace/name` (namespace optional) to the catalog's by-name URL.
 fn entity_url(base_url: &str, entity_ref: &str) -> Option<String> {
     let (kind, rest) = entity_ref.split_once(':')?;
@@ -112,6 +177,8 @@ fn entity_url(base_url: &str, entity_ref: &str) -> Option<String> {
 async fn get(http: &HttpClient, url: &str, token: &Secret<String>) -> Result<(u16, Vec<u8>)> {
     let request = http::Request::get(url)
         .header(http::header::ACCEPT, "application/json")
+        // Backstage's auth refresh endpoints insist on it (a CSRF guard for browsers).
+        .header("x-requested-with", "XMLHttpRequest")
         .header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", token.expose()),

@@ -104,7 +104,20 @@ pub struct Profile {
     /// The claim that carries the user's groups or roles (`groups`, `roles`, a namespaced
     /// Auth0 claim...). When set, `stagepass doctor` checks that the tokens carry it.
     pub groups_claim: Option<String>,
+    /// `kind = "backstage"` only: a Backstage behind an identity-aware proxy (oauth2-proxy
+    /// with JWT bearer tokens allowed). Its user token comes from the proxy sign-in provider's
+    /// refresh endpoint, called through the proxy with this `oidc` profile's access token;
+    /// the profile then has no sign-in or refresh token of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_profile: Option<String>,
+    /// With `via_profile`: the Backstage auth provider behind the proxy
+    /// (default [`DEFAULT_PROXY_AUTH_PROVIDER`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_provider: Option<String>,
 }
+
+/// Backstage's sign-in provider for identity-aware proxies of the oauth2-proxy kind.
+pub const DEFAULT_PROXY_AUTH_PROVIDER: &str = "oauth2Proxy";
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -136,12 +149,27 @@ impl Profile {
         }
     }
 
+    /// For a Backstage profile behind an identity-aware proxy: the `oidc` profile whose
+    /// access token the proxy accepts, and the Backstage auth provider behind it.
+    pub fn backstage_via(&self) -> Option<(&str, &str)> {
+        self.backstage_url()?;
+        let via = self.via_profile.as_deref()?;
+        Some((
+            via,
+            self.auth_provider
+                .as_deref()
+                .unwrap_or(DEFAULT_PROXY_AUTH_PROVIDER),
+        ))
+    }
+
     /// Whether this is a Backstage profile signing in as Backstage's built-in CLI client.
     /// Backstage keeps one refresh token per (user, client_id), so `backstage-cli auth login`
     /// and stagepass then sign each other out.
     pub fn uses_backstage_cli_client(&self) -> bool {
-        self.backstage_url()
-            .is_some_and(|url| self.client_id == format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}"))
+        self.via_profile.is_none()
+            && self
+                .backstage_url()
+                .is_some_and(|url| self.client_id == format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}"))
     }
 }
 
@@ -197,6 +225,9 @@ impl Config {
                 derive_backstage(name, profile).map_err(config_error)?;
             }
             validate_profile(name, profile).map_err(config_error)?;
+        }
+        for (name, profile) in &file.profiles {
+            validate_via(name, profile, &file.profiles).map_err(config_error)?;
         }
         let known_profile = |key: String, profile: &str| {
             if file.profiles.contains_key(profile) {
@@ -302,6 +333,51 @@ fn derive_backstage(name: &str, profile: &mut Profile) -> Result<(), String> {
         profile.client_id = format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}");
     }
     Ok(())
+}
+
+/// `via_profile` names an `oidc` profile, and only a Backstage profile has it.
+fn validate_via(
+    name: &str,
+    profile: &Profile,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<(), String> {
+    let key = |field: &str| format!("profiles.{name}.{field}");
+    match (&profile.via_profile, profile.kind) {
+        (None, _) if profile.auth_provider.is_some() => Err(format!(
+            "{}: only used with `via_profile` (a Backstage behind oauth2-proxy)",
+            key("auth_provider")
+        )),
+        (None, _) => Ok(()),
+        (Some(_), ProfileKind::Oidc) => Err(format!(
+            "{}: only used with kind = \"backstage\"",
+            key("via_profile")
+        )),
+        (Some(_), ProfileKind::Backstage)
+            if profile.auth_provider.as_deref().is_some_and(|provider| {
+                provider.is_empty()
+                    || !provider
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }) =>
+        {
+            Err(format!(
+                "{}: a Backstage auth provider id such as `oauth2Proxy` (letters, digits, - and _)",
+                key("auth_provider")
+            ))
+        }
+        (Some(via), ProfileKind::Backstage) => match profiles.get(via) {
+            Some(upstream) if upstream.kind == ProfileKind::Oidc => Ok(()),
+            Some(_) => Err(format!(
+                "{}: `{via}` must be an OpenID Connect profile (the IdP whose access token the \
+                 proxy accepts), not another Backstage profile",
+                key("via_profile")
+            )),
+            None => Err(format!(
+                "{}: no profile `{via}` in [profiles]",
+                key("via_profile")
+            )),
+        },
+    }
 }
 
 fn validate_profile(name: &str, profile: &Profile) -> Result<(), String> {
@@ -511,6 +587,55 @@ mod tests {
             "https://example.com/stagepass.json"
         );
         assert!(!own.profiles["backstage"].uses_backstage_cli_client());
+    }
+
+    #[test]
+    fn backstage_behind_a_proxy_names_its_idp_profile() {
+        let config = parse(&format!(
+            "{MINIMAL}\n[profiles.portal]\nkind = \"backstage\"\nurl = \"https://portal.example.com\"\nvia_profile = \"corp\"\n"
+        ))
+        .unwrap();
+        let portal = &config.profiles["portal"];
+        assert_eq!(portal.backstage_via(), Some(("corp", "oauth2Proxy")));
+        assert!(
+            !portal.uses_backstage_cli_client(),
+            "no OAuth client of its own"
+        );
+        assert_eq!(config.profiles["corp"].backstage_via(), None);
+
+        for (extra, key, says) in [
+            (
+                "via_profile = \"nobody\"\n",
+                "profiles.portal.via_profile",
+                "no profile `nobody`",
+            ),
+            (
+                "via_profile = \"portal\"\n",
+                "profiles.portal.via_profile",
+                "OpenID Connect",
+            ),
+            (
+                "via_profile = \"corp\"\nauth_provider = \"../v1/token\"\n",
+                "profiles.portal.auth_provider",
+                "letters, digits",
+            ),
+            (
+                "auth_provider = \"oauth2Proxy\"\n",
+                "profiles.portal.auth_provider",
+                "only used with",
+            ),
+        ] {
+            let err = parse(&format!(
+                "{MINIMAL}\n[profiles.portal]\nkind = \"backstage\"\nurl = \"https://portal.example.com\"\n{extra}"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(key) && err.contains(says), "{extra}: {err}");
+        }
+        let err = parse(&format!("{MINIMAL}via_profile = \"corp\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("profiles.corp.via_profile"), "{err}");
     }
 
     #[test]

@@ -8,9 +8,9 @@ use stagepass_core::clock::unix_secs;
 use stagepass_core::config::FlowPreference;
 use stagepass_core::oidc::Provider;
 use stagepass_core::tokens::TokenSet;
-use stagepass_proto::{AgentError, ErrorKind, EventKind, Flow, LoginProgress, Response};
+use stagepass_proto::{AgentError, ErrorKind, EventKind, Flow, LoginProgress, Response, TokenKind};
 
-use super::{resolve_profile, status, token};
+use super::{backstage_via, resolve_profile, status, token};
 use crate::conn::Connection;
 use crate::errors;
 use crate::loopback::{LoopbackListener, Page};
@@ -80,8 +80,26 @@ pub(crate) async fn login(
     requested: Option<&str>,
     request: SignInRequest,
 ) -> Result<Response, AgentError> {
-    let (name, _) = resolve_profile(agent, requested)?;
+    let (name, profile) = resolve_profile(agent, requested)?;
+    if profile.backstage_via().is_some() {
+        // Signed in when its IdP profile is: sign that one in only when it needs it, then
+        // fetch the Backstage token, which proves the proxy path works.
+        let session = agent.session(&name, &profile);
+        let any_kind = TokenKind::Access;
+        if let Err(err) = token::serve(agent, &name, &session, any_kind, Duration::ZERO).await {
+            if err.kind != ErrorKind::NeedsSignIn {
+                return Err(err);
+            }
+            let via = backstage_via::sign_in_profile(agent, &name);
+            sign_in(agent, conn, &via, request).await?;
+            token::serve(agent, &name, &session, any_kind, Duration::ZERO).await?;
+        }
+        return Ok(Response::SignedIn(status::profile_status(
+            agent, &name, &session, None,
+        )));
+    }
     sign_in(agent, conn, &name, request).await?;
+    // The config may have changed during a sign-in of minutes.
     let session = {
         let (name, profile) = resolve_profile(agent, Some(&name))?;
         agent.session(&name, &profile)

@@ -10,6 +10,23 @@ use crate::sessions::{Agent, SessionData};
 pub(crate) async fn logout(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
+    if let Some((via, _)) = profile.backstage_via() {
+        // Nothing of its own to revoke or delete: forget the Backstage token; the IdP
+        // profile keeps the sign-in.
+        let _exclusive = session.exclusive.lock().await;
+        *session.data() = SessionData {
+            loaded: true,
+            ..SessionData::default()
+        };
+        agent.announce(EventKind::SignedOut, &name, &session);
+        return Ok(Response::SignedOut(SignOutReport {
+            profile: name,
+            revoked: false,
+            note: Some(format!(
+                "forgot the Backstage token; `{via}` stays signed in (`stagepass logout {via}` signs out of the IdP)"
+            )),
+        }));
+    }
     // A sign-in under way holds the session until the user finishes it, which may be never.
     if login::cancel_pending(agent, &name) {
         tracing::info!(profile = %name, "logout cancels the sign-in under way");

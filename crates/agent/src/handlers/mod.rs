@@ -1,6 +1,7 @@
 //! One file per request type.
 
 mod backstage;
+mod backstage_via;
 mod claims;
 mod credential;
 mod login;

@@ -7,17 +7,21 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
     let config = agent
         .config()
         .map_err(|err| errors::from_core(&err, None))?;
-    let mut profiles = Vec::with_capacity(config.profiles.len());
+    // Loaded first, all of them: a Backstage profile behind a proxy reports its IdP profile's.
+    let mut load_errors = Vec::with_capacity(config.profiles.len());
     for (name, profile) in &config.profiles {
         let session = agent.session(name, profile);
-        let load_error = agent.load_session_unless_busy(name, &session).await.err();
-        profiles.push(profile_status(
-            agent,
-            name,
-            &session,
-            load_error.map(|err| err.to_string()),
-        ));
+        load_errors.push(agent.load_session_unless_busy(name, &session).await.err());
     }
+    let profiles = config
+        .profiles
+        .iter()
+        .zip(load_errors)
+        .map(|((name, profile), load_error)| {
+            let session = agent.session(name, profile);
+            profile_status(agent, name, &session, load_error.map(|err| err.to_string()))
+        })
+        .collect();
     Ok(Response::Status(StatusReport {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         agent_pid: std::process::id(),
@@ -33,6 +37,7 @@ pub(crate) fn profile_status(
     session: &crate::sessions::Session,
     load_error: Option<String>,
 ) -> ProfileStatus {
+    let upstream = via_state(agent, session);
     let data = session.data();
     let claims = data
         .tokens
@@ -54,8 +59,14 @@ pub(crate) fn profile_status(
             .as_ref()
             .and_then(|claims| claims.get(key)?.as_str().map(String::from))
     };
-    let signed_in = data.tokens.is_some() || data.stored.is_some();
-    let (state, reason) = match (&data.needs_sign_in, signed_in, load_error) {
+    let (signed_in, needs_sign_in) = match (upstream, &data.tokens) {
+        (Some(upstream), None) => upstream,
+        _ => (
+            data.tokens.is_some() || data.stored.is_some(),
+            data.needs_sign_in.clone(),
+        ),
+    };
+    let (state, reason) = match (&needs_sign_in, signed_in, load_error) {
         (_, _, Some(err)) => (SessionState::SignedOut, Some(err)),
         (Some(reason), _, None) => (SessionState::NeedsSignIn, Some(reason.clone())),
         (None, true, None) => (SessionState::SignedIn, None),
@@ -78,10 +89,31 @@ pub(crate) fn profile_status(
     }
 }
 
+/// For a Backstage profile behind a proxy: whether its IdP profile is signed in, and why it
+/// needs a sign-in. Read before the profile's own data is locked, never while.
+fn via_state(agent: &Agent, session: &crate::sessions::Session) -> Option<(bool, Option<String>)> {
+    let (via, _) = session.profile.backstage_via()?;
+    let (via, profile) = super::resolve_profile(agent, Some(via)).ok()?;
+    let upstream = agent.session(&via, &profile);
+    let data = upstream.data();
+    Some((
+        data.tokens.is_some() || data.stored.is_some(),
+        data.needs_sign_in
+            .as_ref()
+            .map(|reason| format!("`{via}`: {reason}")),
+    ))
+}
+
 fn profile_notes(profile: &stagepass_core::config::Profile) -> Vec<String> {
     let mut notes = Vec::new();
     if profile.uses_backstage_cli_client() {
         notes.push(stagepass_core::config::BACKSTAGE_SHARED_CLIENT_NOTE.to_string());
+    }
+    if let Some((via, provider)) = profile.backstage_via() {
+        notes.push(format!(
+            "signs in through `{via}`: Backstage's `{provider}` provider behind an \
+             identity-aware proxy gives the Backstage token for `{via}`'s access token"
+        ));
     }
     notes
 }

@@ -4,6 +4,7 @@ use stagepass_core::paths;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
 
+use super::backstage_via;
 use super::login::{self, SignInRequest};
 use super::resolve_profile;
 use crate::audit::{Caller, Entry, fingerprint};
@@ -46,7 +47,16 @@ pub(crate) async fn get_token(
         sign_in,
     ) {
         (Err(err), Some(request)) if err.kind == ErrorKind::NeedsSignIn => {
-            login::sign_in(agent, conn, &name, request).await?;
+            login::sign_in(
+                agent,
+                conn,
+                &backstage_via::sign_in_profile(agent, &name),
+                request,
+            )
+            .await?;
+            if session.profile.backstage_via().is_some() {
+                return serve(agent, &name, &session, kind, min_valid).await;
+            }
             fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO)
                 .map(Response::Token)
                 .ok_or(err)
@@ -176,6 +186,9 @@ pub(crate) async fn refresh(
     name: &str,
     session: &Session,
 ) -> Result<(), AgentError> {
+    if let Some((via, provider)) = session.profile.backstage_via() {
+        return backstage_via::refresh(agent, name, session, via, provider).await;
+    }
     agent
         .load_session(name, session)
         .await
@@ -318,7 +331,7 @@ async fn refresh_failed(
     Err(error)
 }
 
-fn record_refresh(
+pub(crate) fn record_refresh(
     agent: &Agent,
     name: &str,
     session: &Session,

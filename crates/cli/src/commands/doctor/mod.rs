@@ -24,9 +24,30 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
     let config_path = paths::config_file();
     let profiles = config_checks(&config_path, args.profile.as_deref(), &mut report);
 
+    // A Backstage behind a proxy has no IdP of its own to probe: its IdP profile's checks
+    // cover the sign-in.
+    let (through_proxy, probed): (Vec<_>, Vec<_>) = profiles
+        .iter()
+        .cloned()
+        .partition(|(_, profile)| profile.backstage_via().is_some());
+    for (name, profile) in &through_proxy {
+        if let Some((via, provider)) = profile.backstage_via() {
+            report.add(
+                Check::info(
+                    ids::IDP_DISCOVERY,
+                    format!("signs in through `{via}`; its checks cover the IdP"),
+                )
+                .for_profile(name)
+                .evidence(format!(
+                    "Backstage's `{provider}` provider at {} behind an identity-aware proxy",
+                    profile.url.as_deref().unwrap_or_default()
+                )),
+            );
+        }
+    }
     // The keychain check runs in the probe too, but reads better after the agent's.
     let mut keychain = None;
-    probe::run_probe(&profiles, |check| {
+    probe::run_probe(&probed, |check| {
         if check.check == ids::KEYCHAIN {
             keychain = Some(check);
         } else {
