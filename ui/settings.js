@@ -8,6 +8,7 @@ const editor = $("profile-editor");
 const form = $("profile-form");
 let page = null;
 let editing = null; // the original name of the profile being edited, null for a new one
+let editingVia = null; // kept as it was: a Backstage behind oauth2-proxy signs in through it
 let gitHosts = [];
 closeOnEscape();
 
@@ -30,7 +31,8 @@ function render(next) {
 function profileRow(profile) {
   return el("tr", {},
     el("td", {}, el("strong", {}, profile.name)),
-    el("td", { class: "mono" }, profile.kind === "backstage" ? `Backstage ${profile.url}` : profile.issuer),
+    el("td", { class: "mono" }, profile.kind !== "backstage" ? profile.issuer
+      : profile.via_profile ? `Backstage ${profile.url} via ${profile.via_profile}` : `Backstage ${profile.url}`),
     el("td", { class: "mono" }, profile.client_id || "Backstage CLI client"),
     el("td", {}, el("div", { class: "row", style: "justify-content: flex-end" },
       el("button", { onclick: () => openEditor(profile), "aria-label": `Edit ${profile.name}` }, "Edit"),
@@ -39,6 +41,7 @@ function profileRow(profile) {
 
 function openEditor(profile) {
   editing = profile?.name ?? null;
+  editingVia = profile?.via_profile ?? null;
   $("editor-title").textContent = profile ? `Edit ${profile.name}` : "New profile";
   $("p-name").value = profile?.name ?? "";
   $("p-kind").value = profile?.kind ?? "oidc";
@@ -78,6 +81,7 @@ function formValue() {
     name: $("p-name").value.trim(),
     kind: $("p-kind").value,
     url: backstage ? optional("p-url") : null,
+    via_profile: backstage ? editingVia : null,
     issuer: backstage ? "" : $("p-issuer").value.trim(),
     client_id: $("p-client").value.trim(),
     scopes: $("p-scopes").value.split(/[\s,]+/).filter(Boolean),

@@ -281,8 +281,17 @@ pub struct DiscoveryView {
 
 /// OIDC discovery of the form's issuer, with the core's own checks (exact issuer, https).
 #[tauri::command]
-async fn discover(form: ProfileForm) -> Result<DiscoveryView, TrayError> {
-    let profile = form.to_profile()?;
+async fn discover(core: State<'_, AppCore>, form: ProfileForm) -> Result<DiscoveryView, TrayError> {
+    // A Backstage behind oauth2-proxy has no IdP of its own: check the one it signs in through.
+    let profile = match &form.via_profile {
+        Some(via) => core
+            .config()?
+            .parsed()?
+            .profiles
+            .remove(via)
+            .ok_or_else(|| TrayError::new(format!("no profile `{via}` to sign in through")))?,
+        None => form.to_profile()?,
+    };
     let http = HttpClient::new(HttpLimits::default())
         .map_err(|err| TrayError::new(format!("cannot build the HTTP client: {err}")))?;
     let provider = Provider::discover(&profile, &http)

@@ -19,6 +19,10 @@ pub struct ProfileForm {
     pub kind: ProfileKind,
     #[serde(default)]
     pub url: Option<String>,
+    /// A Backstage behind oauth2-proxy signs in through this OIDC profile; the form keeps it
+    /// and checks that profile's issuer instead.
+    #[serde(default)]
+    pub via_profile: Option<String>,
     #[serde(default)]
     pub issuer: String,
     #[serde(default)]
@@ -35,8 +39,9 @@ impl ProfileForm {
             name: name.to_string(),
             kind: profile.kind,
             url: profile.url.clone(),
+            via_profile: profile.via_profile.clone(),
             issuer: profile.issuer.clone(),
-            client_id: if profile.uses_backstage_cli_client() {
+            client_id: if profile.uses_backstage_cli_client() || profile.via_profile.is_some() {
                 String::new()
             } else {
                 profile.client_id.clone()
@@ -50,7 +55,12 @@ impl ProfileForm {
 
     /// The core's profile, for discovery before saving.
     pub fn to_profile(&self) -> Result<Profile, TrayError> {
-        let text = format!("[profiles.p]\n{}", profile_table(self));
+        // Alone in a config, a `via_profile` would name a missing profile.
+        let alone = ProfileForm {
+            via_profile: None,
+            ..self.clone()
+        };
+        let text = format!("[profiles.p]\n{}", profile_table(&alone));
         Config::parse(Path::new("(form)"), &text)
             .map(|config| config.profiles["p"].clone())
             .map_err(|err| TrayError::new(err.to_string().replace("profiles.p.", "")))
@@ -316,8 +326,9 @@ const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
 fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
     match form.kind {
         ProfileKind::Oidc => {
-            table.remove("kind");
-            table.remove("url");
+            for backstage_only in ["kind", "url", "via_profile", "auth_provider"] {
+                table.remove(backstage_only);
+            }
             set_value(table, "issuer", &form.issuer);
             set_value(table, "client_id", &form.client_id);
             set_value(table, "scopes", form.scopes.iter().collect::<Array>());
@@ -326,6 +337,7 @@ fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
         ProfileKind::Backstage => {
             set_value(table, "kind", "backstage");
             set_optional(table, "url", form.url.as_deref());
+            set_optional(table, "via_profile", form.via_profile.as_deref());
             table.remove("issuer");
             table.remove("audience");
             set_optional(table, "client_id", Some(&form.client_id));

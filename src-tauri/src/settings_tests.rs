@@ -32,6 +32,7 @@ fn form(name: &str) -> ProfileForm {
         name: name.into(),
         kind: ProfileKind::Oidc,
         url: None,
+        via_profile: None,
         issuer: "https://login.example.org".into(),
         client_id: "native-app".into(),
         scopes: vec!["openid".into(), "email".into()],
@@ -200,4 +201,36 @@ fn a_backstage_profile_keeps_only_what_the_user_chose() {
     let parsed = editor.parsed().unwrap();
     assert_eq!(parsed.profiles["portal"].kind, ProfileKind::Oidc);
     assert!(!editor.text().contains("url ="), "{}", editor.text());
+}
+
+#[test]
+fn a_backstage_profile_behind_a_proxy_keeps_its_idp_profile() {
+    let text = format!(
+        "{USER_FILE}\n[profiles.portal]\nkind = \"backstage\"\nurl = \"https://portal.example.com\"\nvia_profile = \"corp\"\n"
+    );
+    let (_dir, mut editor) = editor(&text);
+    let portal = editor
+        .view()
+        .unwrap()
+        .profiles
+        .into_iter()
+        .find(|profile| profile.name == "portal")
+        .unwrap();
+    assert_eq!(portal.via_profile.as_deref(), Some("corp"));
+    assert_eq!(portal.client_id, "", "no OAuth client of its own to show");
+    assert!(
+        portal.to_profile().is_ok(),
+        "checked alone, without its IdP profile"
+    );
+    editor.upsert_profile(Some("portal"), &portal).unwrap();
+    let parsed = editor.parsed().unwrap();
+    assert_eq!(
+        parsed.profiles["portal"].backstage_via(),
+        Some(("corp", "oauth2Proxy"))
+    );
+    assert!(
+        !editor.text().contains("client_id = \"https://portal"),
+        "{}",
+        editor.text()
+    );
 }
