@@ -252,6 +252,22 @@ fn run_with_other_agent(sandbox: &Sandbox, args: &[&str]) -> support::Run {
     )
 }
 
+fn assert_both_agents_signed_in(sandbox: &Sandbox) {
+    for (who, status) in [
+        ("first", sandbox.run(&["status", "--json"])),
+        (
+            "second",
+            run_with_other_agent(sandbox, &["status", "--json"]),
+        ),
+    ] {
+        assert_eq!(
+            status.json()["profiles"][0]["state"],
+            "signed_in",
+            "{who} agent"
+        );
+    }
+}
+
 /// Two agents of one user share one keychain entry. When one rotates the refresh token, the
 /// other must take the new one from the keychain instead of presenting the consumed one from
 /// its memory, which a strict IdP answers by revoking the whole grant.
@@ -273,16 +289,7 @@ fn a_refresh_token_rotated_by_another_agent_is_taken_from_the_keychain() {
     support::wait_until("both agents to refresh", Duration::from_secs(20), || {
         idp.refresh_calls() >= 3
     });
-    for (who, status) in [
-        ("first", sandbox.run(&["status", "--json"])),
-        ("second", other(&["status", "--json"])),
-    ] {
-        assert_eq!(
-            status.json()["profiles"][0]["state"],
-            "signed_in",
-            "{who} agent"
-        );
-    }
+    assert_both_agents_signed_in(&sandbox);
     sandbox.run(&["token", "--no-interactive"]).assert_ok();
     other(&["token", "--no-interactive"]).assert_ok();
     other(&["agent", "stop"]).assert_ok();
@@ -313,15 +320,6 @@ fn two_agents_refreshing_at_once_take_turns() {
     first.assert_ok();
     second.assert_ok();
     assert_eq!(idp.refresh_calls(), 3, "one forced refresh in each agent");
-    for (who, status) in [
-        ("first", sandbox.run(&["status", "--json"])),
-        ("second", other(&["status", "--json"])),
-    ] {
-        assert_eq!(
-            status.json()["profiles"][0]["state"],
-            "signed_in",
-            "{who} agent"
-        );
-    }
+    assert_both_agents_signed_in(&sandbox);
     other(&["agent", "stop"]).assert_ok();
 }

@@ -104,11 +104,14 @@ fn browser_sign_in_keeps_the_login_in_the_keychain_and_logout_removes_it() {
     assert_eq!(status["profiles"][0]["state"], "signed_out");
 }
 
-#[test]
-fn device_sign_in_prints_the_code_and_polls_until_approved() {
-    let idp = Idp::start();
-    let sandbox = Sandbox::new("e2e-device", &idp.issuer);
-
+/// `login --device --json` in the background, its JSON lines, and the first one (the code).
+fn start_device_sign_in(
+    sandbox: &Sandbox,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    serde_json::Value,
+) {
     let mut login = sandbox
         .command(&["login", "--device", "--json"])
         .stdin(Stdio::null())
@@ -119,6 +122,15 @@ fn device_sign_in_prints_the_code_and_polls_until_approved() {
     let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
     let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(first["step"], "device_code", "{first}");
+    (login, lines, first)
+}
+
+#[test]
+fn device_sign_in_prints_the_code_and_polls_until_approved() {
+    let idp = Idp::start();
+    let sandbox = Sandbox::new("e2e-device", &idp.issuer);
+
+    let (mut login, lines, first) = start_device_sign_in(&sandbox);
     assert!(
         first["user_code"]
             .as_str()
@@ -170,16 +182,7 @@ fn device_sign_in_prints_the_code_and_polls_until_approved() {
 fn logout_cancels_a_pending_sign_in() {
     let idp = Idp::start();
     let sandbox = Sandbox::new("e2e-device-logout", &idp.issuer);
-    let mut login = sandbox
-        .command(&["login", "--device", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["step"], "device_code", "{first}");
+    let (mut login, _lines, _first) = start_device_sign_in(&sandbox);
 
     let asked = std::time::Instant::now();
     sandbox.run(&["logout"]).assert_ok();

@@ -6,7 +6,7 @@
 //! anyway. The probe holds no tokens and talks to no running agent: it reads the profiles to
 //! check on stdin and writes one JSON [`Check`] per line to stdout as each completes.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,6 @@ use stagepass_core::store::OsKeychain;
 
 /// The flag that turns `stagepass-agent` into a doctor probe.
 pub const DOCTOR_PROBE_FLAG: &str = "--doctor-probe";
-const MAX_REQUEST: u64 = 1 << 20;
 
 /// What `stagepass doctor` asks the probe to check.
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,14 +26,9 @@ pub struct ProbeRequest {
 
 /// Entry point of `stagepass-agent --doctor-probe`.
 pub fn doctor_probe_main() -> ExitCode {
-    let mut input = Vec::new();
-    if std::io::stdin()
-        .take(MAX_REQUEST)
-        .read_to_end(&mut input)
-        .is_err()
-    {
+    let Ok(input) = crate::child_request::read_stdin() else {
         return ExitCode::FAILURE;
-    }
+    };
     let request: ProbeRequest = match serde_json::from_slice(&input) {
         Ok(request) => request,
         Err(err) => {

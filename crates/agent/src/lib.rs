@@ -4,6 +4,7 @@
 //! directory, with framed and typed messages (`stagepass-proto`).
 
 mod audit;
+mod child_request;
 mod conn;
 mod doctor_probe;
 mod errors;

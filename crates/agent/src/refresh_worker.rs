@@ -14,7 +14,7 @@
 //! token and reads the keychain again under the lock.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,7 +41,6 @@ pub const WORKER_FLAG: &str = "--refresh-worker";
 const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a starting agent waits for a worker left behind by its predecessor.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
-const MAX_REQUEST: u64 = 1 << 20;
 
 /// What one refresh needs; sent to the worker on stdin, never in argv.
 #[derive(Serialize, Deserialize)]
@@ -275,14 +274,9 @@ pub fn worker_main() -> ExitCode {
     let _ = keychain.open();
     let logins = LoginStore::new(Arc::new(keychain));
     let http = HttpClient::new(HttpLimits::default());
-    let mut input = Vec::new();
-    if std::io::stdin()
-        .take(MAX_REQUEST)
-        .read_to_end(&mut input)
-        .is_err()
-    {
+    let Ok(input) = crate::child_request::read_stdin() else {
         return ExitCode::FAILURE;
-    }
+    };
     if input.is_empty() {
         // A spare the agent no longer needs.
         return ExitCode::SUCCESS;
