@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::credential_map::{self, DockerRegistry, GitHost};
+use crate::proxy_config::{self, ProxySettings, Route};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +34,10 @@ struct ConfigFile {
     git: Vec<GitHost>,
     #[serde(default)]
     docker: Vec<DockerRegistry>,
+    #[serde(default)]
+    proxy: ProxySettings,
+    #[serde(default)]
+    route: Vec<Route>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +47,9 @@ pub struct Config {
     /// Git servers and the profile whose token they get (see [`crate::credential_map`]).
     pub git: Vec<GitHost>,
     pub docker: Vec<DockerRegistry>,
+    /// The local proxy (see [`crate::proxy_config`]); it serves when `routes` is not empty.
+    pub proxy: ProxySettings,
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,11 +186,14 @@ impl Config {
                 .and_then(|()| known_profile(format!("docker[{index}].profile"), &entry.profile))
                 .map_err(config_error)?;
         }
+        proxy_config::validate_routes(&mut file.route, &file.profiles).map_err(config_error)?;
         Ok(Config {
             path: path.to_path_buf(),
             profiles: file.profiles,
             git: file.git,
             docker: file.docker,
+            proxy: file.proxy,
+            routes: file.route,
         })
     }
 
