@@ -1,0 +1,75 @@
+//! The identity a route adds: the route profile's token, from the agent's one token path
+//! (`handlers::token::serve`: memory, single-flight refresh, never an interactive sign-in).
+
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use stagepass_core::credential_map::MappedToken;
+use stagepass_core::proxy_config::{Identity, Route};
+use stagepass_proto::{AgentError, ErrorKind, Response, TokenKind};
+
+use crate::audit::fingerprint;
+use crate::errors;
+use crate::handlers::{mark_rejected, resolve_profile, serve_token};
+use crate::sessions::Agent;
+
+/// A proxied request may stream for a while; the token should outlive its start.
+const MIN_VALID: Duration = Duration::from_secs(30);
+
+/// The header to add, and the token's fingerprint (to force a refresh when it is refused).
+pub(crate) struct Injected {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+    pub fingerprint: String,
+}
+
+pub(crate) async fn identity(agent: &Agent, route: &Route) -> Result<Injected, AgentError> {
+    let (name, profile) = resolve_profile(agent, Some(&route.profile))?;
+    let session = agent.session(&name, &profile);
+    let kind = match route.token {
+        MappedToken::Access => TokenKind::Access,
+        MappedToken::Id => TokenKind::Id,
+    };
+    let Response::Token(grant) = serve_token(agent, &name, &session, kind, MIN_VALID).await? else {
+        return Err(errors::reply(
+            ErrorKind::Internal,
+            "the token path answered something else than a token",
+            None,
+        ));
+    };
+    let token = grant.token.expose();
+    let (header, value) = match (route.identity, &route.header) {
+        (Identity::Header, Some(header)) => (
+            HeaderName::from_bytes(header.as_bytes()).map_err(|_| bad_header(header))?,
+            token.clone(),
+        ),
+        _ => (AUTHORIZATION, format!("Bearer {token}")),
+    };
+    let mut value =
+        HeaderValue::from_str(&value).map_err(|_| bad_header("a token that is not header-safe"))?;
+    // Kept out of hyper's debug output and HPACK tables.
+    value.set_sensitive(true);
+    Ok(Injected {
+        name: header,
+        value,
+        fingerprint: fingerprint(token),
+    })
+}
+
+/// After the upstream refused the token with this fingerprint: makes the next
+/// [`identity`] refresh first. Whether it will (see `mark_rejected`'s rate limit).
+pub(crate) fn force_refresh(agent: &Agent, route: &Route, rejected: &str) -> bool {
+    let Ok((name, profile)) = resolve_profile(agent, Some(&route.profile)) else {
+        return false;
+    };
+    let session = agent.session(&name, &profile);
+    mark_rejected(agent, &name, &session, rejected)
+}
+
+fn bad_header(what: &str) -> AgentError {
+    errors::reply(
+        ErrorKind::Config,
+        format!("cannot send {what} as a header"),
+        None,
+    )
+}

@@ -1,0 +1,33 @@
+//! `stagepass open [ROUTE] [--print]`: a proxy route in the browser, through a one-time launch
+//! URL the agent mints (the browser trades it for the route's session cookie).
+
+use stagepass_proto::{Request, Response};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::browser;
+use crate::cli::OpenArgs;
+use crate::exit::CliError;
+
+pub fn run(args: OpenArgs) -> Result<(), CliError> {
+    let (response, _) = agent_link::call(&Request::ProxyLaunch { route: args.route })?;
+    let launch = expect_response!(response, Response::ProxyLaunch)?;
+    let url = launch.url.expose();
+    if args.print || !browser::available() {
+        // stdout: for a script to hand on; it works once, for a minute.
+        println!("{url}");
+        eprintln!(
+            "open this once, within a minute, in the browser to use route {}",
+            launch.route
+        );
+        return Ok(());
+    }
+    browser::open(url).map_err(|err| {
+        CliError::Io(std::io::Error::new(
+            err.kind(),
+            format!("cannot start the browser: {err}; use --print"),
+        ))
+    })?;
+    eprintln!("opened route {} in the browser", launch.route);
+    Ok(())
+}
