@@ -8,6 +8,10 @@
 //   GET  /sse               text/event-stream: `data: one`, a pause of SSE_PAUSE_MS (800), `data: two`
 //   GET  /redirect          302 to this server's /echo, with a Domain=, Secure cookie
 //   GET  /ws (upgrade)      WebSocket echo of text frames
+//   GET  /page?launch=URL&target=URL
+//                           an HTML page of this (other) origin that opens `launch` in an
+//                           iframe, then fetches `target` with credentials and shows what it
+//                           got in <pre id=out>: `DATA status body` or `BLOCKED error`
 //   POST /test/reject-next?n=N   the next N requests that carry a credential get 401
 //   GET  /test/stats        {authorizations: [the Authorization of each /echo, in order]}
 import { createHash } from 'node:crypto';
@@ -54,6 +58,26 @@ async function handle(req, res) {
     res.write('data: one\n\n');
     await new Promise((resolve) => setTimeout(resolve, PAUSE));
     return res.end('data: two\n\n');
+  }
+  if (url.pathname === '/page') {
+    const launch = JSON.stringify(url.searchParams.get('launch') ?? '');
+    const target = JSON.stringify(url.searchParams.get('target') ?? '');
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(`<!doctype html><pre id="out">pending</pre>
+<script>
+const out = document.getElementById('out');
+const frame = document.createElement('iframe');
+frame.onload = async () => {
+  try {
+    const response = await fetch(${target}, { credentials: 'include' });
+    out.textContent = 'DATA ' + response.status + ' ' + (await response.text());
+  } catch (err) {
+    out.textContent = 'BLOCKED ' + err;
+  }
+};
+frame.src = ${launch};
+document.body.appendChild(frame);
+</script>`);
   }
   if (url.pathname === '/redirect') {
     res.writeHead(302, {

@@ -3,6 +3,7 @@
 //! real Secret Service through `secret-tool`.
 #![allow(dead_code)]
 
+pub mod backstage;
 pub mod proxy;
 
 use std::io::{BufRead, BufReader};

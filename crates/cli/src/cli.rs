@@ -144,6 +144,7 @@ sets an HttpOnly, SameSite=Strict session cookie for the route's origin.
 Examples:
   stagepass open                  the only route
   stagepass open backstage
+  stagepass open backstage --path /catalog
   stagepass open backstage --print   print the launch URL instead of opening it")]
     Open(OpenArgs),
 }
@@ -155,6 +156,9 @@ pub struct OpenArgs {
     /// Print the launch URL instead of opening a browser (it works once, for a minute).
     #[arg(long)]
     pub print: bool,
+    /// Land on this path under the route (e.g. /catalog) instead of its root.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

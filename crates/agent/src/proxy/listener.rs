@@ -191,8 +191,8 @@ fn select<'a, 'p>(
         .map(|(route, _, rest)| (route, if rest.is_empty() { "/" } else { rest }))
 }
 
-/// `GET /.stagepass/launch?t=TOKEN`: trades a one-time token for a session cookie on this
-/// origin, then sends the browser to the route.
+/// `GET /.stagepass/launch?t=TOKEN[&next=/PATH]`: trades a one-time token for a session
+/// cookie on this origin, then sends the browser to the route (at PATH under it).
 fn launch(
     agent: &Agent,
     listener: &Listener,
@@ -200,12 +200,23 @@ fn launch(
     host: &str,
     request: &Request<Incoming>,
 ) -> Response<Body> {
-    let token = request
-        .uri()
-        .query()
-        .into_iter()
-        .flat_map(|query| query.split('&'))
-        .find_map(|pair| pair.strip_prefix("t="));
+    let param = |name: &str| {
+        request
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    let token = param("t");
+    // Where to land under the route: a plain absolute path, never another origin.
+    let next = param("next").filter(|next| {
+        next.starts_with('/')
+            && !next.starts_with("//")
+            && next
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%:@!$'()*+,;=".contains(&b))
+    });
     let route = token
         .and_then(|token| agent.proxy.access.redeem(token))
         .and_then(|name| config.routes.iter().find(|route| route.name == name));
@@ -216,9 +227,13 @@ fn launch(
         );
     };
     let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let next = next.unwrap_or("/");
     let (landing, right_origin) = match route.local() {
-        LocalMatch::Path(prefix) => (format!("{prefix}/"), !host_name.ends_with(".localhost")),
-        LocalMatch::Host(name) => ("/".to_string(), name == host_name),
+        LocalMatch::Path(prefix) => (
+            format!("{prefix}{next}"),
+            !host_name.ends_with(".localhost"),
+        ),
+        LocalMatch::Host(name) => (next.to_string(), name == host_name),
     };
     if !right_origin {
         return text(

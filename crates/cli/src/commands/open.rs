@@ -12,7 +12,11 @@ use crate::exit::CliError;
 pub fn run(args: OpenArgs) -> Result<(), CliError> {
     let (response, _) = agent_link::call(&Request::ProxyLaunch { route: args.route })?;
     let launch = expect_response!(response, Response::ProxyLaunch)?;
-    let url = launch.url.expose();
+    let url = match &args.path {
+        Some(path) => format!("{}&next={}", launch.url.expose(), landing(path)?),
+        None => launch.url.expose().clone(),
+    };
+    let url = url.as_str();
     if args.print || !browser::available() {
         // stdout: for a script to hand on; it works once, for a minute.
         println!("{url}");
@@ -30,4 +34,23 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
     })?;
     eprintln!("opened route {} in the browser", launch.route);
     Ok(())
+}
+
+/// `--path`, checked and with what a URL query cannot hold as is percent-encoded.
+fn landing(path: &str) -> Result<String, CliError> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(CliError::Usage(format!(
+            "--path {path}: use a path that starts with a single `/`, such as /catalog"
+        )));
+    }
+    Ok(path
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect())
 }
