@@ -9,7 +9,7 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use support::proxy::{curl, free_port, key_header, raw, read_until, ws_text_frame};
-use support::{AUDIENCE, CLIENT_ID, Idp, Sandbox, TestServer};
+use support::{AUDIENCE, CLIENT_ID, Idp, Sandbox, TestServer, wait_until};
 
 struct Setup {
     sandbox: Sandbox,
@@ -33,7 +33,8 @@ fn setup(profile: &str) -> Setup {
          [proxy]\nport = {port}\n\
          [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
          [[route]]\nname = \"named\"\nhost = \"named.localhost\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"header\"\nheader = \"X-Upstream-Token\"\n\
-         [[route]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:{closed}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 5\n"
+         [[route]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:{closed}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 5\n\
+         [[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 1\n"
     );
     let sandbox = Sandbox::with_config(profile, &config);
     sandbox.login_browser();
@@ -350,7 +351,66 @@ fn redirects_and_cookies_are_rewritten_and_failures_name_the_upstream() {
         "{}",
         answer.body
     );
+    let answer = setup.get("/slow/slow?ms=3000", &[]);
+    assert_eq!(answer.status, 504, "{}", answer.body);
+    assert!(
+        answer.body.contains("route slow") && answer.body.contains("within 1 s"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(setup.get("/slow/slow?ms=10", &[]).status, 200);
     assert_eq!(setup.get("/nowhere", &[]).status, 404);
+}
+
+#[test]
+fn https_upstreams_are_verified_and_a_route_can_trust_an_extra_ca() {
+    let idp = Idp::start();
+    let certs = tempfile::tempdir().unwrap();
+    let upstream = TestServer::start(
+        "upstream-server.mjs",
+        &[("UPSTREAM_TLS_DIR", certs.path().as_os_str())],
+    );
+    let ca_file = upstream.ready["ca_file"].as_str().unwrap();
+    let port = free_port();
+    let profile = "e2e-proxy-tls";
+    let route = |name: &str, extra: &str| {
+        format!(
+            "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\n\
+             profile = \"{profile}\"\nidentity = \"bearer\"\n{extra}",
+            upstream.url
+        )
+    };
+    let sandbox = Sandbox::with_config(
+        profile,
+        &format!(
+            "[profiles.{profile}]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             [proxy]\nport = {port}\n{}{}",
+            idp.issuer,
+            route("trusted", &format!("ca_file = \"{ca_file}\"\n")),
+            route("untrusted", "")
+        ),
+    );
+    sandbox.login_browser();
+    let key = std::fs::read_to_string(sandbox.runtime_dir().join("proxy.key")).unwrap();
+    let key = key_header(key.trim());
+    let answer = curl(
+        &format!("http://127.0.0.1:{port}/trusted/echo"),
+        &["-H", &key],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(answer.json()["headers"]["authorization"].is_string());
+    // Without the extra CA the certificate is refused, and the 502 says so.
+    let answer = curl(
+        &format!("http://127.0.0.1:{port}/untrusted/echo"),
+        &["-H", &key],
+    );
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert!(answer.body.contains("route untrusted"), "{}", answer.body);
+    assert!(
+        answer.body.to_lowercase().contains("certificate"),
+        "{}",
+        answer.body
+    );
 }
 
 #[test]
@@ -400,6 +460,11 @@ fn the_audit_has_one_line_per_route_and_window_and_no_secret() {
     let token = setup.token();
     let key = setup.key();
     setup.sandbox.run(&["agent", "stop"]).assert_ok();
+    // The agent writes the window's counts on its way out, before it removes its socket.
+    let socket = setup.sandbox.runtime_dir().join("agent.sock");
+    wait_until("the agent to stop", Duration::from_secs(10), || {
+        !socket.exists()
+    });
     let audit = std::fs::read_to_string(setup.sandbox.data_dir().join("audit.jsonl")).unwrap();
     assert!(!audit.contains(&token) && !audit.contains(&key));
     let lines: Vec<serde_json::Value> = audit

@@ -103,30 +103,24 @@ fn chromium_gets_in_through_the_launch_url_and_other_origins_get_nothing() {
         run.stdout().trim().to_string()
     };
 
-    // The launch URL sets the cookie and lands on the catalog, as alice.
+    // The launch URL sets the cookie and lands on the route, as alice.
     let dir = tempfile::tempdir().unwrap();
-    let dom = chromium(&dir.path().join("a"), &[], &launch("/api/auth/v1/userinfo"));
+    let profile = dir.path().join("user");
+    let dom = chromium(&profile, &[], &launch("/api/auth/v1/userinfo"));
     assert!(dom.contains("user:default/alice"), "{dom}");
-    // Without it, the same page is refused.
-    let dom = chromium(
-        &dir.path().join("b"),
-        &[],
-        &format!("http://127.0.0.1:{port}/backstage/api/catalog/entities"),
-    );
+    // The browser keeps the session: a later visit of the route needs no launch URL.
+    let catalog = format!("http://127.0.0.1:{port}/backstage/api/catalog/entities");
+    let dom = chromium(&profile, &[], &catalog);
+    assert!(dom.contains("service-a"), "{dom}");
+    // A fresh browser without it is refused.
+    let dom = chromium(&dir.path().join("fresh"), &[], &catalog);
     assert!(dom.contains("no credentials"), "{dom}");
 
-    // A page of another local origin opens a launch URL in a frame (so the browser holds a
-    // valid session cookie) and then fetches the proxy: refused, no data.
+    // A page of another local origin, in the browser that holds the session, fetches the
+    // proxy with credentials: no data, and the proxy refused it (not only the browser).
     let other = TestServer::start("upstream-server.mjs", &[]);
-    let page = format!(
-        "{}/page?launch={}&target={}",
-        other.url,
-        encode(&launch("/api/catalog/entities")),
-        encode(&format!(
-            "http://127.0.0.1:{port}/backstage/api/catalog/entities"
-        )),
-    );
-    let dom = chromium(&dir.path().join("c"), &[], &page);
+    let page = format!("{}/page?target={}", other.url, encode(&catalog));
+    let dom = chromium(&profile, &[], &page);
     assert!(dom.contains("BLOCKED"), "{dom}");
     assert!(!dom.contains("service-a"), "{dom}");
     assert!(

@@ -1,3 +1,6 @@
+// UPSTREAM_TLS_DIR=DIR: serve HTTPS with a leaf certificate for IP 127.0.0.1 issued by a
+// throwaway CA (openssl CLI, files written to DIR); the ready line then has `ca_file`.
+//
 // A proxy upstream for the local proxy's tests and benchmark: echoes what reached it, streams
 // server-sent events, echoes WebSocket frames (a minimal RFC 6455 handler: `ws` is not
 // installed), and refuses tokens on demand to exercise the retry after a refresh. It checks
@@ -6,16 +9,20 @@
 //   GET  /echo              {method, url, headers} as JSON
 //   GET  /static            a fixed 13-byte body (the benchmark's target)
 //   GET  /sse               text/event-stream: `data: one`, a pause of SSE_PAUSE_MS (800), `data: two`
+//   GET  /slow?ms=N         answers after N ms (default 3000)
 //   GET  /redirect          302 to this server's /echo, with a Domain=, Secure cookie
 //   GET  /ws (upgrade)      WebSocket echo of text frames
-//   GET  /page?launch=URL&target=URL
-//                           an HTML page of this (other) origin that opens `launch` in an
-//                           iframe, then fetches `target` with credentials and shows what it
-//                           got in <pre id=out>: `DATA status body` or `BLOCKED error`
+//   GET  /page?target=URL   an HTML page of this (other) origin that fetches `target` with
+//                           credentials and shows what it got in <pre id=out>:
+//                           `DATA status body` or `BLOCKED error`
 //   POST /test/reject-next?n=N   the next N requests that carry a credential get 401
 //   GET  /test/stats        {authorizations: [the Authorization of each /echo, in order]}
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { join } from 'node:path';
 
 import { requestListener, sendJson, serve } from './common.mjs';
 
@@ -53,6 +60,10 @@ async function handle(req, res) {
       body: Buffer.concat(body).toString('utf8'),
     });
   }
+  if (url.pathname === '/slow') {
+    await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get('ms') ?? 3000)));
+    return sendJson(res, 200, { slow: true });
+  }
   if (url.pathname === '/sse') {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.write('data: one\n\n');
@@ -60,23 +71,14 @@ async function handle(req, res) {
     return res.end('data: two\n\n');
   }
   if (url.pathname === '/page') {
-    const launch = JSON.stringify(url.searchParams.get('launch') ?? '');
     const target = JSON.stringify(url.searchParams.get('target') ?? '');
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
     return res.end(`<!doctype html><pre id="out">pending</pre>
 <script>
-const out = document.getElementById('out');
-const frame = document.createElement('iframe');
-frame.onload = async () => {
-  try {
-    const response = await fetch(${target}, { credentials: 'include' });
-    out.textContent = 'DATA ' + response.status + ' ' + (await response.text());
-  } catch (err) {
-    out.textContent = 'BLOCKED ' + err;
-  }
-};
-frame.src = ${launch};
-document.body.appendChild(frame);
+fetch(${target}, { credentials: 'include' })
+  .then(async (response) => 'DATA ' + response.status + ' ' + (await response.text()))
+  .catch((err) => 'BLOCKED ' + err)
+  .then((text) => { document.getElementById('out').textContent = text; });
 </script>`);
   }
   if (url.pathname === '/redirect') {
@@ -130,13 +132,34 @@ function upgrade(req, socket) {
   socket.on('error', () => {});
 }
 
-const server = createServer(requestListener(NAME, handle));
+// A CA and a leaf it signed: rustls (webpki) refuses a self-signed CA as the server's own
+// certificate, so the usual one-certificate setup would not do.
+function certificates(dir) {
+  const file = (name) => join(dir, name);
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-days', '1',
+    '-subj', '/CN=stagepass test CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+    '-addext', 'keyUsage=critical,keyCertSign');
+  openssl('req', ...ec, '-keyout', file('leaf.key'), '-out', file('leaf.csr'), '-subj', '/CN=127.0.0.1');
+  writeFileSync(file('leaf.ext'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' +
+    'keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n');
+  openssl('x509', '-req', '-in', file('leaf.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'),
+    '-CAcreateserial', '-out', file('leaf.pem'), '-days', '1', '-extfile', file('leaf.ext'));
+  return { key: readFileSync(file('leaf.key')), cert: readFileSync(file('leaf.pem')), ca: file('ca.pem') };
+}
+
+const tlsDir = process.env.UPSTREAM_TLS_DIR;
+const tls = tlsDir ? certificates(tlsDir) : null;
+const server = tls
+  ? createHttpsServer({ key: tls.key, cert: tls.cert }, requestListener(NAME, handle))
+  : createServer(requestListener(NAME, handle));
 server.on('upgrade', upgrade);
 server.keepAliveTimeout = 60_000;
 await serve(server, {
   name: NAME,
   ready: (port) => {
-    origin = `http://127.0.0.1:${port}`;
-    return { url: origin };
+    origin = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+    return tls ? { url: origin, ca_file: tls.ca } : { url: origin };
   },
 });

@@ -237,9 +237,10 @@ pub struct DoctorArgs {
     /// Print one JSON object per check, one per line.
     #[arg(long)]
     pub json: bool,
-    /// The local port the proxy will listen on, checked to be free (or the agent's).
-    #[arg(long, value_name = "PORT", default_value_t = stagepass_core::doctor::DEFAULT_PROXY_PORT)]
-    pub proxy_port: u16,
+    /// The local port the proxy listens on, checked to be free (or the agent's); default: the
+    /// config's [proxy] port, else 7466.
+    #[arg(long, value_name = "PORT")]
+    pub proxy_port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]
