@@ -130,7 +130,7 @@ pub(crate) async fn forward(
             Ok(Ok(answer)) => answer,
         };
         let refused = answer.status() == StatusCode::UNAUTHORIZED;
-        if refused && retryable && !retried && force_refresh(agent, route, &injected.fingerprint) {
+        if refused && retryable && !retried && force_refresh(agent, route, &injected.token) {
             tracing::info!(route = %route.name, "the upstream refused the token; retrying once after a refresh");
             retried = true;
             continue;

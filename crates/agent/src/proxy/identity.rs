@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use stagepass_core::credential_map::MappedToken;
 use stagepass_core::proxy_config::{Identity, Route};
-use stagepass_proto::{AgentError, ErrorKind, Response, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, Response, Secret, TokenKind};
 
 use crate::audit::fingerprint;
 use crate::errors;
@@ -16,11 +16,12 @@ use crate::sessions::Agent;
 /// A proxied request may stream for a while; the token should outlive its start.
 const MIN_VALID: Duration = Duration::from_secs(30);
 
-/// The header to add, and the token's fingerprint (to force a refresh when it is refused).
+/// The header to add, and the token (to force a refresh when it is refused; fingerprinted
+/// only then, which keeps a SHA-256 off every request).
 pub(crate) struct Injected {
     pub name: HeaderName,
     pub value: HeaderValue,
-    pub fingerprint: String,
+    pub token: Secret<String>,
 }
 
 pub(crate) async fn identity(agent: &Agent, route: &Route) -> Result<Injected, AgentError> {
@@ -52,18 +53,18 @@ pub(crate) async fn identity(agent: &Agent, route: &Route) -> Result<Injected, A
     Ok(Injected {
         name: header,
         value,
-        fingerprint: fingerprint(token),
+        token: grant.token,
     })
 }
 
-/// After the upstream refused the token with this fingerprint: makes the next
-/// [`identity`] refresh first. Whether it will (see `mark_rejected`'s rate limit).
-pub(crate) fn force_refresh(agent: &Agent, route: &Route, rejected: &str) -> bool {
+/// After the upstream refused `rejected`: makes the next [`identity`] refresh first.
+/// Whether it will (see `mark_rejected`'s rate limit).
+pub(crate) fn force_refresh(agent: &Agent, route: &Route, rejected: &Secret<String>) -> bool {
     let Ok((name, profile)) = resolve_profile(agent, Some(&route.profile)) else {
         return false;
     };
     let session = agent.session(&name, &profile);
-    mark_rejected(agent, &name, &session, rejected)
+    mark_rejected(agent, &name, &session, &fingerprint(rejected.expose()))
 }
 
 fn bad_header(what: &str) -> AgentError {

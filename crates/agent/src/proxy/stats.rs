@@ -21,7 +21,7 @@ const NO_ROUTE: &str = "*";
 pub(crate) struct Counts {
     pub requests: u64,
     /// Upstream answers by class: `2xx` -> 12.
-    pub status: BTreeMap<String, u64>,
+    pub status: BTreeMap<&'static str, u64>,
     /// Turned away by the proxy's own checks (403).
     pub refused: u64,
     /// 502/504: the upstream could not be reached or did not answer in time.
@@ -59,18 +59,25 @@ impl ProxyStats {
             .unwrap_or_else(|poison| poison.into_inner());
         window.since.get_or_insert_with(SystemTime::now);
         let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
-        let (_, counts) = window
-            .routes
-            .entry(route.to_string())
-            .or_insert_with(|| (profile.to_string(), Counts::default()));
+        // A lookup first: the route's name is allocated once per window, not per request.
+        if !window.routes.contains_key(route) {
+            window
+                .routes
+                .insert(route.to_string(), (profile.to_string(), Counts::default()));
+        }
+        let (_, counts) = window.routes.get_mut(route).expect("inserted above");
         counts.requests += 1;
         counts.retried += u64::from(retried);
         match outcome {
             Outcome::Answered(status) => {
-                *counts
-                    .status
-                    .entry(format!("{}xx", status / 100))
-                    .or_default() += 1;
+                let class = match status / 100 {
+                    1 => "1xx",
+                    2 => "2xx",
+                    3 => "3xx",
+                    4 => "4xx",
+                    _ => "5xx",
+                };
+                *counts.status.entry(class).or_default() += 1;
             }
             Outcome::Refused => counts.refused += 1,
             Outcome::UpstreamFailed => counts.upstream_failed += 1,
