@@ -10,6 +10,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
+use stagepass_core::config::Config;
 use stagepass_core::proxy_config::Route;
 use url::Url;
 
@@ -38,6 +39,7 @@ pub(crate) struct Forwarded {
 /// `rest`: the path after the route's prefix (starting with `/`) and the query.
 pub(crate) async fn forward(
     agent: &Agent,
+    config: &Config,
     route: &Route,
     local: &Local<'_>,
     mut request: Request<Incoming>,
@@ -72,7 +74,7 @@ pub(crate) async fn forward(
     let mut retried = false;
     let timeout = Duration::from_secs(route.timeout_secs());
     let mut response = loop {
-        let injected = match identity(agent, route).await {
+        let injected = match identity(agent, config, route).await {
             Ok(injected) => injected,
             Err(err) => {
                 let mut message = format!(
@@ -130,7 +132,8 @@ pub(crate) async fn forward(
             Ok(Ok(answer)) => answer,
         };
         let refused = answer.status() == StatusCode::UNAUTHORIZED;
-        if refused && retryable && !retried && force_refresh(agent, route, &injected.token) {
+        if refused && retryable && !retried && force_refresh(agent, config, route, &injected.token)
+        {
             tracing::info!(route = %route.name, "the upstream refused the token; retrying once after a refresh");
             retried = true;
             continue;

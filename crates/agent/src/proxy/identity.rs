@@ -1,17 +1,19 @@
 //! The identity a route adds: the route profile's token, from the agent's one token path
 //! (`handlers::token::serve`: memory, single-flight refresh, never an interactive sign-in).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use stagepass_core::config::Config;
 use stagepass_core::credential_map::MappedToken;
 use stagepass_core::proxy_config::{Identity, Route};
 use stagepass_proto::{AgentError, ErrorKind, Response, Secret, TokenKind};
 
 use crate::audit::fingerprint;
 use crate::errors;
-use crate::handlers::{mark_rejected, resolve_profile, serve_token};
-use crate::sessions::Agent;
+use crate::handlers::{mark_rejected, serve_token};
+use crate::sessions::{Agent, Session};
 
 /// A proxied request may stream for a while; the token should outlive its start.
 const MIN_VALID: Duration = Duration::from_secs(30);
@@ -24,14 +26,18 @@ pub(crate) struct Injected {
     pub token: Secret<String>,
 }
 
-pub(crate) async fn identity(agent: &Agent, route: &Route) -> Result<Injected, AgentError> {
-    let (name, profile) = resolve_profile(agent, Some(&route.profile))?;
-    let session = agent.session(&name, &profile);
+/// `config`: the one the request was routed with (read once per request).
+pub(crate) async fn identity(
+    agent: &Agent,
+    config: &Config,
+    route: &Route,
+) -> Result<Injected, AgentError> {
+    let (name, session) = session(agent, config, route)?;
     let kind = match route.token {
         MappedToken::Access => TokenKind::Access,
         MappedToken::Id => TokenKind::Id,
     };
-    let Response::Token(grant) = serve_token(agent, &name, &session, kind, MIN_VALID).await? else {
+    let Response::Token(grant) = serve_token(agent, name, &session, kind, MIN_VALID).await? else {
         return Err(errors::reply(
             ErrorKind::Internal,
             "the token path answered something else than a token",
@@ -59,12 +65,28 @@ pub(crate) async fn identity(agent: &Agent, route: &Route) -> Result<Injected, A
 
 /// After the upstream refused `rejected`: makes the next [`identity`] refresh first.
 /// Whether it will (see `mark_rejected`'s rate limit).
-pub(crate) fn force_refresh(agent: &Agent, route: &Route, rejected: &Secret<String>) -> bool {
-    let Ok((name, profile)) = resolve_profile(agent, Some(&route.profile)) else {
+pub(crate) fn force_refresh(
+    agent: &Agent,
+    config: &Config,
+    route: &Route,
+    rejected: &Secret<String>,
+) -> bool {
+    let Ok((name, session)) = session(agent, config, route) else {
         return false;
     };
-    let session = agent.session(&name, &profile);
-    mark_rejected(agent, &name, &session, &fingerprint(rejected.expose()))
+    mark_rejected(agent, name, &session, &fingerprint(rejected.expose()))
+}
+
+/// The route profile's session.
+fn session<'a>(
+    agent: &Agent,
+    config: &'a Config,
+    route: &Route,
+) -> Result<(&'a str, Arc<Session>), AgentError> {
+    let (name, profile) = config
+        .profile(Some(&route.profile))
+        .map_err(|err| errors::from_core(&err, Some(&route.profile)))?;
+    Ok((name, agent.session(name, profile)))
 }
 
 fn bad_header(what: &str) -> AgentError {

@@ -59,6 +59,9 @@ pub(crate) async fn accept(agent: Arc<Agent>, socket: TcpListener, listener: Arc
                 async move { Ok::<_, Infallible>(handle(&agent, &listener, request).await) }
             });
             let served = http1::Builder::new()
+                // One write per response: small heads and bodies are cheaper copied than
+                // vectored.
+                .writev(false)
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
@@ -124,7 +127,7 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         },
         cookie: &cookie,
     };
-    let forwarded = forward(agent, route, &local, request, &rest).await;
+    let forwarded = forward(agent, &config, route, &local, request, &rest).await;
     agent.proxy.stats.count(
         Some((&route.name, &route.profile)),
         forwarded.outcome,

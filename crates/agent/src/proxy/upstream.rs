@@ -79,6 +79,7 @@ fn build(ca_file: Option<&Path>) -> Result<Client, String> {
         .wrap_connector(http);
     Ok(HyperClient::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
+        .http1_writev(false)
         .build(https))
 }
 
