@@ -3,6 +3,9 @@
 //! real Secret Service through `secret-tool`.
 #![allow(dead_code)]
 
+pub mod backstage;
+pub mod proxy;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -127,18 +127,18 @@ impl AuditLog {
 
     /// Appends `entry`. Failing to audit is logged, never fatal: the user must not lose
     /// access because the disk is full.
-    pub(crate) fn record(&self, entry: &Entry<'_>, now_rfc3339: &str) {
+    pub(crate) fn record(&self, entry: &impl Serialize, now_rfc3339: &str) {
         if let Err(err) = self.append(entry, now_rfc3339) {
             tracing::error!("cannot write the audit log {}: {err}", self.path.display());
         }
     }
 
-    fn append(&self, entry: &Entry<'_>, now_rfc3339: &str) -> std::io::Result<()> {
+    fn append<T: Serialize>(&self, entry: &T, now_rfc3339: &str) -> std::io::Result<()> {
         #[derive(Serialize)]
-        struct Line<'a> {
+        struct Line<'a, T> {
             time: &'a str,
             #[serde(flatten)]
-            entry: &'a Entry<'a>,
+            entry: &'a T,
         }
         let mut line = serde_json::to_vec(&Line {
             time: now_rfc3339,

@@ -12,6 +12,7 @@ mod handlers;
 mod instance;
 mod loopback;
 pub mod notify;
+mod proxy;
 mod refresh_worker;
 mod scheduler;
 mod server;

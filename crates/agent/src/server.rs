@@ -53,6 +53,8 @@ pub(crate) async fn serve(
 
     let agent = Arc::new(Agent::new(options, deps));
     let scheduler = tokio::spawn(crate::scheduler::run(agent.clone()));
+    // Before the first client is answered, so `stagepass exec` finds the proxy key.
+    crate::proxy::start(&agent).await;
     tracing::info!(
         pid = std::process::id(),
         socket = %socket_path.display(),
@@ -82,6 +84,7 @@ pub(crate) async fn serve(
         }
     }
     scheduler.abort();
+    crate::proxy::flush(&agent);
     if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
         let _ = std::fs::remove_file(&socket_path);
     }
@@ -171,7 +174,11 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         Request::Logout { profile } => ("sign_out", profile.clone(), None),
         // The agent used the token on the user's behalf; it did not hand it out.
         Request::BackstageWhoami { profile } => ("backstage_whoami", profile.clone(), None),
-        Request::Status | Request::Claims { .. } | Request::Subscribe | Request::Shutdown => {
+        Request::Status
+        | Request::Claims { .. }
+        | Request::Subscribe
+        | Request::Shutdown
+        | Request::ProxyLaunch { .. } => {
             return None;
         }
     };
@@ -243,6 +250,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::Credential { .. } => "credential",
         Request::RejectCredential { .. } => "reject_credential",
         Request::BackstageWhoami { .. } => "backstage_whoami",
+        Request::ProxyLaunch { .. } => "proxy_launch",
     }
 }
 

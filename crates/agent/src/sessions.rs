@@ -14,7 +14,7 @@ use stagepass_core::store::{KeychainError, StoredLogin};
 use stagepass_core::tokens::TokenSet;
 use tokio::sync::Notify;
 
-use crate::audit::{AuditLog, Entry};
+use crate::audit::AuditLog;
 use crate::refresh_worker;
 use crate::{AgentOptions, Dependencies};
 
@@ -36,6 +36,8 @@ pub(crate) struct Agent {
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Interactive sign-ins under way, one per profile at most; later callers join them.
     pub pending_logins: Mutex<HashMap<String, Arc<crate::handlers::SharedLogin>>>,
+    /// The local proxy's sessions, counters and upstream clients.
+    pub proxy: crate::proxy::ProxyState,
 }
 
 struct CachedConfig {
@@ -153,6 +155,7 @@ impl Agent {
             providers: tokio::sync::Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             pending_logins: Mutex::new(HashMap::new()),
+            proxy: crate::proxy::ProxyState::default(),
         }
     }
 
@@ -172,7 +175,7 @@ impl Agent {
     }
 
     /// Appends an audit line stamped with the agent's clock.
-    pub(crate) fn record(&self, entry: &Entry<'_>) {
+    pub(crate) fn record(&self, entry: &impl serde::Serialize) {
         let now = time::OffsetDateTime::from(self.now())
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();

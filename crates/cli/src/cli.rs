@@ -62,6 +62,12 @@ Examples:
   stagepass exec -- terraform plan                   $STAGEPASS_TOKEN holds the access token
   stagepass exec corp --env-var VAULT_TOKEN -- vault login -method=oidc
   stagepass exec --id-token -- ./deploy.sh
+  stagepass exec -- sh -c 'printf \"Proxy-Authorization: Bearer %s\\n\" \"$STAGEPASS_PROXY_KEY\" |
+      curl -H @- \"$STAGEPASS_PROXY/api/catalog/entities\"'
+
+With proxy routes configured, $STAGEPASS_PROXY is the local URL of a route (--route, else the
+first) and $STAGEPASS_PROXY_KEY the proxy key; printf is a shell builtin, so the key stays out
+of every argv.
 
 The command's exit code becomes stagepass's. The token is fresh for at least --min-valid
 seconds when the command starts; a long-running command should ask again with `stagepass token`.")]
@@ -129,6 +135,30 @@ Examples:
     /// Backstage profiles (kind = "backstage"): who you are there.
     #[command(subcommand)]
     Backstage(BackstageAction),
+    /// Open a proxy route in the browser, signed in (a one-time launch URL).
+    #[command(after_long_help = "\
+The local proxy (the config's [proxy] and [[route]] tables) forwards to each route's upstream
+with your identity. A browser gets in through a one-time launch URL, good for a minute, that
+sets an HttpOnly, SameSite=Strict session cookie for the route's origin.
+
+Examples:
+  stagepass open                  the only route
+  stagepass open backstage
+  stagepass open backstage --path /catalog
+  stagepass open backstage --print   print the launch URL instead of opening it")]
+    Open(OpenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The route's name; may be left out when the config has exactly one.
+    pub route: Option<String>,
+    /// Print the launch URL instead of opening a browser (it works once, for a minute).
+    #[arg(long)]
+    pub print: bool,
+    /// Land on this path under the route (e.g. /catalog) instead of its root.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,6 +188,9 @@ pub struct ExecArgs {
     /// The environment variable that carries the token.
     #[arg(long, value_name = "NAME", default_value = "STAGEPASS_TOKEN")]
     pub env_var: String,
+    /// The proxy route whose URL goes into $STAGEPASS_PROXY (default: the first route).
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
     /// Pass the OIDC id_token instead of the access token.
     #[arg(long)]
     pub id_token: bool,
@@ -204,9 +237,10 @@ pub struct DoctorArgs {
     /// Print one JSON object per check, one per line.
     #[arg(long)]
     pub json: bool,
-    /// The local port the proxy will listen on, checked to be free (or the agent's).
-    #[arg(long, value_name = "PORT", default_value_t = stagepass_core::doctor::DEFAULT_PROXY_PORT)]
-    pub proxy_port: u16,
+    /// The local port the proxy listens on, checked to be free (or the agent's); default: the
+    /// config's [proxy] port, else 7466.
+    #[arg(long, value_name = "PORT")]
+    pub proxy_port: Option<u16>,
 }
 
 #[derive(Debug, Subcommand)]

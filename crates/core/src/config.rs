@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::credential_map::{self, DockerRegistry, GitHost};
+use crate::proxy_config::{self, ProxySettings, Route};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +41,10 @@ struct ConfigFile {
     docker: Vec<DockerRegistry>,
     #[serde(default)]
     desktop: Desktop,
+    #[serde(default)]
+    proxy: ProxySettings,
+    #[serde(default)]
+    route: Vec<Route>,
 }
 
 /// The tray app's preferences. They live in the same file as the profiles so one file says
@@ -79,6 +84,9 @@ pub struct Config {
     pub git: Vec<GitHost>,
     pub docker: Vec<DockerRegistry>,
     pub desktop: Desktop,
+    /// The local proxy (see [`crate::proxy_config`]); it serves when `routes` is not empty.
+    pub proxy: ProxySettings,
+    pub routes: Vec<Route>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,12 +261,15 @@ impl Config {
                 "desktop.backstage_url: `{url}` must be an https URL (or http on loopback)"
             )));
         }
+        proxy_config::validate_routes(&mut file.route, &file.profiles).map_err(config_error)?;
         Ok(Config {
             path: path.to_path_buf(),
             profiles: file.profiles,
             git: file.git,
             docker: file.docker,
             desktop: file.desktop,
+            proxy: file.proxy,
+            routes: file.route,
         })
     }
 

@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod oidc;
 pub mod paths;
 pub mod presets;
+pub mod proxy_config;
 pub mod refresh;
 pub mod store;
 pub mod tokens;

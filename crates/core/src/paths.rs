@@ -16,6 +16,7 @@ const SOCKET_NAME: &str = "agent.sock";
 const LOCK_NAME: &str = "agent.lock";
 const LOG_NAME: &str = "agent.log";
 const AUDIT_NAME: &str = "audit.jsonl";
+const PROXY_KEY_NAME: &str = "proxy.key";
 
 fn project_dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "stagepass")
@@ -60,6 +61,12 @@ pub fn socket_path(runtime_dir: &Path) -> PathBuf {
 
 pub fn lock_path(runtime_dir: &Path) -> PathBuf {
     runtime_dir.join(LOCK_NAME)
+}
+
+/// The local proxy's key (0600): non-browser callers present it as
+/// `Proxy-Authorization: Bearer KEY`.
+pub fn proxy_key_path(runtime_dir: &Path) -> PathBuf {
+    runtime_dir.join(PROXY_KEY_NAME)
 }
 
 pub fn agent_log_path(runtime_dir: &Path) -> PathBuf {

@@ -15,4 +15,4 @@ pub use messages::*;
 pub use secret::Secret;
 
 /// Bumped on every incompatible change of the types in this crate.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -87,6 +87,12 @@ pub enum Request {
     BackstageWhoami {
         profile: Option<String>,
     },
+    /// A one-time launch URL for the local proxy: opened in a browser, it sets the session
+    /// cookie of the route's origin and lands on the route. `None` picks the only route.
+    /// Answered with [`Response::ProxyLaunch`].
+    ProxyLaunch {
+        route: Option<String>,
+    },
 }
 
 /// A tool the agent serves credentials to through a helper.
@@ -133,7 +139,28 @@ pub enum Response {
         marked: bool,
     },
     BackstageIdentity(BackstageIdentity),
+    ProxyLaunch(ProxyLaunch),
     Error(AgentError),
+}
+
+/// The answer to [`Request::ProxyLaunch`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyLaunch {
+    pub route: String,
+    /// Valid once, for a minute. It is a credential: open it, do not log it.
+    pub url: Secret<String>,
+}
+
+/// The local proxy's state, in [`StatusReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyStatus {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    pub serving: bool,
+    /// Why it is not serving (the port is taken...).
+    pub reason: Option<String>,
+    /// Each route's name and local URL.
+    pub routes: Vec<(String, String)>,
 }
 
 /// The answer to [`Request::BackstageWhoami`].
@@ -168,6 +195,9 @@ pub struct StatusReport {
     pub agent_pid: u32,
     pub config_path: String,
     pub profiles: Vec<ProfileStatus>,
+    /// `None` when the agent runs no proxy (no `[[route]]` when it started).
+    #[serde(default)]
+    pub proxy: Option<ProxyStatus>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use super::{resolve_profile, token};
 use crate::audit::fingerprint;
 use crate::conn::Connection;
 use crate::errors;
-use crate::sessions::Agent;
+use crate::sessions::{Agent, Session};
 
 /// A git push or a docker pull can take a while after the helper answers; the token should
 /// outlive the start of it.
@@ -84,7 +84,17 @@ pub(crate) fn reject(
     };
     let (name, profile) = resolve_profile(agent, Some(mapping.profile))?;
     let session = agent.session(&name, &profile);
-    let rejected = fingerprint(token.expose());
+    let marked = mark_rejected(agent, &name, &session, &fingerprint(token.expose()));
+    Ok(Response::Rejected {
+        profile: Some(name),
+        marked,
+    })
+}
+
+/// Marks the token with fingerprint `rejected` bad when `session` holds it, so the next
+/// hand-out refreshes first; at most once per [`REJECTION_INTERVAL`], so a server that
+/// rejects every token cannot make the agent hammer the IdP. Whether it was marked.
+pub(crate) fn mark_rejected(agent: &Agent, name: &str, session: &Session, rejected: &str) -> bool {
     let now = agent.now();
     let mut data = session.data();
     let holds_it = data.tokens.as_ref().is_some_and(|tokens| {
@@ -99,14 +109,11 @@ pub(crate) fn reject(
         .is_some_and(|at| now < at + REJECTION_INTERVAL && at <= now);
     let marked = holds_it && !too_soon;
     if marked {
-        data.rejected = Some(rejected);
+        data.rejected = Some(rejected.to_string());
         data.rejection_forced_at = Some(now);
         tracing::info!(profile = %name, "a server rejected the current token; refreshing before the next hand-out");
     }
-    Ok(Response::Rejected {
-        profile: Some(name),
-        marked,
-    })
+    marked
 }
 
 /// The mapping for `url`, and whether its server takes bearer tokens.

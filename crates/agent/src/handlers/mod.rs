@@ -10,9 +10,10 @@ mod status;
 mod subscribe;
 mod token;
 
+pub(crate) use credential::mark_rejected;
 pub(crate) use login::SharedLogin;
 pub(crate) use status::profile_status;
-pub(crate) use token::refresh;
+pub(crate) use token::{refresh, serve as serve_token};
 
 use std::time::Duration;
 
@@ -78,6 +79,7 @@ pub(crate) async fn dispatch(
             credential::reject(agent, tool, &url, &token)
         }
         Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
+        Request::ProxyLaunch { route } => crate::proxy::launch(agent, route.as_deref()),
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

@@ -27,6 +27,7 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
         agent_pid: std::process::id(),
         config_path: agent.config_path().display().to_string(),
         profiles,
+        proxy: crate::proxy::status(agent),
     }))
 }
 

@@ -3,7 +3,9 @@
 
 use std::os::unix::process::CommandExt;
 
-use stagepass_proto::{Response, TokenKind};
+use stagepass_core::config::Config;
+use stagepass_core::paths;
+use stagepass_proto::{Response, Secret, TokenKind};
 
 use super::expect_response;
 use crate::agent_link;
@@ -28,13 +30,54 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
     let response = agent_link::ask(&request, interactive)?;
     let grant = expect_response!(response, Response::Token)?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut command = std::process::Command::new(program);
+    command.args(rest).env(&args.env_var, grant.token.expose());
+    if let Some((url, key)) = proxy_access(args.route.as_deref())? {
+        command.env(PROXY_ENV, url).env(PROXY_KEY_ENV, key.expose());
+    }
     // exec replaces this process: the command's exit code and signals are stagepass's own.
-    let err = std::process::Command::new(program)
-        .args(rest)
-        .env(&args.env_var, grant.token.expose())
-        .exec();
+    let err = command.exec();
     Err(CliError::Io(std::io::Error::new(
         err.kind(),
         format!("cannot run `{}`: {err}", program.to_string_lossy()),
     )))
+}
+
+/// The local proxy's URL (a route's) and key, for programs that call it.
+const PROXY_ENV: &str = "STAGEPASS_PROXY";
+const PROXY_KEY_ENV: &str = "STAGEPASS_PROXY_KEY";
+
+/// The route's local URL and the proxy key, when the config has routes. The agent (started by
+/// the token request above) has written the key by now when its proxy serves.
+fn proxy_access(route: Option<&str>) -> Result<Option<(String, Secret<String>)>, CliError> {
+    let Ok(config) = Config::load(&paths::config_file()) else {
+        return Ok(None);
+    };
+    let chosen = match route {
+        Some(name) => Some(
+            config
+                .routes
+                .iter()
+                .find(|candidate| candidate.name == name)
+                .ok_or_else(|| CliError::Usage(format!("--route {name}: no such [[route]]")))?,
+        ),
+        None => config.routes.first(),
+    };
+    let Some(chosen) = chosen else {
+        return Ok(None);
+    };
+    let key_path = paths::proxy_key_path(&paths::runtime_dir());
+    match std::fs::read_to_string(&key_path) {
+        Ok(key) => Ok(Some((
+            chosen.local_url(config.proxy.port),
+            Secret::new(key.trim().to_string()),
+        ))),
+        Err(err) => {
+            eprintln!(
+                "stagepass: the local proxy is not serving ({}: {err}); see `stagepass status`",
+                key_path.display()
+            );
+            Ok(None)
+        }
+    }
 }

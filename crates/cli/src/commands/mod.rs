@@ -12,6 +12,7 @@ mod git_credential;
 mod kube_credential;
 mod login;
 mod logout;
+mod open;
 mod setup;
 mod status;
 mod token;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Doctor(args) => doctor::run(args),
         Command::Config(action) => config::run(action),
         Command::Backstage(action) => backstage::run(action),
+        Command::Open(args) => open::run(args),
     }
 }
 

@@ -1,5 +1,5 @@
 use serde_json::json;
-use stagepass_proto::{EventKind, ProfileStatus, Request, Response, SessionState};
+use stagepass_proto::{EventKind, ProfileStatus, ProxyStatus, Request, Response, SessionState};
 
 use super::expect_response;
 use crate::agent_link;
@@ -24,6 +24,7 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
             },
             "config_path": report.config_path,
             "profiles": report.profiles.iter().map(profile_json).collect::<Vec<_>>(),
+            "proxy": report.proxy,
         }));
         return Ok(());
     }
@@ -49,7 +50,23 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
             outln!("{:width$}  note: {note}", "");
         }
     }
+    if let Some(proxy) = &report.proxy {
+        describe_proxy(proxy);
+    }
     Ok(())
+}
+
+fn describe_proxy(proxy: &ProxyStatus) {
+    match &proxy.reason {
+        None if proxy.serving => println!("proxy: serving on {}", proxy.url),
+        reason => println!(
+            "proxy: NOT serving: {}",
+            reason.as_deref().unwrap_or("unknown reason")
+        ),
+    }
+    for (name, url) in &proxy.routes {
+        println!("  route {name}: {url}  (`stagepass open {name}`)");
+    }
 }
 
 fn state_name(state: SessionState) -> &'static str {

@@ -40,9 +40,8 @@ pub fn backstage_client_check(name: &str, profile: &crate::config::Profile) -> O
     )
 }
 
-/// The port `proxy.port` checks when none is given. Provisional: the local proxy does not
-/// exist yet, and takes its port from here when it does.
-pub const DEFAULT_PROXY_PORT: u16 = 7466;
+/// The port `proxy.port` checks when none is given: the proxy's own default.
+pub use crate::proxy_config::DEFAULT_PROXY_PORT;
 
 /// The stable id of every check, in the order `stagepass doctor` runs them.
 pub mod ids {

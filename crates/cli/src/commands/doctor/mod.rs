@@ -71,7 +71,13 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
     if let Some(check) = keychain {
         report.add(check);
     }
-    report.add(port::proxy_port_check(args.proxy_port, agent_pid));
+    let proxy_port = args.proxy_port.unwrap_or_else(|| {
+        stagepass_core::config::Config::load(&config_path)
+            .map_or(stagepass_core::doctor::DEFAULT_PROXY_PORT, |config| {
+                config.proxy.port
+            })
+    });
+    report.add(port::proxy_port_check(proxy_port, agent_pid));
     let config = Config::load(&config_path).ok();
     for check in helpers::helper_checks(config.as_ref()) {
         report.add(check);

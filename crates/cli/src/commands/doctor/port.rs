@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use stagepass_core::doctor::{Check, ids};
 
 pub fn proxy_port_check(port: u16, agent_pid: Option<u32>) -> Check {
-    let not_yet = "the local proxy is not built yet; this checks that it will be able to listen";
+    let not_yet = "the agent's local proxy listens here when the config has [[route]] tables";
     match TcpListener::bind(("127.0.0.1", port)) {
         Ok(listener) => {
             drop(listener);

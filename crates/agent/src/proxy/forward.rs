@@ -1,0 +1,215 @@
+//! Forwarding one admitted request to its route's upstream with the user's identity:
+//! bodies streamed both ways (chunked, SSE), WebSocket and other upgrades spliced, a 401 on
+//! an idempotent request without a body retried once after a forced refresh, and failures
+//! answered with a 502/504 that names the upstream and why.
+
+use std::time::Duration;
+
+use http::header::{CONNECTION, HeaderValue, UPGRADE};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper_util::rt::TokioIo;
+use stagepass_core::config::Config;
+use stagepass_core::proxy_config::Route;
+use url::Url;
+
+use super::headers::{Rewrite, downstream_response, upstream_request};
+use super::identity::{force_refresh, identity};
+use super::reply::{Body, empty, text};
+use super::stats::Outcome;
+use crate::sessions::Agent;
+
+/// Where the request came in, for rewriting the upstream's URLs.
+pub(crate) struct Local<'a> {
+    /// `http://127.0.0.1:7466`, from the admitted Host.
+    pub origin: String,
+    /// The route's path prefix, `""` for host routes.
+    pub prefix: &'a str,
+    /// The proxy's session cookie name, never passed on.
+    pub cookie: &'a str,
+}
+
+pub(crate) struct Forwarded {
+    pub response: Response<Body>,
+    pub outcome: Outcome,
+    pub retried: bool,
+}
+
+/// `rest`: the path after the route's prefix (starting with `/`) and the query.
+pub(crate) async fn forward(
+    agent: &Agent,
+    config: &Config,
+    route: &Route,
+    local: &Local<'_>,
+    mut request: Request<Incoming>,
+    rest: &str,
+) -> Forwarded {
+    let Ok(upstream) = Url::parse(&route.upstream) else {
+        return failed(
+            StatusCode::BAD_GATEWAY,
+            route,
+            "the upstream URL does not parse",
+        );
+    };
+    let upstream_origin = upstream.origin().ascii_serialization();
+    let upstream_path = upstream.path().trim_end_matches('/');
+    let uri = format!("{upstream_origin}{upstream_path}{rest}");
+    let client = match agent.proxy.upstreams.client(route.ca_file.as_deref()) {
+        Ok(client) => client,
+        Err(why) => return failed(StatusCode::BAD_GATEWAY, route, &why),
+    };
+    let upgrade = upgrade_protocol(&request);
+    let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let headers = upstream_request(
+        &parts.headers,
+        upgrade.as_ref(),
+        local.cookie,
+        &upstream_origin,
+    );
+    // Only a request that can be sent again is retried: idempotent, no body, no upgrade.
+    let retryable = is_idempotent(&parts.method) && body.is_end_stream() && upgrade.is_none();
+    let mut body = Some(body);
+    let mut retried = false;
+    let timeout = Duration::from_secs(route.timeout_secs());
+    let mut response = loop {
+        let injected = match identity(agent, config, route).await {
+            Ok(injected) => injected,
+            Err(err) => {
+                let mut message = format!(
+                    "stagepass proxy: no token for route {} (profile {}): {}",
+                    route.name, route.profile, err.message
+                );
+                if let Some(hint) = err.hint {
+                    message.push_str(&format!("\n{hint}"));
+                }
+                return Forwarded {
+                    response: text(StatusCode::UNAUTHORIZED, message),
+                    outcome: Outcome::Answered(401),
+                    retried,
+                };
+            }
+        };
+        let outgoing_body = match (retryable, body.take()) {
+            (false, Some(body)) => body.boxed(),
+            _ => empty(),
+        };
+        let mut outgoing = Request::new(outgoing_body);
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.version_mut() = Version::HTTP_11;
+        *outgoing.headers_mut() = headers.clone();
+        outgoing.headers_mut().insert(injected.name, injected.value);
+        match uri.parse() {
+            Ok(parsed) => *outgoing.uri_mut() = parsed,
+            Err(_) => {
+                return failed(
+                    StatusCode::BAD_GATEWAY,
+                    route,
+                    "the request path does not make a URL",
+                );
+            }
+        }
+        let answer = match tokio::time::timeout(timeout, client.request(outgoing)).await {
+            Err(_) => {
+                let why = format!(
+                    "no answer within {} s (route timeout_secs)",
+                    timeout.as_secs()
+                );
+                return Forwarded {
+                    retried,
+                    ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
+                };
+            }
+            Ok(Err(err)) => {
+                let why = super::upstream::describe(&err);
+                tracing::warn!(route = %route.name, "upstream failed: {why}");
+                return Forwarded {
+                    retried,
+                    ..failed(StatusCode::BAD_GATEWAY, route, &why)
+                };
+            }
+            Ok(Ok(answer)) => answer,
+        };
+        let refused = answer.status() == StatusCode::UNAUTHORIZED;
+        if refused && retryable && !retried && force_refresh(agent, config, route, &injected.token)
+        {
+            tracing::info!(route = %route.name, "the upstream refused the token; retrying once after a refresh");
+            retried = true;
+            continue;
+        }
+        break answer;
+    };
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let rewrite = Rewrite {
+        upstream_origin: &upstream_origin,
+        upstream_path,
+        local_origin: &local.origin,
+        local_path: local.prefix,
+    };
+    downstream_response(response.headers_mut(), switching, &rewrite);
+    if switching && let Some(downstream) = downstream_upgrade {
+        let upstream = hyper::upgrade::on(&mut response);
+        tokio::spawn(splice(downstream, upstream, route.name.clone()));
+    }
+    let status = response.status().as_u16();
+    Forwarded {
+        response: response.map(|body| body.boxed()),
+        outcome: Outcome::Answered(status),
+        retried,
+    }
+}
+
+/// The protocol a caller asks to switch to (`Connection: upgrade` + `Upgrade: websocket`).
+fn upgrade_protocol<B>(request: &Request<B>) -> Option<HeaderValue> {
+    let asks = request
+        .headers()
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| request.headers().get(UPGRADE).cloned())
+        .flatten()
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Copies bytes both ways between the caller's and the upstream's upgraded connections.
+async fn splice(
+    downstream: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    route: String,
+) {
+    let (downstream, upstream) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(route = %route, "upgrade failed: {err}");
+            return;
+        }
+    };
+    let mut downstream = TokioIo::new(downstream);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
+        tracing::debug!(route = %route, "upgraded connection ended: {err}");
+    }
+}
+
+fn failed(status: StatusCode, route: &Route, why: &str) -> Forwarded {
+    Forwarded {
+        response: text(
+            status,
+            format!(
+                "stagepass proxy: upstream {} of route {} failed: {why}",
+                route.upstream, route.name
+            ),
+        ),
+        outcome: Outcome::UpstreamFailed,
+        retried: false,
+    }
+}

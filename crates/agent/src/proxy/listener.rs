@@ -1,0 +1,315 @@
+//! The loopback HTTP listener: one hyper HTTP/1 connection per accepted socket, every request
+//! through the guard before anything else, then the launch URL or a route.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderValue, LOCATION, SET_COOKIE};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use stagepass_core::config::Config;
+use stagepass_core::proxy_config::{LocalMatch, Route};
+use tokio::net::TcpListener;
+
+use super::access::{LAUNCH_PATH, SESSION_TTL};
+use super::forward::{Local, forward};
+use super::guard::{self, Refused};
+use super::reply::{Body, empty, text};
+use super::stats::Outcome;
+use crate::sessions::Agent;
+
+/// A client that has not sent its request head by then is dropped (slowloris).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every connection of one listener shares.
+pub(crate) struct Listener {
+    pub port: u16,
+    pub key: stagepass_proto::Secret<String>,
+}
+
+impl Listener {
+    /// Cookie names are not scoped to a port: two agents on two ports need two names.
+    pub(crate) fn cookie_name(&self) -> String {
+        format!("stagepass_{}", self.port)
+    }
+}
+
+pub(crate) async fn accept(agent: Arc<Agent>, socket: TcpListener, listener: Arc<Listener>) {
+    loop {
+        let stream = match socket.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: wait rather than spin.
+                tracing::warn!("proxy accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let agent = agent.clone();
+        let listener = listener.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let agent = agent.clone();
+                let listener = listener.clone();
+                async move { Ok::<_, Infallible>(handle(&agent, &listener, request).await) }
+            });
+            let served = http1::Builder::new()
+                // One write per response: small heads and bodies are cheaper copied than
+                // vectored.
+                .writev(false)
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+            if let Err(err) = served {
+                tracing::debug!("proxy connection ended: {err}");
+            }
+        });
+    }
+}
+
+async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) -> Response<Body> {
+    let config = match agent.config() {
+        Ok(config) => config,
+        Err(err) => {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("stagepass proxy: {err}"),
+            );
+        }
+    };
+    let admitted = admit(&config, listener, &request, agent);
+    let host = match admitted {
+        Ok(host) => host,
+        Err(Refused(why)) => {
+            agent.proxy.stats.count(None, Outcome::Refused, false);
+            tracing::debug!("proxy refused a request: {why}");
+            return text(StatusCode::FORBIDDEN, why);
+        }
+    };
+    if request.uri().path() == LAUNCH_PATH {
+        return launch(agent, listener, &config, &host, &request);
+    }
+    let host_name = host
+        .rsplit_once(':')
+        .map_or(host.as_str(), |(name, _)| name);
+    let path = request.uri().path();
+    let Some((route, rest)) = select(&config.routes, host_name, path) else {
+        let names: Vec<String> = config
+            .routes
+            .iter()
+            .map(|route| route.local_url(listener.port))
+            .collect();
+        return text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "stagepass proxy: no route here; routes: {}",
+                names.join(", ")
+            ),
+        );
+    };
+    let rest = match request.uri().query() {
+        Some(query) => format!("{rest}?{query}"),
+        None => rest.to_string(),
+    };
+    let cookie = listener.cookie_name();
+    let local = Local {
+        origin: format!("http://{host}"),
+        prefix: match route.local() {
+            LocalMatch::Path(prefix) => prefix,
+            LocalMatch::Host(_) => "",
+        },
+        cookie: &cookie,
+    };
+    let forwarded = forward(agent, &config, route, &local, request, &rest).await;
+    agent.proxy.stats.count(
+        Some((&route.name, &route.profile)),
+        forwarded.outcome,
+        forwarded.retried,
+    );
+    forwarded.response
+}
+
+/// The guard's three doors (see `guard`); the launch URL is its own credential.
+fn admit(
+    config: &Config,
+    listener: &Listener,
+    request: &Request<Incoming>,
+    agent: &Agent,
+) -> Result<String, Refused> {
+    // Absolute-form targets are for forward proxies, which this is not.
+    if request.uri().authority().is_some() {
+        return Err(Refused("stagepass proxy: not a forward proxy"));
+    }
+    let headers = request.headers();
+    let named = config
+        .routes
+        .iter()
+        .filter_map(|route| route.host.as_deref());
+    let host = guard::check_host(headers, listener.port, named)?;
+    guard::check_browser(headers, &host)?;
+    if request.uri().path() != LAUNCH_PATH {
+        guard::authenticate(
+            headers,
+            listener.key.expose(),
+            &agent.proxy.access,
+            &listener.cookie_name(),
+        )?;
+    }
+    Ok(host)
+}
+
+/// The route for `host_name` and `path`, and the path to forward: a route host takes every
+/// path; on the loopback names the longest path prefix wins, matched at `/` boundaries.
+fn select<'a, 'p>(
+    routes: &'a [Route],
+    host_name: &str,
+    path: &'p str,
+) -> Option<(&'a Route, &'p str)> {
+    if let Some(route) = routes
+        .iter()
+        .find(|route| route.local() == LocalMatch::Host(host_name))
+    {
+        return Some((route, path));
+    }
+    if host_name.ends_with(".localhost") {
+        return None;
+    }
+    routes
+        .iter()
+        .filter_map(|route| match route.local() {
+            LocalMatch::Path(prefix) => {
+                let rest = path.strip_prefix(prefix)?;
+                (rest.is_empty() || rest.starts_with('/')).then_some((route, prefix.len(), rest))
+            }
+            LocalMatch::Host(_) => None,
+        })
+        .max_by_key(|(_, len, _)| *len)
+        .map(|(route, _, rest)| (route, if rest.is_empty() { "/" } else { rest }))
+}
+
+/// `GET /.stagepass/launch?t=TOKEN[&next=/PATH]`: trades a one-time token for a session
+/// cookie on this origin, then sends the browser to the route (at PATH under it).
+fn launch(
+    agent: &Agent,
+    listener: &Listener,
+    config: &Config,
+    host: &str,
+    request: &Request<Incoming>,
+) -> Response<Body> {
+    let param = |name: &str| {
+        request
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|query| query.split('&'))
+            .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+    };
+    let token = param("t");
+    // Where to land under the route: a plain absolute path, never another origin.
+    let next = param("next").filter(|next| {
+        next.starts_with('/')
+            && !next.starts_with("//")
+            && next
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~%:@!$'()*+,;=".contains(&b))
+    });
+    let route = token
+        .and_then(|token| agent.proxy.access.redeem(token))
+        .and_then(|name| config.routes.iter().find(|route| route.name == name));
+    let Some(route) = route else {
+        return text(
+            StatusCode::FORBIDDEN,
+            "stagepass proxy: this launch link is used up or expired; run `stagepass open` again",
+        );
+    };
+    let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    let next = next.unwrap_or("/");
+    let (landing, right_origin) = match route.local() {
+        LocalMatch::Path(prefix) => (
+            format!("{prefix}{next}"),
+            !host_name.ends_with(".localhost"),
+        ),
+        LocalMatch::Host(name) => (next.to_string(), name == host_name),
+    };
+    if !right_origin {
+        return text(
+            StatusCode::FORBIDDEN,
+            "stagepass proxy: this launch link belongs to another origin",
+        );
+    }
+    let session = agent.proxy.access.open_session();
+    let cookie = format!(
+        "{}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        listener.cookie_name(),
+        session.expose(),
+        SESSION_TTL.as_secs()
+    );
+    let mut response = Response::new(empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let headers = response.headers_mut();
+    if let (Ok(cookie), Ok(landing)) = (
+        HeaderValue::from_str(&cookie),
+        HeaderValue::from_str(&landing),
+    ) {
+        headers.insert(SET_COOKIE, cookie);
+        headers.insert(LOCATION, landing);
+    }
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    // The launch token must not travel on as a Referer.
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn routes_are_chosen_by_host_then_longest_prefix() {
+        let config = Config::parse(
+            Path::new("c.toml"),
+            r#"
+            [profiles.p]
+            issuer = "https://idp.example.com"
+            client_id = "x"
+            [[route]]
+            name = "all"
+            path = "/"
+            upstream = "https://a.example.com"
+            profile = "p"
+            identity = "bearer"
+            [[route]]
+            name = "api"
+            path = "/api"
+            upstream = "https://b.example.com"
+            profile = "p"
+            identity = "bearer"
+            [[route]]
+            name = "named"
+            host = "named.localhost"
+            upstream = "https://c.example.com"
+            profile = "p"
+            identity = "bearer"
+        "#,
+        )
+        .unwrap();
+        let pick = |host: &str, path: &'static str| {
+            select(&config.routes, host, path).map(|(route, rest)| (route.name.as_str(), rest))
+        };
+        assert_eq!(pick("127.0.0.1", "/api/x"), Some(("api", "/x")));
+        assert_eq!(pick("127.0.0.1", "/api"), Some(("api", "/")));
+        assert_eq!(pick("127.0.0.1", "/apix"), Some(("all", "/apix")));
+        assert_eq!(pick("localhost", "/"), Some(("all", "/")));
+        assert_eq!(pick("named.localhost", "/api/x"), Some(("named", "/api/x")));
+        assert_eq!(pick("other.localhost", "/api/x"), None);
+    }
+}

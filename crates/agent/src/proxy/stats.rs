@@ -1,0 +1,175 @@
+//! The proxy's audit: counts per route, written as one line per route per window (a minute),
+//! never one per request, so a busy page cannot flood the log. No token ever: a line says
+//! how often the route's identity was used and with what outcome.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::audit::Caller;
+use crate::sessions::Agent;
+
+/// How long counts gather before they are written.
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
+
+/// Where refusals before any route was chosen (Host, Origin, credentials) are counted.
+const NO_ROUTE: &str = "*";
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Counts {
+    pub requests: u64,
+    /// Upstream answers by class: `2xx` -> 12.
+    pub status: BTreeMap<&'static str, u64>,
+    /// Turned away by the proxy's own checks (403).
+    pub refused: u64,
+    /// 502/504: the upstream could not be reached or did not answer in time.
+    pub upstream_failed: u64,
+    /// Retried once after a 401 and a forced refresh.
+    pub retried: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct ProxyStats {
+    window: Mutex<Window>,
+}
+
+#[derive(Default)]
+struct Window {
+    since: Option<SystemTime>,
+    /// Route -> (profile, counts).
+    routes: BTreeMap<String, (String, Counts)>,
+}
+
+/// What happened to one request, for [`ProxyStats::count`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Answered(u16),
+    Refused,
+    UpstreamFailed,
+}
+
+impl ProxyStats {
+    /// Counts one request; `route` is `None` when it was refused before one was chosen.
+    pub(crate) fn count(&self, route: Option<(&str, &str)>, outcome: Outcome, retried: bool) {
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        window.since.get_or_insert_with(SystemTime::now);
+        let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
+        // A lookup first: the route's name is allocated once per window, not per request.
+        if !window.routes.contains_key(route) {
+            window
+                .routes
+                .insert(route.to_string(), (profile.to_string(), Counts::default()));
+        }
+        let (_, counts) = window.routes.get_mut(route).expect("inserted above");
+        counts.requests += 1;
+        counts.retried += u64::from(retried);
+        match outcome {
+            Outcome::Answered(status) => {
+                let class = match status / 100 {
+                    1 => "1xx",
+                    2 => "2xx",
+                    3 => "3xx",
+                    4 => "4xx",
+                    _ => "5xx",
+                };
+                *counts.status.entry(class).or_default() += 1;
+            }
+            Outcome::Refused => counts.refused += 1,
+            Outcome::UpstreamFailed => counts.upstream_failed += 1,
+        }
+    }
+
+    /// Writes the window's lines, if anything happened, and starts a new window.
+    pub(crate) fn flush(&self, agent: &Agent) {
+        let window = std::mem::take(
+            &mut *self
+                .window
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        );
+        let Some(since) = window.since else { return };
+        let since = time::OffsetDateTime::from(since)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let caller = Caller {
+            consumer: "proxy".into(),
+            ..Caller::agent()
+        };
+        for (route, (profile, counts)) in &window.routes {
+            agent.record(&Line {
+                event: "proxy",
+                caller: &caller,
+                route,
+                profile,
+                since: &since,
+                outcome: summary(route, counts),
+                counts,
+            });
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    event: &'static str,
+    #[serde(flatten)]
+    caller: &'a Caller,
+    route: &'a str,
+    profile: &'a str,
+    /// Start of the window the counts cover; the line's `time` is its end.
+    since: &'a str,
+    #[serde(flatten)]
+    counts: &'a Counts,
+    /// The counts in words, for `stagepass audit`.
+    outcome: String,
+}
+
+fn summary(route: &str, counts: &Counts) -> String {
+    let statuses: Vec<String> = counts
+        .status
+        .iter()
+        .map(|(class, count)| format!("{class} {count}"))
+        .collect();
+    format!(
+        "route {route}: {} requests ({}), {} refused, {} upstream failures, {} retried after refresh",
+        counts.requests,
+        if statuses.is_empty() {
+            "none answered".to_string()
+        } else {
+            statuses.join(", ")
+        },
+        counts.refused,
+        counts.upstream_failed,
+        counts.retried
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_per_route_and_class() {
+        let stats = ProxyStats::default();
+        stats.count(Some(("backstage", "bs")), Outcome::Answered(200), false);
+        stats.count(Some(("backstage", "bs")), Outcome::Answered(204), true);
+        stats.count(Some(("backstage", "bs")), Outcome::UpstreamFailed, false);
+        stats.count(None, Outcome::Refused, false);
+        let window = stats.window.lock().unwrap();
+        let (profile, counts) = &window.routes["backstage"];
+        assert_eq!(profile, "bs");
+        assert_eq!(counts.requests, 3);
+        assert_eq!(counts.status["2xx"], 2);
+        assert_eq!((counts.upstream_failed, counts.retried), (1, 1));
+        assert_eq!(window.routes[NO_ROUTE].1.refused, 1);
+        assert_eq!(
+            summary("backstage", counts),
+            "route backstage: 3 requests (2xx 2), 0 refused, 1 upstream failures, 1 retried after refresh"
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! `stagepass open [ROUTE] [--print]`: a proxy route in the browser, through a one-time launch
+//! URL the agent mints (the browser trades it for the route's session cookie).
+
+use stagepass_proto::{Request, Response};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::browser;
+use crate::cli::OpenArgs;
+use crate::exit::CliError;
+
+pub fn run(args: OpenArgs) -> Result<(), CliError> {
+    let (response, _) = agent_link::call(&Request::ProxyLaunch { route: args.route })?;
+    let launch = expect_response!(response, Response::ProxyLaunch)?;
+    let url = match &args.path {
+        Some(path) => format!("{}&next={}", launch.url.expose(), landing(path)?),
+        None => launch.url.expose().clone(),
+    };
+    let url = url.as_str();
+    if args.print || !browser::available() {
+        // stdout: for a script to hand on; it works once, for a minute.
+        println!("{url}");
+        eprintln!(
+            "open this once, within a minute, in the browser to use route {}",
+            launch.route
+        );
+        return Ok(());
+    }
+    browser::open(url).map_err(|err| {
+        CliError::Io(std::io::Error::new(
+            err.kind(),
+            format!("cannot start the browser: {err}; use --print"),
+        ))
+    })?;
+    eprintln!("opened route {} in the browser", launch.route);
+    Ok(())
+}
+
+/// `--path`, checked and with what a URL query cannot hold as is percent-encoded.
+fn landing(path: &str) -> Result<String, CliError> {
+    if !path.starts_with('/') || path.starts_with("//") {
+        return Err(CliError::Usage(format!(
+            "--path {path}: use a path that starts with a single `/`, such as /catalog"
+        )));
+    }
+    Ok(path
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,460 @@
+//! The local proxy's part of the config: the `[proxy]` table and the `[[route]]` tables.
+//!
+//! ```toml
+//! [proxy]
+//! port = 7466                       # 127.0.0.1 only; the default clashes with neither 3000 nor 7007
+//!
+//! [[route]]
+//! name = "backstage"
+//! path = "/backstage"               # a local path prefix, or: host = "backstage.localhost"
+//! upstream = "https://backstage.example.com"
+//! profile = "backstage"
+//! identity = "backstage"            # a Backstage user token as Authorization: Bearer
+//!
+//! [[route]]
+//! name = "jenkins"
+//! host = "jenkins.localhost"
+//! upstream = "https://jenkins.example.com"
+//! profile = "corp"
+//! identity = "header"               # or "bearer"
+//! header = "X-Forwarded-Access-Token"
+//! token = "id"                      # "access" (default) or "id"
+//! ca_file = "/etc/ssl/corp-ca.pem"  # trusted besides the platform roots
+//! timeout_secs = 30                 # until the upstream's response headers
+//! ```
+//!
+//! The proxy serves when there is at least one route. A route's token goes only to its
+//! upstream, so upstreams need https except on loopback, as issuers do.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{Profile, ProfileKind, is_secure_or_loopback};
+use crate::credential_map::MappedToken;
+
+/// The proxy's port when `[proxy] port` is not set: clear of Backstage's 3000 and 7007.
+pub const DEFAULT_PROXY_PORT: u16 = 7466;
+
+/// Seconds until the upstream's response headers, when a route sets none.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    #[serde(default = "default_port")]
+    pub port: u16,
+}
+
+impl Default for ProxySettings {
+    fn default() -> Self {
+        ProxySettings {
+            port: DEFAULT_PROXY_PORT,
+        }
+    }
+}
+
+fn default_port() -> u16 {
+    DEFAULT_PROXY_PORT
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    /// Local path prefix, stripped before forwarding (`/backstage/api/x` goes to `/api/x`).
+    pub path: Option<String>,
+    /// Or a local host name under `.localhost`, on the proxy's port.
+    pub host: Option<String>,
+    pub upstream: String,
+    pub profile: String,
+    pub identity: Identity,
+    /// `identity = "header"` only: the header that carries the token.
+    pub header: Option<String>,
+    #[serde(default)]
+    pub token: MappedToken,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// How a route adds the user's identity to what it forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Identity {
+    /// A Backstage user token (a `kind = "backstage"` profile) as `Authorization: Bearer`.
+    Backstage,
+    /// The profile's token as `Authorization: Bearer` (oauth2-proxy with JWT bearer tokens,
+    /// Jenkins with OIDC, an API).
+    Bearer,
+    /// The bare token in the header named by `header`.
+    Header,
+}
+
+/// Where a route is served locally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalMatch<'a> {
+    /// Without a trailing `/`; `""` for the whole origin.
+    Path(&'a str),
+    /// Lowercase, without the port.
+    Host(&'a str),
+}
+
+impl Route {
+    pub fn local(&self) -> LocalMatch<'_> {
+        match (&self.path, &self.host) {
+            (Some(path), _) => LocalMatch::Path(path.trim_end_matches('/')),
+            (None, Some(host)) => LocalMatch::Host(host),
+            (None, None) => unreachable!("validated: a route has a path or a host"),
+        }
+    }
+
+    pub fn timeout_secs(&self) -> u64 {
+        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
+    }
+
+    /// The route's local base URL on `port`, e.g. `http://127.0.0.1:7466/backstage`.
+    pub fn local_url(&self, port: u16) -> String {
+        match self.local() {
+            LocalMatch::Path(path) => format!("http://127.0.0.1:{port}{path}"),
+            LocalMatch::Host(host) => format!("http://{host}:{port}"),
+        }
+    }
+}
+
+/// Checks the routes against each other and the profiles; the error names the key.
+pub(crate) fn validate_routes(
+    routes: &mut [Route],
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<(), String> {
+    let mut names = HashSet::new();
+    let mut locals = HashSet::new();
+    for (index, route) in routes.iter_mut().enumerate() {
+        let key = |field: &str| format!("route[{index}].{field}");
+        if route.name.is_empty()
+            || !route
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(format!(
+                "{}: `{}` may only use letters, digits and `-` (it names the route in \
+                 `stagepass open NAME`)",
+                key("name"),
+                route.name
+            ));
+        }
+        if !names.insert(route.name.clone()) {
+            return Err(format!(
+                "{}: another route is already called `{}`",
+                key("name"),
+                route.name
+            ));
+        }
+        validate_local(&key, route)?;
+        let local = format!("{:?}", route.local());
+        if !locals.insert(local) {
+            return Err(format!(
+                "{}: another route is served at the same local path or host",
+                key(if route.path.is_some() { "path" } else { "host" })
+            ));
+        }
+        validate_upstream(&key, route)?;
+        let Some(profile) = profiles.get(&route.profile) else {
+            return Err(format!(
+                "{}: no profile `{}` in [profiles]",
+                key("profile"),
+                route.profile
+            ));
+        };
+        validate_identity(&key, route, profile)?;
+        if route.timeout_secs == Some(0) {
+            return Err(format!("{}: must be at least 1", key("timeout_secs")));
+        }
+    }
+    Ok(())
+}
+
+fn validate_local(key: &dyn Fn(&str) -> String, route: &mut Route) -> Result<(), String> {
+    match (&route.path, &mut route.host) {
+        (Some(_), Some(_)) | (None, None) => Err(format!(
+            "{}: set exactly one of `path` (a local prefix such as \"/backstage\") or `host` \
+             (a name such as \"backstage.localhost\")",
+            key("path")
+        )),
+        (Some(path), None) => {
+            // `/.stagepass/` is the proxy's own (launch URLs).
+            let valid = path.starts_with('/')
+                && !path.contains(['?', '#', '%', ' '])
+                && !path.starts_with("/.stagepass");
+            if valid {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: `{path}` must start with `/`, hold no `?`, `#`, `%` or space, and not \
+                     be under /.stagepass",
+                    key("path")
+                ))
+            }
+        }
+        (None, Some(host)) => {
+            *host = host.to_ascii_lowercase();
+            let label = host.strip_suffix(".localhost").unwrap_or_default();
+            let valid = !label.is_empty()
+                && label.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if valid {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}: `{host}` must be a name under .localhost, such as \"backstage.localhost\" \
+                     (browsers resolve those to loopback)",
+                    key("host")
+                ))
+            }
+        }
+    }
+}
+
+fn validate_upstream(key: &dyn Fn(&str) -> String, route: &Route) -> Result<(), String> {
+    let url = Url::parse(&route.upstream).map_err(|err| {
+        format!(
+            "{}: `{}` is not a URL: {err}",
+            key("upstream"),
+            route.upstream
+        )
+    })?;
+    if !is_secure_or_loopback(&url) {
+        return Err(format!(
+            "{}: `{}` must use https (the route adds a token; plain http only on 127.0.0.1, \
+             [::1] or localhost)",
+            key("upstream"),
+            route.upstream
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "{}: `{}` must be a base URL without user, query or fragment",
+            key("upstream"),
+            route.upstream
+        ));
+    }
+    if let Some(ca_file) = &route.ca_file
+        && !ca_file.is_file()
+    {
+        return Err(format!(
+            "{}: `{}` is not a readable file (PEM certificates to trust for this upstream)",
+            key("ca_file"),
+            ca_file.display()
+        ));
+    }
+    Ok(())
+}
+
+fn validate_identity(
+    key: &dyn Fn(&str) -> String,
+    route: &Route,
+    profile: &Profile,
+) -> Result<(), String> {
+    match (route.identity, &route.header) {
+        (Identity::Header, None) => {
+            return Err(format!(
+                "{}: required with identity = \"header\": the header that carries the token",
+                key("header")
+            ));
+        }
+        (Identity::Header, Some(header)) => {
+            let valid = !header.is_empty()
+                && header
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(format!(
+                    "{}: `{header}` is not a header name",
+                    key("header")
+                ));
+            }
+        }
+        (_, Some(_)) => {
+            return Err(format!(
+                "{}: only with identity = \"header\"",
+                key("header")
+            ));
+        }
+        (_, None) => {}
+    }
+    if route.identity == Identity::Backstage {
+        if profile.kind != ProfileKind::Backstage {
+            return Err(format!(
+                "{}: identity = \"backstage\" needs a kind = \"backstage\" profile; `{}` is an \
+                 OIDC profile (use identity = \"bearer\" to send its token)",
+                key("identity"),
+                route.profile
+            ));
+        }
+        if route.token == MappedToken::Id {
+            return Err(format!(
+                "{}: Backstage has no id_token; remove the key",
+                key("token")
+            ));
+        }
+    }
+    if route.token == MappedToken::Id && profile.kind == ProfileKind::Backstage {
+        return Err(format!(
+            "{}: profile `{}` is a Backstage profile, which has no id_token",
+            key("token"),
+            route.profile
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    const PROFILES: &str = r#"
+        [profiles.corp]
+        issuer = "https://idp.example.com"
+        client_id = "stagepass"
+        [profiles.bs]
+        kind = "backstage"
+        url = "https://backstage.example.com"
+    "#;
+
+    fn parse(routes: &str) -> crate::Result<Config> {
+        Config::parse(
+            Path::new("/etc/stagepass.toml"),
+            &format!("{PROFILES}\n{routes}"),
+        )
+    }
+
+    fn error(routes: &str) -> String {
+        parse(routes).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn routes_parse_with_defaults() {
+        let config = parse(
+            r#"
+            [[route]]
+            name = "backstage"
+            path = "/backstage/"
+            upstream = "https://backstage.example.com"
+            profile = "bs"
+            identity = "backstage"
+            [[route]]
+            name = "api"
+            host = "API.localhost"
+            upstream = "http://127.0.0.1:8080/base"
+            profile = "corp"
+            identity = "header"
+            header = "X-Token"
+            token = "id"
+        "#,
+        )
+        .unwrap();
+        assert_eq!(config.proxy.port, super::DEFAULT_PROXY_PORT);
+        assert_eq!(
+            config.routes[0].local(),
+            super::LocalMatch::Path("/backstage")
+        );
+        assert_eq!(
+            config.routes[1].local(),
+            super::LocalMatch::Host("api.localhost")
+        );
+        assert_eq!(
+            config.routes[0].local_url(7466),
+            "http://127.0.0.1:7466/backstage"
+        );
+        assert_eq!(config.routes[1].local_url(9), "http://api.localhost:9");
+        assert_eq!(config.routes[0].timeout_secs(), 30);
+        let port = parse("[proxy]\nport = 9000\n").unwrap();
+        assert_eq!(port.proxy.port, 9000);
+        assert!(port.routes.is_empty());
+    }
+
+    #[test]
+    fn route_errors_name_the_key() {
+        let base = r#"
+            [[route]]
+            name = "b"
+            upstream = "https://backstage.example.com"
+            profile = "bs"
+            identity = "backstage"
+        "#;
+        let err = error(base);
+        assert!(
+            err.contains("route[0].path") && err.contains("exactly one"),
+            "{err}"
+        );
+        let err = error(&format!("{base}path = \"/x\"\nhost = \"b.localhost\"\n"));
+        assert!(err.contains("exactly one"), "{err}");
+        let err = error(&format!("{base}host = \"b.example.com\"\n"));
+        assert!(
+            err.contains("route[0].host") && err.contains(".localhost"),
+            "{err}"
+        );
+        let err = error(&format!("{base}path = \"x\"\n"));
+        assert!(err.contains("route[0].path"), "{err}");
+        let err = error(&format!("{base}path = \"/.stagepass/x\"\n"));
+        assert!(err.contains("route[0].path"), "{err}");
+        let err = error(&format!("{base}path = \"/x\"\nheader = \"X\"\n"));
+        assert!(err.contains("route[0].header"), "{err}");
+        let err = error(&format!("{base}path = \"/x\"\nsecret = \"x\"\n"));
+        assert!(err.contains("secret") && err.contains("upstream"), "{err}");
+        let err = error(&format!("{base}path = \"/x\"\n{base}path = \"/x\"\n"));
+        assert!(
+            err.contains("route[1].name") && err.contains("already"),
+            "{err}"
+        );
+        let err = error(&format!(
+            "{base}path = \"/x\"\n{}path = \"/x/\"\n",
+            base.replace("\"b\"", "\"c\"")
+        ));
+        assert!(
+            err.contains("route[1].path") && err.contains("same local"),
+            "{err}"
+        );
+        let plain = base.replace("https://backstage", "http://backstage");
+        let err = error(&format!("{plain}path = \"/x\"\n"));
+        assert!(
+            err.contains("route[0].upstream") && err.contains("https"),
+            "{err}"
+        );
+        let err = error(&format!(
+            "{}path = \"/x\"\n",
+            base.replace("\"bs\"", "\"corp\"")
+        ));
+        assert!(
+            err.contains("route[0].identity") && err.contains("backstage"),
+            "{err}"
+        );
+        let err = error(&format!(
+            "{}path = \"/x\"\n",
+            base.replace("\"bs\"", "\"none\"")
+        ));
+        assert!(
+            err.contains("route[0].profile") && err.contains("none"),
+            "{err}"
+        );
+        let header = base.replace("\"backstage\"\n", "\"header\"\n");
+        let err = error(&format!("{header}path = \"/x\"\n"));
+        assert!(
+            err.contains("route[0].header") && err.contains("required"),
+            "{err}"
+        );
+        let err = error(&format!(
+            "{base}path = \"/x\"\nca_file = \"/nonexistent.pem\"\n"
+        ));
+        assert!(err.contains("route[0].ca_file"), "{err}");
+        let err = error(&format!("{base}path = \"/x\"\ntimeout_secs = 0\n"));
+        assert!(err.contains("route[0].timeout_secs"), "{err}");
+        let err = error("[proxy]\nport = \"x\"\n");
+        assert!(err.contains("port"), "{err}");
+    }
+}
