@@ -10,8 +10,8 @@ use serde::Serialize;
 use stagepass_client::{AgentLauncher, Client, ClientError, Closer};
 use stagepass_core::paths;
 use stagepass_proto::{
-    ClaimsReport, Flow, LoginProgress, ProfileStatus, Request, Response, SignOutReport,
-    StatusReport, TokenGrant, TokenKind,
+    ClaimsReport, Flow, LoginProgress, ProfileStatus, ProxyLaunch, Request, Response,
+    SignOutReport, StatusReport, TokenGrant, TokenKind,
 };
 
 /// An error shown to the user: what failed and, when known, what to do next.
@@ -59,6 +59,8 @@ pub trait Agent: Send + Sync + 'static {
     fn claims(&self, profile: &str) -> Result<ClaimsReport, TrayError>;
     fn sign_out(&self, profile: &str) -> Result<SignOutReport, TrayError>;
     fn access_token(&self, profile: &str) -> Result<TokenGrant, TrayError>;
+    /// A one-time launch URL of the local proxy's route (it sets the browser's session cookie).
+    fn proxy_launch(&self, route: &str) -> Result<ProxyLaunch, TrayError>;
     /// Runs a sign-in to its end, reporting each step. Closing what `cancel` holds aborts it.
     fn sign_in(
         &self,
@@ -153,6 +155,16 @@ impl Agent for ClientAgent {
         };
         match self.call(&request)? {
             Response::Token(grant) => Ok(grant),
+            _ => Err(unexpected()),
+        }
+    }
+
+    fn proxy_launch(&self, route: &str) -> Result<ProxyLaunch, TrayError> {
+        let request = Request::ProxyLaunch {
+            route: Some(route.into()),
+        };
+        match self.call(&request)? {
+            Response::ProxyLaunch(launch) => Ok(launch),
             _ => Err(unexpected()),
         }
     }

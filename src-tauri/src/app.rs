@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use stagepass_core::config::Desktop as DesktopPrefs;
 use stagepass_core::paths;
+use stagepass_core::proxy_config::Identity;
 
 use crate::agent::{Agent, TrayError};
 use crate::desktop::Desktop;
@@ -54,6 +55,36 @@ impl AppCore {
 
     pub fn config(&self) -> Result<ConfigEditor, TrayError> {
         ConfigEditor::open(&self.config_path())
+    }
+
+    /// The local proxy's route that serves Backstage as the user (`identity = "backstage"`).
+    pub fn backstage_route(&self) -> Option<String> {
+        let config = self.config().and_then(|editor| editor.parsed()).ok()?;
+        config
+            .routes
+            .into_iter()
+            .find(|route| route.identity == Identity::Backstage)
+            .map(|route| route.name)
+    }
+
+    /// Opens Backstage in the browser: through the local proxy's one-time launch URL when a
+    /// route serves it (the browser is then the signed-in user with no sign-in of its own),
+    /// else the configured `[desktop] backstage_url`.
+    pub fn open_backstage(&self) -> Result<(), TrayError> {
+        if let Some(route) = self.backstage_route() {
+            let launch = self.agent.proxy_launch(&route)?;
+            return self.desktop.open_url(launch.url.expose());
+        }
+        match self.preferences().backstage_url {
+            Some(url) => self.desktop.open_url(&url),
+            None => Err(TrayError {
+                message: "no Backstage to open".into(),
+                hint: Some(
+                    "add a [[route]] with identity = \"backstage\", or set the Backstage URL in Settings"
+                        .into(),
+                ),
+            }),
+        }
     }
 
     /// The tray's preferences; defaults when the config cannot be read (the menu still

@@ -36,6 +36,7 @@ fn connected(profiles: Vec<ProfileStatus>) -> TrayState {
         agent_pid: 42,
         config_path: "/c.toml".into(),
         profiles,
+        proxy: None,
     }));
     state
 }

@@ -56,7 +56,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
 
 fn native_menu<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<Menu<R>> {
     let core = app.state::<AppCore>();
-    let backstage = core.preferences().backstage_url.is_some();
+    let backstage = core.preferences().backstage_url.is_some() || core.backstage_route().is_some();
     let entries = menu_model::build_menu(&core.state(), backstage, &WallClock::system());
     let menu = Menu::new(app)?;
     for (index, entry) in entries.iter().enumerate() {
@@ -111,9 +111,7 @@ fn run_action<R: Runtime>(app: &AppHandle<R>, id: &str) {
         }
         MenuAction::OpenBackstage => {
             let core = app.state::<AppCore>();
-            if let Some(url) = core.preferences().backstage_url
-                && let Err(err) = core.desktop.open_url(&url)
-            {
+            if let Err(err) = core.open_backstage() {
                 core.desktop.notify("Cannot open Backstage", &err.message);
             }
             Ok(())

@@ -59,6 +59,7 @@ fn agent_state_mirrors_the_stream() {
             agent_pid: 7,
             config_path: "/c.toml".into(),
             profiles: vec![signed_in("corp")],
+            proxy: None,
         }));
     let state = h.invoke("agent_state", json!({})).unwrap();
     assert_eq!(state["link"]["agent_pid"], 7);
@@ -295,4 +296,41 @@ fn open_window_knows_its_windows() {
         .invoke("open_window", json!({ "name": "nope" }))
         .unwrap_err();
     assert_eq!(err["message"], "no window called `nope`");
+}
+
+/// "Open Backstage": through the proxy's one-time launch URL when a route serves Backstage as
+/// the user, else the configured URL, else a notification that says what to configure.
+#[test]
+fn open_backstage_prefers_the_proxy_launch_url() {
+    let (dir, h) = setup();
+    let core = h.app.state::<AppCore>();
+    let config = dir.path().join("config.toml");
+    assert!(core.open_backstage().is_err(), "nothing to open yet");
+
+    let with_url =
+        format!("{CONFIG}\n[desktop]\nbackstage_url = \"https://backstage.example.com\"\n");
+    std::fs::write(&config, &with_url).unwrap();
+    core.open_backstage().unwrap();
+
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.portal]\nkind = \"backstage\"\nurl = \"https://backstage.example.com\"\n\
+             {with_url}\n[[route]]\nname = \"backstage\"\npath = \"/backstage\"\n\
+             upstream = \"https://backstage.example.com\"\nprofile = \"portal\"\nidentity = \"backstage\"\n"
+        ),
+    )
+    .unwrap();
+    core.open_backstage().unwrap();
+    assert_eq!(
+        h.desktop.opened.lock().unwrap().as_slice(),
+        [
+            "https://backstage.example.com",
+            "http://127.0.0.1:7466/.stagepass/launch/backstage-once"
+        ]
+    );
+    assert_eq!(
+        h.agent.calls.lock().unwrap().as_slice(),
+        ["proxy_launch backstage"]
+    );
 }

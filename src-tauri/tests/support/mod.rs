@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use serde_json::{Value, json};
 use stagepass_proto::{
-    ClaimSet, ClaimsReport, Flow, LoginProgress, ProfileStatus, RefreshTokenState, Response,
-    Secret, SessionState, SignOutReport, StatusReport, TokenGrant, TokenKind,
+    ClaimSet, ClaimsReport, Flow, LoginProgress, ProfileStatus, ProxyLaunch, RefreshTokenState,
+    Response, Secret, SessionState, SignOutReport, StatusReport, TokenGrant, TokenKind,
 };
 use stagepass_tray::agent::{Agent, CancelSlot, TrayError};
 use stagepass_tray::app::AppCore;
@@ -58,6 +58,7 @@ impl Agent for FakeAgent {
             agent_pid: 7,
             config_path: "/tmp/none.toml".into(),
             profiles: vec![signed_in("corp")],
+            proxy: None,
         })
     }
 
@@ -92,6 +93,16 @@ impl Agent for FakeAgent {
             profile: profile.into(),
             revoked: true,
             note: None,
+        })
+    }
+
+    fn proxy_launch(&self, route: &str) -> Result<ProxyLaunch, TrayError> {
+        self.record(format!("proxy_launch {route}"));
+        Ok(ProxyLaunch {
+            route: route.into(),
+            url: Secret::new(format!(
+                "http://127.0.0.1:7466/.stagepass/launch/{route}-once"
+            )),
         })
     }
 
