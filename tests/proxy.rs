@@ -22,7 +22,10 @@ struct Setup {
 /// (`named.localhost`) to the test upstream, and `down` to a closed port.
 fn setup(profile: &str) -> Setup {
     let idp = Idp::start();
-    let upstream = TestServer::start("upstream-server.mjs", &[]);
+    // A long pause between the two events, so "streamed" is told from "buffered" on a busy
+    // machine too.
+    let pause = std::ffi::OsStr::new("2000");
+    let upstream = TestServer::start("upstream-server.mjs", &[("SSE_PAUSE_MS", pause)]);
     let port = free_port();
     let closed = free_port();
     let issuer = &idp.issuer;

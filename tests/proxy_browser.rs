@@ -60,6 +60,23 @@ fn backstage_through_the_proxy_is_the_signed_in_user_whatever_the_caller_claims(
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["claims"]["sub"], "user:default/alice");
 
+    // Backstage's oauth2Proxy provider believes X-Forwarded-User from anyone who reaches it:
+    // directly, bob's header makes a bob token; through the proxy the header never arrives.
+    let forged = "X-Forwarded-User: bob";
+    let (status, body) = backstage.curl(&[
+        "-H",
+        forged,
+        &format!("{}/api/auth/oauth2Proxy/refresh", backstage.url),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("user:default/bob"), "{body}");
+    let answer = curl(
+        &format!("{base}/api/auth/oauth2Proxy/refresh"),
+        &["-H", &key, "-H", forged],
+    );
+    assert_ne!(answer.status, 200, "{}", answer.body);
+    assert!(!answer.body.contains("user:default/bob"), "{}", answer.body);
+
     // Without the key or a session: refused before Backstage sees anything.
     let answer = curl(&format!("{base}/api/catalog/entities"), &[]);
     assert_eq!(answer.status, 403, "{}", answer.body);
