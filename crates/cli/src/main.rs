@@ -8,6 +8,7 @@ mod commands;
 mod exit;
 mod output;
 mod progress;
+mod remote_mode;
 
 use clap::Parser;
 
