@@ -178,7 +178,7 @@ fn admit(
         .filter_map(|route| route.host.as_deref());
     let now = crate::remote::now(agent);
     let mut ports = vec![listener.port];
-    ports.extend(agent.remote.ports(now));
+    ports.extend(agent.remote.ports());
     let host = guard::check_host(headers, &ports, named)?;
     guard::check_browser(headers, &host)?;
     let path = request.uri().path();

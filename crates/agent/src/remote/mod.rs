@@ -86,7 +86,7 @@ pub(crate) fn list(agent: &Agent) -> Response {
 
 /// `Request::RemoteRevoke`.
 pub(crate) fn revoke(agent: &Agent, name: &str) -> Result<Response, AgentError> {
-    match agent.remote.revoke(name) {
+    match agent.remote.revoke(name, now(agent)) {
         Ok(Some(info)) => Ok(Response::RemoteKeys(vec![info])),
         Ok(None) => {
             let names: Vec<String> = agent

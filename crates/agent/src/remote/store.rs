@@ -42,6 +42,10 @@ struct Record {
     expires_at: u64,
     #[serde(default)]
     last_used_at: Option<u64>,
+    /// A revoked key's record keeps only its name and port (its digest is gone), so its
+    /// caller hears "revoked" rather than a Host refusal; dropped like an expired one.
+    #[serde(default)]
+    revoked_at: Option<u64>,
     /// The last use the file holds, to throttle writes.
     #[serde(skip)]
     written_use: Option<u64>,
@@ -189,7 +193,11 @@ impl RemoteKeys {
         let key = Secret::new(URL_SAFE_NO_PAD.encode(bytes));
         bytes.fill(0);
         self.with(|records| {
-            records.retain(|record| record.expires_at + KEEP_EXPIRED_SECS > now);
+            records.retain(|record| {
+                let ended = record.revoked_at.unwrap_or(record.expires_at);
+                ended.min(record.expires_at) + KEEP_EXPIRED_SECS > now
+                    && !(record.revoked_at.is_some() && record.name == new.name)
+            });
             if records.iter().any(|record| record.name == new.name) {
                 return Err(format!(
                     "a remote key named `{}` exists; revoke it first (`stagepass remote revoke {}`) or pick another --name",
@@ -204,6 +212,7 @@ impl RemoteKeys {
                 created_at: now,
                 expires_at: now.saturating_add(new.ttl_secs),
                 last_used_at: None,
+                revoked_at: None,
                 written_use: None,
             };
             let info = info(&record);
@@ -220,16 +229,27 @@ impl RemoteKeys {
     }
 
     pub(crate) fn list(&self) -> Vec<RemoteKeyInfo> {
-        self.with(|records| records.iter().map(info).collect())
+        self.with(|records| {
+            records
+                .iter()
+                .filter(|record| record.revoked_at.is_none())
+                .map(info)
+                .collect()
+        })
     }
 
-    /// Deletes the key named `name`; its record, when there was one.
-    pub(crate) fn revoke(&self, name: &str) -> Result<Option<RemoteKeyInfo>, String> {
+    /// Deletes the digest of the key named `name`; its record, when there was one.
+    pub(crate) fn revoke(&self, name: &str, now: u64) -> Result<Option<RemoteKeyInfo>, String> {
         self.with(|records| {
-            let Some(index) = records.iter().position(|record| record.name == name) else {
+            let Some(record) = records
+                .iter_mut()
+                .find(|record| record.name == name && record.revoked_at.is_none())
+            else {
                 return Ok(None);
             };
-            let removed = records.remove(index);
+            record.sha256.clear();
+            record.revoked_at = Some(now);
+            let removed = record.clone();
             self.save(records).map_err(|err| {
                 // Still refused from memory; the file keeps it until the next write.
                 format!(
@@ -281,12 +301,13 @@ impl RemoteKeys {
         })
     }
 
-    /// The forwarded ports of live keys, allowed in Host besides the listener's own.
-    pub(crate) fn ports(&self, now: u64) -> Vec<u16> {
+    /// The forwarded ports of the stored keys, allowed in Host besides the listener's own.
+    /// Expired keys' too: a port alone grants nothing, and their callers should hear that
+    /// the key expired rather than that the Host is wrong.
+    pub(crate) fn ports(&self) -> Vec<u16> {
         self.with(|records| {
             records
                 .iter()
-                .filter(|record| now < record.expires_at)
                 .filter_map(|record| record.remote_port)
                 .collect()
         })
@@ -361,8 +382,7 @@ mod tests {
             store.grant(new_key("cs", 10), 1000).is_err(),
             "names are unique"
         );
-        assert_eq!(store.ports(1050), vec![9000]);
-        assert!(store.ports(1100).is_empty());
+        assert_eq!(store.ports(), vec![9000]);
 
         // Another agent reading the same file: the key and its last use are there.
         let restarted = RemoteKeys::new(dir.path());
@@ -371,14 +391,29 @@ mod tests {
             Verdict::Valid(_)
         ));
         assert_eq!(restarted.list()[0].last_used_at, Some(1060));
-        assert_eq!(restarted.revoke("cs").unwrap().unwrap().name, "cs");
-        assert_eq!(restarted.revoke("cs").unwrap(), None);
+        assert_eq!(restarted.revoke("cs", 1060).unwrap().unwrap().name, "cs");
+        assert_eq!(restarted.revoke("cs", 1060).unwrap(), None);
+        assert!(restarted.list().is_empty());
+        // Its port stays allowed, so its caller hears "revoked", not a Host refusal.
+        assert_eq!(restarted.ports(), vec![9000]);
         assert_eq!(restarted.verify(key.expose(), 1060), Verdict::Unknown);
         assert_eq!(
             RemoteKeys::new(dir.path()).verify(key.expose(), 1060),
             Verdict::Unknown,
             "revoked for good"
         );
+        let text = std::fs::read_to_string(paths::remote_keys_path(dir.path())).unwrap();
+        assert!(
+            !text.contains(&hex(&digest(key.expose()))),
+            "the digest is gone"
+        );
+        // The name can be granted again.
+        let (again, _) = restarted.grant(new_key("cs", 100), 1070).unwrap();
+        assert!(matches!(
+            restarted.verify(again.expose(), 1071),
+            Verdict::Valid(_)
+        ));
+        assert_eq!(restarted.verify(key.expose(), 1071), Verdict::Unknown);
     }
 
     #[test]
