@@ -335,3 +335,59 @@ fn a_remote_key_stops_working_when_its_ttl_ends() {
         .assert_stderr_contains("7 days");
     drop(sshd);
 }
+
+#[test]
+fn remote_ssh_prints_the_forward_and_puts_the_key_only_in_the_env_lines() {
+    let setup = setup("e2e-remote-print");
+    let port = setup.port;
+    let run = setup
+        .sandbox
+        .run(&["remote", "ssh", "devbox.example", "--remote-port", "9001"]);
+    run.assert_ok();
+    let out = run.stdout();
+    assert!(
+        out.lines().any(|line| line
+            == format!("ssh -N -o ExitOnForwardFailure=yes -R 127.0.0.1:9001:127.0.0.1:{port} devbox.example")),
+        "{out}"
+    );
+    assert!(
+        out.contains("export STAGEPASS_REMOTE=http://127.0.0.1:9001\n"),
+        "{out}"
+    );
+
+    let run = setup.sandbox.run(&[
+        "remote",
+        "ssh",
+        "--codespace",
+        "cs-abc",
+        "--grant",
+        "--name",
+        "cs",
+        "--routes",
+        "api",
+    ]);
+    run.assert_ok();
+    let out = run.stdout();
+    let forward = format!(
+        "gh codespace ssh -c cs-abc -- -N -o ExitOnForwardFailure=yes -R 127.0.0.1:{port}:127.0.0.1:{port}"
+    );
+    let key = out
+        .lines()
+        .find_map(|line| line.strip_prefix("export STAGEPASS_REMOTE_KEY="))
+        .unwrap_or_else(|| panic!("no key line: {out}"))
+        .to_string();
+    assert_eq!(key.len(), 43, "{out}");
+    let command = out.lines().find(|line| line.starts_with("gh ")).unwrap();
+    assert_eq!(command, forward);
+    assert_eq!(
+        out.matches(&key).count(),
+        1,
+        "the key is only in its env line: {out}"
+    );
+    // The key works: the listener takes it as a proxy key for route api.
+    let answer = curl(
+        &format!("http://127.0.0.1:{port}/api/echo"),
+        &["-H", &key_header(&key)],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
