@@ -1,6 +1,8 @@
 //! A real OpenSSH server on a free loopback port, with a throwaway host key and client key
 //! made by `ssh-keygen` in a temp dir, for reverse port forwards (`ssh -R`). Works as root
-//! (CI: root logs in with the key) and as any other user (sshd then serves only that user).
+//! (CI: root logs in with the key) and as any other user (sshd then serves only that user;
+//! without PAM it refuses a locked account such as `nobody`, which its VERBOSE log, shown in
+//! failures, says).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -57,7 +59,7 @@ impl Sshd {
                  AuthorizedKeysFile {authorized}\nPidFile none\nUsePAM no\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                 AllowTcpForwarding remote\nGatewayPorts no\nX11Forwarding no\n",
+                 AllowTcpForwarding remote\nGatewayPorts no\nX11Forwarding no\nLogLevel VERBOSE\n",
                 host_key = dir.path().join("host_key").display(),
                 authorized = dir.path().join("authorized_keys").display(),
             ),
