@@ -5,6 +5,7 @@
 
 pub mod backstage;
 pub mod proxy;
+pub mod ssh;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

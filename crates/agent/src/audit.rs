@@ -31,6 +31,9 @@ pub(crate) struct Caller {
     pub parent_pid: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_exe: Option<String>,
+    /// For consumer `remote`: the name of the remote key used (never the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_key: Option<String>,
 }
 
 impl Caller {
@@ -51,6 +54,17 @@ impl Caller {
             exe: pid.and_then(executable),
             parent_pid,
             parent_exe: parent_pid.and_then(executable),
+            remote_key: None,
+        }
+    }
+
+    /// A caller on the far side of a port forward, known only by the remote key it
+    /// presented (`name` empty: a key the agent does not know).
+    pub(crate) fn remote(name: &str) -> Caller {
+        Caller {
+            consumer: "remote".into(),
+            remote_key: (!name.is_empty()).then(|| name.to_string()),
+            ..Caller::default()
         }
     }
 

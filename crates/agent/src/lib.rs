@@ -14,6 +14,7 @@ mod loopback;
 pub mod notify;
 mod proxy;
 mod refresh_worker;
+mod remote;
 mod scheduler;
 mod server;
 mod sessions;

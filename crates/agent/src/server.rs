@@ -174,11 +174,14 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         Request::Logout { profile } => ("sign_out", profile.clone(), None),
         // The agent used the token on the user's behalf; it did not hand it out.
         Request::BackstageWhoami { profile } => ("backstage_whoami", profile.clone(), None),
+        Request::RemoteGrant(_) => ("remote_grant", None, None),
+        Request::RemoteRevoke { .. } => ("remote_revoke", None, None),
         Request::Status
         | Request::Claims { .. }
         | Request::Subscribe
         | Request::Shutdown
-        | Request::ProxyLaunch { .. } => {
+        | Request::ProxyLaunch { .. }
+        | Request::RemoteList => {
             return None;
         }
     };
@@ -191,6 +194,7 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
 
 fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
     let requested = target.requested.as_deref().unwrap_or("");
+    let remote_note;
     let (profile, grant, outcome) = match response {
         Response::Token(grant) => (grant.profile.as_str(), Some(grant), "ok"),
         Response::Credential(Some(credential)) => (
@@ -210,6 +214,24 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
         Response::SignedIn(status) => (status.name.as_str(), None, "ok"),
         Response::SignedOut(report) => (report.profile.as_str(), None, "ok"),
         Response::BackstageIdentity(identity) => (identity.profile.as_str(), None, "ok"),
+        // The key's name and scope, never the key.
+        Response::RemoteGranted(granted) => {
+            remote_note = format!(
+                "remote key `{}` granted: routes [{}], profiles [{}], until {}",
+                granted.info.name,
+                granted.info.routes.join(", "),
+                granted.info.profiles.join(", "),
+                granted.info.expires_at
+            );
+            ("", None, remote_note.as_str())
+        }
+        Response::RemoteKeys(keys) if target.event == "remote_revoke" => {
+            remote_note = format!(
+                "remote key `{}` revoked",
+                keys.first().map_or("", |key| key.name.as_str())
+            );
+            ("", None, remote_note.as_str())
+        }
         Response::Error(err) => (requested, None, err.message.as_str()),
         // An unmapped server: nothing was handed out.
         _ => return,
@@ -251,6 +273,9 @@ fn request_name(request: &Request) -> &'static str {
         Request::RejectCredential { .. } => "reject_credential",
         Request::BackstageWhoami { .. } => "backstage_whoami",
         Request::ProxyLaunch { .. } => "proxy_launch",
+        Request::RemoteGrant(_) => "remote_grant",
+        Request::RemoteList => "remote_list",
+        Request::RemoteRevoke { .. } => "remote_revoke",
     }
 }
 

@@ -38,6 +38,8 @@ pub(crate) struct Agent {
     pub pending_logins: Mutex<HashMap<String, Arc<crate::handlers::SharedLogin>>>,
     /// The local proxy's sessions, counters and upstream clients.
     pub proxy: crate::proxy::ProxyState,
+    /// Remote keys (digests only), loaded from the data dir on first use.
+    pub remote: crate::remote::RemoteKeys,
 }
 
 struct CachedConfig {
@@ -145,6 +147,7 @@ impl Agent {
     pub(crate) fn new(options: AgentOptions, deps: Dependencies) -> Agent {
         Agent {
             audit: AuditLog::new(&options.data_dir),
+            remote: crate::remote::RemoteKeys::new(&options.data_dir),
             deps,
             options,
             shutdown: Notify::new(),

@@ -95,6 +95,22 @@ pub fn token_request(
     }
 }
 
+/// A token, from the local agent (which may sign in when `interactive`) or, in remote mode,
+/// from the desktop agent's remote endpoint: what `token`, `exec` and `kube-credential` use.
+pub fn token(
+    profile: Option<String>,
+    kind: stagepass_proto::TokenKind,
+    min_valid_secs: u64,
+    interactive: bool,
+) -> Result<stagepass_proto::TokenGrant, CliError> {
+    if let Some(remote) = crate::remote_mode::remote()? {
+        return crate::remote_mode::token(&remote, profile, kind, min_valid_secs);
+    }
+    let request = token_request(profile, kind, min_valid_secs, interactive);
+    let response = ask(&request, interactive)?;
+    crate::commands::expect_response!(response, stagepass_proto::Response::Token)
+}
+
 /// Whether a sign-in can involve the user: not when git says no prompts, and not without a
 /// terminal or a display to show a browser on.
 pub fn can_interact() -> bool {

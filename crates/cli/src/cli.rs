@@ -147,6 +147,89 @@ Examples:
   stagepass open backstage --path /catalog
   stagepass open backstage --print   print the launch URL instead of opening it")]
     Open(OpenArgs),
+    /// Let a Codespace or an SSH host get tokens and reach the proxy through a port forward:
+    /// scoped, expiring, revocable remote keys.
+    #[command(subcommand)]
+    Remote(RemoteAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RemoteAction {
+    /// Mint a remote key (shown once; the agent keeps only its SHA-256).
+    #[command(after_long_help = "\
+The key reaches the agent only through a port forward to the local proxy's port, where it gets
+short-lived access tokens of the profiles in its scope (never a refresh token, never an
+id_token) and passes the proxy for the routes in its scope. --routes brings each route's
+profile along; with neither --routes nor --profiles, the default profile and its routes.
+
+Examples:
+  stagepass remote grant --name my-codespace --routes backstage
+  stagepass remote grant --ttl 30m --profiles corp --json")]
+    Grant(RemoteGrantArgs),
+    /// List remote keys: scope, expiry and last use (never the key).
+    List(JsonArg),
+    /// Revoke a remote key: it stops working at once.
+    Revoke {
+        /// The key's name, as `remote list` shows it.
+        name: String,
+    },
+    /// Show (or --run) the reverse port forward for an SSH host or a Codespace, and the
+    /// environment to set there.
+    #[command(after_long_help = "\
+Examples:
+  stagepass remote ssh devbox.example.com --grant
+  stagepass remote ssh --codespace my-codespace-abc123 --grant --routes backstage --run
+
+The remote side then runs the same stagepass binary: `stagepass token`, `git-credential-stagepass`
+and `stagepass exec` work there through the forward. Keys never go in a command's argv: they are
+printed only in the environment lines.")]
+    Ssh(RemoteSshArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteScopeArgs {
+    /// How long the key works: 30m, 8h, 2d (at most 7d).
+    #[arg(long, value_name = "SPAN", default_value = "8h")]
+    pub ttl: String,
+    /// Proxy routes the key may use (comma-separated); their profiles come along.
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub routes: Vec<String>,
+    /// Profiles whose access tokens the key may get (comma-separated).
+    #[arg(long, value_name = "P1,P2", value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// The key's name (default: remote-XXXXXX).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The port the remote side's forward listens on, when it is not the proxy's own.
+    #[arg(long, value_name = "PORT")]
+    pub remote_port: Option<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteGrantArgs {
+    #[command(flatten)]
+    pub scope: RemoteScopeArgs,
+    /// Print {name, key, routes, profiles, expires_at, proxy_url}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoteSshArgs {
+    /// The SSH destination ([user@]host, or a Host of ~/.ssh/config).
+    #[arg(required_unless_present = "codespace", conflicts_with = "codespace")]
+    pub host: Option<String>,
+    /// A GitHub Codespace, through `gh codespace ssh`.
+    #[arg(long, value_name = "NAME")]
+    pub codespace: Option<String>,
+    /// Mint a key for it now (printed only in the environment lines).
+    #[arg(long)]
+    pub grant: bool,
+    /// Run the forward (until it ends) instead of printing the command.
+    #[arg(long)]
+    pub run: bool,
+    #[command(flatten)]
+    pub scope: RemoteScopeArgs,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ Exit codes:
   8  the agent could not be started or reached, or speaks another protocol version
   9  the sign-in was denied, cancelled or expired
   10 `stagepass doctor` found at least one failing check (its output names each)
+  11 remote mode: the remote key is unknown, revoked, expired or not scoped for the request
 
 Files and environment:
   STAGEPASS_CONFIG       config file (default: stagepass/config.toml in the platform config dir)
@@ -25,7 +26,9 @@ Files and environment:
   STAGEPASS_DATA_DIR     data files (default: the platform data dir)
   STAGEPASS_LOG          agent log filter, e.g. `debug` (default: info)
   STAGEPASS_NOTIFY       0 turns the agent's desktop notifications off
-  BROWSER                command that opens the sign-in URL";
+  BROWSER                command that opens the sign-in URL
+  STAGEPASS_REMOTE       remote mode: the forwarded agent, http://127.0.0.1:PORT
+  STAGEPASS_REMOTE_KEY   remote mode: the remote key (or STAGEPASS_REMOTE_KEY_FILE, a file holding it)";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -61,6 +64,10 @@ impl CliError {
             CliError::Client(ClientError::Start(_)) => {
                 Some("run `stagepass agent` in a terminal to see why".into())
             }
+            CliError::Client(ClientError::Remote(_)) => Some(format!(
+                "check {} and the port forward (`stagepass remote ssh` on the desktop shows it)",
+                stagepass_client::remote::REMOTE_ENV
+            )),
             CliError::Client(ClientError::Timeout(_)) => {
                 Some("the agent may be stuck: `stagepass agent stop`, then retry".into())
             }
@@ -80,6 +87,7 @@ fn kind_code(kind: ErrorKind) -> u8 {
         ErrorKind::Keychain => 7,
         ErrorKind::ProtocolMismatch => 8,
         ErrorKind::SignInAborted => 9,
+        ErrorKind::RemoteKey => 11,
     }
 }
 

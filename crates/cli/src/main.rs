@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod exit;
 mod progress;
+mod remote_mode;
 
 use clap::Parser;
 

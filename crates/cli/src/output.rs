@@ -61,6 +61,20 @@ pub fn write_stdout(args: std::fmt::Arguments) {
     }
 }
 
+/// `45s`, `30m`, `2h`, `7d` as seconds.
+pub fn parse_span(text: &str) -> Option<u64> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().ok()?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(unit)
+}
+
 pub fn print_json(value: &serde_json::Value) {
     outln!(
         "{}",
@@ -78,5 +92,11 @@ mod tests {
         assert_eq!(span(250), "4m 10s");
         assert_eq!(span(7260), "2h 1m");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_span("2s"), Some(2));
+        assert_eq!(parse_span("8h"), Some(28_800));
+        assert_eq!(parse_span("7d"), Some(604_800));
+        assert_eq!(parse_span("8"), None);
+        assert_eq!(parse_span("h"), None);
+        assert_eq!(parse_span("-1h"), None);
     }
 }

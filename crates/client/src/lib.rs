@@ -4,6 +4,7 @@
 
 pub mod browser;
 mod launch;
+pub mod remote;
 
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -39,6 +40,9 @@ pub enum ClientError {
     Frame(#[from] FrameError),
     #[error("the agent sent an unexpected answer")]
     Unexpected,
+    /// Remote mode: the endpoint could not be reached or configured, or answered garbage.
+    #[error("{0}")]
+    Remote(String),
     /// The agent answered with an error: what the user asked for failed.
     #[error("{}", .0.message)]
     Agent(AgentError),

@@ -17,6 +17,7 @@ const LOCK_NAME: &str = "agent.lock";
 const LOG_NAME: &str = "agent.log";
 const AUDIT_NAME: &str = "audit.jsonl";
 const PROXY_KEY_NAME: &str = "proxy.key";
+const REMOTE_KEYS_NAME: &str = "remote-keys.json";
 
 fn project_dirs() -> Option<ProjectDirs> {
     ProjectDirs::from("", "", "stagepass")
@@ -78,6 +79,12 @@ pub fn agent_log_path(runtime_dir: &Path) -> PathBuf {
 /// runtime dirs), so it lives beside the audit log rather than in one agent's runtime dir.
 pub fn refresh_lock_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("locks")
+}
+
+/// The remote keys' records (0600): SHA-256 digests, scopes and expiry, never a key. In the
+/// data dir, since keys outlive agent restarts.
+pub fn remote_keys_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(REMOTE_KEYS_NAME)
 }
 
 /// The audit log, in the data dir; the previous one has `.1` appended.

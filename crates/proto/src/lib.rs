@@ -8,6 +8,7 @@
 
 mod frame;
 mod messages;
+pub mod remote;
 mod secret;
 
 pub use frame::{FrameError, MAX_FRAME_LEN, decode, encode, frame_len};
@@ -15,4 +16,4 @@ pub use messages::*;
 pub use secret::Secret;
 
 /// Bumped on every incompatible change of the types in this crate.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;

@@ -93,6 +93,58 @@ pub enum Request {
     ProxyLaunch {
         route: Option<String>,
     },
+    /// Mints a remote key (see [`crate::remote`]); answered with [`Response::RemoteGranted`],
+    /// the only time the key itself is ever shown.
+    RemoteGrant(RemoteGrantRequest),
+    /// The remote keys, never the keys themselves; answered with [`Response::RemoteKeys`].
+    RemoteList,
+    /// Deletes a remote key at once; answered with [`Response::RemoteKeys`] holding the
+    /// revoked key's record.
+    RemoteRevoke {
+        name: String,
+    },
+}
+
+/// What `stagepass remote grant` asks for. Empty `routes` and `profiles` mean the default
+/// profile and the routes that use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGrantRequest {
+    /// `None`: the agent picks `remote-XXXXXX`.
+    pub name: Option<String>,
+    pub ttl_secs: u64,
+    #[serde(default)]
+    pub routes: Vec<String>,
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// The loopback port the remote side reaches the proxy on, when the forward does not keep
+    /// the proxy's own port (`ssh -R 127.0.0.1:RPORT:127.0.0.1:PORT`); allowed in Host.
+    #[serde(default)]
+    pub remote_port: Option<u16>,
+}
+
+/// A remote key's record, as `remote list` shows it: never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteKeyInfo {
+    pub name: String,
+    /// Proxy routes the key may use.
+    pub routes: Vec<String>,
+    /// Profiles whose access tokens the key may get.
+    pub profiles: Vec<String>,
+    pub remote_port: Option<u16>,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// The answer to [`Request::RemoteGrant`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteGranted {
+    /// Shown once: the agent keeps only its SHA-256.
+    pub key: Secret<String>,
+    pub info: RemoteKeyInfo,
+    /// `http://127.0.0.1:PORT`: the listener the remote side reaches through its forward.
+    pub proxy_url: String,
 }
 
 /// A tool the agent serves credentials to through a helper.
@@ -140,6 +192,8 @@ pub enum Response {
     },
     BackstageIdentity(BackstageIdentity),
     ProxyLaunch(ProxyLaunch),
+    RemoteGranted(RemoteGranted),
+    RemoteKeys(Vec<RemoteKeyInfo>),
     Error(AgentError),
 }
 
@@ -349,4 +403,6 @@ pub enum ErrorKind {
     SignInAborted,
     ProtocolMismatch,
     Internal,
+    /// A remote key was refused: unknown, revoked, expired, or not scoped for the request.
+    RemoteKey,
 }

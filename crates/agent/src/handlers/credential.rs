@@ -33,6 +33,22 @@ pub(crate) async fn credential(
     bearer_ok: bool,
     sign_in: Option<SignInRequest>,
 ) -> Result<Response, AgentError> {
+    let fetch = async |profile: &str, kind: TokenKind| {
+        token::get_token(agent, conn, Some(profile), kind, HELPER_MIN_VALID, sign_in).await
+    };
+    mapped(agent, tool, url, bearer_ok, fetch).await
+}
+
+/// Maps `url` to a profile and token kind, has `fetch` get that token (the local socket's
+/// path may sign in; the remote endpoint's checks its key's scope first), and answers the
+/// credential: the one place that knows how a mapped server takes its token.
+pub(crate) async fn mapped(
+    agent: &Agent,
+    tool: Tool,
+    url: &str,
+    bearer_ok: bool,
+    fetch: impl AsyncFnOnce(&str, TokenKind) -> Result<Response, AgentError>,
+) -> Result<Response, AgentError> {
     let config = agent
         .config()
         .map_err(|err| errors::from_core(&err, None))?;
@@ -43,15 +59,7 @@ pub(crate) async fn credential(
         MappedToken::Access => TokenKind::Access,
         MappedToken::Id => TokenKind::Id,
     };
-    let response = token::get_token(
-        agent,
-        conn,
-        Some(mapping.profile),
-        kind,
-        HELPER_MIN_VALID,
-        sign_in,
-    )
-    .await?;
+    let response = fetch(mapping.profile, kind).await?;
     let Response::Token(grant) = response else {
         return Err(errors::reply(
             ErrorKind::Internal,

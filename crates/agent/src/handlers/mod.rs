@@ -10,7 +10,7 @@ mod status;
 mod subscribe;
 mod token;
 
-pub(crate) use credential::mark_rejected;
+pub(crate) use credential::{mapped as credential_mapped, mark_rejected};
 pub(crate) use login::SharedLogin;
 pub(crate) use status::profile_status;
 pub(crate) use token::{refresh, serve as serve_token};
@@ -80,6 +80,9 @@ pub(crate) async fn dispatch(
         }
         Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
         Request::ProxyLaunch { route } => crate::proxy::launch(agent, route.as_deref()),
+        Request::RemoteGrant(request) => crate::remote::grant(agent, request),
+        Request::RemoteList => Ok(crate::remote::list(agent)),
+        Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name),
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

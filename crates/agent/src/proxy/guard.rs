@@ -7,23 +7,35 @@
 //! 3. Credentials: the proxy key (`Proxy-Authorization: Bearer KEY`) for programs, the session
 //!    cookie for browsers.
 //!
-//! The remote endpoint is meant to share this listener and these checks.
+//! The remote endpoint shares this listener and the first two doors; a remote key is also
+//! accepted at the third, for the routes in its scope.
 
 use http::HeaderMap;
 use http::header::{COOKIE, HOST, ORIGIN, PROXY_AUTHORIZATION};
 
 use super::access::BrowserAccess;
 use super::secrets::same_key;
+use crate::remote::{Accepted, Verdict};
 
 /// Why a request was turned away; the text is the whole 403 body, and names no input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Refused(pub &'static str);
 
-/// The one Host header, lowercase, when it is allowed. `named` are the route host names
-/// (`backstage.localhost`).
+/// Who got through the third door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credential {
+    /// The proxy key or a browser session: this user, on this machine.
+    Local,
+    /// A remote key: only the routes in its scope.
+    Remote(Accepted),
+}
+
+/// The one Host header, lowercase, when it is allowed. `ports`: the listener's, then the
+/// forwarded ports remote keys were granted for (`ssh -R RPORT:127.0.0.1:PORT` keeps the
+/// remote side's Host); `named` are the route host names (`backstage.localhost`).
 pub(crate) fn check_host<'a>(
     headers: &HeaderMap,
-    port: u16,
+    ports: &[u16],
     named: impl IntoIterator<Item = &'a str>,
 ) -> Result<String, Refused> {
     let mut hosts = headers.get_all(HOST).iter();
@@ -36,7 +48,11 @@ pub(crate) fn check_host<'a>(
         .to_str()
         .map_err(|_| Refused("stagepass proxy: the Host header is not text"))?
         .to_ascii_lowercase();
-    let Some(name) = host.strip_suffix(&format!(":{port}")) else {
+    let name = host.rsplit_once(':').and_then(|(name, port)| {
+        let port: u16 = port.parse().ok()?;
+        ports.contains(&port).then_some(name)
+    });
+    let Some(name) = name else {
         return Err(Refused(
             "stagepass proxy: the Host header must name this port (DNS rebinding defence)",
         ));
@@ -78,31 +94,41 @@ pub(crate) fn check_browser(headers: &HeaderMap, host: &str) -> Result<(), Refus
     Ok(())
 }
 
-/// Checks the caller's credentials: the proxy key, or a browser session cookie. A wrong key
-/// is refused even when a valid cookie comes along: a caller that sends one means it.
+/// Checks the caller's credentials: the proxy key, a remote key (`remote` checks it), or a
+/// browser session cookie. A wrong key is refused even when a valid cookie comes along: a
+/// caller that sends one means it.
 pub(crate) fn authenticate(
     headers: &HeaderMap,
     key: &str,
     access: &BrowserAccess,
     cookie_name: &str,
-) -> Result<(), Refused> {
+    remote: impl FnOnce(&str) -> Verdict,
+) -> Result<Credential, Refused> {
     if let Some(value) = headers.get(PROXY_AUTHORIZATION) {
         let presented = value
             .to_str()
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .unwrap_or_default();
-        return if same_key(presented.trim(), key) {
-            Ok(())
-        } else {
-            Err(Refused(
-                "stagepass proxy: wrong proxy key (it is in the runtime dir's proxy.key; \
-                 `stagepass exec` passes it as $STAGEPASS_PROXY_KEY)",
-            ))
+        let presented = presented.trim();
+        if same_key(presented, key) {
+            return Ok(Credential::Local);
+        }
+        return match remote(presented) {
+            Verdict::Valid(accepted) => Ok(Credential::Remote(accepted)),
+            Verdict::Expired { .. } => Err(Refused(
+                "stagepass proxy: this remote key has expired; grant a new one \
+                 (`stagepass remote grant` on the desktop)",
+            )),
+            Verdict::Unknown => Err(Refused(
+                "stagepass proxy: wrong proxy key, or an unknown or revoked remote key (the \
+                 proxy key is in the runtime dir's proxy.key; `stagepass exec` passes it as \
+                 $STAGEPASS_PROXY_KEY)",
+            )),
         };
     }
     if cookie_values(headers, cookie_name).any(|value| access.session_valid(value)) {
-        return Ok(());
+        return Ok(Credential::Local);
     }
     Err(Refused(
         "stagepass proxy: no credentials. Programs send `Proxy-Authorization: Bearer \
@@ -150,7 +176,7 @@ mod tests {
             "Backstage.LOCALHOST:7466",
         ] {
             let map = headers(&[("host", ok)]);
-            assert!(check_host(&map, 7466, routes).is_ok(), "{ok}");
+            assert!(check_host(&map, &[7466], routes).is_ok(), "{ok}");
         }
         for bad in [
             "evil.example:7466",
@@ -161,11 +187,17 @@ mod tests {
             "127.0.0.1:7466.evil.example",
         ] {
             let map = headers(&[("host", bad)]);
-            assert!(check_host(&map, 7466, routes).is_err(), "{bad}");
+            assert!(check_host(&map, &[7466], routes).is_err(), "{bad}");
         }
-        assert!(check_host(&HeaderMap::new(), 7466, routes).is_err());
+        assert!(check_host(&HeaderMap::new(), &[7466], routes).is_err());
         let two = headers(&[("host", "127.0.0.1:7466"), ("host", "evil.example:7466")]);
-        assert!(check_host(&two, 7466, routes).is_err());
+        assert!(check_host(&two, &[7466], routes).is_err());
+        // A remote key's forwarded port, with the same names only.
+        let forwarded = headers(&[("host", "127.0.0.1:9000")]);
+        assert!(check_host(&forwarded, &[7466, 9000], routes).is_ok());
+        assert!(check_host(&forwarded, &[7466], routes).is_err());
+        let rebound = headers(&[("host", "evil.example:9000")]);
+        assert!(check_host(&rebound, &[7466, 9000], routes).is_err());
     }
 
     #[test]
@@ -194,17 +226,39 @@ mod tests {
         let bearer = HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
         let mut map = HeaderMap::new();
         map.insert(PROXY_AUTHORIZATION, bearer);
-        assert!(authenticate(&map, &key, &access, "sp").is_ok());
+        let unknown = |_: &str| Verdict::Unknown;
+        assert_eq!(
+            authenticate(&map, &key, &access, "sp", unknown),
+            Ok(Credential::Local)
+        );
         let wrong = headers(&[("proxy-authorization", "Bearer kkk")]);
-        assert!(authenticate(&wrong, &key, &access, "sp").is_err());
-        assert!(authenticate(&HeaderMap::new(), &key, &access, "sp").is_err());
+        assert!(authenticate(&wrong, &key, &access, "sp", unknown).is_err());
+        assert!(authenticate(&HeaderMap::new(), &key, &access, "sp", unknown).is_err());
+        // A remote key is its own credential, and an expired one is refused.
+        let accepted = Accepted {
+            name: "cs".into(),
+            scope: Default::default(),
+        };
+        let remote = |presented: &str| {
+            if presented == "kkk" {
+                Verdict::Valid(accepted.clone())
+            } else {
+                Verdict::Expired { name: "old".into() }
+            }
+        };
+        assert_eq!(
+            authenticate(&wrong, &key, &access, "sp", remote),
+            Ok(Credential::Remote(accepted.clone()))
+        );
+        let expired = headers(&[("proxy-authorization", "Bearer old")]);
+        assert!(authenticate(&expired, &key, &access, "sp", remote).is_err());
         let session = access.open_session();
         let cookie = HeaderValue::from_str(&format!("a=b; sp={}", session.expose())).unwrap();
         let mut map = HeaderMap::new();
         map.insert(COOKIE, cookie);
-        assert!(authenticate(&map, &key, &access, "sp").is_ok());
-        assert!(authenticate(&map, &key, &access, "other").is_err());
+        assert!(authenticate(&map, &key, &access, "sp", unknown).is_ok());
+        assert!(authenticate(&map, &key, &access, "other", unknown).is_err());
         let forged = headers(&[("cookie", "sp=0000")]);
-        assert!(authenticate(&forged, &key, &access, "sp").is_err());
+        assert!(authenticate(&forged, &key, &access, "sp", unknown).is_err());
     }
 }

@@ -13,11 +13,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use stagepass_core::config::Config;
 use stagepass_core::proxy_config::{LocalMatch, Route};
+use stagepass_proto::remote::PATH_PREFIX;
 use tokio::net::TcpListener;
 
 use super::access::{LAUNCH_PATH, SESSION_TTL};
 use super::forward::{Local, forward};
-use super::guard::{self, Refused};
+use super::guard::{self, Credential, Refused};
 use super::reply::{Body, empty, text};
 use super::stats::Outcome;
 use crate::sessions::Agent;
@@ -85,17 +86,21 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         }
     };
     let admitted = admit(&config, listener, &request, agent);
-    let host = match admitted {
-        Ok(host) => host,
+    let (host, credential) = match admitted {
+        Ok(admitted) => admitted,
         Err(Refused(why)) => {
-            agent.proxy.stats.count(None, Outcome::Refused, false);
+            agent.proxy.stats.count(None, Outcome::Refused, false, None);
             tracing::debug!("proxy refused a request: {why}");
             return text(StatusCode::FORBIDDEN, why);
         }
     };
-    if request.uri().path() == LAUNCH_PATH {
-        return launch(agent, listener, &config, &host, &request);
-    }
+    let Some(credential) = credential else {
+        return if request.uri().path() == LAUNCH_PATH {
+            launch(agent, listener, &config, &host, &request)
+        } else {
+            crate::remote::endpoint::serve(agent, request).await
+        };
+    };
     let host_name = host
         .rsplit_once(':')
         .map_or(host.as_str(), |(name, _)| name);
@@ -114,6 +119,26 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
             ),
         );
     };
+    let remote = match &credential {
+        Credential::Local => None,
+        Credential::Remote(accepted) => Some(accepted.name.as_str()),
+    };
+    if let Credential::Remote(accepted) = &credential
+        && !accepted.scope.allows_route(&route.name)
+    {
+        let route_info = Some((route.name.as_str(), route.profile.as_str()));
+        agent
+            .proxy
+            .stats
+            .count(route_info, Outcome::Refused, false, remote);
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "stagepass proxy: remote key `{}` is not scoped to route `{}`",
+                accepted.name, route.name
+            ),
+        );
+    }
     let rest = match request.uri().query() {
         Some(query) => format!("{rest}?{query}"),
         None => rest.to_string(),
@@ -132,17 +157,19 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         Some((&route.name, &route.profile)),
         forwarded.outcome,
         forwarded.retried,
+        remote,
     );
     forwarded.response
 }
 
-/// The guard's three doors (see `guard`); the launch URL is its own credential.
+/// The guard's three doors (see `guard`): the Host and the credential. The launch URL and the
+/// remote endpoint check their own credential (`None` here).
 fn admit(
     config: &Config,
     listener: &Listener,
     request: &Request<Incoming>,
     agent: &Agent,
-) -> Result<String, Refused> {
+) -> Result<(String, Option<Credential>), Refused> {
     // Absolute-form targets are for forward proxies, which this is not.
     if request.uri().authority().is_some() {
         return Err(Refused("stagepass proxy: not a forward proxy"));
@@ -152,17 +179,23 @@ fn admit(
         .routes
         .iter()
         .filter_map(|route| route.host.as_deref());
-    let host = guard::check_host(headers, listener.port, named)?;
+    let now = crate::remote::now(agent);
+    let mut ports = vec![listener.port];
+    ports.extend(agent.remote.ports());
+    let host = guard::check_host(headers, &ports, named)?;
     guard::check_browser(headers, &host)?;
-    if request.uri().path() != LAUNCH_PATH {
-        guard::authenticate(
-            headers,
-            listener.key.expose(),
-            &agent.proxy.access,
-            &listener.cookie_name(),
-        )?;
+    let path = request.uri().path();
+    if path == LAUNCH_PATH || path.starts_with(PATH_PREFIX) {
+        return Ok((host, None));
     }
-    Ok(host)
+    let credential = guard::authenticate(
+        headers,
+        listener.key.expose(),
+        &agent.proxy.access,
+        &listener.cookie_name(),
+        |presented| agent.remote.verify(presented, now),
+    )?;
+    Ok((host, Some(credential)))
 }
 
 /// The route for `host_name` and `path`, and the path to forward: a route host takes every

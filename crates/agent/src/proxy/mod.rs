@@ -11,10 +11,12 @@ mod guard;
 mod headers;
 mod identity;
 mod listener;
-mod reply;
+pub(crate) mod reply;
 mod secrets;
 mod stats;
 mod upstream;
+
+pub(crate) use secrets::random_hex;
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -41,10 +43,11 @@ struct Started {
     serving: Result<(), String>,
 }
 
-/// Starts the listener when the config has routes; never fails the agent.
+/// Starts the listener when the config has routes or remote keys exist (the remote endpoint
+/// is on it); never fails the agent.
 pub(crate) async fn start(agent: &Arc<Agent>) {
     let Ok(config) = agent.config() else { return };
-    if config.routes.is_empty() {
+    if config.routes.is_empty() && !agent.remote.any() {
         return;
     }
     let port = config.proxy.port;
@@ -95,6 +98,17 @@ async fn listen(agent: &Arc<Agent>, port: u16) -> Result<(), String> {
         Err(err) => tracing::debug!("proxy: no [::1]:{port}: {err}"),
     }
     Ok(())
+}
+
+/// The listener's URL, or why it does not serve.
+pub(crate) fn serving_url(agent: &Agent) -> Result<String, String> {
+    let started = agent
+        .proxy
+        .started
+        .get()
+        .ok_or("no [[route]] in the config when the agent started")?;
+    started.serving.clone()?;
+    Ok(format!("http://127.0.0.1:{}", started.port))
 }
 
 /// For `status`: `None` when no proxy was started.

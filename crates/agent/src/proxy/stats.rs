@@ -40,6 +40,9 @@ struct Window {
     since: Option<SystemTime>,
     /// Route -> (profile, counts).
     routes: BTreeMap<String, (String, Counts)>,
+    /// (Route, remote key name) -> (profile, counts): remote uses, audited as consumer
+    /// `remote` with the key's name.
+    remote: BTreeMap<(String, String), (String, Counts)>,
 }
 
 /// What happened to one request, for [`ProxyStats::count`].
@@ -51,21 +54,41 @@ pub(crate) enum Outcome {
 }
 
 impl ProxyStats {
-    /// Counts one request; `route` is `None` when it was refused before one was chosen.
-    pub(crate) fn count(&self, route: Option<(&str, &str)>, outcome: Outcome, retried: bool) {
+    /// Counts one request; `route` is `None` when it was refused before one was chosen,
+    /// `remote` the remote key's name when one was presented.
+    pub(crate) fn count(
+        &self,
+        route: Option<(&str, &str)>,
+        outcome: Outcome,
+        retried: bool,
+        remote: Option<&str>,
+    ) {
         let mut window = self
             .window
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         window.since.get_or_insert_with(SystemTime::now);
         let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
-        // A lookup first: the route's name is allocated once per window, not per request.
-        if !window.routes.contains_key(route) {
-            window
-                .routes
-                .insert(route.to_string(), (profile.to_string(), Counts::default()));
-        }
-        let (_, counts) = window.routes.get_mut(route).expect("inserted above");
+        let counts = match remote {
+            // Remote uses are rarer than a local page's requests: one allocation is fine.
+            Some(key) => {
+                &mut window
+                    .remote
+                    .entry((route.to_string(), key.to_string()))
+                    .or_insert_with(|| (profile.to_string(), Counts::default()))
+                    .1
+            }
+            None => {
+                // A lookup first: the route's name is allocated once per window, not per
+                // request.
+                if !window.routes.contains_key(route) {
+                    window
+                        .routes
+                        .insert(route.to_string(), (profile.to_string(), Counts::default()));
+                }
+                &mut window.routes.get_mut(route).expect("inserted above").1
+            }
+        };
         counts.requests += 1;
         counts.retried += u64::from(retried);
         match outcome {
@@ -100,7 +123,15 @@ impl ProxyStats {
             consumer: "proxy".into(),
             ..Caller::agent()
         };
-        for (route, (profile, counts)) in &window.routes {
+        let remote = window.remote.iter().map(|((route, key), entry)| {
+            let caller = Caller::remote(key);
+            (route, entry, caller)
+        });
+        let local = window
+            .routes
+            .iter()
+            .map(|(route, entry)| (route, entry, caller.clone()));
+        for (route, (profile, counts), caller) in local.chain(remote) {
             agent.record(&Line {
                 event: "proxy",
                 caller: &caller,
@@ -156,10 +187,31 @@ mod tests {
     #[test]
     fn requests_are_counted_per_route_and_class() {
         let stats = ProxyStats::default();
-        stats.count(Some(("backstage", "bs")), Outcome::Answered(200), false);
-        stats.count(Some(("backstage", "bs")), Outcome::Answered(204), true);
-        stats.count(Some(("backstage", "bs")), Outcome::UpstreamFailed, false);
-        stats.count(None, Outcome::Refused, false);
+        stats.count(
+            Some(("backstage", "bs")),
+            Outcome::Answered(200),
+            false,
+            None,
+        );
+        stats.count(
+            Some(("backstage", "bs")),
+            Outcome::Answered(204),
+            true,
+            None,
+        );
+        stats.count(
+            Some(("backstage", "bs")),
+            Outcome::UpstreamFailed,
+            false,
+            None,
+        );
+        stats.count(None, Outcome::Refused, false, None);
+        stats.count(
+            Some(("backstage", "bs")),
+            Outcome::Answered(200),
+            false,
+            Some("cs"),
+        );
         let window = stats.window.lock().unwrap();
         let (profile, counts) = &window.routes["backstage"];
         assert_eq!(profile, "bs");
@@ -167,6 +219,8 @@ mod tests {
         assert_eq!(counts.status["2xx"], 2);
         assert_eq!((counts.upstream_failed, counts.retried), (1, 1));
         assert_eq!(window.routes[NO_ROUTE].1.refused, 1);
+        let remote = &window.remote[&("backstage".to_string(), "cs".to_string())].1;
+        assert_eq!((remote.requests, remote.status["2xx"]), (1, 1));
         assert_eq!(
             summary("backstage", counts),
             "route backstage: 3 requests (2xx 2), 0 refused, 1 upstream failures, 1 retried after refresh"

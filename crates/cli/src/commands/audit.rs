@@ -96,19 +96,12 @@ fn parse_since(text: &str) -> Result<OffsetDateTime, CliError> {
     if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(time);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds = match (number.parse::<i64>(), unit) {
-        (Ok(n), "s") => n,
-        (Ok(n), "m") => n * 60,
-        (Ok(n), "h") => n * 3600,
-        (Ok(n), "d") => n * 86_400,
-        _ => {
-            return Err(CliError::Usage(format!(
-                "--since {text}: use a duration like 30m, 2h, 7d, or a time like 2026-11-22T10:00:00Z"
-            )));
-        }
-    };
-    Ok(OffsetDateTime::now_utc() - time::Duration::seconds(seconds))
+    let seconds = crate::output::parse_span(text).ok_or_else(|| {
+        CliError::Usage(format!(
+            "--since {text}: use a duration like 30m, 2h, 7d, or a time like 2026-11-22T10:00:00Z"
+        ))
+    })?;
+    Ok(OffsetDateTime::now_utc() - time::Duration::seconds(seconds as i64))
 }
 
 fn describe(entry: &Value) -> String {

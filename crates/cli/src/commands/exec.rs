@@ -5,12 +5,12 @@ use std::os::unix::process::CommandExt;
 
 use stagepass_core::config::Config;
 use stagepass_core::paths;
-use stagepass_proto::{Response, Secret, TokenKind};
+use stagepass_proto::{Secret, TokenKind};
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::ExecArgs;
 use crate::exit::CliError;
+use crate::remote_mode;
 
 pub fn run(args: ExecArgs) -> Result<(), CliError> {
     if args.env_var.is_empty() || args.env_var.contains(['=', '\0']) {
@@ -25,14 +25,18 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
     } else {
         TokenKind::Access
     };
-    let request =
-        agent_link::token_request(args.profile.profile, kind, args.min_valid, interactive);
-    let response = agent_link::ask(&request, interactive)?;
-    let grant = expect_response!(response, Response::Token)?;
+    let remote = remote_mode::remote()?;
+    let grant = agent_link::token(args.profile.profile, kind, args.min_valid, interactive)?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut command = std::process::Command::new(program);
     command.args(rest).env(&args.env_var, grant.token.expose());
-    if let Some((url, key)) = proxy_access(args.route.as_deref())? {
+    let proxy = match &remote {
+        // The forwarded port is the proxy too, and the remote key its key for the routes
+        // in the key's scope (routes by their path or NAME.localhost under this URL).
+        Some(remote) => Some((remote.url.clone(), remote.key.clone())),
+        None => proxy_access(args.route.as_deref())?,
+    };
+    if let Some((url, key)) = proxy {
         command.env(PROXY_ENV, url).env(PROXY_KEY_ENV, key.expose());
     }
     // exec replaces this process: the command's exit code and signals are stagepass's own.

@@ -10,6 +10,7 @@ use super::expect_response;
 use crate::agent_link;
 use crate::browser;
 use crate::exit::CliError;
+use crate::remote_mode;
 
 pub fn run(action: &str) -> Result<(), CliError> {
     agent_link::set_consumer("git");
@@ -34,17 +35,23 @@ fn get(query: &Query) -> Result<(), CliError> {
     let Some(url) = query.url() else {
         return Ok(());
     };
-    let interactive = agent_link::can_interact();
-    let request = Request::Credential {
-        tool: Tool::Git,
-        url,
-        bearer_ok: query.can_take_bearer(),
-        interactive,
-        browser_available: interactive && browser::available(),
+    let credential = match remote_mode::remote()? {
+        Some(remote) => remote_mode::credential(&remote, url, query.can_take_bearer())?,
+        None => {
+            let interactive = agent_link::can_interact();
+            let request = Request::Credential {
+                tool: Tool::Git,
+                url,
+                bearer_ok: query.can_take_bearer(),
+                interactive,
+                browser_available: interactive && browser::available(),
+            };
+            let response = agent_link::ask(&request, interactive)?;
+            expect_response!(response, Response::Credential)?
+        }
     };
-    let response = agent_link::ask(&request, interactive)?;
     // An unmapped host gets an empty answer, so git falls through to its next helper.
-    let Some(credential) = expect_response!(response, Response::Credential)? else {
+    let Some(credential) = credential else {
         return Ok(());
     };
     let expiry = credential.grant.expires_at.map(|at| at.to_string());
@@ -70,6 +77,11 @@ fn get(query: &Query) -> Result<(), CliError> {
 /// The server rejected what git sent: the agent refreshes before the next `get`. Never a
 /// sign-out.
 fn erase(query: &Query) -> Result<(), CliError> {
+    // Remote mode: the desktop agent refreshes on its own schedule; a remote key cannot
+    // make it drop a token (one more thing a key could be used to do).
+    if remote_mode::remote()?.is_some() {
+        return Ok(());
+    }
     let (Some(url), Some(token)) = (query.url(), query.password.clone()) else {
         return Ok(());
     };

@@ -13,6 +13,7 @@ mod kube_credential;
 mod login;
 mod logout;
 mod open;
+mod remote;
 mod setup;
 mod status;
 mod token;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(action) => config::run(action),
         Command::Backstage(action) => backstage::run(action),
         Command::Open(args) => open::run(args),
+        Command::Remote(action) => remote::run(action),
     }
 }
 

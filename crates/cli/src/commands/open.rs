@@ -19,7 +19,7 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
     let url = url.as_str();
     if args.print || !browser::available() {
         // stdout: for a script to hand on; it works once, for a minute.
-        println!("{url}");
+        outln!("{url}");
         eprintln!(
             "open this once, within a minute, in the browser to use route {}",
             launch.route

@@ -58,14 +58,14 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
 
 fn describe_proxy(proxy: &ProxyStatus) {
     match &proxy.reason {
-        None if proxy.serving => println!("proxy: serving on {}", proxy.url),
-        reason => println!(
+        None if proxy.serving => outln!("proxy: serving on {}", proxy.url),
+        reason => outln!(
             "proxy: NOT serving: {}",
             reason.as_deref().unwrap_or("unknown reason")
         ),
     }
     for (name, url) in &proxy.routes {
-        println!("  route {name}: {url}  (`stagepass open {name}`)");
+        outln!("  route {name}: {url}  (`stagepass open {name}`)");
     }
 }
 

@@ -1,8 +1,7 @@
 use std::io::Write;
 
-use stagepass_proto::{Response, TokenKind};
+use stagepass_proto::TokenKind;
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::TokenArgs;
 use crate::exit::CliError;
@@ -15,10 +14,7 @@ pub fn run(args: TokenArgs) -> Result<(), CliError> {
     } else {
         TokenKind::Access
     };
-    let request =
-        agent_link::token_request(args.profile.profile, kind, args.min_valid, interactive);
-    let response = agent_link::ask(&request, interactive)?;
-    let grant = expect_response!(response, Response::Token)?;
+    let grant = agent_link::token(args.profile.profile, kind, args.min_valid, interactive)?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         /// Borrows the token: the only copy is the zeroizing one in `grant`.

@@ -1,0 +1,393 @@
+//! Remote access through a real OpenSSH reverse forward (tests/support/ssh.rs): the "far
+//! side" is a `stagepass` with its own HOME, runtime dir and no config, no keychain and no
+//! agent socket, that reaches the desktop agent only through the forwarded port. It gets
+//! access tokens for the IdP's audience, git credentials and the proxy's routes in its key's
+//! scope, and nothing once the key is revoked or expired.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::proxy::{curl, free_port, key_header};
+use support::ssh::Sshd;
+use support::{AUDIENCE, CLIENT_ID, Idp, Run, Sandbox, TestServer, run_with_input, wait_until};
+
+struct Setup {
+    sandbox: Sandbox,
+    _upstream: TestServer,
+    _idp: Idp,
+    port: u16,
+}
+
+/// A signed-in sandbox whose proxy routes `api` and `other` to the test upstream, with a
+/// second profile and a `[[git]]` mapping for git.test.
+fn setup(profile: &str) -> Setup {
+    let idp = Idp::start();
+    let upstream = TestServer::start("upstream-server.mjs", &[]);
+    let port = free_port();
+    let issuer = &idp.issuer;
+    let url = &upstream.url;
+    let config = format!(
+        "[profiles.{profile}]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         scopes = [\"openid\", \"email\", \"profile\", \"offline_access\"]\naudience = \"{AUDIENCE}\"\n\
+         [profiles.{profile}-other]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
+         [proxy]\nport = {port}\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+         [[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+         [[git]]\nurl = \"https://git.test/\"\nprofile = \"{profile}\"\n"
+    );
+    let sandbox = Sandbox::with_config(profile, &config);
+    sandbox.login_browser();
+    Setup {
+        sandbox,
+        _upstream: upstream,
+        _idp: idp,
+        port,
+    }
+}
+
+impl Setup {
+    /// The desktop's own token, through its socket.
+    fn token(&self) -> String {
+        let run = self
+            .sandbox
+            .run(&["token", &self.sandbox.profile, "--no-interactive"]);
+        run.assert_ok();
+        run.stdout().trim().to_string()
+    }
+
+    /// `remote grant` of a key named `name` for route `api`, for a forward on `remote_port`.
+    fn grant(&self, name: &str, ttl: &str, remote_port: u16) -> String {
+        let run = self.sandbox.run(&[
+            "remote",
+            "grant",
+            "--name",
+            name,
+            "--ttl",
+            ttl,
+            "--routes",
+            "api",
+            "--remote-port",
+            &remote_port.to_string(),
+            "--json",
+        ]);
+        run.assert_ok();
+        let granted = run.json();
+        assert_eq!(granted["routes"], serde_json::json!(["api"]));
+        assert_eq!(
+            granted["profiles"],
+            serde_json::json!([self.sandbox.profile])
+        );
+        granted["key"].as_str().unwrap().to_string()
+    }
+
+    fn audit(&self) -> String {
+        std::fs::read_to_string(self.sandbox.data_dir().join("audit.jsonl")).unwrap_or_default()
+    }
+}
+
+/// The remote machine: only PATH is inherited; the key is in a file, as a Codespace secret
+/// would be.
+struct Far {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Far {
+    fn new(remote_port: u16, key: &str) -> Far {
+        let dir = tempfile::Builder::new().prefix("far").tempdir().unwrap();
+        std::fs::write(dir.path().join("key"), format!("{key}\n")).unwrap();
+        Far {
+            dir,
+            url: format!("http://127.0.0.1:{remote_port}"),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let path = |name: &str| -> PathBuf { self.dir.path().join(name) };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_stagepass"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("XDG_RUNTIME_DIR", path("xdg"))
+            .env("STAGEPASS_RUNTIME_DIR", path("run"))
+            .env("STAGEPASS_DATA_DIR", path("data"))
+            .env("STAGEPASS_CONFIG", path("no-config.toml"))
+            .env("STAGEPASS_REMOTE", &self.url)
+            .env("STAGEPASS_REMOTE_KEY_FILE", path("key"));
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        Run(self.command(args).stdin(Stdio::null()).output().unwrap())
+    }
+
+    fn git_get(&self) -> Run {
+        run_with_input(
+            self.command(&["git-credential", "get"]),
+            "protocol=https\nhost=git.test\npath=team/repo.git\n\n",
+        )
+    }
+
+    /// GET through the forwarded proxy port with the remote key as the proxy key.
+    fn proxy_get(&self, path: &str) -> support::proxy::Answer {
+        let key = std::fs::read_to_string(self.dir.path().join("key")).unwrap();
+        curl(
+            &format!("{}{path}", self.url),
+            &["-H", &key_header(key.trim())],
+        )
+    }
+
+    /// Nothing of the desktop's: no socket, no agent started, no config.
+    fn assert_untouched(&self) {
+        let run = self.dir.path().join("run");
+        assert!(!run.join("agent.sock").exists() && !Path::new(&run).join("agent.log").exists());
+    }
+}
+
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT access token");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn through_ssh_a_remote_stagepass_gets_tokens_git_credentials_and_the_proxy_until_revoked() {
+    let setup = setup("e2e-remote-ssh");
+    let sshd = Sshd::start();
+    let remote_port = free_port();
+    let key = setup.grant("devbox", "1h", remote_port);
+    let _forward = sshd.reverse_forward(remote_port, setup.port);
+    let far = Far::new(remote_port, &key);
+
+    // A token the IdP's audience accepts: the desktop agent's own current one.
+    let run = far.run(&["token"]);
+    run.assert_ok();
+    let token = run.stdout().trim().to_string();
+    assert_eq!(token, setup.token());
+    let claims = claims(&token);
+    assert_eq!(claims["aud"], AUDIENCE);
+    assert_eq!(claims["sub"], "alice");
+    let json = far.run(&["token", "--json"]);
+    json.assert_ok();
+    assert_eq!(json.json()["profile"], setup.sandbox.profile.as_str());
+
+    // git through the agent's [[git]] mapping.
+    let git = far.git_get();
+    git.assert_ok();
+    assert!(
+        git.stdout().contains(&format!("password={token}")),
+        "{}",
+        git.stdout()
+    );
+
+    // exec: the token, and the forwarded proxy with the remote key as its key.
+    let script = "printf 'Proxy-Authorization: Bearer %s\\n' \"$STAGEPASS_PROXY_KEY\" | \
+                  curl -s -H @- -H 'X-Forwarded-Email: mallory@example.com' \
+                  \"$STAGEPASS_PROXY/api/echo\"; echo; echo \"$STAGEPASS_TOKEN\"";
+    let exec = far.run(&["exec", "--", "sh", "-c", script]);
+    exec.assert_ok();
+    let stdout = exec.stdout();
+    let mut lines = stdout.lines().filter(|line| !line.is_empty());
+    let echo: serde_json::Value = serde_json::from_str(lines.next().unwrap())
+        .unwrap_or_else(|err| panic!("{err}: {stdout} {}", exec.stderr()));
+    assert_eq!(echo["headers"]["authorization"], format!("Bearer {token}"));
+    assert!(echo["headers"].get("x-forwarded-email").is_none(), "{echo}");
+    assert!(
+        echo["headers"].get("proxy-authorization").is_none(),
+        "{echo}"
+    );
+    assert_eq!(lines.next(), Some(token.as_str()));
+
+    // Outside the key's scope: another route, another profile, an id_token.
+    let other = far.proxy_get("/other/echo");
+    assert_eq!(other.status, 403, "{}", other.body);
+    assert!(
+        other.body.contains("not scoped to route `other`"),
+        "{}",
+        other.body
+    );
+    let profile = far.run(&["token", "e2e-remote-ssh-other"]);
+    profile.assert_code(11);
+    profile.assert_stderr_contains("does not cover profile `e2e-remote-ssh-other`");
+    far.run(&["token", "--id-token"])
+        .assert_code(11)
+        .assert_stderr_contains("access tokens only");
+    far.assert_untouched();
+
+    // The key works across an agent restart: the agent keeps its digest on disk, not the key.
+    let file = setup.sandbox.data_dir().join("remote-keys.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(&key) && text.contains("devbox"), "{text}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
+    setup.sandbox.run(&["agent", "stop"]).assert_ok();
+    // The stopped agent flushed the proxy's counts: the remote use is there, by key name.
+    let audit = setup.audit();
+    let lines: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let remote = |event: &str| {
+        lines
+            .iter()
+            .filter(|line| line["consumer"] == "remote" && line["event"] == event)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let tokens = remote("token");
+    assert!(
+        tokens.iter().any(|line| line["remote_key"] == "devbox"
+            && line["outcome"] == "ok"
+            && line["audience"] == AUDIENCE),
+        "{audit}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .any(|line| line["outcome"].as_str().unwrap().contains("does not cover")),
+        "{audit}"
+    );
+    let proxied = remote("proxy");
+    assert!(
+        proxied.iter().any(|line| line["route"] == "api"
+            && line["remote_key"] == "devbox"
+            && line["requests"].as_u64() >= Some(1)),
+        "{audit}"
+    );
+    assert!(
+        proxied
+            .iter()
+            .any(|line| line["route"] == "other" && line["refused"] == 1),
+        "{audit}"
+    );
+    assert!(!audit.contains(&key) && !audit.contains(&token));
+
+    setup.sandbox.run(&["status"]).assert_ok();
+    wait_until(
+        "the restarted agent's proxy",
+        Duration::from_secs(10),
+        || far.run(&["token"]).code() == 0,
+    );
+    let listed = setup.sandbox.run(&["remote", "list", "--json"]);
+    listed.assert_ok();
+    assert!(!listed.stdout().contains(&key));
+    let listed = listed.json();
+    assert_eq!(listed[0]["name"], "devbox");
+    assert!(listed[0]["last_used_at"].is_string(), "{listed}");
+
+    // Revoked: refused at once, with a clear error, on every path.
+    setup
+        .sandbox
+        .run(&["remote", "revoke", "devbox"])
+        .assert_ok();
+    let refused = far.run(&["token"]);
+    refused.assert_code(11);
+    refused.assert_stderr_contains("unknown or revoked remote key");
+    assert!(refused.stdout().is_empty());
+    far.git_get().assert_code(11);
+    let proxied = far.proxy_get("/api/echo");
+    assert_eq!(proxied.status, 403, "{}", proxied.body);
+    assert!(proxied.body.contains("revoked"), "{}", proxied.body);
+    setup
+        .sandbox
+        .run(&["remote", "revoke", "devbox"])
+        .assert_code(2)
+        .assert_stderr_contains("no remote key `devbox`");
+}
+
+#[test]
+fn a_remote_key_stops_working_when_its_ttl_ends() {
+    let setup = setup("e2e-remote-ttl");
+    let sshd = Sshd::start();
+    let remote_port = free_port();
+    let granted = Instant::now();
+    let key = setup.grant("brief", "2s", remote_port);
+    let _forward = sshd.reverse_forward(remote_port, setup.port);
+    let far = Far::new(remote_port, &key);
+    // Checked only while the key is surely live; the machine may be slow.
+    let token = far.run(&["token"]);
+    if granted.elapsed() < Duration::from_millis(1500) {
+        token.assert_ok();
+        assert_eq!(far.proxy_get("/api/echo").status, 200);
+    }
+    std::thread::sleep(
+        Duration::from_secs(2).saturating_sub(granted.elapsed()) + Duration::from_millis(1100),
+    );
+    let expired = far.run(&["token"]);
+    expired.assert_code(11);
+    expired.assert_stderr_contains("remote key `brief` has expired");
+    let proxied = far.proxy_get("/api/echo");
+    assert_eq!(proxied.status, 403, "{}", proxied.body);
+    assert!(proxied.body.contains("expired"), "{}", proxied.body);
+    // A TTL beyond a week is refused up front.
+    setup
+        .sandbox
+        .run(&["remote", "grant", "--ttl", "8d"])
+        .assert_code(2)
+        .assert_stderr_contains("7 days");
+    drop(sshd);
+}
+
+#[test]
+fn remote_ssh_prints_the_forward_and_puts_the_key_only_in_the_env_lines() {
+    let setup = setup("e2e-remote-print");
+    let port = setup.port;
+    let run = setup
+        .sandbox
+        .run(&["remote", "ssh", "devbox.example", "--remote-port", "9001"]);
+    run.assert_ok();
+    let out = run.stdout();
+    assert!(
+        out.lines().any(|line| line
+            == format!("ssh -N -o ExitOnForwardFailure=yes -R 127.0.0.1:9001:127.0.0.1:{port} devbox.example")),
+        "{out}"
+    );
+    assert!(
+        out.contains("export STAGEPASS_REMOTE=http://127.0.0.1:9001\n"),
+        "{out}"
+    );
+
+    let run = setup.sandbox.run(&[
+        "remote",
+        "ssh",
+        "--codespace",
+        "cs-abc",
+        "--grant",
+        "--name",
+        "cs",
+        "--routes",
+        "api",
+    ]);
+    run.assert_ok();
+    let out = run.stdout();
+    let forward = format!(
+        "gh codespace ssh -c cs-abc -- -N -o ExitOnForwardFailure=yes -R 127.0.0.1:{port}:127.0.0.1:{port}"
+    );
+    let key = out
+        .lines()
+        .find_map(|line| line.strip_prefix("export STAGEPASS_REMOTE_KEY="))
+        .unwrap_or_else(|| panic!("no key line: {out}"))
+        .to_string();
+    assert_eq!(key.len(), 43, "{out}");
+    let command = out.lines().find(|line| line.starts_with("gh ")).unwrap();
+    assert_eq!(command, forward);
+    assert_eq!(
+        out.matches(&key).count(),
+        1,
+        "the key is only in its env line: {out}"
+    );
+    // The key works: the listener takes it as a proxy key for route api.
+    let answer = curl(
+        &format!("http://127.0.0.1:{port}/api/echo"),
+        &["-H", &key_header(&key)],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
