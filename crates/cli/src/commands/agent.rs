@@ -76,9 +76,26 @@ fn stop() -> Result<(), CliError> {
     };
     match client.call(&Request::Shutdown)? {
         Response::ShuttingDown => {
-            eprintln!("agent stopped");
+            // Returns once the agent is gone, as `systemctl stop` does: it writes its last
+            // audit lines (the proxy's counts) and removes its socket on the way out.
+            let socket = paths::socket_path(&paths::runtime_dir());
+            let deadline = std::time::Instant::now() + STOP_WAIT;
+            while socket.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if socket.exists() {
+                eprintln!(
+                    "asked the agent to stop; it is still finishing (its socket is {})",
+                    socket.display()
+                );
+            } else {
+                eprintln!("agent stopped");
+            }
             Ok(())
         }
         _ => Err(ClientError::Unexpected.into()),
     }
 }
+
+/// How long `agent stop` waits for the agent to finish its shutdown.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
