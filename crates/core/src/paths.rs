@@ -3,7 +3,8 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use directories::ProjectDirs;
@@ -103,6 +104,24 @@ pub fn audit_log_files(data_dir: &Path) -> [PathBuf; 2] {
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
+}
+
+/// Replaces `path` with `parts`, readable and writable by the user only, atomically: a
+/// temporary file beside it, synced, then renamed, so a crash leaves the old file or the new
+/// one and never half of either.
+pub fn write_private_file(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    file.sync_all()?;
+    fs::rename(&temporary, path)
 }
 
 /// Creates `dir` (and parents) as 0700 when missing; refuses one that another user owns or

@@ -3,8 +3,7 @@
 //! Lookups of presented values go through their SHA-256, so a map lookup's timing says
 //! nothing about the secret; the key itself is compared in constant time.
 
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -45,17 +44,7 @@ pub(crate) fn load_or_create_key(runtime_dir: &Path) -> std::io::Result<Secret<S
         }
     }
     let key = random_hex();
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(key.expose().as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, &path)?;
+    paths::write_private_file(&path, &[key.expose().as_bytes(), b"\n"])?;
     Ok(key)
 }
 

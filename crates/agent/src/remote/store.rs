@@ -6,8 +6,7 @@
 //! without stopping at a match, so timing says nothing about which digest (or how much of it)
 //! matched.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -163,18 +162,7 @@ impl RemoteKeys {
             version: FILE_VERSION,
             keys: records.to_vec(),
         })?;
-        let temporary = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&temporary);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(&text)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &self.path)
+        paths::write_private_file(&self.path, &[&text])
     }
 
     /// Whether any key is stored (the agent then serves the listener even without routes).
