@@ -484,3 +484,103 @@ pub enum AgentAction {
     /// Stop the running agent. Signed-in profiles stay signed in (the keychain keeps them).
     Stop,
 }
+
+/// The subcommands that git, docker, kubectl and scripts start many times per command. For
+/// them, clap builds only that subcommand's definition: the whole tree costs about 100 KiB of
+/// heap and a few dozen page faults at every start-up, a third of `stagepass token`'s budget.
+/// Help (`-h`, `--help`) always goes through the whole tree, so it reads the same.
+fn hot_subcommand(args: &[std::ffi::OsString]) -> Option<clap::Command> {
+    use clap::Args as _;
+    let name = args.get(1)?.to_str()?;
+    if args[2..]
+        .iter()
+        .any(|arg| arg == "-h" || arg == "--help" || arg == "--")
+    {
+        return None;
+    }
+    let subcommand = match name {
+        "token" => TokenArgs::augment_args(clap::Command::new("token")),
+        "git-credential" => HelperArgs::augment_args(clap::Command::new("git-credential")),
+        "docker-credential" => HelperArgs::augment_args(clap::Command::new("docker-credential")),
+        "kube-credential" => {
+            KubeCredentialArgs::augment_args(clap::Command::new("kube-credential"))
+        }
+        _ => return None,
+    };
+    Some(
+        clap::Command::new("stagepass")
+            .subcommand_required(true)
+            .subcommand(subcommand),
+    )
+}
+
+impl Cli {
+    /// Parses `args` (the program name first), exiting with clap's message on an error.
+    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Cli {
+        use clap::FromArgMatches as _;
+        match hot_subcommand(&args) {
+            Some(command) => command
+                .try_get_matches_from(args)
+                .and_then(|matches| Cli::from_arg_matches(&matches))
+                .unwrap_or_else(|err| err.exit()),
+            None => Cli::parse_from(args),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    fn both_ways(line: &str) -> (String, String) {
+        let args: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
+        let render = |parsed: Result<Cli, clap::Error>| match parsed {
+            Ok(cli) => format!("{cli:?}"),
+            Err(err) => format!("{:?}: {}", err.kind(), err.render()),
+        };
+        let hot = hot_subcommand(&args).expect("a hot subcommand");
+        let fast = hot
+            .try_get_matches_from(args.clone())
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        let full = Cli::command()
+            .try_get_matches_from(args)
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        (render(fast), render(full))
+    }
+
+    #[test]
+    fn hot_subcommands_parse_as_the_whole_tree_does() {
+        for line in [
+            "stagepass token",
+            "stagepass token corp --min-valid 300 --json",
+            "stagepass token --id-token --header --no-interactive",
+            "stagepass token --json --header",
+            "stagepass token --min-valid soon",
+            "stagepass token --bogus",
+            "stagepass token a b",
+            "stagepass git-credential get",
+            "stagepass git-credential",
+            "stagepass docker-credential list",
+            "stagepass kube-credential corp --access-token",
+            "stagepass kube-credential --id-token",
+        ] {
+            let (fast, full) = both_ways(line);
+            assert_eq!(fast, full, "`{line}`");
+        }
+    }
+
+    #[test]
+    fn help_and_other_subcommands_take_the_whole_tree() {
+        for line in [
+            "stagepass token --help",
+            "stagepass token -h",
+            "stagepass status",
+            "stagepass",
+            "stagepass help token",
+        ] {
+            let args: Vec<std::ffi::OsString> = line.split_whitespace().map(Into::into).collect();
+            assert!(hot_subcommand(&args).is_none(), "`{line}`");
+        }
+    }
+}

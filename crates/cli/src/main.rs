@@ -12,8 +12,6 @@ mod exit;
 mod progress;
 mod remote_mode;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     // git and docker find helpers by name: `git-credential-stagepass` and
     // `docker-credential-stagepass` are links to this binary.
@@ -21,18 +19,17 @@ fn main() -> std::process::ExitCode {
         .next()
         .map(std::path::PathBuf::from)
         .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()));
-    let cli = match invoked_as.as_deref() {
+    let args: Vec<std::ffi::OsString> = match invoked_as.as_deref() {
         Some(name @ ("git-credential-stagepass" | "docker-credential-stagepass")) => {
             let subcommand = name.trim_end_matches("-stagepass");
-            let rest = std::env::args_os().skip(1);
-            cli::Cli::parse_from(
-                ["stagepass".into(), subcommand.into()]
-                    .into_iter()
-                    .chain(rest),
-            )
+            ["stagepass".into(), subcommand.into()]
+                .into_iter()
+                .chain(std::env::args_os().skip(1))
+                .collect()
         }
-        _ => cli::Cli::parse(),
+        _ => std::env::args_os().collect(),
     };
+    let cli = cli::Cli::parse_args(args);
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
