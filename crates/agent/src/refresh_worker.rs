@@ -39,6 +39,8 @@ use crate::worker_pool::WorkerPool;
 pub const WORKER_FLAG: &str = "--refresh-worker";
 /// The IdP call and the keychain write are each bounded well below this.
 const WORKER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long after a refresh the next spare worker starts.
+const SPARE_DELAY: Duration = Duration::from_millis(250);
 /// How long a starting agent waits for a worker left behind by its predecessor.
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
@@ -181,7 +183,7 @@ fn save_retrying(
 
 /// Agent side: runs `job` in a worker process and waits for its answer.
 pub(crate) async fn run_in_worker(
-    workers: &WorkerPool,
+    workers: &Arc<WorkerPool>,
     job: RefreshJob,
     provider: &Provider,
 ) -> RefreshOutcome {
@@ -224,8 +226,14 @@ pub(crate) async fn run_in_worker(
         Ok::<_, std::io::Error>(answer)
     };
     let answer = tokio::time::timeout(WORKER_TIMEOUT, exchange).await;
-    // Only now: a spare starting during the refresh would compete with it for the CPU.
-    workers.keep_spare();
+    // Not during the refresh, nor while the callers that waited for it are being answered:
+    // a starting spare (an exec and a keychain session with a Diffie-Hellman exchange)
+    // would compete with both for the CPU.
+    let workers_later = workers.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(SPARE_DELAY).await;
+        workers_later.keep_spare();
+    });
     match answer {
         Ok(Ok(answer)) => serde_json::from_slice(&answer).unwrap_or_else(|err| {
             unknown(format!("the refresh worker gave no usable answer: {err}"))
