@@ -8,65 +8,30 @@ mod support;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use support::proxy::{curl, free_port, key_header, raw, read_until, ws_text_frame};
-use support::{AUDIENCE, CLIENT_ID, Idp, Sandbox, TestServer, wait_until};
-
-struct Setup {
-    sandbox: Sandbox,
-    upstream: TestServer,
-    idp: Idp,
-    port: u16,
-}
+use support::proxy::{ProxySetup, curl, free_port, key_header, raw, read_until, ws_text_frame};
+use support::{CLIENT_ID, Idp, Sandbox, wait_until};
 
 /// A signed-in sandbox whose agent proxies route `api` (path `/api`) and `named`
 /// (`named.localhost`) to the test upstream, and `down` to a closed port.
-fn setup(profile: &str) -> Setup {
-    let idp = Idp::start();
+fn setup(profile: &str) -> ProxySetup {
     // A long pause between the two events, so "streamed" is told from "buffered" on a busy
     // machine too.
     let pause = std::ffi::OsStr::new("2000");
-    let upstream = TestServer::start("upstream-server.mjs", &[("SSE_PAUSE_MS", pause)]);
-    let port = free_port();
     let closed = free_port();
-    let issuer = &idp.issuer;
-    let url = &upstream.url;
-    let config = format!(
-        "[profiles.{profile}]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
-         scopes = [\"openid\", \"email\", \"profile\", \"offline_access\"]\naudience = \"{AUDIENCE}\"\n\
-         [proxy]\nport = {port}\n\
-         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
-         [[route]]\nname = \"named\"\nhost = \"named.localhost\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"header\"\nheader = \"X-Upstream-Token\"\n\
-         [[route]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:{closed}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 5\n\
-         [[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 1\n"
-    );
-    let sandbox = Sandbox::with_config(profile, &config);
-    sandbox.login_browser();
-    Setup {
-        sandbox,
-        upstream,
-        idp,
-        port,
-    }
+    ProxySetup::start(profile, &[("SSE_PAUSE_MS", pause)], |_, upstream| {
+        let url = &upstream.url;
+        format!(
+            "[[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+             [[route]]\nname = \"named\"\nhost = \"named.localhost\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"header\"\nheader = \"X-Upstream-Token\"\n\
+             [[route]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:{closed}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 5\n\
+             [[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 1\n"
+        )
+    })
 }
 
-impl Setup {
+impl ProxySetup {
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn key(&self) -> String {
-        std::fs::read_to_string(self.sandbox.runtime_dir().join("proxy.key"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    fn token(&self) -> String {
-        let run = self
-            .sandbox
-            .run(&["token", &self.sandbox.profile, "--no-interactive"]);
-        run.assert_ok();
-        run.stdout().trim().to_string()
     }
 
     /// GET `path` with the key and the extra curl arguments.
@@ -367,35 +332,24 @@ fn redirects_and_cookies_are_rewritten_and_failures_name_the_upstream() {
 
 #[test]
 fn https_upstreams_are_verified_and_a_route_can_trust_an_extra_ca() {
-    let idp = Idp::start();
     let certs = tempfile::tempdir().unwrap();
-    let upstream = TestServer::start(
-        "upstream-server.mjs",
-        &[("UPSTREAM_TLS_DIR", certs.path().as_os_str())],
-    );
-    let ca_file = upstream.ready["ca_file"].as_str().unwrap();
-    let port = free_port();
     let profile = "e2e-proxy-tls";
-    let route = |name: &str, extra: &str| {
-        format!(
-            "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\n\
-             profile = \"{profile}\"\nidentity = \"bearer\"\n{extra}",
-            upstream.url
-        )
-    };
-    let sandbox = Sandbox::with_config(
+    let setup = ProxySetup::start(
         profile,
-        &format!(
-            "[profiles.{profile}]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\n\
-             [proxy]\nport = {port}\n{}{}",
-            idp.issuer,
-            route("trusted", &format!("ca_file = \"{ca_file}\"\n")),
-            route("untrusted", "")
-        ),
+        &[("UPSTREAM_TLS_DIR", certs.path().as_os_str())],
+        |_, upstream| {
+            let ca_file = upstream.ready["ca_file"].as_str().unwrap();
+            let route = |name: &str, extra: &str| {
+                format!(
+                    "[[route]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\n\
+                     profile = \"{profile}\"\nidentity = \"bearer\"\n{extra}",
+                    upstream.url
+                )
+            };
+            route("trusted", &format!("ca_file = \"{ca_file}\"\n")) + &route("untrusted", "")
+        },
     );
-    sandbox.login_browser();
-    let key = std::fs::read_to_string(sandbox.runtime_dir().join("proxy.key")).unwrap();
-    let key = key_header(key.trim());
+    let (port, key) = (setup.port, key_header(&setup.key()));
     let answer = curl(
         &format!("http://127.0.0.1:{port}/trusted/echo"),
         &["-H", &key],

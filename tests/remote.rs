@@ -10,54 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::proxy::{curl, free_port, key_header};
+use support::proxy::{ProxySetup, curl, free_port, key_header};
 use support::ssh::Sshd;
-use support::{AUDIENCE, CLIENT_ID, Idp, Run, Sandbox, TestServer, run_with_input, wait_until};
-
-struct Setup {
-    sandbox: Sandbox,
-    _upstream: TestServer,
-    _idp: Idp,
-    port: u16,
-}
+use support::{AUDIENCE, CLIENT_ID, Run, run_with_input, wait_until};
 
 /// A signed-in sandbox whose proxy routes `api` and `other` to the test upstream, with a
 /// second profile and a `[[git]]` mapping for git.test.
-fn setup(profile: &str) -> Setup {
-    let idp = Idp::start();
-    let upstream = TestServer::start("upstream-server.mjs", &[]);
-    let port = free_port();
-    let issuer = &idp.issuer;
-    let url = &upstream.url;
-    let config = format!(
-        "[profiles.{profile}]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
-         scopes = [\"openid\", \"email\", \"profile\", \"offline_access\"]\naudience = \"{AUDIENCE}\"\n\
-         [profiles.{profile}-other]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
-         [proxy]\nport = {port}\n\
-         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
-         [[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
-         [[git]]\nurl = \"https://git.test/\"\nprofile = \"{profile}\"\n"
-    );
-    let sandbox = Sandbox::with_config(profile, &config);
-    sandbox.login_browser();
-    Setup {
-        sandbox,
-        _upstream: upstream,
-        _idp: idp,
-        port,
-    }
+fn setup(profile: &str) -> ProxySetup {
+    ProxySetup::start(profile, &[], |issuer, upstream| {
+        let url = &upstream.url;
+        format!(
+            "[profiles.{profile}-other]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+             [[route]]\nname = \"other\"\npath = \"/other\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+             [[git]]\nurl = \"https://git.test/\"\nprofile = \"{profile}\"\n"
+        )
+    })
 }
 
-impl Setup {
-    /// The desktop's own token, through its socket.
-    fn token(&self) -> String {
-        let run = self
-            .sandbox
-            .run(&["token", &self.sandbox.profile, "--no-interactive"]);
-        run.assert_ok();
-        run.stdout().trim().to_string()
-    }
-
+impl ProxySetup {
     /// `remote grant` of a key named `name` for route `api`, for a forward on `remote_port`.
     fn grant(&self, name: &str, ttl: &str, remote_port: u16) -> String {
         let run = self.sandbox.run(&[

@@ -1,10 +1,67 @@
 //! Calling the local proxy from tests: curl for plain requests, raw sockets where the timing
 //! of a stream or an upgrade matters.
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
+
+use super::{AUDIENCE, CLIENT_ID, Idp, Sandbox, TestServer};
+
+/// A signed-in sandbox whose agent runs the local proxy on a free port, with the IdP and the
+/// test upstream (tests/servers/upstream-server.mjs) it forwards to.
+pub struct ProxySetup {
+    pub sandbox: Sandbox,
+    pub upstream: TestServer,
+    pub idp: Idp,
+    pub port: u16,
+}
+
+impl ProxySetup {
+    /// `tables(issuer, upstream)` gives the config after `[profiles.PROFILE]` and `[proxy]`:
+    /// the routes, and whatever else the test needs.
+    pub fn start(
+        profile: &str,
+        upstream_env: &[(&str, &OsStr)],
+        tables: impl FnOnce(&str, &TestServer) -> String,
+    ) -> ProxySetup {
+        let idp = Idp::start();
+        let upstream = TestServer::start("upstream-server.mjs", upstream_env);
+        let port = free_port();
+        let issuer = &idp.issuer;
+        let config = format!(
+            "[profiles.{profile}]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             scopes = [\"openid\", \"email\", \"profile\", \"offline_access\"]\naudience = \"{AUDIENCE}\"\n\
+             [proxy]\nport = {port}\n{}",
+            tables(issuer, &upstream)
+        );
+        let sandbox = Sandbox::with_config(profile, &config);
+        sandbox.login_browser();
+        ProxySetup {
+            sandbox,
+            upstream,
+            idp,
+            port,
+        }
+    }
+
+    pub fn key(&self) -> String {
+        std::fs::read_to_string(self.sandbox.runtime_dir().join("proxy.key"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// The desktop's own token, through its socket.
+    pub fn token(&self) -> String {
+        let run = self
+            .sandbox
+            .run(&["token", &self.sandbox.profile, "--no-interactive"]);
+        run.assert_ok();
+        run.stdout().trim().to_string()
+    }
+}
 
 /// A free loopback port (bound, then released for the agent to take).
 pub fn free_port() -> u16 {
