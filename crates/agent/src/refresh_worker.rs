@@ -210,22 +210,26 @@ pub(crate) async fn run_in_worker(
             ));
         }
     };
+    let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
     let exchange = async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stdin = child.stdin.take().expect("piped");
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stdin = stdin.expect("piped");
         stdin.write_all(&request).await?;
         drop(stdin);
+        // One line, not everything up to end-of-file: the worker's exit (closing its keychain
+        // session) takes about as long as the refresh itself, and no caller should wait for it.
+        // A worker that dies first gives end-of-file and a partial line, which fails to parse.
         let mut answer = Vec::new();
-        child
-            .stdout
-            .take()
-            .expect("piped")
-            .read_to_end(&mut answer)
+        tokio::io::BufReader::new(stdout.expect("piped"))
+            .read_until(b'\n', &mut answer)
             .await?;
-        let _ = child.wait().await;
         Ok::<_, std::io::Error>(answer)
     };
     let answer = tokio::time::timeout(WORKER_TIMEOUT, exchange).await;
+    // The worker finishes on its own (also after a timeout: a refresh is never cut short).
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
     // Not during the refresh, nor while the callers that waited for it are being answered:
     // a starting spare (an exec and a keychain session with a Diffie-Hellman exchange)
     // would compete with both for the CPU.
@@ -309,7 +313,10 @@ pub fn worker_main() -> ExitCode {
     };
     let mut stdout = std::io::stdout().lock();
     // The agent may be gone; the keychain already holds the result either way.
-    let _ = serde_json::to_writer(&mut stdout, &outcome).map(|()| stdout.flush());
+    let _ = serde_json::to_writer(&mut stdout, &outcome)
+        .map_err(std::io::Error::from)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
     drop(lock);
     ExitCode::SUCCESS
 }
