@@ -278,7 +278,7 @@ pub(crate) fn wait_for_workers(lock_dir: &Path, profile: &str) {
 }
 
 /// Entry point of `stagepass-agent --refresh-worker`: one refresh from stdin, the outcome as
-/// JSON on stdout.
+/// one line of JSON on stdout.
 pub fn worker_main() -> ExitCode {
     // Everything that does not need the job comes first: a spare worker (see
     // `worker_pool`) gets it done before the agent needs it.
