@@ -8,7 +8,7 @@
 //!
 //! Write order, in the worker: (1) take the profile's refresh lock, (2) refresh at the IdP,
 //! (3) write the rotated refresh token to the keychain, (4) answer the agent, (5) release the
-//! lock by exiting. The agent hands out the new access token only after (4), and a starting
+//! lock (a killed worker releases it by dying). The agent hands out the new access token only after (4), and a starting
 //! agent waits for the lock before it reads the keychain, so it never reads the keychain
 //! between (2) and (3). When the agent does not hear back, it forgets its copy of the refresh
 //! token and reads the keychain again under the lock.
