@@ -212,9 +212,10 @@ fn get_store_erase_and_list_follow_the_docker_helper_protocol() {
 #[test]
 fn skopeo_pulls_a_manifest_through_the_helper_set_up_by_stagepass() {
     if let Err(err) = Command::new("skopeo").arg("--version").output() {
-        eprintln!(
-            "skipping: no skopeo on PATH ({err}); install Debian's `skopeo` (scripts/setup does) \
-             to run a real docker credential helper client"
+        support::missing_part(
+            &format!("skopeo ({err})"),
+            "install Debian's `skopeo` (scripts/setup does) to run a real docker credential \
+             helper client",
         );
         return;
     }

@@ -21,16 +21,20 @@ fn kubectl_version() -> Option<String> {
             Some(json["clientVersion"]["gitVersion"].as_str()?.to_string())
         }
         Ok(output) => {
-            eprintln!(
-                "skipping: `kubectl version --client` failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
+            support::missing_part(
+                "a working kubectl",
+                &format!(
+                    "`kubectl version --client` failed: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
             );
             None
         }
         Err(err) => {
-            eprintln!(
-                "skipping: no kubectl on PATH ({err}); install `kubectl` or Debian's \
-                 `kubernetes-client` (scripts/setup does) to run the kubectl tests"
+            support::missing_part(
+                &format!("kubectl ({err})"),
+                "install `kubectl` or Debian's `kubernetes-client` (scripts/setup does) to run \
+                 the kubectl tests",
             );
             None
         }

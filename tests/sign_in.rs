@@ -2,10 +2,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
-use support::{AUDIENCE, Idp, Sandbox, approve_device_code};
+use support::{AUDIENCE, Idp, Sandbox, approve_device_code, start_device_sign_in};
 
 #[test]
 fn browser_sign_in_keeps_the_login_in_the_keychain_and_logout_removes_it() {
@@ -102,27 +101,6 @@ fn browser_sign_in_keeps_the_login_in_the_keychain_and_logout_removes_it() {
         .assert_stderr_contains("stagepass login e2e-browser");
     let status = sandbox.run(&["status", "--json"]).json();
     assert_eq!(status["profiles"][0]["state"], "signed_out");
-}
-
-/// `login --device --json` in the background, its JSON lines, and the first one (the code).
-fn start_device_sign_in(
-    sandbox: &Sandbox,
-) -> (
-    std::process::Child,
-    std::io::Lines<BufReader<std::process::ChildStdout>>,
-    serde_json::Value,
-) {
-    let mut login = sandbox
-        .command(&["login", "--device", "--json"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
-    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(first["step"], "device_code", "{first}");
-    (login, lines, first)
 }
 
 #[test]

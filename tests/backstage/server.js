@@ -117,7 +117,14 @@ async function main() {
       clientIdMetadataDocuments: { enabled: true },
       providers: {
         oauth2Proxy: {
-          signIn: { resolvers: [{ resolver: 'forwardedUserMatchingUserEntityName' }] },
+          // X-Forwarded-User first (the consent browser sends it; oauth2-proxy sends the
+          // IdP's `sub`, which matches no entity), then oauth2-proxy's preferred username.
+          signIn: {
+            resolvers: [
+              { resolver: 'forwardedUserMatchingUserEntityName' },
+              { resolver: 'forwardedPreferredUsernameMatchingUserEntityName' },
+            ],
+          },
         },
       },
     },

@@ -4,6 +4,10 @@
 #![allow(dead_code)]
 
 pub mod backstage;
+pub mod crash;
+pub mod doctor;
+pub mod keycloak;
+pub mod oauth2_proxy;
 pub mod proxy;
 pub mod ssh;
 
@@ -305,6 +309,27 @@ impl Run {
     }
 }
 
+/// `login --device --json` in the background, its JSON lines, and the first one (the code).
+pub fn start_device_sign_in(
+    sandbox: &Sandbox,
+) -> (
+    std::process::Child,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+    serde_json::Value,
+) {
+    let mut login = sandbox
+        .command(&["login", "--device", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(login.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["step"], "device_code", "{first}");
+    (login, lines, first)
+}
+
 /// Runs the scripted browser against a device-flow verification URI.
 pub fn approve_device_code(verification_uri_complete: &str, env: &[(&str, &str)]) -> Output {
     Command::new(idp_dir().join("browser"))
@@ -313,6 +338,17 @@ pub fn approve_device_code(verification_uri_complete: &str, env: &[(&str, &str)]
         .envs(env.iter().copied())
         .output()
         .unwrap()
+}
+
+/// A real client or server a test needs is not installed. On a laptop the test skips with
+/// this message; under `CI=true` a missing part fails the run with its name instead.
+pub fn missing_part(part: &str, how_to_install: &str) {
+    let message = format!("{part} is missing: {how_to_install}");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "under CI=true no test skips: {message}"
+    );
+    eprintln!("skipping: {message}");
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {

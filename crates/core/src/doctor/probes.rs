@@ -134,7 +134,7 @@ pub(super) async fn client_checks(
                 format!("the IdP refuses the sign-in request: {}", error.code),
             )
             .evidence(error.to_string())
-            .fix(authorize_fix(name, &error.code)),
+            .fix(authorize_fix(name, error, provider.scopes())),
         );
     }
     checks
@@ -221,7 +221,7 @@ async fn client_check(
             format!("the IdP accepts `{client_id}` as a public client"),
         )
         .evidence("a made-up code was refused with invalid_grant, after the client was accepted"),
-        TokenEndpointProbe::Refused(error) if error.code == "invalid_client" => Check::fail(
+        TokenEndpointProbe::Refused(error) if wants_a_secret(&error) => Check::fail(
             ids::IDP_CLIENT,
             format!(
                 "the IdP wants a client secret from `{client_id}`: it is a confidential client, \
@@ -248,8 +248,28 @@ async fn client_check(
     }
 }
 
-fn authorize_fix(name: &str, code: &str) -> String {
-    match code {
+/// The token endpoint refused the client for want of a secret: `invalid_client` (RFC 6749
+/// §5.2), or Keycloak's `unauthorized_client` "Invalid client or Invalid client credentials"
+/// for a confidential client that sent none (the client itself is known: the authorization
+/// endpoint accepted it).
+fn wants_a_secret(error: &OAuthError) -> bool {
+    error.code == "invalid_client"
+        || (error.code == "unauthorized_client"
+            && error
+                .description
+                .as_deref()
+                .is_some_and(|text| text.contains("client credentials")))
+}
+
+fn authorize_fix(name: &str, error: &OAuthError, scopes: &[String]) -> String {
+    match error.code.as_str() {
+        // Keycloak refuses offline_access with invalid_scope when it is not among the client's
+        // scopes, and its description lists every requested scope, not the refused one.
+        "invalid_scope" if scopes.iter().any(|scope| scope == "offline_access") => format!(
+            "allow offline_access for the client at the IdP (Keycloak: the client's Client \
+             scopes tab > Add client scope > offline_access, Optional), or remove the scopes the \
+             client may not request from `profiles.{name}.scopes`"
+        ),
         "invalid_scope" => format!(
             "remove the scopes the client may not request from `profiles.{name}.scopes`, or \
              allow them for the client at the IdP"

@@ -115,6 +115,30 @@ const KNOWN_AUTHORIZATION_ERRORS: &[&str] = &[
     "unsupported_response_type",
 ];
 
+/// Error pages that name no OAuth error code, by their wording, with the code they mean.
+/// Keycloak (its login theme's messages `clientNotFoundMessage` and `invalidParameterMessage`)
+/// shows an HTML page with HTTP 400 for an unknown client and for a redirect URI it does not
+/// accept, instead of redirecting (RFC 6749 §4.1.2.1 forbids redirecting to an unverified URI).
+const AUTHORIZATION_ERROR_WORDINGS: &[(&str, &str)] = &[
+    ("Client not found.", "invalid_client"),
+    ("Invalid parameter: redirect_uri", "invalid_redirect_uri"),
+];
+
+/// The OAuth error an authorization endpoint's error page names or describes, if any.
+fn authorization_error_on_page(body: &str) -> Option<String> {
+    let named = KNOWN_AUTHORIZATION_ERRORS
+        .iter()
+        .copied()
+        .find(|code| body.contains(code));
+    let described = || {
+        AUTHORIZATION_ERROR_WORDINGS
+            .iter()
+            .find(|(wording, _)| body.contains(wording))
+            .map(|(_, code)| *code)
+    };
+    named.or_else(described).map(str::to_string)
+}
+
 impl Provider {
     /// Requests the authorization URL once without a browser, following no redirect, so a
     /// client or redirect URI the IdP refuses is reported at once instead of as an error
@@ -148,11 +172,7 @@ impl Provider {
             return Ok(());
         }
         if status.is_client_error() {
-            let body = String::from_utf8_lossy(response.body());
-            let code = KNOWN_AUTHORIZATION_ERRORS
-                .iter()
-                .find(|code| body.contains(*code))
-                .map(|code| code.to_string());
+            let code = authorization_error_on_page(&String::from_utf8_lossy(response.body()));
             return Err(Error::AuthorizationRefused {
                 status: status.as_u16(),
                 code,

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use openidconnect::core::CoreDeviceAuthorizationResponse;
-use openidconnect::{DeviceAuthorizationUrl, Scope};
+use openidconnect::{DeviceAuthorizationUrl, PkceCodeChallenge, PkceCodeVerifier, Scope};
 
 use super::Provider;
 use super::errors::request_error;
@@ -19,6 +19,9 @@ pub struct DeviceAuthorization {
     pub user_code: String,
     pub expires_in: Duration,
     details: CoreDeviceAuthorizationResponse,
+    /// PKCE on the device grant: Keycloak demands it of a client whose PKCE method is S256
+    /// ("Missing parameter: code_challenge_method"); IdPs without it ignore the parameters.
+    verifier: PkceCodeVerifier,
 }
 
 impl Provider {
@@ -43,10 +46,16 @@ impl Provider {
         let endpoint = self.device_endpoint()?;
         let url = endpoint.to_string();
         let client = self.client.clone().set_device_authorization_url(endpoint);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .exchange_device_code()
             .add_scopes(self.scopes.iter().cloned().map(Scope::new))
-            .add_scope(Scope::new("openid".into()));
+            .add_scope(Scope::new("openid".into()))
+            .add_extra_param("code_challenge", challenge.as_str().to_owned())
+            .add_extra_param(
+                "code_challenge_method",
+                challenge.method().as_str().to_owned(),
+            );
         if let Some(resource) = &self.resource {
             request = request.add_extra_param("resource", resource.clone());
         }
@@ -62,6 +71,7 @@ impl Provider {
             user_code: details.user_code().secret().clone(),
             expires_in: details.expires_in(),
             details,
+            verifier,
         })
     }
 
@@ -80,7 +90,8 @@ impl Provider {
             .map_err(|err| Error::BadResponse {
                 during: "device sign-in",
                 reason: err.to_string(),
-            })?;
+            })?
+            .add_extra_param("code_verifier", authorization.verifier.secret().clone());
         if let Some(resource) = &self.resource {
             request = request.add_extra_param("resource", resource.clone());
         }

@@ -168,6 +168,11 @@ impl Provider {
         Self::from_metadata(exported.metadata.set_jwks(exported.jwks), profile)
     }
 
+    /// The profile's scopes the sign-in requests besides `openid`.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
     pub fn client_id(&self) -> &str {
         &self.client_id
     }
