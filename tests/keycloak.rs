@@ -263,12 +263,25 @@ fn backstage_behind_the_real_oauth2_proxy_gives_the_keycloak_users_backstage_tok
         .assert_code(4)
         .assert_stderr_contains("stagepass login corp");
     sandbox.run(&["login", "portal", "--browser"]).assert_ok();
-    let portal = sandbox.run(&["token", "portal", "--no-interactive"]);
-    portal.assert_ok();
-    let backstage_token = portal.stdout().trim().to_string();
+    let status = sandbox.run(&["status", "--json"]).json();
+    let portal = &status["profiles"][1];
+    assert_eq!(portal["name"], "portal");
+    assert_eq!(portal["state"], "signed_in", "{status}");
+    assert!(
+        portal["notes"][0]
+            .as_str()
+            .is_some_and(|note| note.contains("through `corp`")),
+        "{status}"
+    );
+    let backstage_token = token_of(&sandbox, "portal");
     assert_eq!(claims(&backstage_token)["sub"], "user:default/alice");
+    let (status, body) = backstage.get_as(&backstage_token, "/api/auth/v1/userinfo");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("user:default/alice"), "{body}");
     let (status, body) = backstage.get_as(&backstage_token, "/api/catalog/entities");
     assert_eq!(status, 200, "{body}");
+    // Served from memory until it nears expiry.
+    assert_eq!(token_of(&sandbox, "portal"), backstage_token);
 
     // Without a bearer, oauth2-proxy stops the request; with alice's and a spoofed identity,
     // Backstage still sees alice.
@@ -293,6 +306,14 @@ fn backstage_behind_the_real_oauth2_proxy_gives_the_keycloak_users_backstage_tok
         answer["backstageIdentity"]["identity"]["userEntityRef"], "user:default/alice",
         "{answer}"
     );
+
+    // Signing out of the portal forgets its token only; the IdP profile stays signed in.
+    sandbox
+        .run(&["logout", "portal"])
+        .assert_ok()
+        .assert_stderr_contains("`corp` stays signed in");
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert_eq!(status["profiles"][0]["state"], "signed_in", "{status}");
 }
 
 fn token_of(sandbox: &Sandbox, profile: &str) -> String {
