@@ -123,7 +123,7 @@ fn presets_the_config_cannot_express_explain_why_and_write_nothing() {
     for (preset, reason) in [
         ("google", "client secret"),
         ("github", "without OpenID Connect"),
-        ("space", "no OpenID Connect discovery document"),
+        ("space", "JetBrains shut Space down on 1 June 2025"),
     ] {
         let run = stagepass(
             &config,

@@ -235,11 +235,9 @@ const PRESETS: &[Preset] = &[
     unsupported(
         "space",
         "JetBrains Space",
-        "JetBrains Space documents OAuth 2.0 (authorization code with PKCE) but no \
-         OpenID Connect discovery document or id_token, and it issues refresh tokens \
-         through its own access_type=offline parameter. Sign in through the IdP your \
-         Space organisation federates with, using its preset; see \
-         docs/providers/space.md",
+        "JetBrains shut Space down on 1 June 2025: there is no Space server to sign in to. \
+         Sign in to the IdP your Space organisation federated with (Keycloak, Okta, Entra, \
+         Google, GitHub…) with its preset; see docs/providers/space.md",
     ),
     Preset {
         name: "auth0",

@@ -47,8 +47,8 @@ pub enum PresetError {
     },
     #[error("{0}")]
     Invalid(String),
-    /// stagepass cannot sign in to this IdP yet; the reason says why and what to do instead.
-    #[error("the {preset} preset cannot write a working profile yet: {reason}")]
+    /// stagepass cannot sign in to this IdP; the reason says why and what to do instead.
+    #[error("the {preset} preset cannot write a working profile: {reason}")]
     Unsupported {
         preset: &'static str,
         reason: &'static str,
