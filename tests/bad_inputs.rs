@@ -233,3 +233,24 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
     }
     sandbox.run(&["agent", "stop"]);
 }
+
+#[test]
+fn status_of_ten_thousand_profiles_is_answered_in_full() {
+    let mut config = String::new();
+    for n in 0..10_000 {
+        config.push_str(&format!(
+            "[profiles.e2e-many-{n:05}]\nissuer = \"https://idp{n}.example.com/realms/a-long-realm-name\"\n\
+             client_id = \"stagepass-{n}\"\n"
+        ));
+    }
+    let sandbox = Sandbox::with_config("e2e-many-00000", &config);
+    let run = sandbox.run(&["status", "--json"]);
+    run.assert_ok();
+    let status = run.json();
+    let profiles = status["profiles"].as_array().expect("a list of profiles");
+    assert_eq!(profiles.len(), 10_000);
+    assert_eq!(profiles[9_999]["name"], "e2e-many-09999");
+    let run = sandbox.run(&["status"]);
+    run.assert_ok();
+    assert!(run.stdout().contains("e2e-many-09999"));
+}

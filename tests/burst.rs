@@ -68,19 +68,26 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
 
 /// Starts every caller at once; each connects, asks and reads its answer.
 async fn burst(socket: &Path) -> Vec<(String, Duration)> {
-    let mut asking = stagepass_proto::encode(&Hello {
-        protocol: PROTOCOL_VERSION,
-        client: "stagepass-test".into(),
-    })
+    let limit = stagepass_proto::MAX_REQUEST_LEN;
+    let mut asking = stagepass_proto::encode(
+        &Hello {
+            protocol: PROTOCOL_VERSION,
+            client: "stagepass-test".into(),
+        },
+        limit,
+    )
     .unwrap();
     asking.extend(
-        stagepass_proto::encode(&Request::GetToken {
-            profile: None,
-            kind: TokenKind::Access,
-            min_valid_secs: 20,
-            interactive: false,
-            browser_available: false,
-        })
+        stagepass_proto::encode(
+            &Request::GetToken {
+                profile: None,
+                kind: TokenKind::Access,
+                min_valid_secs: 20,
+                interactive: false,
+                browser_available: false,
+            },
+            limit,
+        )
         .unwrap(),
     );
     let mut callers = tokio::task::JoinSet::new();
@@ -104,7 +111,8 @@ async fn burst(socket: &Path) -> Vec<(String, Duration)> {
 async fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut UnixStream) -> T {
     let mut header = [0u8; 4];
     stream.read_exact(&mut header).await.unwrap();
-    let mut payload = vec![0u8; stagepass_proto::frame_len(header).unwrap()];
+    let mut payload =
+        vec![0u8; stagepass_proto::frame_len(header, stagepass_proto::MAX_RESPONSE_LEN).unwrap()];
     stream.read_exact(&mut payload).await.unwrap();
     stagepass_proto::decode(&payload).unwrap()
 }

@@ -405,3 +405,44 @@ fn mapped_hosts_that_git_and_docker_do_not_send_to_stagepass_are_named() {
         "docker uses stagepass for registry.example.com",
     );
 }
+
+#[test]
+fn path_routes_sharing_a_browser_origin_are_named() {
+    let profile = "doctor-routes";
+    let route = |name: &str, local: &str| {
+        format!(
+            "[[route]]\nname = \"{name}\"\n{local}\nupstream = \"https://{name}.example.com\"\n\
+             profile = \"{profile}\"\nidentity = \"bearer\"\n"
+        )
+    };
+    let base = config(profile, "https://idp.example", CLIENT_ID, ALL_SCOPES);
+    let sandbox = Sandbox::with_config(
+        profile,
+        &format!(
+            "{base}{}{}",
+            route("one", "path = \"/one\""),
+            route("two", "host = \"two.localhost\"")
+        ),
+    );
+    doctor(&sandbox).assert("proxy.routes", "ok", "a browser origin of its own");
+    sandbox.write_config(&format!(
+        "{base}{}{}{}",
+        route("one", "path = \"/one\""),
+        route("two", "host = \"two.localhost\""),
+        route("three", "path = \"/three\"")
+    ));
+    let report = doctor(&sandbox);
+    report.assert(
+        "proxy.routes",
+        "warn",
+        "one, three share one browser origin",
+    );
+    assert!(
+        report.check("proxy.routes")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("NAME.localhost"),
+        "{}",
+        report.run.stdout()
+    );
+}

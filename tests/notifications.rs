@@ -113,3 +113,23 @@ fn notifications_can_be_turned_off() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!monitor.text().contains("e2e-quiet"), "{}", monitor.text());
 }
+
+#[test]
+fn claims_reach_the_notification_as_plain_text() {
+    let monitor = Monitor::start();
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::new("e2e-notify-markup", &idp.issuer);
+    sandbox.set_env("STAGEPASS_TEST_USER", "mallory");
+    sandbox.login_browser();
+    wait_until("the sign-in notification", Duration::from_secs(5), || {
+        monitor.text().contains("Signed in to e2e-notify-markup")
+    });
+    let text = monitor.text();
+    assert!(
+        text.contains("(groups: &lt;a href=&quot;https://evil.example/&quot;&gt;click&lt;/a&gt;, "),
+        "{text}"
+    );
+    assert!(!text.contains("<a href"), "{text}");
+    assert!(text.contains("mallory\\u001b]0;pwned"), "{text}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+}

@@ -22,6 +22,7 @@ fn setup(profile: &str) -> ProxySetup {
         let url = &upstream.url;
         format!(
             "[[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n\
+             strip_headers = [\"X-Custom-User\"]\n\
              [[route]]\nname = \"named\"\nhost = \"named.localhost\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"header\"\nheader = \"X-Upstream-Token\"\n\
              [[route]]\nname = \"down\"\npath = \"/down\"\nupstream = \"http://127.0.0.1:{closed}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 5\n\
              [[route]]\nname = \"slow\"\npath = \"/slow\"\nupstream = \"{url}\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\ntimeout_secs = 1\n"
@@ -86,6 +87,84 @@ fn exec_gives_programs_the_proxy_and_the_upstream_sees_only_the_real_identity() 
     let echo = answer.json();
     assert_eq!(echo["headers"]["x-upstream-token"], setup.token().as_str());
     assert!(echo["headers"].get("authorization").is_none(), "{echo}");
+}
+
+#[test]
+fn no_identity_header_of_the_common_identity_proxies_arrives_in_any_spelling() {
+    let setup = setup("e2e-proxy-idheaders");
+    let forged = [
+        "X_Forwarded_User",
+        "X_Forwarded_Email",
+        "remote_user",
+        "Remote-User",
+        "Remote-Groups",
+        "Remote-Email",
+        "Remote-Name",
+        "X-Authentik-Username",
+        "X-Authentik-Groups",
+        "X-Authentik-Email",
+        "X-Pomerium-Jwt-Assertion",
+        "X-Pomerium-Claim-Email",
+        "X-Consumer-Username",
+        "X-Consumer-ID",
+        "X-Userinfo",
+        "X-Vouch-User",
+        "X-Authenticated-User",
+        "X_Auth_Request_Email",
+        "X-Auth-Request-Groups",
+        "X-WEBAUTH-USER",
+        // The route's own `strip_headers`, spelt another way.
+        "X_CUSTOM_USER",
+    ];
+    let lines: Vec<String> = forged
+        .iter()
+        .map(|name| format!("{name}: mallory"))
+        .collect();
+    let mut args = Vec::new();
+    for line in &lines {
+        args.extend(["-H", line.as_str()]);
+    }
+    args.extend(["-H", "X-Kept: yes"]);
+    let answer = setup.get("/api/echo", &args);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let echo = answer.json();
+    let headers = echo["headers"].as_object().unwrap();
+    assert_eq!(headers["x-kept"], "yes", "{echo}");
+    for (name, value) in headers {
+        assert_ne!(value, "mallory", "{name} reached the upstream: {echo}");
+    }
+}
+
+#[test]
+fn a_slow_upload_outlasts_the_route_timeout_and_a_stalled_one_does_not() {
+    let setup = setup("e2e-proxy-upload");
+    let (port, key) = (setup.port, setup.key());
+    let head = |len: usize| {
+        format!(
+            "POST /slow/echo HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nProxy-Authorization: Bearer {key}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
+    };
+    // Route `slow` waits 1 s for an answer; this upload takes 3 s, never pausing 1 s.
+    let parts = ["one ", "two ", "three ", "four ", "five ", "six"];
+    let started = Instant::now();
+    let mut upload = raw(port, &head(parts.concat().len()));
+    for part in parts {
+        std::thread::sleep(Duration::from_millis(500));
+        upload.write_all(part.as_bytes()).unwrap();
+    }
+    let mut seen = Vec::new();
+    let answer = read_until(&mut upload, &mut seen, "\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    read_until(&mut upload, &mut seen, "one two three four five six");
+    assert!(started.elapsed() >= Duration::from_secs(3));
+
+    // An upload that stops is bounded by the same timeout.
+    let mut stalled = raw(port, &head(100));
+    stalled.write_all(b"only this").unwrap();
+    let mut seen = Vec::new();
+    let answer = read_until(&mut stalled, &mut seen, "\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
 }
 
 #[test]

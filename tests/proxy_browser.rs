@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::backstage::Backstage;
-use support::proxy::{curl, free_port, key_header};
+use support::proxy::{ProxySetup, curl, free_port, key_header};
 use support::{Sandbox, TestServer};
 
 const PROFILE: &str = "e2e-proxy-bs";
@@ -168,4 +168,22 @@ fn encode(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[test]
+fn chromium_opens_a_websocket_through_the_proxy() {
+    let setup = ProxySetup::start("e2e-proxy-ws", &[], |_, upstream| {
+        format!(
+            "[[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"{}\"\n\
+             profile = \"e2e-proxy-ws\"\nidentity = \"bearer\"\n",
+            upstream.url
+        )
+    });
+    let run = setup
+        .sandbox
+        .run(&["open", "api", "--print", "--path", "/ws-page"]);
+    run.assert_ok();
+    let dir = tempfile::tempdir().unwrap();
+    let dom = chromium(&dir.path().join("user"), &[], run.stdout().trim());
+    assert!(dom.contains("WS echo: ping"), "{dom}");
 }

@@ -362,3 +362,110 @@ fn remote_ssh_prints_the_forward_and_puts_the_key_only_in_the_env_lines() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+/// Sends `count` token requests for `profile` with `key` over one kept-alive connection to
+/// the remote endpoint on `port`; the HTTP statuses.
+fn flood(port: u16, key: &str, profile: &str, count: usize) -> Vec<u16> {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let body = serde_json::json!({ "profile": profile, "kind": "access" }).to_string();
+    let request = format!(
+        "POST /.stagepass/v1/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Authorization: Bearer {key}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut statuses = Vec::with_capacity(count);
+    for _ in 0..count {
+        writer.write_all(request.as_bytes()).unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        statuses.push(line.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0));
+        let mut length = 0;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        reader
+            .by_ref()
+            .take(length)
+            .read_to_end(&mut Vec::new())
+            .unwrap();
+    }
+    statuses
+}
+
+#[test]
+fn a_flood_of_refused_remote_requests_leaves_the_earlier_history_readable() {
+    let setup = setup("e2e-remote-flood");
+    let key = setup.grant("flood", "1h", setup.port);
+    // History worth keeping: the sign-in (done by setup) and a token hand-out.
+    setup.token();
+
+    // Oversized profile names the key does not cover, and keys the agent never issued.
+    let huge = "x".repeat(15 * 1024);
+    let refused = flood(setup.port, &key, &huge, 2000);
+    assert!(refused.iter().all(|&status| status == 403), "{refused:?}");
+    let unknown = flood(setup.port, "not-a-key", &huge, 1000);
+    assert!(unknown.iter().all(|&status| status == 401), "{unknown:?}");
+    // The agent writes the counted rest when it stops.
+    setup.sandbox.run(&["agent", "stop"]).assert_ok();
+
+    let audit = setup.sandbox.run(&["audit", "--json"]);
+    audit.assert_ok();
+    let lines: Vec<serde_json::Value> = audit
+        .stdout()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let profile = &setup.sandbox.profile;
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["event"] == "sign_in" && line["profile"] == profile.as_str()),
+        "the sign-in is still there"
+    );
+    assert!(
+        lines.iter().any(|line| line["event"] == "token"
+            && line["consumer"] == "cli"
+            && line["outcome"] == "ok"),
+        "the token hand-out is still there"
+    );
+    let remote: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["consumer"] == "remote" && line["event"] == "token")
+        .collect();
+    assert!(remote.len() < 50, "{} remote lines", remote.len());
+    assert!(
+        remote
+            .iter()
+            .all(|line| line.to_string().len() < 1024 && !line.to_string().contains(&huge)),
+        "a refusal line is bounded"
+    );
+    // One summary per key and minute: together they count every refusal.
+    for (name, expected) in [("flood", 2000), ("", 1000)] {
+        let counted: u64 = remote
+            .iter()
+            .filter(|line| line["remote_key"].as_str().unwrap_or_default() == name)
+            .filter_map(|line| {
+                let outcome = line["outcome"].as_str()?;
+                let (_, all) = outcome.rsplit_once('(')?;
+                all.strip_suffix(" in all)")?.parse::<u64>().ok()
+            })
+            .sum();
+        assert_eq!(counted, expected, "refusals of key {name:?}: {remote:?}");
+    }
+}

@@ -279,3 +279,98 @@ fn non_interactive_callers_are_told_at_once() {
         .assert_stderr_contains("run `stagepass login e2e-noprompt`");
     assert!(sandbox.keychain_entry().is_none(), "no sign-in was started");
 }
+
+/// Fails when `output` holds a character that could drive a terminal.
+fn assert_terminal_safe(what: &str, output: &str) {
+    let raw = output.chars().find(|&c| {
+        (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}')
+    });
+    assert!(raw.is_none(), "{what} printed {raw:?} raw: {output:?}");
+}
+
+#[test]
+fn claims_that_would_drive_the_terminal_are_printed_escaped() {
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::new("e2e-mallory", &idp.issuer);
+    sandbox.set_env("STAGEPASS_TEST_USER", "mallory");
+    let login = sandbox.login_browser();
+    assert_terminal_safe("login", &login.stdout());
+    assert!(
+        login
+            .stdout()
+            .contains("mallory\\u001b]0;pwned\\u0007@example.com"),
+        "{}",
+        login.stdout()
+    );
+    let status = sandbox.run(&["status"]);
+    status.assert_ok();
+    assert_terminal_safe("status", &status.stdout());
+    assert!(status.stdout().contains("\\u001b"), "{}", status.stdout());
+    let claims = sandbox.run(&["claims"]);
+    claims.assert_ok();
+    assert_terminal_safe("claims", &claims.stdout());
+    for shown in [
+        "Mallory \\u001b[2J\\u001b[31mRED\\u202e",
+        "mallory\\u009b31m",
+    ] {
+        assert!(claims.stdout().contains(shown), "{}", claims.stdout());
+    }
+    // --json keeps the values themselves.
+    let json = sandbox.run(&["claims", "--json"]);
+    json.assert_ok();
+    assert_terminal_safe("claims --json", &json.stdout());
+    assert_eq!(
+        json.json()["id_token"]["claims"]["preferred_username"],
+        "mallory\u{9b}31m"
+    );
+}
+
+#[test]
+fn a_forged_error_description_on_the_callback_is_printed_escaped() {
+    let idp = Idp::start();
+    let mut sandbox = Sandbox::new("e2e-forged", &idp.issuer);
+    // A "browser" that answers the sign-in at once with an error of its own making.
+    let forger = tempfile::Builder::new().suffix(".mjs").tempfile().unwrap();
+    std::fs::write(
+        forger.path(),
+        format!(
+            "let url = new URL(process.argv[2]);\n\
+             if (!url.searchParams.has('redirect_uri')) {{\n\
+               url = new URL((await fetch(url, {{ redirect: 'manual' }})).headers.get('location'));\n\
+             }}\n\
+             const back = new URL(url.searchParams.get('redirect_uri'));\n\
+             back.searchParams.set('error', 'access_denied');\n\
+             back.searchParams.set('error_description', '\\u001b]0;pwned\\u0007\\u001b[2Jforged\\u202e');\n\
+             back.searchParams.set('state', url.searchParams.get('state'));\n\
+             back.searchParams.set('iss', '{}');\n\
+             await fetch(back);\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let wrapper = tempfile::Builder::new().suffix(".sh").tempfile().unwrap();
+    std::fs::write(
+        wrapper.path(),
+        format!(
+            "#!/bin/sh\nexec node '{}' \"$@\"\n",
+            forger.path().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(wrapper.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sandbox.set_env("BROWSER", wrapper.path().to_str().unwrap());
+    let wrapper = wrapper.into_temp_path();
+
+    let login = sandbox.run(&["login", "e2e-forged", "--browser"]);
+    assert_ne!(login.code(), 0);
+    assert_terminal_safe("login", &login.stderr());
+    assert!(
+        login
+            .stderr()
+            .contains("\\u001b]0;pwned\\u0007\\u001b[2Jforged\\u202e"),
+        "{}",
+        login.stderr()
+    );
+    drop(wrapper);
+}

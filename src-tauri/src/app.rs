@@ -57,13 +57,15 @@ impl AppCore {
         ConfigEditor::open(&self.config_path())
     }
 
-    /// The local proxy's route that serves Backstage as the user (`identity = "backstage"`).
+    /// The local proxy's route that serves Backstage as the user (`identity = "backstage"`),
+    /// a host route first: path routes share one browser origin with every other path route.
     pub fn backstage_route(&self) -> Option<String> {
         let config = self.config().and_then(|editor| editor.parsed()).ok()?;
         config
             .routes
             .into_iter()
-            .find(|route| route.identity == Identity::Backstage)
+            .filter(|route| route.identity == Identity::Backstage)
+            .min_by_key(|route| route.host.is_none())
             .map(|route| route.name)
     }
 

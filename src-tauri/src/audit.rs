@@ -1,7 +1,6 @@
 //! Recent access: the last entries of the agent's audit log. The file is the user's own and
 //! holds no secret, so it is read directly, like `stagepass audit` does.
 
-use std::collections::VecDeque;
 use std::path::Path;
 
 use serde::Serialize;
@@ -23,24 +22,25 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
-/// The newest `limit` entries, newest first, optionally of one profile only.
+/// The newest `limit` entries, newest first, optionally of one profile only. Read from the
+/// newest file back, stopping when there are enough: the rotated files hold tens of MiB.
 pub fn recent(data_dir: &Path, limit: usize, profile: Option<&str>) -> Vec<AuditEntry> {
-    let mut newest = VecDeque::with_capacity(limit + 1);
-    for file in paths::audit_log_files(data_dir) {
-        let Ok(text) = std::fs::read_to_string(&file) else {
+    let mut newest = Vec::with_capacity(limit);
+    for file in paths::audit_log_files(data_dir).iter().rev() {
+        let Ok(text) = std::fs::read_to_string(file) else {
             continue;
         };
-        for entry in text.lines().filter_map(parse) {
+        for entry in text.lines().rev().filter_map(parse) {
             if profile.is_some_and(|profile| profile != entry.profile) {
                 continue;
             }
-            newest.push_back(entry);
-            if newest.len() > limit {
-                newest.pop_front();
+            if newest.len() >= limit {
+                return newest;
             }
+            newest.push(entry);
         }
     }
-    newest.into_iter().rev().collect()
+    newest
 }
 
 fn parse(line: &str) -> Option<AuditEntry> {
@@ -65,18 +65,21 @@ mod tests {
     #[test]
     fn newest_first_across_rotation_with_a_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let [rotated, current] = paths::audit_log_files(dir.path());
+        let files = paths::audit_log_files(dir.path());
+        let [.., rotated, current] = files.as_slice() else {
+            unreachable!("at least two files")
+        };
         let line = |n: u32, profile: &str| {
             format!(
                 r#"{{"time":"2026-11-22T10:00:{n:02}Z","event":"token","consumer":"git","pid":{n},"exe":"/usr/bin/git","profile":"{profile}","outcome":"ok"}}"#
             )
         };
         let old: Vec<_> = (0..3).map(|n| line(n, "corp")).collect();
-        std::fs::write(&rotated, old.join("\n") + "\n").unwrap();
+        std::fs::write(rotated, old.join("\n") + "\n").unwrap();
         let new: Vec<_> = (3..6)
             .map(|n| line(n, if n == 4 { "home" } else { "corp" }))
             .collect();
-        std::fs::write(&current, new.join("\n") + "\nnot json\n").unwrap();
+        std::fs::write(current, new.join("\n") + "\nnot json\n").unwrap();
 
         let entries = recent(dir.path(), 4, None);
         let pids: Vec<_> = entries.iter().map(|e| e.pid.unwrap()).collect();

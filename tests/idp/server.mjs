@@ -103,6 +103,15 @@ const USERS = {
     preferred_username: 'bob',
     groups: ['developers'],
   },
+  // Claims an IdP user could set themselves, built to drive a terminal (window title, clear
+  // screen, colours, CSI as one C1 character, a bidi override) and a notification's markup.
+  mallory: {
+    email: 'mallory\u001b]0;pwned\u0007@example.com',
+    email_verified: true,
+    name: 'Mallory \u001b[2J\u001b[31mRED\u202e',
+    preferred_username: 'mallory\u009b31m',
+    groups: ['<a href="https://evil.example/">click</a>', '\u001b[1mdevelopers'],
+  },
 };
 
 function nativeClient(clientId, redirectUri = 'http://127.0.0.1/callback') {

@@ -12,6 +12,9 @@
 //   GET  /slow?ms=N         answers after N ms (default 3000)
 //   GET  /redirect          302 to this server's /echo, with a Domain=, Secure cookie
 //   GET  /ws (upgrade)      WebSocket echo of text frames
+//   GET  /ws-page           an HTML page that opens a WebSocket to `ws` beside it, sends `ping`
+//                           and shows the outcome in <pre id=out> and the title:
+//                           `WS echo: ping` or `WS FAILED ...`
 //   GET  /page?target=URL   an HTML page of this (other) origin that fetches `target` with
 //                           credentials and shows what it got in <pre id=out>:
 //                           `DATA status body` or `BLOCKED error`
@@ -79,6 +82,19 @@ fetch(${target}, { credentials: 'include' })
   .then(async (response) => 'DATA ' + response.status + ' ' + (await response.text()))
   .catch((err) => 'BLOCKED ' + err)
   .then((text) => { document.getElementById('out').textContent = text; });
+</script>`);
+  }
+  if (url.pathname === '/ws-page') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    return res.end(`<!doctype html><title>pending</title><pre id="out">pending</pre>
+<script>
+const show = (text) => { document.getElementById('out').textContent = text; document.title = text; };
+const target = new URL('ws', location.href);
+target.protocol = target.protocol === 'https:' ? 'wss:' : 'ws:';
+const socket = new WebSocket(target);
+socket.onopen = () => socket.send('ping');
+socket.onmessage = (event) => { show('WS ' + event.data); socket.close(); };
+socket.onerror = () => show('WS FAILED to connect');
 </script>`);
   }
   if (url.pathname === '/redirect') {

@@ -2,7 +2,8 @@
 //!
 //! Never the token: only a short fingerprint (the first 12 hex digits of its SHA-256), enough
 //! to match a line with a token seen in a server log. The file is 0600 in the data dir and
-//! rotates at [`MAX_BYTES`], keeping one previous file.
+//! rotates at [`MAX_BYTES`], keeping [`paths::AUDIT_GENERATIONS`] previous files. Fields a
+//! caller chooses are bounded, so no line grows with what a caller sends.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -15,6 +16,11 @@ use sha2::{Digest, Sha256};
 use stagepass_core::paths;
 
 const MAX_BYTES: u64 = 4 << 20;
+
+/// Characters kept of a profile name a caller asked for, and of an outcome (which may quote
+/// what a caller sent).
+const MAX_PROFILE_CHARS: usize = 128;
+const MAX_OUTCOME_CHARS: usize = 256;
 
 /// Who asked, from the socket's peer credentials.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -98,6 +104,7 @@ pub(crate) struct Entry<'a> {
     pub event: &'a str,
     #[serde(flatten)]
     pub caller: &'a Caller,
+    #[serde(serialize_with = "bounded::<MAX_PROFILE_CHARS, _>")]
     pub profile: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<&'a str>,
@@ -106,7 +113,23 @@ pub(crate) struct Entry<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// `ok`, or the error message.
+    #[serde(serialize_with = "bounded::<MAX_OUTCOME_CHARS, _>")]
     pub outcome: &'a str,
+}
+
+/// `text` cut to `MAX` characters, saying how long it was.
+fn bounded<const MAX: usize, S: serde::Serializer>(
+    text: &&str,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => serializer.collect_str(&format_args!(
+            "{}… ({} bytes in all)",
+            &text[..end],
+            text.len()
+        )),
+        None => serializer.serialize_str(text),
+    }
 }
 
 /// A short, one-way fingerprint of a token.
@@ -121,6 +144,8 @@ pub(crate) fn fingerprint(token: &str) -> String {
 
 pub(crate) struct AuditLog {
     path: PathBuf,
+    /// Oldest first, `path` last: [`paths::audit_log_files`].
+    generations: Vec<PathBuf>,
     /// The open file and its size, tracked here so a hand-out costs one write, no stat.
     file: Mutex<Option<(File, u64)>>,
     max_bytes: u64,
@@ -134,6 +159,7 @@ impl AuditLog {
     fn with_limit(data_dir: &Path, max_bytes: u64) -> AuditLog {
         AuditLog {
             path: paths::audit_log_path(data_dir),
+            generations: paths::audit_log_files(data_dir),
             file: Mutex::new(None),
             max_bytes,
         }
@@ -177,12 +203,26 @@ impl AuditLog {
         }
         let (file, size) = slot.as_mut().expect("opened above");
         if *size + line.len() as u64 > self.max_bytes {
-            std::fs::rename(&self.path, self.path.with_extension("jsonl.1"))?;
+            self.rotate()?;
             *file = open(&self.path)?;
             *size = 0;
         }
         file.write_all(&line)?;
         *size += line.len() as u64;
+        Ok(())
+    }
+}
+
+impl AuditLog {
+    /// Shifts every file one generation older, the oldest one out: `.7` replaces `.8`, and so
+    /// on down to the current file becoming `.1`.
+    fn rotate(&self) -> std::io::Result<()> {
+        for pair in self.generations.windows(2) {
+            match std::fs::rename(&pair[1], &pair[0]) {
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
+        }
         Ok(())
     }
 }
@@ -263,6 +303,23 @@ mod tests {
             .unwrap()
             .len();
         assert!(current <= 1000 && previous <= 1000, "{current} {previous}");
+        let files = paths::audit_log_files(tmp.path());
+        assert!(files.iter().all(|file| file.exists()), "{files:?}");
+        assert!(!tmp.path().join("audit.jsonl.9").exists());
+    }
+
+    #[test]
+    fn what_a_caller_sends_is_bounded_in_a_line() {
+        let caller = Caller::remote("");
+        let huge = "p".repeat(16 << 10);
+        let line = serde_json::to_string(&Entry {
+            profile: &huge,
+            outcome: &huge,
+            ..entry(&caller, "")
+        })
+        .unwrap();
+        assert!(line.len() < 1024, "{} bytes", line.len());
+        assert!(line.contains("(16384 bytes in all)"), "{line}");
     }
 
     #[test]

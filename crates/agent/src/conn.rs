@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
-use stagepass_proto::{FrameError, decode, encode, frame_len};
+use stagepass_proto::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -39,7 +39,8 @@ impl Connection {
 
     /// Sends `message` together with the next [`Connection::write`].
     pub(crate) fn queue<T: Serialize>(&mut self, message: &T) -> Result<(), ConnError> {
-        self.queued.extend_from_slice(&encode(message)?);
+        self.queued
+            .extend_from_slice(&encode(message, MAX_RESPONSE_LEN)?);
         Ok(())
     }
 
@@ -53,7 +54,7 @@ impl Connection {
                 }
                 Err(err) => return Err(err.into()),
             }
-            let mut payload = vec![0u8; frame_len(header)?];
+            let mut payload = vec![0u8; frame_len(header, MAX_REQUEST_LEN)?];
             self.stream.read_exact(&mut payload).await?;
             Ok(decode(&payload)?)
         })
@@ -61,9 +62,12 @@ impl Connection {
         .map_err(|_| ConnError::Timeout)?
     }
 
+    /// Sends the queued frames and `message`. A message too large for one frame is an error
+    /// before anything is sent, so the caller can still answer with an error instead.
     pub(crate) async fn write<T: Serialize>(&mut self, message: &T) -> Result<(), ConnError> {
+        let encoded = encode(message, MAX_RESPONSE_LEN)?;
         let mut frame = std::mem::take(&mut self.queued);
-        frame.extend_from_slice(&encode(message)?);
+        frame.extend_from_slice(&encoded);
         tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&frame))
             .await
             .map_err(|_| ConnError::Timeout)?

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use stagepass_core::text::one_line;
+
 /// Injected so the agent's logic is testable without a desktop.
 pub trait Notifier: Send + Sync {
     fn notify(&self, summary: &str, body: &str);
@@ -14,7 +16,7 @@ pub struct DesktopNotifier;
 
 impl Notifier for DesktopNotifier {
     fn notify(&self, summary: &str, body: &str) {
-        let (summary, body) = (summary.to_string(), body.to_string());
+        let (summary, body) = (one_line(summary).into_owned(), markup_safe(body));
         // notify-rust blocks on D-Bus; keep it off the agent's only async thread.
         std::thread::spawn(move || {
             let shown = notify_rust::Notification::new()
@@ -28,6 +30,25 @@ impl Notifier for DesktopNotifier {
             }
         });
     }
+}
+
+/// A notification body as plain text. Bodies carry IdP claims and error descriptions, and
+/// servers may render a subset of HTML in them (`<a href>`, `<img src>`: the freedesktop
+/// body markup), so markup characters become entities and control characters escapes.
+fn markup_safe(body: &str) -> String {
+    let body = one_line(body);
+    let mut out = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Drops notifications (`STAGEPASS_NOTIFY=0`, and tests).
@@ -113,6 +134,14 @@ mod tests {
         fn notify(&self, summary: &str, _body: &str) {
             self.0.lock().unwrap().push(summary.to_string());
         }
+    }
+
+    #[test]
+    fn bodies_carry_no_markup_and_no_control_characters() {
+        assert_eq!(
+            markup_safe("<a href=\"https://x\">x</a> & <img src=x>\u{1b}[2J"),
+            "&lt;a href=&quot;https://x&quot;&gt;x&lt;/a&gt; &amp; &lt;img src=x&gt;\\u001b[2J"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stagepass_core::paths;
-use stagepass_proto::{ErrorKind, Hello, PROTOCOL_VERSION, Request, Response, TokenKind, Welcome};
+use stagepass_proto::{
+    ErrorKind, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenKind, Welcome,
+};
 
 use crate::audit::{Caller, Entry, fingerprint};
 use tokio::net::{UnixListener, UnixStream};
@@ -151,7 +153,20 @@ async fn converse(
         if let Some(target) = audited {
             record(agent, &caller, &target, &response);
         }
-        conn.write(&response).await?;
+        match conn.write(&response).await {
+            Err(ConnError::Frame(FrameError::TooLarge { len, limit })) => {
+                // Said to the client, which would otherwise see only a dropped connection.
+                let error = errors::reply(
+                    ErrorKind::Internal,
+                    format!(
+                        "the agent's answer is {len} bytes, over the {limit} bytes one message may hold"
+                    ),
+                    Some("ask for less (one profile, fewer entries)".into()),
+                );
+                conn.write(&Response::Error(error)).await?;
+            }
+            written => written?,
+        }
     }
 }
 
@@ -287,7 +302,9 @@ mod tests {
     use stagepass_core::clock::SystemClock;
     use stagepass_core::http::{HttpClient, HttpLimits};
     use stagepass_core::store::{LoginStore, MemoryStore};
-    use stagepass_proto::{AgentError, decode, encode, frame_len};
+    use stagepass_proto::{
+        AgentError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len,
+    };
 
     use super::*;
 
@@ -296,17 +313,20 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut out = encode(&Hello {
-            protocol,
-            client: "test".into(),
-        })
+        let mut out = encode(
+            &Hello {
+                protocol,
+                client: "test".into(),
+            },
+            MAX_REQUEST_LEN,
+        )
         .unwrap();
-        out.extend(encode(request).unwrap());
+        out.extend(encode(request, MAX_REQUEST_LEN).unwrap());
         stream.write_all(&out).unwrap();
         let mut read = || {
             let mut header = [0u8; 4];
             stream.read_exact(&mut header).unwrap();
-            let mut payload = vec![0u8; frame_len(header).unwrap()];
+            let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN).unwrap()];
             stream.read_exact(&mut payload).unwrap();
             payload
         };

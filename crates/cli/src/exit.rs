@@ -98,9 +98,9 @@ pub fn report(err: &CliError) -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    eprintln!("stagepass: {err}");
+    errln!("stagepass: {err}");
     if let Some(hint) = err.hint() {
-        eprintln!("  hint: {hint}");
+        errln!("  hint: {hint}");
     }
     ExitCode::from(err.exit_code())
 }

@@ -1,4 +1,7 @@
-//! Formatting shared by the commands, and the macros they print with.
+//! Formatting shared by the commands, and the macros they print with. Everything printed
+//! through them has its control characters escaped ([`stagepass_core::text`]): output shows
+//! IdP claims, error descriptions and what remote callers asked for, none of which may drive
+//! the terminal.
 
 /// `println!` for command output. std's `println!` panics when the reader has gone away
 /// (`stagepass status | grep -q …` closes the pipe early); this ends the process quietly
@@ -19,9 +22,17 @@ macro_rules! out {
     };
 }
 
+/// `eprintln!` for messages and errors, escaped as [`outln!`] is.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use stagepass_core::clock::human_span as span;
+use stagepass_core::text::Escaping;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -51,13 +62,46 @@ pub fn when(unix: u64) -> String {
 }
 
 pub fn write_stdout(args: std::fmt::Arguments) {
-    use std::io::Write;
-    if let Err(err) = std::io::stdout().lock().write_fmt(args) {
+    if let Err(err) = write_escaped(std::io::stdout().lock(), args) {
         if err.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }
-        eprintln!("stagepass: cannot write the output: {err}");
+        errln!("stagepass: cannot write the output: {err}");
         std::process::exit(1);
+    }
+}
+
+pub fn write_stderr(args: std::fmt::Arguments) {
+    // Nowhere left to report a failure to.
+    let _ = write_escaped(std::io::stderr().lock(), args);
+}
+
+/// Formats `args` into `out` through [`Escaping`], keeping lines and tabs; no copy of the
+/// text is made on the way.
+fn write_escaped(out: impl std::io::Write, args: std::fmt::Arguments) -> std::io::Result<()> {
+    /// `fmt::Write` over `io::Write`, keeping the I/O error that `fmt::Error` cannot carry.
+    struct Io<W> {
+        out: W,
+        error: Option<std::io::Error>,
+    }
+    impl<W: std::io::Write> std::fmt::Write for Io<W> {
+        fn write_str(&mut self, text: &str) -> std::fmt::Result {
+            self.out.write_all(text.as_bytes()).map_err(|err| {
+                self.error = Some(err);
+                std::fmt::Error
+            })
+        }
+    }
+    let mut escaping = Escaping {
+        inner: Io { out, error: None },
+        lines: true,
+    };
+    match std::fmt::Write::write_fmt(&mut escaping, args) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(escaping
+            .inner
+            .error
+            .unwrap_or_else(|| std::io::Error::other("formatting failed"))),
     }
 }
 

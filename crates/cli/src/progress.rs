@@ -53,21 +53,21 @@ impl Progress {
                 user_code,
                 expires_at,
             } => {
-                eprintln!("To sign in, open {verification_uri}");
-                eprintln!("and enter the code:  {user_code}");
+                errln!("To sign in, open {verification_uri}");
+                errln!("and enter the code:  {user_code}");
                 if let Some(complete) = verification_uri_complete {
-                    eprintln!("(or open {complete} , which carries the code)");
+                    errln!("(or open {complete} , which carries the code)");
                 }
-                eprintln!("The code expires {}.", when(*expires_at));
+                errln!("The code expires {}.", when(*expires_at));
                 if !self.spinner {
-                    eprintln!("Waiting for the sign-in to be approved…");
+                    errln!("Waiting for the sign-in to be approved…");
                 }
             }
             LoginProgress::Joined { started_by_pid } => {
                 let by = started_by_pid
                     .map(|pid| format!(" (started by pid {pid})"))
                     .unwrap_or_default();
-                eprintln!("A sign-in for this profile is already under way{by}; waiting for it…");
+                errln!("A sign-in for this profile is already under way{by}; waiting for it…");
             }
             LoginProgress::Waiting { elapsed_secs } => {
                 if self.spinner {
@@ -81,24 +81,22 @@ impl Progress {
 
     fn open(&mut self, url: &str) {
         if !self.open_browser {
-            eprintln!("Open this URL in a browser on this machine to sign in:\n\n  {url}\n");
+            errln!("Open this URL in a browser on this machine to sign in:\n\n  {url}\n");
             return;
         }
         match browser::open(url) {
             Ok(child) => {
                 self.browser = Some(child);
-                eprintln!(
+                errln!(
                     "Your browser was opened to sign in. If nothing opened, visit:\n\n  {url}\n"
                 );
             }
             Err(err) => {
-                eprintln!(
-                    "Could not open a browser ({err}). Open this URL to sign in:\n\n  {url}\n"
-                );
+                errln!("Could not open a browser ({err}). Open this URL to sign in:\n\n  {url}\n");
             }
         }
         if !self.spinner {
-            eprintln!("Waiting for the sign-in to complete in the browser…");
+            errln!("Waiting for the sign-in to complete in the browser…");
         }
     }
 

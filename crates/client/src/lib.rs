@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use stagepass_core::paths;
 use stagepass_proto::{
-    AgentError, FrameError, Hello, LoginProgress, PROTOCOL_VERSION, Request, Response, Welcome,
-    decode, encode, frame_len,
+    AgentError, FrameError, Hello, LoginProgress, MAX_REQUEST_LEN, MAX_RESPONSE_LEN,
+    PROTOCOL_VERSION, Request, Response, Welcome, decode, encode, frame_len,
 };
 
 pub use launch::AgentLauncher;
@@ -90,10 +90,13 @@ impl Client {
         stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
         // Pipelined: the hello goes out with the first request, the welcome comes back with
         // the first answer.
-        let hello = encode(&Hello {
-            protocol: PROTOCOL_VERSION,
-            client: client_name.to_string(),
-        })?;
+        let hello = encode(
+            &Hello {
+                protocol: PROTOCOL_VERSION,
+                client: client_name.to_string(),
+            },
+            MAX_REQUEST_LEN,
+        )?;
         Ok(Client {
             stream: BufReader::new(stream),
             hello: Some(hello),
@@ -196,7 +199,7 @@ impl Client {
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
         let first = self.hello.is_some();
         let mut frames = self.hello.take().unwrap_or_default();
-        frames.extend_from_slice(&encode(message)?);
+        frames.extend_from_slice(&encode(message, MAX_REQUEST_LEN)?);
         match self.stream.get_mut().write_all(&frames) {
             Err(err) if first && err.kind() == std::io::ErrorKind::BrokenPipe => {
                 Err(ClientError::Gone)
@@ -238,7 +241,7 @@ impl Client {
         };
         let mut header = [0u8; 4];
         self.stream.read_exact(&mut header).map_err(timed_out)?;
-        let mut payload = vec![0u8; frame_len(header)?];
+        let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN)?];
         self.stream.read_exact(&mut payload).map_err(timed_out)?;
         Ok(decode(&payload)?)
     }

@@ -16,6 +16,7 @@ pub mod presets;
 pub mod proxy_config;
 pub mod refresh;
 pub mod store;
+pub mod text;
 pub mod tokens;
 
 pub use error::{Error, OAuthError};

@@ -88,16 +88,27 @@ pub fn remote_keys_path(data_dir: &Path) -> PathBuf {
     data_dir.join(REMOTE_KEYS_NAME)
 }
 
-/// The audit log, in the data dir; the previous one has `.1` appended.
+/// The audit log, in the data dir; rotated ones have `.1` (the newest) to `.8` appended.
 pub fn audit_log_path(data_dir: &Path) -> PathBuf {
     data_dir.join(AUDIT_NAME)
 }
 
-/// The audit log's files in time order: the rotated one first, then the current one. Readers
-/// (`stagepass audit`, the tray's Recent access) go through this to see the whole history.
-pub fn audit_log_files(data_dir: &Path) -> [PathBuf; 2] {
+/// Rotated audit files kept besides the current one. Several, so that a burst of entries
+/// cannot push the last day out: remote refusals are recorded one by one only a few per key
+/// and minute, which fills far less than these generations in a day.
+pub const AUDIT_GENERATIONS: usize = 8;
+
+/// The audit log's files in time order: the oldest rotated one first, the current one last.
+/// Readers (`stagepass audit`, the tray's Recent access) go through this to see the whole
+/// history, and the agent to rotate.
+pub fn audit_log_files(data_dir: &Path) -> Vec<PathBuf> {
     let current = audit_log_path(data_dir);
-    [current.with_extension("jsonl.1"), current]
+    let mut files: Vec<PathBuf> = (1..=AUDIT_GENERATIONS)
+        .rev()
+        .map(|generation| current.with_extension(format!("jsonl.{generation}")))
+        .collect();
+    files.push(current);
+    files
 }
 
 #[allow(unsafe_code)]

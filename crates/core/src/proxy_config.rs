@@ -21,11 +21,13 @@
 //! token = "id"                      # "access" (default) or "id"
 //! ca_file = "/etc/ssl/corp-ca.pem"  # trusted besides the platform roots
 //! timeout_secs = 30                 # until the upstream's response headers
+//! strip_headers = ["X-Custom-User"] # more headers the upstream trusts as identity
 //! ```
 //!
 //! The proxy serves when there is at least one route. A route's token goes only to its
 //! upstream, so upstreams need https except on loopback, as issuers do.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
@@ -77,6 +79,56 @@ pub struct Route {
     pub token: MappedToken,
     pub ca_file: Option<PathBuf>,
     pub timeout_secs: Option<u64>,
+    /// Headers this upstream trusts as an identity beyond the ones the proxy always strips,
+    /// never passed on from a caller.
+    #[serde(default)]
+    pub strip_headers: Vec<HeaderKey>,
+}
+
+/// A header name as upstreams match it: lowercase, and `_` read as `-`. CGI, WSGI and Rack
+/// turn both `X-Forwarded-User` and `X_Forwarded_User` into `HTTP_X_FORWARDED_USER`, so a
+/// denylist that compares spellings would let the second through.
+pub fn header_key(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase().replace('_', "-"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
+/// A header name from the config, checked and kept as its [`header_key`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HeaderKey(String);
+
+impl HeaderKey {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for HeaderKey {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        let valid = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            Ok(HeaderKey(header_key(&name).into_owned()))
+        } else {
+            Err(format!(
+                "`{name}` is not a header name (letters, digits, `-` and `_`)"
+            ))
+        }
+    }
+}
+
+impl From<HeaderKey> for String {
+    fn from(key: HeaderKey) -> String {
+        key.0
+    }
 }
 
 /// How a route adds the user's identity to what it forwards.
@@ -373,6 +425,13 @@ mod tests {
         );
         assert_eq!(config.routes[1].local_url(9), "http://api.localhost:9");
         assert_eq!(config.routes[0].timeout_secs(), 30);
+        assert!(config.routes[0].strip_headers.is_empty());
+        let extra = parse(
+            "[[route]]\nname = \"x\"\npath = \"/x\"\nupstream = \"https://x.example\"\n\
+             profile = \"corp\"\nidentity = \"bearer\"\nstrip_headers = [\"X_Custom_User\"]\n",
+        )
+        .unwrap();
+        assert_eq!(extra.routes[0].strip_headers[0].as_str(), "x-custom-user");
         let port = parse("[proxy]\nport = 9000\n").unwrap();
         assert_eq!(port.proxy.port, 9000);
         assert!(port.routes.is_empty());
@@ -454,6 +513,13 @@ mod tests {
         assert!(err.contains("route[0].ca_file"), "{err}");
         let err = error(&format!("{base}path = \"/x\"\ntimeout_secs = 0\n"));
         assert!(err.contains("route[0].timeout_secs"), "{err}");
+        let err = error(&format!(
+            "{base}path = \"/x\"\nstrip_headers = [\"X User\"]\n"
+        ));
+        assert!(
+            err.contains("strip_headers") && err.contains("not a header name"),
+            "{err}"
+        );
         let err = error("[proxy]\nport = \"x\"\n");
         assert!(err.contains("port"), "{err}");
     }

@@ -4,24 +4,27 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-/// Upper bound of one frame. Tokens and claims are a few KiB; anything near this is an attack
-/// or a bug, and refusing it keeps a hostile peer from making us allocate without bound.
-pub const MAX_FRAME_LEN: usize = 1 << 20;
+/// Upper bound of a frame a client sends the agent. Requests name a profile or carry a git
+/// credential: a few KiB; anything near this is an attack or a bug, and refusing it keeps a
+/// client from making the agent allocate without bound.
+pub const MAX_REQUEST_LEN: usize = 1 << 20;
+
+/// Upper bound of a frame the agent sends a client. Answers grow with the config: the status
+/// of ten thousand profiles is a few MiB. Bounded still, so that a confused peer cannot make
+/// a client allocate without end.
+pub const MAX_RESPONSE_LEN: usize = 64 << 20;
 
 #[derive(Debug)]
 pub enum FrameError {
-    TooLarge(usize),
+    TooLarge { len: usize, limit: usize },
     Json(serde_json::Error),
 }
 
 impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            FrameError::TooLarge(len) => {
-                write!(
-                    f,
-                    "frame of {len} bytes exceeds the {MAX_FRAME_LEN}-byte limit"
-                )
+            FrameError::TooLarge { len, limit } => {
+                write!(f, "a message of {len} bytes exceeds the {limit}-byte limit")
             }
             FrameError::Json(err) => write!(f, "malformed message: {err}"),
         }
@@ -30,24 +33,24 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Serializes `message` into one frame, header included.
-pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+/// Serializes `message` into one frame of at most `limit` bytes, header included.
+pub fn encode<T: Serialize>(message: &T, limit: usize) -> Result<Vec<u8>, FrameError> {
     let mut buf = vec![0u8; 4];
     serde_json::to_writer(&mut buf, message).map_err(FrameError::Json)?;
     let len = buf.len() - 4;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(len));
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
     }
     buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(buf)
 }
 
-/// Reads the payload length from a frame header, refusing oversized frames before any
+/// Reads the payload length from a frame header, refusing frames over `limit` before any
 /// allocation happens.
-pub fn frame_len(header: [u8; 4]) -> Result<usize, FrameError> {
+pub fn frame_len(header: [u8; 4], limit: usize) -> Result<usize, FrameError> {
     let len = u32::from_be_bytes(header) as usize;
-    if len > MAX_FRAME_LEN {
-        return Err(FrameError::TooLarge(len));
+    if len > limit {
+        return Err(FrameError::TooLarge { len, limit });
     }
     Ok(len)
 }
@@ -71,8 +74,8 @@ mod tests {
             interactive: false,
             browser_available: false,
         };
-        let frame = encode(&request).unwrap();
-        let len = frame_len(frame[..4].try_into().unwrap()).unwrap();
+        let frame = encode(&request, MAX_REQUEST_LEN).unwrap();
+        let len = frame_len(frame[..4].try_into().unwrap(), MAX_REQUEST_LEN).unwrap();
         assert_eq!(len, frame.len() - 4);
         let back: Request = decode(&frame[4..]).unwrap();
         assert_eq!(back, request);
@@ -80,8 +83,17 @@ mod tests {
 
     #[test]
     fn refuses_oversized_header_before_reading_the_body() {
-        let header = ((MAX_FRAME_LEN + 1) as u32).to_be_bytes();
-        assert!(matches!(frame_len(header), Err(FrameError::TooLarge(_))));
+        let header = ((MAX_REQUEST_LEN + 1) as u32).to_be_bytes();
+        assert!(matches!(
+            frame_len(header, MAX_REQUEST_LEN),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert!(frame_len(header, MAX_RESPONSE_LEN).is_ok());
+        let big = "x".repeat(MAX_REQUEST_LEN);
+        assert!(matches!(
+            encode(&big, MAX_REQUEST_LEN),
+            Err(FrameError::TooLarge { .. })
+        ));
     }
 
     #[test]

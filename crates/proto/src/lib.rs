@@ -11,7 +11,7 @@ mod messages;
 pub mod remote;
 mod secret;
 
-pub use frame::{FrameError, MAX_FRAME_LEN, decode, encode, frame_len};
+pub use frame::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
 pub use messages::*;
 pub use secret::Secret;
 

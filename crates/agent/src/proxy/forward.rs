@@ -3,15 +3,21 @@
 //! an idempotent request without a body retried once after a forced refresh, and failures
 //! answered with a 502/504 that names the upstream and why.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{CONNECTION, HeaderValue, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use stagepass_core::config::Config;
 use stagepass_core::proxy_config::Route;
+use tokio::sync::Notify;
 use url::Url;
 
 use super::headers::{Rewrite, downstream_response, upstream_request};
@@ -65,6 +71,7 @@ pub(crate) async fn forward(
     let headers = upstream_request(
         &parts.headers,
         upgrade.as_ref(),
+        &route.strip_headers,
         local.cookie,
         &upstream_origin,
     );
@@ -91,8 +98,13 @@ pub(crate) async fn forward(
                 };
             }
         };
+        let sending = Arc::new(Notify::new());
         let outgoing_body = match (retryable, body.take()) {
-            (false, Some(body)) => body.boxed(),
+            (false, Some(body)) => Upload {
+                body,
+                sending: sending.clone(),
+            }
+            .boxed(),
             _ => empty(),
         };
         let mut outgoing = Request::new(outgoing_body);
@@ -110,8 +122,8 @@ pub(crate) async fn forward(
                 );
             }
         }
-        let answer = match tokio::time::timeout(timeout, client.request(outgoing)).await {
-            Err(_) => {
+        let answer = match answer_within(timeout, &sending, client.request(outgoing)).await {
+            None => {
                 let why = format!(
                     "no answer within {} s (route timeout_secs)",
                     timeout.as_secs()
@@ -121,7 +133,7 @@ pub(crate) async fn forward(
                     ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
                 };
             }
-            Ok(Err(err)) => {
+            Some(Err(err)) => {
                 let why = super::upstream::describe(&err);
                 tracing::warn!(route = %route.name, "upstream failed: {why}");
                 return Forwarded {
@@ -129,7 +141,7 @@ pub(crate) async fn forward(
                     ..failed(StatusCode::BAD_GATEWAY, route, &why)
                 };
             }
-            Ok(Ok(answer)) => answer,
+            Some(Ok(answer)) => answer,
         };
         let refused = answer.status() == StatusCode::UNAUTHORIZED;
         if refused && retryable && !retried && force_refresh(agent, config, route, &injected.token)
@@ -157,6 +169,54 @@ pub(crate) async fn forward(
         response: response.map(|body| body.boxed()),
         outcome: Outcome::Answered(status),
         retried,
+    }
+}
+
+/// `request`'s outcome, unless `timeout` passes without an answer and without a frame of the
+/// upload (`sending`): a route's timeout bounds the wait for the upstream's response headers
+/// and a stalled upload, never an upload that is still moving.
+async fn answer_within<T>(
+    timeout: Duration,
+    sending: &Notify,
+    request: impl Future<Output = T>,
+) -> Option<T> {
+    let mut request = std::pin::pin!(request);
+    loop {
+        tokio::select! {
+            answer = &mut request => return Some(answer),
+            () = sending.notified() => {}
+            () = tokio::time::sleep(timeout) => return None,
+        }
+    }
+}
+
+/// The caller's request body on its way upstream, telling [`answer_within`] of each frame.
+struct Upload {
+    body: Incoming,
+    sending: Arc<Notify>,
+}
+
+impl hyper::body::Body for Upload {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if polled.is_ready() {
+            self.sending.notify_one();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

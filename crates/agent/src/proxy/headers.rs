@@ -5,10 +5,12 @@ use http::header::{
     CONNECTION, COOKIE, HOST, HeaderMap, HeaderName, HeaderValue, LOCATION, ORIGIN, SET_COOKIE,
     UPGRADE,
 };
+use stagepass_core::proxy_config::{HeaderKey, header_key};
 
 /// Headers through which a caller could claim an identity, or that an upstream's identity
-/// layer trusts. Backstage's oauth2Proxy provider reads `X-OAUTH2-PROXY-ID-TOKEN` and
-/// `X-Forwarded-Email` without verifying anything, so none of these may come from a caller.
+/// layer trusts, as [`header_key`]s. Backstage's oauth2Proxy provider reads
+/// `X-OAUTH2-PROXY-ID-TOKEN` and `X-Forwarded-Email` without verifying anything, so none of
+/// these may come from a caller.
 const IDENTITY: &[&str] = &[
     "authorization",
     "proxy-authorization",
@@ -16,27 +18,50 @@ const IDENTITY: &[&str] = &[
     "forwarded",
     "x-real-ip",
     "x-client-ip",
-    "x-remote-user",
-    "x-remote-group",
-    "x-remote-email",
-    "remote-user",
     "x-user",
     "x-username",
     "x-email",
+    "x-groups",
     "x-id-token",
     "x-access-token",
-    "x-webauth-user",
-    "x-webauth-email",
     "x-token",
+    // oauth2-proxy's old name for its user header.
+    "gap-auth",
+    // Kong's OpenID Connect plugins.
+    "x-userinfo",
+    "x-credential-identifier",
+    "x-credential-username",
+    "x-anonymous-consumer",
+    // Teleport's application access.
+    "teleport-jwt-assertion",
+    // Apache mod_auth_openidc.
+    "oidc-access-token",
+    "oidc-id-token",
 ];
+/// Header families of the common identity-aware proxies, as [`header_key`] prefixes.
 const IDENTITY_PREFIXES: &[&str] = &[
     "x-forwarded-",
-    "x-auth-request-",
+    // oauth2-proxy (x-auth-request-*), Keycloak Gatekeeper / Louketo (x-auth-*).
+    "x-auth-",
+    "x-remote-",
+    // Authelia (Remote-User, -Groups, -Email, -Name) and CGI's REMOTE_USER read from a header.
+    "remote-",
+    "x-authentik-",
+    "x-pomerium-",
+    // Kong (X-Consumer-ID, -Username, -Custom-ID, -Groups).
+    "x-consumer-",
+    "x-vouch-",
+    "x-authenticated-",
+    "x-webauth-",
+    "x-user-",
     "x-amzn-oidc-",
     "x-goog-iap-",
     "x-goog-authenticated-",
     "x-ms-client-principal",
+    "x-ms-token-",
     "cf-access-",
+    "tailscale-user-",
+    "oidc-claim-",
     "x-stagepass-",
 ];
 
@@ -55,20 +80,27 @@ const HOP_BY_HOP: &[&str] = &[
 /// session), never passed on from a caller.
 const IDENTITY_COOKIE_PREFIXES: &[&str] = &["_oauth2_proxy"];
 
-pub(crate) fn is_identity(name: &str) -> bool {
-    IDENTITY.contains(&name)
+/// Whether a header carries an identity: one of the proxy's list, or of the route's
+/// `strip_headers`, in any spelling an upstream reads as the same header.
+fn is_identity(name: &str, extra: &[HeaderKey]) -> bool {
+    let key = header_key(name);
+    let key = key.as_ref();
+    IDENTITY.contains(&key)
         || IDENTITY_PREFIXES
             .iter()
-            .any(|prefix| name.starts_with(prefix))
+            .any(|prefix| key.starts_with(prefix))
+        || extra.iter().any(|extra| extra.as_str() == key)
 }
 
-/// The headers to send upstream: the caller's, less hop-by-hop, identity, Host and the
-/// proxy's own session cookie. The caller adds the identity and Host afterwards.
+/// The headers to send upstream: the caller's, less hop-by-hop, identity (the proxy's list
+/// and the route's `strip_headers`), Host and the proxy's own session cookie. The caller
+/// adds the identity and Host afterwards.
 /// `upgrade`: the protocol the caller asked to switch to (WebSocket), kept with its
 /// `Connection: upgrade`.
 pub(crate) fn upstream_request(
     incoming: &HeaderMap,
     upgrade: Option<&HeaderValue>,
+    strip: &[HeaderKey],
     session_cookie: &str,
     upstream_origin: &str,
 ) -> HeaderMap {
@@ -77,7 +109,7 @@ pub(crate) fn upstream_request(
     for (name, value) in incoming {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
-            || is_identity(lower)
+            || is_identity(lower, strip)
             || listed.contains(name)
             || name == HOST
             || name == COOKIE
@@ -213,11 +245,16 @@ impl Rewrite<'_> {
 /// 101 keeps its Connection and Upgrade), CORS headers go (the proxy never grants other
 /// origins anything), redirects and cookies are rewritten.
 pub(crate) fn downstream_response(headers: &mut HeaderMap, switching: bool, rewrite: &Rewrite) {
+    // A 101's `Connection: Upgrade` names Upgrade itself, and the client needs both to
+    // accept the switch: the exception applies to what Connection lists too.
+    let kept = |name: &str| switching && matches!(name, "connection" | "upgrade");
     for name in connection_listed(headers) {
-        headers.remove(name);
+        if !kept(name.as_str()) {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
-        if !(switching && matches!(*name, "connection" | "upgrade")) {
+        if !kept(name) {
             headers.remove(*name);
         }
     }
@@ -281,15 +318,59 @@ mod tests {
             ("origin", "http://127.0.0.1:7466"),
             ("accept", "application/json"),
         ]);
-        let out = upstream_request(&incoming, None, "sp_7466", "https://backstage.example.com");
+        let out = upstream_request(
+            &incoming,
+            None,
+            &[],
+            "sp_7466",
+            "https://backstage.example.com",
+        );
         let names: Vec<&str> = out.keys().map(|name| name.as_str()).collect();
         assert_eq!(names, ["origin", "accept", "cookie"], "{out:?}");
         assert_eq!(out["cookie"], "theme=dark");
         assert_eq!(out["origin"], "https://backstage.example.com");
         let upgrade = HeaderValue::from_static("websocket");
-        let out = upstream_request(&incoming, Some(&upgrade), "sp_7466", "http://u");
+        let out = upstream_request(&incoming, Some(&upgrade), &[], "sp_7466", "http://u");
         assert_eq!(out["connection"], "upgrade");
         assert_eq!(out["upgrade"], "websocket");
+    }
+
+    #[test]
+    fn every_spelling_of_the_identity_proxies_headers_is_stripped() {
+        let incoming = map(&[
+            ("x_forwarded_user", "mallory"),
+            ("remote_user", "mallory"),
+            ("remote-groups", "admins"),
+            ("remote-email", "m@example.com"),
+            ("remote-name", "Mallory"),
+            ("x-authentik-username", "mallory"),
+            ("x-pomerium-claim-email", "m@example.com"),
+            ("x-consumer-username", "mallory"),
+            ("x-userinfo", "e30"),
+            ("x-vouch-user", "mallory"),
+            ("x-authenticated-user", "mallory"),
+            ("x_auth_request_email", "m@example.com"),
+            ("x-custom-user", "mallory"),
+            ("x-kept", "1"),
+        ]);
+        let extra = [HeaderKey::try_from("X_Custom_User".to_string()).unwrap()];
+        let out = upstream_request(&incoming, None, &extra, "sp", "http://u");
+        let names: Vec<&str> = out.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["x-kept"], "{out:?}");
+    }
+
+    #[test]
+    fn a_switch_keeps_the_upgrade_its_connection_header_names() {
+        let mut headers = map(&[
+            ("upgrade", "websocket"),
+            ("connection", "Upgrade"),
+            ("sec-websocket-accept", "x"),
+        ]);
+        downstream_response(&mut headers, true, &PATH_ROUTE);
+        assert_eq!(headers["upgrade"], "websocket");
+        assert_eq!(headers["connection"], "Upgrade");
+        downstream_response(&mut headers, false, &PATH_ROUTE);
+        assert!(headers.get("upgrade").is_none(), "{headers:?}");
     }
 
     const PATH_ROUTE: Rewrite<'static> = Rewrite {

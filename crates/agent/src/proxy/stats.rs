@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::audit::Caller;
+use crate::audit::{Caller, Entry};
 use crate::sessions::Agent;
 
 /// How long counts gather before they are written.
@@ -16,6 +16,11 @@ pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// Where refusals before any route was chosen (Host, Origin, credentials) are counted.
 const NO_ROUTE: &str = "*";
+
+/// Refusals of the remote endpoint audited one by one per remote key (unknown keys share
+/// one count) and window; the rest are counted and written as one line when the window
+/// ends, so that a flood of refused requests cannot fill the audit.
+pub(crate) const REFUSALS_IN_FULL: u64 = 10;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Counts {
@@ -43,6 +48,8 @@ struct Window {
     /// (Route, remote key name) -> (profile, counts): remote uses, audited as consumer
     /// `remote` with the key's name.
     remote: BTreeMap<(String, String), (String, Counts)>,
+    /// Remote key name (`""`: unknown keys) -> refusals of the remote endpoint.
+    refusals: BTreeMap<String, u64>,
 }
 
 /// What happened to one request, for [`ProxyStats::count`].
@@ -107,6 +114,28 @@ impl ProxyStats {
         }
     }
 
+    /// Counts a refusal of the remote endpoint for `key` (`""`: an unknown key); whether it
+    /// is still among the first [`REFUSALS_IN_FULL`] of the window, to be audited in full.
+    pub(crate) fn admit_refusal(&self, key: &str) -> bool {
+        let mut window = self
+            .window
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        window.since.get_or_insert_with(SystemTime::now);
+        // A lookup first: a flood allocates the key's name once per window, not per request.
+        let count = match window.refusals.get_mut(key) {
+            Some(count) => {
+                *count += 1;
+                *count
+            }
+            None => {
+                window.refusals.insert(key.to_string(), 1);
+                1
+            }
+        };
+        count <= REFUSALS_IN_FULL
+    }
+
     /// Writes the window's lines, if anything happened, and starts a new window.
     pub(crate) fn flush(&self, agent: &Agent) {
         let window = std::mem::take(
@@ -141,6 +170,23 @@ impl ProxyStats {
                 outcome: summary(route, counts),
                 counts,
             });
+        }
+        for (key, refused) in &window.refusals {
+            let unrecorded = refused.saturating_sub(REFUSALS_IN_FULL);
+            if unrecorded > 0 {
+                agent.record(&Entry {
+                    event: "token",
+                    caller: &Caller::remote(key),
+                    profile: "",
+                    audience: None,
+                    kind: Some("access"),
+                    fingerprint: None,
+                    outcome: &format!(
+                        "{unrecorded} more refusals since {since}, not recorded one by one \
+                         ({refused} in all)"
+                    ),
+                });
+            }
         }
     }
 }

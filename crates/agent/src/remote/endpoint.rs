@@ -2,6 +2,7 @@
 //! listener after its Host and Origin checks; the remote key comes as
 //! `Authorization: Bearer`, and tokens come from the agent's one token path.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
@@ -260,9 +261,22 @@ fn audit(
             grant.profile.as_str(),
             grant.audience.as_deref(),
             Some(fingerprint(grant.token.expose())),
-            "ok",
+            Cow::Borrowed("ok"),
         ),
-        Err((_, err)) => (requested.unwrap_or(""), None, None, err.message.as_str()),
+        Err((_, err)) => {
+            let key = caller.remote_key.as_deref().unwrap_or_default();
+            if !agent.proxy.stats.admit_refusal(key) {
+                return;
+            }
+            let requested = requested.unwrap_or_default();
+            // The name asked for is in `profile` already; once is enough of what the
+            // caller chose.
+            let outcome = match requested.is_empty() {
+                true => Cow::Borrowed(err.message.as_str()),
+                false => Cow::Owned(err.message.replace(requested, "…")),
+            };
+            (requested, None, None, outcome)
+        }
     };
     agent.record(&Entry {
         event: "token",
@@ -271,7 +285,7 @@ fn audit(
         audience,
         kind: Some("access"),
         fingerprint,
-        outcome,
+        outcome: &outcome,
     });
 }
 

@@ -71,7 +71,7 @@ fn status(args: JsonArg) -> Result<(), CliError> {
 
 fn stop() -> Result<(), CliError> {
     let Some(mut client) = connect_running()? else {
-        eprintln!("no agent runs for {}", paths::runtime_dir().display());
+        errln!("no agent runs for {}", paths::runtime_dir().display());
         return Ok(());
     };
     match client.call(&Request::Shutdown)? {
@@ -84,12 +84,12 @@ fn stop() -> Result<(), CliError> {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             if socket.exists() {
-                eprintln!(
+                errln!(
                     "asked the agent to stop; it is still finishing (its socket is {})",
                     socket.display()
                 );
             } else {
-                eprintln!("agent stopped");
+                errln!("agent stopped");
             }
             Ok(())
         }

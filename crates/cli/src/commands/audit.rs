@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use stagepass_core::paths;
+use stagepass_core::text::one_line;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -19,7 +20,7 @@ const FOLLOW_POLL: Duration = Duration::from_millis(250);
 pub fn run(args: AuditArgs) -> Result<(), CliError> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let files = paths::audit_log_files(&paths::data_dir());
-    let path = files[1].clone();
+    let path = paths::audit_log_path(&paths::data_dir());
     let show = |line: &str| {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             return;
@@ -46,7 +47,7 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
     if args.follow {
         follow(&path, show)?;
     } else if !path.exists() && !args.json {
-        eprintln!("no audit log yet at {}", path.display());
+        errln!("no audit log yet at {}", path.display());
     }
     Ok(())
 }
@@ -105,7 +106,8 @@ fn parse_since(text: &str) -> Result<OffsetDateTime, CliError> {
 }
 
 fn describe(entry: &Value) -> String {
-    let field = |key: &str| entry[key].as_str().unwrap_or("-").to_string();
+    // One line per entry: a field (a remote caller's profile name) cannot start another.
+    let field = |key: &str| one_line(entry[key].as_str().unwrap_or("-")).into_owned();
     let pid = entry["pid"]
         .as_i64()
         .map_or_else(|| "-".to_string(), |pid| pid.to_string());

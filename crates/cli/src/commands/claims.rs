@@ -2,6 +2,8 @@ use serde_json::{Value, json};
 use stagepass_proto::{ClaimSet, Request, Response};
 
 use super::expect_response;
+use stagepass_core::text::one_line;
+
 use crate::agent_link;
 use crate::cli::ProfileJsonArgs;
 use crate::exit::CliError;
@@ -67,6 +69,7 @@ fn print_set(title: &str, set: Option<&ClaimSet>) {
                 other => other.to_string(),
             },
         };
-        outln!("  {name:width$}  {shown}");
+        // One line per claim, whatever the IdP put in it.
+        outln!("  {name:width$}  {}", one_line(&shown));
     }
 }

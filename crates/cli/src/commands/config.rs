@@ -37,8 +37,8 @@ fn init(args: ConfigInitArgs) -> Result<(), CliError> {
         WriteOutcome::Appended => "added to",
         WriteOutcome::Replaced => "replaced (the old one is kept, commented out) in",
     };
-    eprintln!("profile `{}` {done} {}", rendered.name, path.display());
-    eprintln!(
+    errln!("profile `{}` {done} {}", rendered.name, path.display());
+    errln!(
         "next: set up the client at the IdP ({} in the stagepass repository), then\n  \
          stagepass doctor {name}\n  stagepass login {name}",
         rendered.guide,

@@ -77,7 +77,7 @@ fn proxy_access(route: Option<&str>) -> Result<Option<(String, Secret<String>)>,
             Secret::new(key.trim().to_string()),
         ))),
         Err(err) => {
-            eprintln!(
+            errln!(
                 "stagepass: the local proxy is not serving ({}: {err}); see `stagepass status`",
                 key_path.display()
             );

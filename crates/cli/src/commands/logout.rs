@@ -19,7 +19,7 @@ pub fn run(args: ProfileArg) -> Result<(), CliError> {
         outln!("Signed out of {}.", report.profile);
     }
     if let Some(note) = report.note {
-        eprintln!("note: {note}");
+        errln!("note: {note}");
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
     if args.print || !browser::available() {
         // stdout: for a script to hand on; it works once, for a minute.
         outln!("{url}");
-        eprintln!(
+        errln!(
             "open this once, within a minute, in the browser to use route {}",
             launch.route
         );
@@ -32,7 +32,7 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
             format!("cannot start the browser: {err}; use --print"),
         ))
     })?;
-    eprintln!("opened route {} in the browser", launch.route);
+    errln!("opened route {} in the browser", launch.route);
     Ok(())
 }
 

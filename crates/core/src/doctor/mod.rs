@@ -69,6 +69,7 @@ pub mod ids {
     pub const TOKEN_LIFETIMES: &str = "token.lifetimes";
     pub const KEYCHAIN: &str = "keychain";
     pub const PROXY_PORT: &str = "proxy.port";
+    pub const PROXY_ROUTES: &str = "proxy.routes";
     pub const HELPER_GIT: &str = "helper.git";
     pub const HELPER_DOCKER: &str = "helper.docker";
     pub const HELPER_KUBECTL: &str = "helper.kubectl";

@@ -79,6 +79,9 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
     });
     report.add(port::proxy_port_check(proxy_port, agent_pid));
     let config = Config::load(&config_path).ok();
+    if let Some(check) = config.as_ref().and_then(port::routes_check) {
+        report.add(check);
+    }
     for check in helpers::helper_checks(config.as_ref()) {
         report.add(check);
     }

@@ -1,8 +1,50 @@
 //! proxy.port: the local proxy's port must be free, or held by our own agent.
+//! proxy.routes: routes a browser uses should not share one origin.
 
 use std::net::TcpListener;
 
+use stagepass_core::config::Config;
 use stagepass_core::doctor::{Check, ids};
+use stagepass_core::proxy_config::LocalMatch;
+
+/// Path routes all live on `http://127.0.0.1:PORT`: one browser origin, so a page of one
+/// (or a script in it) can call every other with the session cookie. Host routes
+/// (`NAME.localhost`) are an origin each. `None` without routes.
+pub fn routes_check(config: &Config) -> Option<Check> {
+    if config.routes.is_empty() {
+        return None;
+    }
+    let paths: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|route| matches!(route.local(), LocalMatch::Path(_)))
+        .map(|route| route.name.as_str())
+        .collect();
+    if paths.len() < 2 {
+        return Some(Check::ok(
+            ids::PROXY_ROUTES,
+            "each route has a browser origin of its own",
+        ));
+    }
+    Some(
+        Check::warn(
+            ids::PROXY_ROUTES,
+            format!(
+                "path routes {} share one browser origin: a page of one can call the others \
+                 with the browser's session",
+                paths.join(", ")
+            ),
+        )
+        .evidence(format!(
+            "all served at http://127.0.0.1:{}/…",
+            config.proxy.port
+        ))
+        .fix(
+            "for routes used from a browser, set `host = \"NAME.localhost\"` instead of `path` \
+             in their [[route]] (an origin of their own); path routes suit curl and scripts",
+        ),
+    )
+}
 
 pub fn proxy_port_check(port: u16, agent_pid: Option<u32>) -> Check {
     let not_yet = "the agent's local proxy listens here when the config has [[route]] tables";

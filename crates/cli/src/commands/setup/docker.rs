@@ -70,7 +70,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
         outln!("  wrote {}", path.display());
     }
     if !undo && !on_path("docker-credential-stagepass") {
-        eprintln!(
+        errln!(
             "warning: docker runs `docker-credential-stagepass`, which is not on PATH: link it to \
              stagepass (scripts/install does), e.g. `ln -s \"$(command -v stagepass)\" ~/.local/bin/docker-credential-stagepass`"
         );
