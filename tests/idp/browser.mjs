@@ -2,8 +2,9 @@
 // Scripted "browser" for stagepass end-to-end tests against server.mjs
 // (oidc-provider devInteractions). No human, no real browser.
 //
-//   node browser.mjs AUTHORIZATION_URL
-//       Starts at the IdP authorization endpoint, logs in, consents (or
+//   node browser.mjs AUTHORIZATION_URL | file:///…/REDIRECT_PAGE.html
+//       Starts at the IdP authorization endpoint (a file:// page is read and
+//       its meta refresh followed, as stagepass opens browsers that way), logs in, consents (or
 //       denies), and ends by requesting the client's redirect URI
 //       (e.g. http://127.0.0.1:<port>/callback?code=...). The final page's
 //       HTTP status and body are printed to stderr.
@@ -288,6 +289,23 @@ async function run(startUrl, deviceMode) {
   throw new Unexpected(`gave up after ${MAX_STEPS} requests`, '');
 }
 
+// stagepass hands the browser a file:// URL of a private page that redirects (meta refresh)
+// to the real address, so the address never sits in argv. Follow it as a browser would; the
+// flow's origin is the redirect target's, not the file's.
+async function startUrl(arg) {
+  const url = new URL(arg);
+  if (url.protocol !== 'file:') return url;
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const page = await readFile(fileURLToPath(url), 'utf8');
+  const meta = /<meta\b[^>]*http-equiv\s*=\s*"refresh"[^>]*>/i.exec(page);
+  const content = meta && parseAttrs(meta[0].slice(5)).content;
+  const target = content && /^\s*\d+\s*;\s*url\s*=\s*(.*)$/i.exec(content);
+  if (!target) throw new Error('no meta refresh in the page');
+  log(`redirect page ${url.href}`);
+  return new URL(target[1].trim());
+}
+
 async function main() {
   const args = process.argv.slice(2);
   let deviceMode = false;
@@ -301,9 +319,9 @@ async function main() {
   }
   let url;
   try {
-    url = new URL(args[0]);
-  } catch {
-    process.stderr.write(`browser: not a URL: ${args[0]}\n`);
+    url = await startUrl(args[0]);
+  } catch (err) {
+    process.stderr.write(`browser: not a URL or a readable redirect page: ${args[0]} (${err.message})\n`);
     process.exit(2);
   }
   log(`${deviceMode ? 'device flow' : 'authorization flow'} as ${JSON.stringify(USER)}, consent=${DENY ? 'deny' : 'confirm'}: ${url.href}`);
