@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backstage;
+pub mod local_user;
 pub mod proxy;
 pub mod ssh;
 

@@ -9,11 +9,8 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
-/// The most the log may hold.
-pub const LOG_CAP: u64 = 1 << 20;
-
 /// A writer for `tracing_subscriber` (`.with_writer(log.clone())`): stderr, kept under
-/// [`LOG_CAP`] when stderr is a regular file. A terminal or a pipe is written as is.
+/// [`BoundedLog::CAP`] when stderr is a regular file. A terminal or a pipe is written as is.
 #[derive(Clone)]
 pub struct BoundedLog {
     file: Arc<File>,
@@ -21,11 +18,14 @@ pub struct BoundedLog {
 }
 
 impl BoundedLog {
+    /// The most the log may hold.
+    pub const CAP: u64 = 1 << 20;
+
     /// Writes to this process's stderr (through a duplicate of the descriptor, which shares
     /// its file and offset).
     pub fn stderr() -> std::io::Result<BoundedLog> {
         let fd = std::io::stderr().as_fd().try_clone_to_owned()?;
-        Ok(BoundedLog::new(File::from(fd), LOG_CAP))
+        Ok(BoundedLog::new(File::from(fd), BoundedLog::CAP))
     }
 
     fn new(file: File, cap: u64) -> BoundedLog {

@@ -69,7 +69,12 @@ impl LoopbackListener {
                 (stream, permit) = gate.accept(|| self.listener.accept()) => {
                     connections.spawn(read_callback(stream, permit));
                 }
-                Some(Ok(Some((query, mut connection)))) = connections.join_next() => {
+                // A pattern that fails here would disable the branch until the next accept:
+                // `Some` fails only for an empty set, which has nothing to wait for.
+                Some(joined) = connections.join_next() => {
+                    let Ok(Some((query, mut connection))) = joined else {
+                        continue;
+                    };
                     match pending.check_callback(&query, provider) {
                         Ok(code) => return (Ok(code), connection),
                         Err(CallbackError::Final(err)) => return (Err(err), connection),
