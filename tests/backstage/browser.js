@@ -2,7 +2,8 @@
 // Scripted consent "browser" for the test Backstage (server.js): plays the Backstage app's
 // consent page (/oauth2/authorize/<session>), which the test backend does not serve.
 //
-//   node browser.js AUTHORIZATION_URL
+//   node browser.js AUTHORIZATION_URL | file:///…/REDIRECT_PAGE.html
+//   (a file:// page, how stagepass opens browsers, is read and its meta refresh followed)
 //
 // 1. Requests the authorization URL; Backstage answers with a redirect to the app's consent
 //    page for a new session (or, on an error, straight to the client's redirect URI).
@@ -43,12 +44,27 @@ async function finish(url) {
   log(`redirect URI answered HTTP ${response.status}: ${(await response.text()).slice(0, 300)}`);
 }
 
+// stagepass hands the browser a file:// URL of a private page that redirects (meta refresh)
+// to the real address, so the address never sits in argv: read it as a browser would.
+function followRedirectPage(arg) {
+  const url = new URL(arg);
+  if (url.protocol !== 'file:') return arg;
+  const page = require('node:fs').readFileSync(require('node:url').fileURLToPath(url), 'utf8');
+  const target = /<meta\b[^>]*http-equiv="refresh"[^>]*content="\d+;url=([^"]*)"/i.exec(page);
+  if (!target) throw new Error(`no meta refresh in ${arg}`);
+  const decoded = target[1]
+    .replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+  log(`redirect page ${url.href}`);
+  return decoded;
+}
+
 async function main() {
-  const authorizationUrl = process.argv[2];
-  if (!authorizationUrl) {
-    log('usage: browser.js AUTHORIZATION_URL');
+  if (!process.argv[2]) {
+    log('usage: browser.js AUTHORIZATION_URL | file:///…/REDIRECT_PAGE.html');
     process.exit(2);
   }
+  const authorizationUrl = followRedirectPage(process.argv[2]);
   const backend = new URL(authorizationUrl).origin;
   const authorize = await request(authorizationUrl);
   const location = authorize.headers.get('location');

@@ -171,3 +171,19 @@ export function hiddenFields(form) {
   return out;
 }
 
+// stagepass hands the browser a file:// URL of a private page that redirects (meta refresh)
+// to the real address, so the address never sits in argv. Follow it as a browser would; the
+// flow's origin is the redirect target's, not the file's.
+export async function startUrl(arg) {
+  const url = new URL(arg);
+  if (url.protocol !== 'file:') return url;
+  const { readFile } = await import('node:fs/promises');
+  const { fileURLToPath } = await import('node:url');
+  const page = await readFile(fileURLToPath(url), 'utf8');
+  const meta = /<meta\b[^>]*http-equiv\s*=\s*"refresh"[^>]*>/i.exec(page);
+  const content = meta && parseAttrs(meta[0].slice(5)).content;
+  const target = content && /^\s*\d+\s*;\s*url\s*=\s*(.*)$/i.exec(content);
+  if (!target) throw new Error('no meta refresh in the page');
+  log(`redirect page ${url.href}`);
+  return new URL(target[1].trim());
+}

@@ -4,7 +4,8 @@
 // verification pages, and ends by requesting the client's loopback redirect URI.
 //
 //   node browser.mjs URL                     authorization code flow, from URL (the authorization
-//                                            request, or whatever first redirects to it)
+//                                            request, or the file:// page stagepass opens that
+//                                            redirects to it)
 //   node browser.mjs --device URI_COMPLETE   the device flow's verification_uri_complete
 //
 // Environment: STAGEPASS_TEST_USER (default alice; the realm's password is NAME-password),
@@ -13,7 +14,7 @@
 // bad usage; 3 on a network error.
 
 import {
-  Unexpected, fieldValue, formRequest, hiddenFields, log, parseForms, request, title, truncate,
+  Unexpected, fieldValue, formRequest, hiddenFields, log, parseForms, request, startUrl, title, truncate,
 } from '../idp/browser-kit.mjs';
 
 const MAX_STEPS = 30;
@@ -31,9 +32,9 @@ function isEnd(url, redirectUri) {
   return redirectUri !== null && `${url.origin}${url.pathname}` === redirectUri;
 }
 
-async function run(startUrl, deviceMode) {
+async function run(start, deviceMode) {
   let redirectUri = null;
-  let next = { method: 'GET', url: startUrl };
+  let next = { method: 'GET', url: start };
   let sawLogin = false;
   let sawConsent = false;
 
@@ -81,7 +82,7 @@ async function run(startUrl, deviceMode) {
       log(`consent: ${DENY ? 'cancel' : 'accept'}`);
       next = formRequest(res.url, consent, { ...hiddenFields(consent), ...(DENY ? { cancel: 'No' } : { accept: 'Yes' }) });
     } else if (deviceCode) {
-      const code = fieldValue(deviceCode, 'device_user_code') || startUrl.searchParams.get('user_code');
+      const code = fieldValue(deviceCode, 'device_user_code') || start.searchParams.get('user_code');
       if (!code) throw new Unexpected(`device code page but no user code known: ${describe()}`, page);
       log(`device: submit user code ${code}`);
       next = formRequest(res.url, deviceCode, { ...hiddenFields(deviceCode), device_user_code: code });
@@ -99,17 +100,6 @@ async function run(startUrl, deviceMode) {
   throw new Unexpected(`gave up after ${MAX_STEPS} requests`, '');
 }
 
-// A start URL that is a local file (a redirecting page stagepass wrote) is read for its target.
-async function startUrlOf(arg) {
-  const url = new URL(arg);
-  if (url.protocol !== 'file:') return url;
-  const fs = await import('node:fs');
-  const html = fs.readFileSync(url, 'utf8');
-  const m = /url=([^"'>\s]+)/i.exec(html) ?? /href="([^"]+)"/i.exec(html);
-  if (!m) throw new Unexpected('the start page names no URL', html);
-  return new URL(m[1].replace(/&amp;/g, '&'));
-}
-
 async function main() {
   const args = process.argv.slice(2);
   const deviceMode = args[0] === '--device';
@@ -119,7 +109,7 @@ async function main() {
     process.exit(2);
   }
   try {
-    const url = await startUrlOf(args[0]);
+    const url = await startUrl(args[0]);
     log(`${deviceMode ? 'device flow' : 'authorization flow'} as ${JSON.stringify(USER)} at ${url.origin}`);
     await run(url, deviceMode);
     log('done');

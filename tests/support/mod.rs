@@ -7,6 +7,7 @@ pub mod backstage;
 pub mod crash;
 pub mod doctor;
 pub mod keycloak;
+pub mod local_user;
 pub mod oauth2_proxy;
 pub mod proxy;
 pub mod ssh;

@@ -7,7 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -190,12 +190,10 @@ impl AuditLog {
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         if slot.is_none() {
-            // The file is 0600 whatever the dir; a missing dir is created private.
+            // The file is 0600; a missing dir is created private, a dir others can write
+            // (where the file could be swapped) is refused.
             if let Some(dir) = self.path.parent() {
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(dir)?;
+                paths::ensure_data_dir(dir)?;
             }
             let file = open(&self.path)?;
             let size = file.metadata()?.len();
@@ -215,7 +213,8 @@ impl AuditLog {
 
 impl AuditLog {
     /// Shifts every file one generation older, the oldest one out: `.7` replaces `.8`, and so
-    /// on down to the current file becoming `.1`.
+    /// on down to the current file becoming `.1`. A rename replaces a link planted under an
+    /// older name rather than writing through it.
     fn rotate(&self) -> std::io::Result<()> {
         for pair in self.generations.windows(2) {
             match std::fs::rename(&pair[1], &pair[0]) {
@@ -227,17 +226,32 @@ impl AuditLog {
     }
 }
 
+/// Opens the log for appending, never through a symlink: one planted in its place (say by
+/// another user, in a data dir in /tmp) would have the agent append to a file of their
+/// choosing, with the user's rights.
 fn open(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
+        .map_err(|err| {
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(format!(
+                    "{} is a symbolic link; the audit log is never written through one: \
+                     remove the link (the agent then starts a new log)",
+                    path.display()
+                ))
+            } else {
+                err
+            }
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
 
@@ -320,6 +334,25 @@ mod tests {
         .unwrap();
         assert!(line.len() < 1024, "{} bytes", line.len());
         assert!(line.contains("(16384 bytes in all)"), "{line}");
+    }
+
+    #[test]
+    fn a_symlinked_log_is_refused_and_its_target_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let target = tmp.path().join("victim");
+        std::fs::write(&target, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&target, paths::audit_log_path(&data)).unwrap();
+        let log = AuditLog::new(&data);
+        let err = log
+            .append(&entry(&Caller::agent(), "ok"), "2026-11-22T10:00:00Z")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a symbolic link"), "{err}");
+        assert!(err.contains("remove the link"), "{err}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Clients (CLI, credential helpers, tray) talk to it over a Unix socket in a private runtime
 //! directory, with framed and typed messages (`stagepass-proto`).
 
+mod accept;
 mod audit;
 mod child_request;
 mod conn;
@@ -10,8 +11,10 @@ mod doctor_probe;
 mod errors;
 mod handlers;
 mod instance;
+mod log;
 mod loopback;
 pub mod notify;
+mod process;
 mod proxy;
 mod refresh_worker;
 mod remote;
@@ -29,6 +32,8 @@ use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
 
 pub use doctor_probe::{DOCTOR_PROBE_FLAG, ProbeRequest, doctor_probe_main};
 pub use instance::AlreadyRunning;
+pub use log::BoundedLog;
+pub use process::{harden, leave_working_directory};
 pub use refresh_worker::{WORKER_FLAG, worker_main};
 
 /// Where the agent lives and what it serves.

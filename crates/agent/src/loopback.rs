@@ -1,18 +1,27 @@
 //! The loopback redirect listener of the browser sign-in (RFC 8252 §7.3): 127.0.0.1 on an
-//! ephemeral port, one exact path, closed after the one valid callback.
+//! ephemeral port, one exact path, closed after the one valid callback. Any local user can
+//! connect to it, so connections are capped, served concurrently and given little time.
 
 use std::time::Duration;
 
+use stagepass_core::html::escape;
 use stagepass_core::oidc::{
     AuthorizationCode, CallbackError, LOOPBACK_CALLBACK_PATH as CALLBACK_PATH,
     PendingAuthorization, Provider,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinSet;
 use url::Url;
 
+use crate::accept::{self, Gate};
+
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A browser sends its request at once; a connection silent this long is not the callback.
+/// Connections are served side by side, so idle ones (another local user's, say) cost the
+/// real callback nothing, and this only bounds how long each holds its place under the cap.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub(crate) struct LoopbackListener {
     listener: TcpListener,
@@ -21,7 +30,14 @@ pub(crate) struct LoopbackListener {
 
 /// The browser connection that delivered the callback, kept open so the page shown reflects
 /// the end of the whole sign-in, code exchange included.
-pub(crate) struct CallbackConnection(TcpStream);
+pub(crate) struct CallbackConnection {
+    stream: TcpStream,
+    /// Its place under the listener's cap, held until the page is sent.
+    _place: OwnedSemaphorePermit,
+}
+
+/// A request to the callback path: its query string and the connection to answer on.
+type Callback = (String, CallbackConnection);
 
 impl LoopbackListener {
     pub(crate) async fn bind() -> std::io::Result<LoopbackListener> {
@@ -36,7 +52,8 @@ impl LoopbackListener {
     }
 
     /// Serves requests until one carries this authorization's answer. Requests with another
-    /// path or state get an error page and do not end the wait.
+    /// path or state get an error page and do not end the wait. Each connection is read in
+    /// a task of its own; the tasks end with this wait (the set aborts them when dropped).
     pub(crate) async fn wait_for_callback(
         self,
         pending: &PendingAuthorization,
@@ -45,36 +62,59 @@ impl LoopbackListener {
         Result<AuthorizationCode, stagepass_core::Error>,
         CallbackConnection,
     ) {
+        let mut gate = Gate::new(accept::Listener::SignIn);
+        let mut connections: JoinSet<Option<Callback>> = JoinSet::new();
         loop {
-            let Ok((mut stream, _)) = self.listener.accept().await else {
-                continue;
-            };
-            let target = match tokio::time::timeout(REQUEST_TIMEOUT, read_target(&mut stream)).await
-            {
-                Ok(Some(target)) => target,
-                _ => continue,
-            };
-            let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
-            if path != CALLBACK_PATH {
-                respond(&mut stream, 404, &Page::not_found()).await;
-                continue;
-            }
-            match pending.check_callback(query, provider) {
-                Ok(code) => return (Ok(code), CallbackConnection(stream)),
-                Err(CallbackError::Final(err)) => return (Err(err), CallbackConnection(stream)),
-                Err(CallbackError::Foreign(reason)) => {
-                    tracing::warn!("ignored a request to the sign-in listener: {reason}");
-                    respond(&mut stream, 400, &Page::foreign()).await;
+            tokio::select! {
+                (stream, permit) = gate.accept(|| self.listener.accept()) => {
+                    connections.spawn(read_callback(stream, permit));
+                }
+                // A pattern that fails here would disable the branch until the next accept:
+                // `Some` fails only for an empty set, which has nothing to wait for.
+                Some(joined) = connections.join_next() => {
+                    let Ok(Some((query, mut connection))) = joined else {
+                        continue;
+                    };
+                    match pending.check_callback(&query, provider) {
+                        Ok(code) => return (Ok(code), connection),
+                        Err(CallbackError::Final(err)) => return (Err(err), connection),
+                        Err(CallbackError::Foreign(reason)) => {
+                            tracing::warn!("ignored a request to the sign-in listener: {reason}");
+                            connections.spawn(async move {
+                                respond(&mut connection.stream, 400, &Page::foreign()).await;
+                                None
+                            });
+                        }
+                    }
                 }
             }
         }
     }
 }
 
+/// Reads one request; answers anything but a GET of the callback path with an error page.
+async fn read_callback(mut stream: TcpStream, permit: OwnedSemaphorePermit) -> Option<Callback> {
+    let target = tokio::time::timeout(REQUEST_TIMEOUT, read_target(&mut stream))
+        .await
+        .ok()??;
+    let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+    if path != CALLBACK_PATH {
+        respond(&mut stream, 404, &Page::not_found()).await;
+        return None;
+    }
+    Some((
+        query.to_string(),
+        CallbackConnection {
+            stream,
+            _place: permit,
+        },
+    ))
+}
+
 impl CallbackConnection {
     pub(crate) async fn finish(mut self, page: Page) {
         let status = if page.ok { 200 } else { 400 };
-        respond(&mut self.0, status, &page).await;
+        respond(&mut self.stream, status, &page).await;
     }
 }
 
@@ -184,21 +224,6 @@ impl Page {
             detail = escape(&self.detail),
         )
     }
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

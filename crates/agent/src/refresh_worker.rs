@@ -280,6 +280,11 @@ pub(crate) fn wait_for_workers(lock_dir: &Path, profile: &str) {
 /// Entry point of `stagepass-agent --refresh-worker`: one refresh from stdin, the outcome as
 /// one line of JSON on stdout.
 pub fn worker_main() -> ExitCode {
+    // It holds the refresh token: as much as the agent, it must not be dumped or traced.
+    if let Err(err) = crate::process::harden() {
+        eprintln!("refresh worker: cannot protect its memory ({err}); nothing done");
+        return ExitCode::FAILURE;
+    }
     // Everything that does not need the job comes first: a spare worker (see
     // `worker_pool`) gets it done before the agent needs it.
     let keychain = OsKeychain::new();

@@ -10,6 +10,7 @@ use stagepass_proto::{
     ErrorKind, FrameError, Hello, PROTOCOL_VERSION, Request, Response, TokenKind, Welcome,
 };
 
+use crate::accept::{self, Gate};
 use crate::audit::{Caller, Entry, fingerprint};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
@@ -30,6 +31,9 @@ pub(crate) async fn serve(
 ) -> Result<(), AgentStartError> {
     let io = |context: String| move |source| AgentStartError::Io { context, source };
     let _lock = InstanceLock::acquire(&options.runtime_dir)?;
+    // Refused before anything is written there (audit log, remote keys, refresh locks).
+    paths::ensure_data_dir(&options.data_dir)
+        .map_err(io(format!("data dir {}", options.data_dir.display())))?;
     let socket_path = paths::socket_path(&options.runtime_dir);
     // Only the lock holder gets here, so whatever socket is left is a dead agent's.
     match std::fs::remove_file(&socket_path) {
@@ -63,15 +67,16 @@ pub(crate) async fn serve(
         config = %agent.config_path().display(),
         "agent started"
     );
+    let mut gate = Gate::new(accept::Listener::Ipc);
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let agent = agent.clone();
-                    tokio::spawn(async move { handle(agent, stream).await });
-                }
-                Err(err) => tracing::warn!("accept failed: {err}"),
-            },
+            (stream, permit) = gate.accept(|| listener.accept()) => {
+                let agent = agent.clone();
+                tokio::spawn(async move {
+                    handle(agent, stream).await;
+                    drop(permit);
+                });
+            }
             _ = agent.shutdown.notified() => { tracing::info!("stop requested"); break; }
             _ = terminate.recv() => { tracing::info!("SIGTERM"); break; }
             _ = interrupt.recv() => { tracing::info!("SIGINT"); break; }

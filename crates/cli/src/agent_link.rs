@@ -70,12 +70,7 @@ pub fn ask(
         return Ok(call(request)?.0);
     }
     let (mut client, _) = connect()?;
-    let mut progress = crate::progress::Progress::new(false, true);
-    let response = client.call_with_progress(request, crate::progress::STEP_TIMEOUT, |step| {
-        progress.show(step)
-    });
-    progress.finish();
-    Ok(response?)
+    crate::progress::sign_in(&mut client, request, false, true)
 }
 
 /// A token request as `token`, `exec` and `kube-credential` make it: a sign-in may start

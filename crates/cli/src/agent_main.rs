@@ -31,20 +31,34 @@ fn main() -> ExitCode {
         return stagepass_agent::doctor_probe_main();
     }
     let args = Args::parse();
+    if let Err(err) = stagepass_agent::harden() {
+        eprintln!("stagepass-agent: cannot keep its memory off the disk: {err}");
+        return ExitCode::from(8);
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_env("STAGEPASS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(!args.background)
-        .init();
+        .with_ansi(!args.background);
+    match stagepass_agent::BoundedLog::stderr() {
+        Ok(log) => logger.with_writer(log).init(),
+        Err(_) => logger.with_writer(std::io::stderr).init(),
+    }
+    // Relative paths from the environment mean the directory the agent was started in.
+    let absolute = |path: std::path::PathBuf| std::path::absolute(&path).unwrap_or(path);
     let options = AgentOptions {
-        runtime_dir: paths::runtime_dir(),
-        config_path: paths::config_file(),
-        data_dir: paths::data_dir(),
+        runtime_dir: absolute(paths::runtime_dir()),
+        config_path: absolute(paths::config_file()),
+        data_dir: absolute(paths::data_dir()),
         // STAGEPASS_NOTIFY=0 silences the desktop (CI, scripts, screen sharing).
         notifications: std::env::var("STAGEPASS_NOTIFY").map_or(true, |value| value != "0"),
     };
+    if args.background
+        && let Err(err) = stagepass_agent::leave_working_directory()
+    {
+        eprintln!("stagepass-agent: cannot change to /: {err}");
+        return ExitCode::from(8);
+    }
     match stagepass_agent::run(options) {
         Ok(()) => ExitCode::SUCCESS,
         // A client started this agent while another one won the race: that one serves.

@@ -1,40 +1,64 @@
 //! Showing a sign-in's progress: open the browser or show the device code, then a spinner.
 
 use std::io::{IsTerminal, Write};
-use std::process::Child;
 use std::time::Duration;
 
-use stagepass_proto::LoginProgress;
+use stagepass_client::browser::{self, Opened};
+use stagepass_client::{Client, ClientError, Closer};
+use stagepass_proto::{AgentError, ErrorKind, LoginProgress, Request, Response};
 
-use crate::browser;
+use crate::exit::CliError;
 use crate::output::when;
 
 /// The agent sends a heartbeat every 2 s while waiting; silence this long means it is gone.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an opener may take to fail: `false`, a missing program or xdg-open without a
+/// handler fail within milliseconds; a browser that stays in the foreground costs this much.
+const OPENER_GRACE: Duration = Duration::from_secs(1);
 const SPINNER: &[char] = &['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-pub struct Progress {
+/// Sends `request` (a login, or a token request that may sign in) and shows its progress.
+/// `json`: each step as a JSON line on stdout; `open_browser`: open it (or only print the URL).
+pub fn sign_in(
+    client: &mut Client,
+    request: &Request,
     json: bool,
     open_browser: bool,
-    spinner: bool,
+) -> Result<Response, CliError> {
+    let mut progress = Progress {
+        json,
+        open_browser,
+        at_terminal: std::io::stderr().is_terminal(),
+        spinner_shown: false,
+        browser: None,
+        closer: client.closer().ok(),
+        failed: None,
+    };
+    let result = client.call_with_progress(request, STEP_TIMEOUT, |step| progress.show(step));
+    progress.finish();
+    // The connection was closed on purpose (which cancels the sign-in at the agent): the
+    // reason is ours, not the closed connection's.
+    if let Some(failed) = progress.failed.take() {
+        return Err(ClientError::Agent(failed).into());
+    }
+    Ok(result?)
+}
+
+struct Progress {
+    json: bool,
+    open_browser: bool,
+    /// Someone at a terminal can be shown where to sign in; anyone else must not wait for a
+    /// browser that never opened.
+    at_terminal: bool,
     spinner_shown: bool,
-    browser: Option<Child>,
+    browser: Option<Opened>,
+    /// Ends the sign-in early: the agent sees the client go and cancels it.
+    closer: Option<Closer>,
+    failed: Option<AgentError>,
 }
 
 impl Progress {
-    /// `json`: each step as a JSON line on stdout; `open_browser`: open it (or only print
-    /// the URL).
-    pub fn new(json: bool, open_browser: bool) -> Progress {
-        Progress {
-            json,
-            open_browser,
-            spinner: !json && std::io::stderr().is_terminal(),
-            spinner_shown: false,
-            browser: None,
-        }
-    }
-
-    pub fn show(&mut self, step: &LoginProgress) {
+    fn show(&mut self, step: &LoginProgress) {
         if self.json {
             if let LoginProgress::OpenBrowser { url } = step
                 && self.open_browser
@@ -59,7 +83,7 @@ impl Progress {
                     errln!("(or open {complete} , which carries the code)");
                 }
                 errln!("The code expires {}.", when(*expires_at));
-                if !self.spinner {
+                if !self.at_terminal {
                     errln!("Waiting for the sign-in to be approved…");
                 }
             }
@@ -70,7 +94,7 @@ impl Progress {
                 errln!("A sign-in for this profile is already under way{by}; waiting for it…");
             }
             LoginProgress::Waiting { elapsed_secs } => {
-                if self.spinner {
+                if self.at_terminal {
                     let frame = SPINNER[*elapsed_secs as usize % SPINNER.len()];
                     eprint!("\r{frame} waiting for the sign-in… {elapsed_secs}s (Ctrl-C cancels)");
                     self.spinner_shown = true;
@@ -84,31 +108,56 @@ impl Progress {
             errln!("Open this URL in a browser on this machine to sign in:\n\n  {url}\n");
             return;
         }
-        match browser::open(url) {
-            Ok(child) => {
-                self.browser = Some(child);
+        let failure = match browser::open(url) {
+            Ok(mut opened) => {
+                let failure = opened
+                    .failure_within(OPENER_GRACE)
+                    .map(|status| format!("the browser command exited at once ({status})"));
+                self.browser = Some(opened);
+                failure
+            }
+            Err(err) => Some(err.to_string()),
+        };
+        match failure {
+            None if self.at_terminal => {
+                errln!("Your browser was opened to sign in. If nothing opened, visit:\n\n  {url}\n")
+            }
+            // The URL only ever goes to a terminal: stderr may be a log others can read.
+            None => {
+                errln!("Your browser was opened to sign in.");
+                errln!("Waiting for the sign-in to complete in the browser…");
+            }
+            Some(failure) if self.at_terminal => {
                 errln!(
-                    "Your browser was opened to sign in. If nothing opened, visit:\n\n  {url}\n"
+                    "Could not open a browser ({failure}). Open this URL to sign in:\n\n  {url}\n"
                 );
             }
-            Err(err) => {
-                errln!("Could not open a browser ({err}). Open this URL to sign in:\n\n  {url}\n");
+            // Nobody can open the page by hand: waiting ten minutes would help no one.
+            Some(failure) => {
+                self.failed = Some(AgentError {
+                    kind: ErrorKind::NeedsSignIn,
+                    message: format!("cannot sign in: could not open a browser ({failure})"),
+                    hint: Some(
+                        "set $BROWSER to a command that opens a browser, run \
+                         `stagepass login` in a terminal, or use `stagepass login --device`"
+                            .into(),
+                    ),
+                });
+                if let Some(closer) = &self.closer {
+                    closer.close();
+                }
             }
-        }
-        if !self.spinner {
-            errln!("Waiting for the sign-in to complete in the browser…");
         }
     }
 
-    /// Clears the spinner line and reaps the browser opener if it is done (a browser that
-    /// keeps running is left alone).
-    pub fn finish(&mut self) {
+    /// Clears the spinner line and lets go of the browser's redirect page.
+    fn finish(&mut self) {
         if self.spinner_shown {
             eprint!("\r\x1b[2K");
             self.spinner_shown = false;
         }
-        if let Some(mut browser) = self.browser.take() {
-            let _ = browser.try_wait();
+        if let Some(browser) = self.browser.take() {
+            browser.finish();
         }
     }
 }

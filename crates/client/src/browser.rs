@@ -1,6 +1,25 @@
-//! Opening the sign-in page where the user is.
+//! Opening a page in the user's browser without putting its address in any argv.
+//!
+//! Every local user can read every process's argv (`/proc/PID/cmdline`). A sign-in's
+//! authorization URL there lets another user finish the sign-in with their own account first
+//! (its `state` and loopback port are all they need), and a proxy launch URL hands them a
+//! session. So the browser is given the `file://` URL of a page in the private runtime dir
+//! (0700; the page itself 0600) that redirects to the real address: a path that nobody but
+//! the user can open. A one-time loopback URL would not do: another user reading argv first
+//! could still race the browser to it.
 
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use stagepass_core::{html, paths};
+use url::Url;
+
+/// The redirect pages' file names start with this, so stale ones can be found and removed.
+const PAGE_PREFIX: &str = "browser-";
+/// A page older than this has long been read (or never will be: sign-ins end after 10
+/// minutes, launch URLs after one).
+const STALE_PAGE: Duration = Duration::from_secs(15 * 60);
 
 /// Whether a browser can be opened on the user's screen. Over SSH or in a Codespace the
 /// loopback redirect would reach the wrong machine, so those use the device code even when
@@ -19,25 +38,116 @@ pub fn available() -> bool {
     set("DISPLAY") || set("WAYLAND_DISPLAY")
 }
 
-/// Starts the browser on `url` without waiting for it: `$BROWSER` when set (a command, with
-/// `%s` replaced by the URL or the URL appended), otherwise the platform opener.
-pub fn open(url: &str) -> std::io::Result<Child> {
-    let mut command = match std::env::var("BROWSER")
+/// A browser started on a redirect page.
+pub struct Opened {
+    child: Child,
+    page: PathBuf,
+}
+
+impl Opened {
+    /// How the opener ended if it failed within `grace`: `false`, a missing browser, or
+    /// xdg-open without a handler fail at once, while a browser that opened the page exits
+    /// with 0 or keeps running (waiting costs at most `grace`).
+    pub fn failure_within(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return (!status.success()).then_some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Removes the redirect page, once the page it led to has answered (or will never be
+    /// needed), and reaps the opener if it is done (a browser that keeps running is left
+    /// alone).
+    pub fn finish(mut self) {
+        let _ = std::fs::remove_file(&self.page);
+        let _ = self.child.try_wait();
+    }
+}
+
+/// Starts the browser on `url` (http or https) without waiting for it: `$BROWSER` when set
+/// (a command, with `%s` replaced or the page's URL appended), otherwise the platform opener.
+/// The browser's argv carries only the path of a private page that redirects to `url`.
+pub fn open(url: &str) -> std::io::Result<Opened> {
+    let target = Url::parse(url)
+        .ok()
+        .filter(|target| matches!(target.scheme(), "http" | "https"))
+        .ok_or_else(|| std::io::Error::other("not an http(s) URL"))?;
+    let page = write_redirect_page(&paths::runtime_dir(), &target)?;
+    let page_url = Url::from_file_path(&page)
+        .map_err(|()| std::io::Error::other(format!("{} is not absolute", page.display())))?;
+    let spawned = opener_command(page_url.as_str())
+        .and_then(|mut command| command.stdin(Stdio::null()).stdout(Stdio::null()).spawn());
+    match spawned {
+        Ok(child) => Ok(Opened { child, page }),
+        Err(err) => {
+            let _ = std::fs::remove_file(&page);
+            Err(err)
+        }
+    }
+}
+
+/// Writes a 0600 page in `runtime_dir` that sends the browser on to `target`; removes the
+/// pages of earlier opens that are past use.
+fn write_redirect_page(runtime_dir: &Path, target: &Url) -> std::io::Result<PathBuf> {
+    paths::ensure_private_dir(runtime_dir)?;
+    remove_stale_pages(runtime_dir);
+    let unique = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let page = runtime_dir.join(format!("{PAGE_PREFIX}{}-{unique}.html", std::process::id()));
+    let target = html::escape(target.as_str());
+    // A meta refresh works wherever the page is opened (JavaScript may be off); the link is
+    // for a browser that refuses to leave a file page on its own. No referrer: the next
+    // page need not learn the file's path.
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <meta name=\"referrer\" content=\"no-referrer\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={target}\">\
+         <title>stagepass</title></head>\
+         <body><p><a href=\"{target}\">Continue</a></p></body></html>\n"
+    );
+    paths::write_private_file(&page, &[html.as_bytes()])?;
+    Ok(page)
+}
+
+fn remove_stale_pages(runtime_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(runtime_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified.elapsed().unwrap_or_default() > STALE_PAGE);
+        if stale && entry.file_name().to_string_lossy().starts_with(PAGE_PREFIX) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+fn opener_command(page_url: &str) -> std::io::Result<Command> {
+    match std::env::var("BROWSER")
         .ok()
         .filter(|value| !value.trim().is_empty())
     {
-        Some(browser) => browser_command(&browser, url)?,
+        Some(browser) => browser_command(&browser, page_url),
         None => {
             let mut command = Command::new(if cfg!(target_os = "macos") {
                 "open"
             } else {
                 "xdg-open"
             });
-            command.arg(url);
-            command
+            command.arg(page_url);
+            Ok(command)
         }
-    };
-    command.stdin(Stdio::null()).stdout(Stdio::null()).spawn()
+    }
 }
 
 fn browser_command(browser: &str, url: &str) -> std::io::Result<Command> {
@@ -68,6 +178,8 @@ fn browser_command(browser: &str, url: &str) -> std::io::Result<Command> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn argv(command: &Command) -> Vec<String> {
@@ -79,7 +191,7 @@ mod tests {
 
     #[test]
     fn browser_variable_forms() {
-        let url = "https://idp/authorize?x=1";
+        let url = "file:///run/user/1000/stagepass/browser-1-2.html";
         assert_eq!(
             argv(&browser_command("firefox", url).unwrap()),
             ["firefox", url]
@@ -92,5 +204,25 @@ mod tests {
             argv(&browser_command("w3m:lynx", url).unwrap()),
             ["w3m", url]
         );
+    }
+
+    #[test]
+    fn the_redirect_page_is_private_and_escapes_its_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let runtime_dir = tmp.path().join("run");
+        let target =
+            Url::parse("https://idp.example/authorize?state=s&x=%22%3E%3Cscript%3E").unwrap();
+        let page = write_redirect_page(&runtime_dir, &target).unwrap();
+        assert_eq!(std::fs::metadata(&page).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&runtime_dir).unwrap().mode() & 0o777,
+            0o700
+        );
+        let html = std::fs::read_to_string(&page).unwrap();
+        assert!(
+            html.contains("content=\"0;url=https://idp.example/authorize?state=s&amp;x=%22%3E"),
+            "{html}"
+        );
+        assert!(!html.contains("<script"), "{html}");
     }
 }

@@ -13,7 +13,6 @@ use crate::ClientError;
 
 /// Agent start-up is a few milliseconds; this bounds a machine under heavy load.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
-const LOG_LIMIT: u64 = 1 << 20;
 
 /// How to run an agent: a program and its arguments (normally `stagepass agent --background`).
 #[derive(Debug, Clone)]
@@ -35,13 +34,13 @@ impl AgentLauncher {
     /// serve and the other exit quietly.
     pub(crate) fn start(&self, runtime_dir: &Path) -> Result<(), ClientError> {
         paths::ensure_private_dir(runtime_dir)?;
+        // The agent keeps its log under a cap itself, also while it runs.
         let log_path = paths::agent_log_path(runtime_dir);
-        if std::fs::metadata(&log_path).is_ok_and(|meta| meta.len() > LOG_LIMIT) {
-            let _ = std::fs::remove_file(&log_path);
-        }
         let spawn = || {
+            // Readable too: the agent keeps the log's last part when it reaches its cap.
             let log = OpenOptions::new()
                 .create(true)
+                .read(true)
                 .append(true)
                 .mode(0o600)
                 .open(&log_path)?;

@@ -8,6 +8,7 @@ pub mod credential_map;
 pub mod doctor;
 mod error;
 pub mod git_credential;
+pub mod html;
 pub mod http;
 pub mod jwt;
 pub mod oidc;

@@ -138,6 +138,42 @@ pub fn write_private_file(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
 /// Creates `dir` (and parents) as 0700 when missing; refuses one that another user owns or
 /// that others can enter, because the socket inside it is the agent's front door.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    ensure_own_dir(dir, PRIVATE)
+}
+
+/// Checks without creating: used by clients before they trust a socket.
+pub fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> io::Result<()> {
+    check_own_dir(dir, meta, PRIVATE)
+}
+
+/// Creates the data dir as 0700 when missing; refuses one that another user owns or that
+/// others can write (say a directory someone else made in /tmp, the fallback), where the
+/// audit log and the remote keys' records could be replaced or redirected. Others may read
+/// it: the files inside are 0600.
+pub fn ensure_data_dir(dir: &Path) -> io::Result<()> {
+    ensure_own_dir(dir, DATA)
+}
+
+/// What a directory of the user's may let others do, and how the user can move it.
+struct DirRule {
+    forbidden_mode: u32,
+    forbidden_what: &'static str,
+    env: &'static str,
+}
+
+const PRIVATE: DirRule = DirRule {
+    forbidden_mode: 0o077,
+    forbidden_what: "accessible to",
+    env: RUNTIME_DIR_ENV,
+};
+
+const DATA: DirRule = DirRule {
+    forbidden_mode: 0o022,
+    forbidden_what: "writable by",
+    env: DATA_DIR_ENV,
+};
+
+fn ensure_own_dir(dir: &Path, rule: DirRule) -> io::Result<()> {
     match fs::symlink_metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             fs::DirBuilder::new()
@@ -148,12 +184,11 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
             fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         }
         Err(err) => Err(err),
-        Ok(meta) => check_private_dir(dir, &meta),
+        Ok(meta) => check_own_dir(dir, &meta, rule),
     }
 }
 
-/// Checks without creating: used by clients before they trust a socket.
-pub fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> io::Result<()> {
+fn check_own_dir(dir: &Path, meta: &fs::Metadata, rule: DirRule) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::other(format!(
             "{} is not a directory (a symlink or a file is not accepted)",
@@ -162,17 +197,20 @@ pub fn check_private_dir(dir: &Path, meta: &fs::Metadata) -> io::Result<()> {
     }
     if meta.uid() != current_uid() {
         return Err(io::Error::other(format!(
-            "{} belongs to uid {}, not to you: remove it or set {RUNTIME_DIR_ENV}",
+            "{} belongs to uid {}, not to you: remove it or set {}",
             dir.display(),
-            meta.uid()
+            meta.uid(),
+            rule.env
         )));
     }
-    if meta.mode() & 0o077 != 0 {
+    if meta.mode() & rule.forbidden_mode != 0 {
         return Err(io::Error::other(format!(
-            "{} is accessible to other users (mode {:o}): run `chmod 700 {}`",
+            "{} is {} other users (mode {:o}): run `chmod 700 {}`, or set {} to another directory",
             dir.display(),
+            rule.forbidden_what,
             meta.mode() & 0o777,
-            dir.display()
+            dir.display(),
+            rule.env
         )));
     }
     Ok(())
@@ -193,5 +231,28 @@ mod tests {
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let err = ensure_private_dir(&dir).unwrap_err();
         assert!(err.to_string().contains("chmod 700"), "{err}");
+    }
+
+    #[test]
+    fn a_data_dir_others_can_write_is_refused_with_what_to_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        ensure_data_dir(&dir).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        // Readable by others is fine: the files inside are 0600.
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_data_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o775)).unwrap();
+        let err = ensure_data_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("writable by other users (mode 775)"), "{err}");
+        assert!(
+            err.contains("chmod 700") && err.contains(DATA_DIR_ENV),
+            "{err}"
+        );
+        // A symlink to a directory is not the directory.
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(ensure_data_dir(&link).is_err());
     }
 }

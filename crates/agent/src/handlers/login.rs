@@ -52,9 +52,18 @@ impl SignInRequest {
 /// (its client opens the browser or shows the code), later ones wait for its outcome.
 pub(crate) struct SharedLogin {
     started_by: Option<i32>,
-    outcome: tokio::sync::watch::Sender<Option<Result<(), AgentError>>>,
+    outcome: tokio::sync::watch::Sender<Option<Outcome>>,
     /// `logout` ends the sign-in rather than waiting minutes for a user who changed their mind.
     cancel: tokio::sync::Notify,
+}
+
+/// How a shared sign-in ended, for the callers who joined it.
+#[derive(Clone)]
+enum Outcome {
+    Done(Result<(), AgentError>),
+    /// Its leader's client went away, which ends the sign-in unanswered: one who joined it
+    /// (say a `login` run right after the first was killed) still wants one, and leads its own.
+    Abandoned,
 }
 
 /// Cancels the sign-in under way for `name`, if any: its callers get "cancelled by logout",
@@ -117,27 +126,32 @@ pub(crate) async fn sign_in(
     name: &str,
     request: SignInRequest,
 ) -> Result<(), AgentError> {
-    let joined = {
-        let mut pending = agent
-            .pending_logins
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        match pending.get(name) {
-            Some(shared) => Err(shared.clone()),
-            None => {
-                let shared = Arc::new(SharedLogin {
-                    started_by: request.pid,
-                    outcome: tokio::sync::watch::channel(None).0,
-                    cancel: tokio::sync::Notify::new(),
-                });
-                pending.insert(name.to_string(), shared.clone());
-                Ok(shared)
+    let leading = loop {
+        let joined = {
+            let mut pending = agent
+                .pending_logins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match pending.get(name) {
+                Some(shared) => Err(shared.clone()),
+                None => {
+                    let shared = Arc::new(SharedLogin {
+                        started_by: request.pid,
+                        outcome: tokio::sync::watch::channel(None).0,
+                        cancel: tokio::sync::Notify::new(),
+                    });
+                    pending.insert(name.to_string(), shared.clone());
+                    Ok(shared)
+                }
             }
+        };
+        match joined {
+            Ok(leading) => break leading,
+            Err(shared) => match join_sign_in(conn, &shared).await? {
+                Outcome::Done(result) => return result,
+                Outcome::Abandoned => continue,
+            },
         }
-    };
-    let leading = match joined {
-        Ok(leading) => leading,
-        Err(shared) => return join_sign_in(conn, &shared).await,
     };
     let result = lead_sign_in(agent, conn, name, request, &leading.cancel).await;
     let shared = agent
@@ -146,13 +160,17 @@ pub(crate) async fn sign_in(
         .unwrap_or_else(|p| p.into_inner())
         .remove(name);
     if let Some(shared) = shared {
-        shared.outcome.send_replace(Some(result.clone()));
+        let outcome = match &result {
+            Err(err) if *err == client_gone() => Outcome::Abandoned,
+            result => Outcome::Done(result.clone()),
+        };
+        shared.outcome.send_replace(Some(outcome));
     }
     result
 }
 
 /// Waits for the sign-in another caller leads and shares its outcome.
-async fn join_sign_in(conn: &mut Connection, shared: &SharedLogin) -> Result<(), AgentError> {
+async fn join_sign_in(conn: &mut Connection, shared: &SharedLogin) -> Result<Outcome, AgentError> {
     progress(
         conn,
         LoginProgress::Joined {
@@ -163,8 +181,9 @@ async fn join_sign_in(conn: &mut Connection, shared: &SharedLogin) -> Result<(),
     let mut outcome = shared.outcome.subscribe();
     with_heartbeats(conn, async {
         match outcome.wait_for(Option::is_some).await {
-            Ok(done) => done.clone().unwrap_or(Ok(())),
-            Err(_) => Err(client_gone()),
+            Ok(done) => Ok(done.clone().unwrap_or(Outcome::Abandoned)),
+            // The leader was dropped without an answer.
+            Err(_) => Ok(Outcome::Abandoned),
         }
     })
     .await
@@ -336,6 +355,7 @@ async fn progress(conn: &mut Connection, step: LoginProgress) -> Result<(), Agen
         .map_err(|_| client_gone())
 }
 
+/// The one error that says the caller's client went away (compared by value above).
 fn client_gone() -> AgentError {
     errors::reply(
         ErrorKind::SignInAborted,

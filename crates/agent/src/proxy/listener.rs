@@ -21,6 +21,7 @@ use super::forward::{Local, forward};
 use super::guard::{self, Credential, Refused};
 use super::reply::{Body, empty, text};
 use super::stats::Outcome;
+use crate::accept::Gate;
 use crate::sessions::Agent;
 
 /// A client that has not sent its request head by then is dropped (slowloris).
@@ -39,21 +40,19 @@ impl Listener {
     }
 }
 
-pub(crate) async fn accept(agent: Arc<Agent>, socket: TcpListener, listener: Arc<Listener>) {
+pub(crate) async fn accept(
+    agent: Arc<Agent>,
+    socket: TcpListener,
+    listener: Arc<Listener>,
+    mut gate: Gate,
+) {
     loop {
-        let stream = match socket.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of file descriptors and the like: wait rather than spin.
-                tracing::warn!("proxy accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (stream, permit) = gate.accept(|| socket.accept()).await;
         let _ = stream.set_nodelay(true);
         let agent = agent.clone();
         let listener = listener.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |request| {
                 let agent = agent.clone();
                 let listener = listener.clone();

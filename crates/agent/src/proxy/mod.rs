@@ -25,6 +25,7 @@ use stagepass_core::proxy_config::{LocalMatch, Route};
 use stagepass_proto::{AgentError, ErrorKind, ProxyLaunch, ProxyStatus, Response, Secret};
 use tokio::net::TcpListener;
 
+use crate::accept::{self, Gate};
 use crate::errors;
 use crate::sessions::Agent;
 
@@ -88,12 +89,19 @@ async fn listen(agent: &Arc<Agent>, port: u16) -> Result<(), String> {
     let key = secrets::load_or_create_key(&agent.options.runtime_dir)
         .map_err(|err| format!("cannot write the proxy key in the runtime dir: {err}"))?;
     let shared = Arc::new(listener::Listener { port, key });
-    tokio::spawn(listener::accept(agent.clone(), v4, shared.clone()));
+    // One cap for both sockets: they are one listener to its users.
+    let gate = Gate::new(accept::Listener::Proxy);
+    tokio::spawn(listener::accept(
+        agent.clone(),
+        v4,
+        shared.clone(),
+        gate.share(),
+    ));
     // [::1] as well, for clients that resolve localhost to it first; optional, since some
     // machines have no IPv6 loopback.
     match TcpListener::bind(SocketAddr::from((Ipv6Addr::LOCALHOST, port))).await {
         Ok(v6) => {
-            tokio::spawn(listener::accept(agent.clone(), v6, shared));
+            tokio::spawn(listener::accept(agent.clone(), v6, shared, gate));
         }
         Err(err) => tracing::debug!("proxy: no [::1]:{port}: {err}"),
     }

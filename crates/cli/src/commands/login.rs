@@ -7,7 +7,7 @@ use crate::browser;
 use crate::cli::LoginArgs;
 use crate::exit::CliError;
 use crate::output::rfc3339;
-use crate::progress::{Progress, STEP_TIMEOUT};
+use crate::progress;
 
 pub fn run(args: LoginArgs) -> Result<(), CliError> {
     let (mut client, _) = agent_link::connect()?;
@@ -20,10 +20,8 @@ pub fn run(args: LoginArgs) -> Result<(), CliError> {
         },
         browser_available: browser::available(),
     };
-    let mut progress = Progress::new(args.json, !args.no_open);
-    let result = client.call_with_progress(&request, STEP_TIMEOUT, |step| progress.show(step));
-    progress.finish();
-    let signed_in = expect_response!(result?, Response::SignedIn)?;
+    let response = progress::sign_in(&mut client, &request, args.json, !args.no_open)?;
+    let signed_in = expect_response!(response, Response::SignedIn)?;
     let who = signed_in.email.as_deref().or(signed_in.subject.as_deref());
     if args.json {
         outln!(

@@ -26,6 +26,8 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
+    // The launch URL stays out of the browser's argv (see browser::open); its redirect page
+    // is left for the next open to sweep, since the browser may read it after this exits.
     browser::open(url).map_err(|err| {
         CliError::Io(std::io::Error::new(
             err.kind(),

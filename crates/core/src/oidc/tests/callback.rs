@@ -25,6 +25,8 @@ async fn callback_without_state_is_foreign_even_with_an_error() {
     for callback in [
         query(&[("code", "abc")]),
         query(&[("error", "access_denied")]),
+        // Another local user who saw the port: a forged error must not end the sign-in.
+        query(&[("state", "forged"), ("error", "access_denied")]),
         String::new(),
     ] {
         let result = pending.check_callback(&callback, &provider);
