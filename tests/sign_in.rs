@@ -334,7 +334,8 @@ fn a_forged_error_description_on_the_callback_is_printed_escaped() {
     std::fs::write(
         forger.path(),
         format!(
-            "let url = new URL(process.argv[2]);\n\
+            "import {{ startUrl }} from '{}';\n\
+             let url = await startUrl(process.argv[2]);\n\
              if (!url.searchParams.has('redirect_uri')) {{\n\
                url = new URL((await fetch(url, {{ redirect: 'manual' }})).headers.get('location'));\n\
              }}\n\
@@ -344,6 +345,9 @@ fn a_forged_error_description_on_the_callback_is_printed_escaped() {
              back.searchParams.set('state', url.searchParams.get('state'));\n\
              back.searchParams.set('iss', '{}');\n\
              await fetch(back);\n",
+            support::repo_root()
+                .join("tests/idp/browser-kit.mjs")
+                .display(),
             idp.issuer
         ),
     )
