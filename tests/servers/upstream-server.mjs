@@ -95,7 +95,10 @@ const socket = new WebSocket(target);
 socket.onopen = () => socket.send('ping');
 socket.onmessage = (event) => { show('WS ' + event.data); socket.close(); };
 socket.onerror = () => show('WS FAILED to connect');
-</script>`);
+</script>
+<!-- Holds the load event (and so a headless --dump-dom) back while the socket talks: on a
+     loaded machine the page otherwise loads, and is dumped, before the echo arrives. -->
+<img src="slow?ms=4000" alt="">`);
   }
   if (url.pathname === '/redirect') {
     res.writeHead(302, {
