@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use stagepass_core::config::Desktop as DesktopPrefs;
 use stagepass_core::paths;
-use stagepass_core::proxy_config::Identity;
+use stagepass_core::proxy_config::{Identity, Local};
 
 use crate::agent::{Agent, TrayError};
 use crate::desktop::Desktop;
@@ -65,7 +65,7 @@ impl AppCore {
             .routes
             .into_iter()
             .filter(|route| route.identity == Identity::Backstage)
-            .min_by_key(|route| route.host.is_none())
+            .min_by_key(|route| matches!(route.local, Local::Path(_)))
             .map(|route| route.name)
     }
 

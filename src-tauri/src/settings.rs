@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use stagepass_core::config::{Config, Desktop, FlowPreference, Profile, ProfileKind};
+use stagepass_core::config::{
+    BACKSTAGE_SCOPES, Config, Desktop, FlowPreference, Profile, ProfileKind, ProfileKindTag,
+};
 use toml_edit::{Array, DocumentMut, Item, Table, Value, value};
 
 use crate::agent::TrayError;
@@ -16,7 +18,7 @@ use crate::agent::TrayError;
 pub struct ProfileForm {
     pub name: String,
     #[serde(default)]
-    pub kind: ProfileKind,
+    pub kind: ProfileKindTag,
     #[serde(default)]
     pub url: Option<String>,
     /// A Backstage behind oauth2-proxy signs in through this OIDC profile; the form keeps it
@@ -35,19 +37,29 @@ pub struct ProfileForm {
 
 impl ProfileForm {
     pub fn from_profile(name: &str, profile: &Profile) -> ProfileForm {
+        // An empty client_id stands for Backstage's CLI client, and a Backstage behind a
+        // proxy has no client of its own to show.
+        let (url, via_profile, client_id) = match &profile.kind {
+            ProfileKind::Oidc { client_id, .. } => (None, None, client_id.clone()),
+            ProfileKind::Backstage { url, via, .. } => (
+                Some(url.clone()),
+                via.as_ref().map(|via| via.profile.clone()),
+                if profile.uses_backstage_cli_client() || via.is_some() {
+                    String::new()
+                } else {
+                    profile.client_id().to_string()
+                },
+            ),
+        };
         ProfileForm {
             name: name.to_string(),
-            kind: profile.kind,
-            url: profile.url.clone(),
-            via_profile: profile.via_profile.clone(),
-            issuer: profile.issuer.clone(),
-            client_id: if profile.uses_backstage_cli_client() || profile.via_profile.is_some() {
-                String::new()
-            } else {
-                profile.client_id.clone()
-            },
-            scopes: profile.scopes.clone(),
-            audience: profile.audience.clone(),
+            kind: profile.tag(),
+            url,
+            via_profile,
+            issuer: profile.issuer().into_owned(),
+            client_id,
+            scopes: profile.scopes().to_vec(),
+            audience: profile.audience().map(String::from),
             flow: profile.flow,
             groups_claim: profile.groups_claim.clone(),
         }
@@ -317,15 +329,12 @@ fn flow_name(flow: FlowPreference) -> &'static str {
     }
 }
 
-/// What a Backstage profile asks for when it names no scopes (see `Config::parse`).
-const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
-
 /// Writes the keys the form edits; every other key of `table` stays as it was. A Backstage
 /// profile keeps only what its user chose: the core derives the issuer and the default
 /// client from `url`, and refuses an `issuer` or `audience` next to it.
 fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
     match form.kind {
-        ProfileKind::Oidc => {
+        ProfileKindTag::Oidc => {
             for backstage_only in ["kind", "url", "via_profile", "auth_provider"] {
                 table.remove(backstage_only);
             }
@@ -334,7 +343,7 @@ fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
             set_value(table, "scopes", form.scopes.iter().collect::<Array>());
             set_optional(table, "audience", form.audience.as_deref());
         }
-        ProfileKind::Backstage => {
+        ProfileKindTag::Backstage => {
             set_value(table, "kind", "backstage");
             set_optional(table, "url", form.url.as_deref());
             set_optional(table, "via_profile", form.via_profile.as_deref());

@@ -30,7 +30,7 @@ fn editor(text: &str) -> (tempfile::TempDir, ConfigEditor) {
 fn form(name: &str) -> ProfileForm {
     ProfileForm {
         name: name.into(),
-        kind: ProfileKind::Oidc,
+        kind: ProfileKindTag::Oidc,
         url: None,
         via_profile: None,
         issuer: "https://login.example.org".into(),
@@ -72,7 +72,7 @@ fn edits_keep_comments_and_unknown_keys() {
     assert!(text.contains("client_id = \"stagepass-2\""), "{text}");
     let reread = ConfigEditor::open(&editor.path).unwrap().parsed().unwrap();
     assert_eq!(
-        reread.profiles["home"].audience.as_deref(),
+        reread.profiles["home"].audience(),
         Some("https://backstage.example.org")
     );
     assert!(!reread.desktop.notifications);
@@ -149,7 +149,7 @@ fn form_validation_uses_the_core_rules() {
     no_openid.scopes = vec!["email".into()];
     let err = no_openid.to_profile().unwrap_err();
     assert!(err.message.contains("openid"), "{err:?}");
-    assert_eq!(form("x").to_profile().unwrap().client_id, "native-app");
+    assert_eq!(form("x").to_profile().unwrap().client_id(), "native-app");
 }
 
 const BACKSTAGE_FILE: &str = r#"[profiles.portal]   # our Backstage
@@ -161,7 +161,7 @@ url = "https://backstage.example.com"
 fn a_backstage_profile_keeps_only_what_the_user_chose() {
     let (_dir, mut editor) = editor(BACKSTAGE_FILE);
     let mut portal = editor.view().unwrap().profiles[0].clone();
-    assert_eq!(portal.kind, ProfileKind::Backstage);
+    assert_eq!(portal.kind, ProfileKindTag::Backstage);
     assert_eq!(portal.issuer, "https://backstage.example.com/api/auth");
     assert_eq!(
         portal.client_id, "",
@@ -190,7 +190,7 @@ fn a_backstage_profile_keeps_only_what_the_user_chose() {
     portal.client_id = "https://example.com/stagepass.json".into();
     editor.upsert_profile(Some("portal"), &portal).unwrap();
     assert_eq!(
-        editor.parsed().unwrap().profiles["portal"].client_id,
+        editor.parsed().unwrap().profiles["portal"].client_id(),
         "https://example.com/stagepass.json"
     );
     let oidc = ProfileForm {
@@ -199,7 +199,7 @@ fn a_backstage_profile_keeps_only_what_the_user_chose() {
     };
     editor.upsert_profile(Some("portal"), &oidc).unwrap();
     let parsed = editor.parsed().unwrap();
-    assert_eq!(parsed.profiles["portal"].kind, ProfileKind::Oidc);
+    assert_eq!(parsed.profiles["portal"].tag(), ProfileKindTag::Oidc);
     assert!(!editor.text().contains("url ="), "{}", editor.text());
 }
 
@@ -225,8 +225,11 @@ fn a_backstage_profile_behind_a_proxy_keeps_its_idp_profile() {
     editor.upsert_profile(Some("portal"), &portal).unwrap();
     let parsed = editor.parsed().unwrap();
     assert_eq!(
-        parsed.profiles["portal"].backstage_via(),
-        Some(("corp", "oauth2Proxy"))
+        parsed.profiles["portal"].via(),
+        Some(&stagepass_core::config::ViaProfile {
+            profile: "corp".into(),
+            auth_provider: "oauth2Proxy".into()
+        })
     );
     assert!(
         !editor.text().contains("client_id = \"https://portal"),

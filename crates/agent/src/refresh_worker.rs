@@ -98,8 +98,8 @@ pub(crate) fn stored_login(
     now: SystemTime,
 ) -> Option<StoredLogin> {
     Some(StoredLogin::new(
-        settings.issuer.clone(),
-        settings.client_id.clone(),
+        settings.issuer().into_owned(),
+        settings.client_id().to_string(),
         tokens.refresh_token.clone()?,
         tokens.id_token.clone(),
         unix_secs(now),
@@ -134,7 +134,7 @@ pub(crate) async fn refresh_and_save(
             .and_then(Result::ok)
             .flatten()
             .filter(|stored| {
-                stored.belongs_to(&job.settings.issuer, &job.settings.client_id)
+                stored.belongs_to(&job.settings.issuer(), job.settings.client_id())
                     && stored.refresh_token.expose() != job.refresh_token.expose()
             })
     };

@@ -262,7 +262,7 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
         None => agent
             .config()
             .ok()
-            .and_then(|config| config.profiles.get(profile)?.audience.clone()),
+            .and_then(|config| Some(config.profiles.get(profile)?.audience()?.to_string())),
     };
     agent.record(&Entry {
         event: target.event,

@@ -296,8 +296,9 @@ impl Agent {
         })
         .await?;
         let mut data = session.data();
-        data.stored = stored
-            .filter(|login| login.belongs_to(&session.profile.issuer, &session.profile.client_id));
+        data.stored = stored.filter(|login| {
+            login.belongs_to(&session.profile.issuer(), session.profile.client_id())
+        });
         data.loaded = true;
         let signed_in = data.stored.is_some();
         drop(data);

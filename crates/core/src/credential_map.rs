@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::is_secure_or_loopback;
+use crate::url_policy::{is_bare_base, is_secure_or_loopback};
 
 /// Username sent with the token in Basic auth when the config names none. Works with GitLab,
 /// Gitea/Forgejo and most servers that read only the password.
@@ -194,7 +194,7 @@ pub(crate) fn validate_git(index: usize, host: &GitHost) -> Result<(), String> {
             host.url
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if !is_bare_base(&url) {
         return Err(format!(
             "{}: `{}` may hold only scheme, host, port and path",
             key("url"),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use oauth2::{AsyncHttpClient, HttpRequest, HttpResponse};
 
-use crate::config::is_secure_or_loopback;
 use crate::tokens::ClockSkew;
+use crate::url_policy::is_secure_or_loopback;
 
 /// Discovery documents, JWKS and token responses are a few KiB.
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;

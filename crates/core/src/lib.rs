@@ -14,11 +14,13 @@ pub mod jwt;
 pub mod oidc;
 pub mod paths;
 pub mod presets;
+pub mod profile;
 pub mod proxy_config;
 pub mod refresh;
 pub mod store;
 pub mod text;
 pub mod tokens;
+pub mod url_policy;
 
 pub use error::{Error, OAuthError};
 pub use stagepass_proto::Secret;

@@ -30,12 +30,14 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::{Profile, ProfileKind, is_secure_or_loopback};
 use crate::credential_map::MappedToken;
+use crate::profile::{Profile, ProfileKind};
+use crate::url_policy::{is_bare_base, is_secure_or_loopback};
 
 /// The proxy's port when `[proxy] port` is not set: clear of Backstage's 3000 and 7007.
 pub const DEFAULT_PROXY_PORT: u16 = 7466;
@@ -62,27 +64,68 @@ fn default_port() -> u16 {
     DEFAULT_PROXY_PORT
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `[[route]]` table, parsed: where it is served, where it goes, and how it adds the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub name: String,
-    /// Local path prefix, stripped before forwarding (`/backstage/api/x` goes to `/api/x`).
-    pub path: Option<String>,
-    /// Or a local host name under `.localhost`, on the proxy's port.
-    pub host: Option<String>,
-    pub upstream: String,
+    pub local: Local,
+    pub upstream: Upstream,
     pub profile: String,
     pub identity: Identity,
-    /// `identity = "header"` only: the header that carries the token.
-    pub header: Option<String>,
-    #[serde(default)]
     pub token: MappedToken,
     pub ca_file: Option<PathBuf>,
-    pub timeout_secs: Option<u64>,
+    /// Until the upstream's response headers.
+    pub timeout: Duration,
     /// Headers this upstream trusts as an identity beyond the ones the proxy always strips,
     /// never passed on from a caller.
-    #[serde(default)]
     pub strip_headers: Vec<HeaderKey>,
+}
+
+/// A route table as written; [`parse_routes`] turns it into a [`Route`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    name: String,
+    /// Local path prefix, stripped before forwarding (`/backstage/api/x` goes to `/api/x`).
+    path: Option<String>,
+    /// Or a local host name under `.localhost`, on the proxy's port.
+    host: Option<String>,
+    upstream: String,
+    profile: String,
+    identity: IdentityTag,
+    /// `identity = "header"` only: the header that carries the token.
+    header: Option<String>,
+    #[serde(default)]
+    token: MappedToken,
+    ca_file: Option<PathBuf>,
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    strip_headers: Vec<HeaderKey>,
+}
+
+/// An upstream base URL, parsed once at load: the proxy joins every request path onto it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// `https://backstage.example.com`, lowercase.
+    origin: String,
+    /// The URL's path without a trailing `/`: `""` or `/base`.
+    path: String,
+}
+
+impl Upstream {
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+impl std::fmt::Display for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.origin, self.path)
+    }
 }
 
 /// A header name as upstreams match it: lowercase, and `_` read as `-`. CGI, WSGI and Rack
@@ -132,57 +175,54 @@ impl From<HeaderKey> for String {
 }
 
 /// How a route adds the user's identity to what it forwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     /// A Backstage user token (a `kind = "backstage"` profile) as `Authorization: Bearer`.
     Backstage,
     /// The profile's token as `Authorization: Bearer` (oauth2-proxy with JWT bearer tokens,
     /// Jenkins with OIDC, an API).
     Bearer,
-    /// The bare token in the header named by `header`.
+    /// The bare token in this header.
+    Header(String),
+}
+
+/// The `identity` key; `header` names the header of [`Identity::Header`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum IdentityTag {
+    Backstage,
+    Bearer,
     Header,
 }
 
 /// Where a route is served locally.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocalMatch<'a> {
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Local {
     /// Without a trailing `/`; `""` for the whole origin.
-    Path(&'a str),
+    Path(String),
     /// Lowercase, without the port.
-    Host(&'a str),
+    Host(String),
 }
 
 impl Route {
-    pub fn local(&self) -> LocalMatch<'_> {
-        match (&self.path, &self.host) {
-            (Some(path), _) => LocalMatch::Path(path.trim_end_matches('/')),
-            (None, Some(host)) => LocalMatch::Host(host),
-            (None, None) => unreachable!("validated: a route has a path or a host"),
-        }
-    }
-
-    pub fn timeout_secs(&self) -> u64 {
-        self.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS)
-    }
-
     /// The route's local base URL on `port`, e.g. `http://127.0.0.1:7466/backstage`.
     pub fn local_url(&self, port: u16) -> String {
-        match self.local() {
-            LocalMatch::Path(path) => format!("http://127.0.0.1:{port}{path}"),
-            LocalMatch::Host(host) => format!("http://{host}:{port}"),
+        match &self.local {
+            Local::Path(path) => format!("http://127.0.0.1:{port}{path}"),
+            Local::Host(host) => format!("http://{host}:{port}"),
         }
     }
 }
 
-/// Checks the routes against each other and the profiles; the error names the key.
-pub(crate) fn validate_routes(
-    routes: &mut [Route],
+/// Parses the routes, checked against each other and the profiles; the error names the key.
+pub(crate) fn parse_routes(
+    routes: Vec<RawRoute>,
     profiles: &BTreeMap<String, Profile>,
-) -> Result<(), String> {
+) -> Result<Vec<Route>, String> {
     let mut names = HashSet::new();
     let mut locals = HashSet::new();
-    for (index, route) in routes.iter_mut().enumerate() {
+    let mut parsed = Vec::with_capacity(routes.len());
+    for (index, route) in routes.into_iter().enumerate() {
         let key = |field: &str| format!("route[{index}].{field}");
         if route.name.is_empty()
             || !route
@@ -204,15 +244,17 @@ pub(crate) fn validate_routes(
                 route.name
             ));
         }
-        validate_local(&key, route)?;
-        let local = format!("{:?}", route.local());
-        if !locals.insert(local) {
+        let local = parse_local(&key, &route)?;
+        if !locals.insert(local.clone()) {
             return Err(format!(
                 "{}: another route is served at the same local path or host",
-                key(if route.path.is_some() { "path" } else { "host" })
+                key(match local {
+                    Local::Path(_) => "path",
+                    Local::Host(_) => "host",
+                })
             ));
         }
-        validate_upstream(&key, route)?;
+        let upstream = parse_upstream(&key, &route)?;
         let Some(profile) = profiles.get(&route.profile) else {
             return Err(format!(
                 "{}: no profile `{}` in [profiles]",
@@ -220,16 +262,29 @@ pub(crate) fn validate_routes(
                 route.profile
             ));
         };
-        validate_identity(&key, route, profile)?;
-        if route.timeout_secs == Some(0) {
-            return Err(format!("{}: must be at least 1", key("timeout_secs")));
-        }
+        let identity = parse_identity(&key, &route, profile)?;
+        let timeout_secs = match route.timeout_secs {
+            Some(0) => return Err(format!("{}: must be at least 1", key("timeout_secs"))),
+            Some(secs) => secs,
+            None => DEFAULT_TIMEOUT_SECS,
+        };
+        parsed.push(Route {
+            name: route.name,
+            local,
+            upstream,
+            profile: route.profile,
+            identity,
+            token: route.token,
+            ca_file: route.ca_file,
+            timeout: Duration::from_secs(timeout_secs),
+            strip_headers: route.strip_headers,
+        });
     }
-    Ok(())
+    Ok(parsed)
 }
 
-fn validate_local(key: &dyn Fn(&str) -> String, route: &mut Route) -> Result<(), String> {
-    match (&route.path, &mut route.host) {
+fn parse_local(key: &dyn Fn(&str) -> String, route: &RawRoute) -> Result<Local, String> {
+    match (&route.path, &route.host) {
         (Some(_), Some(_)) | (None, None) => Err(format!(
             "{}: set exactly one of `path` (a local prefix such as \"/backstage\") or `host` \
              (a name such as \"backstage.localhost\")",
@@ -241,7 +296,7 @@ fn validate_local(key: &dyn Fn(&str) -> String, route: &mut Route) -> Result<(),
                 && !path.contains(['?', '#', '%', ' '])
                 && !path.starts_with("/.stagepass");
             if valid {
-                Ok(())
+                Ok(Local::Path(path.trim_end_matches('/').to_string()))
             } else {
                 Err(format!(
                     "{}: `{path}` must start with `/`, hold no `?`, `#`, `%` or space, and not \
@@ -251,14 +306,14 @@ fn validate_local(key: &dyn Fn(&str) -> String, route: &mut Route) -> Result<(),
             }
         }
         (None, Some(host)) => {
-            *host = host.to_ascii_lowercase();
+            let host = host.to_ascii_lowercase();
             let label = host.strip_suffix(".localhost").unwrap_or_default();
             let valid = !label.is_empty()
                 && label.split('.').all(|part| {
                     !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 });
             if valid {
-                Ok(())
+                Ok(Local::Host(host))
             } else {
                 Err(format!(
                     "{}: `{host}` must be a name under .localhost, such as \"backstage.localhost\" \
@@ -270,7 +325,7 @@ fn validate_local(key: &dyn Fn(&str) -> String, route: &mut Route) -> Result<(),
     }
 }
 
-fn validate_upstream(key: &dyn Fn(&str) -> String, route: &Route) -> Result<(), String> {
+fn parse_upstream(key: &dyn Fn(&str) -> String, route: &RawRoute) -> Result<Upstream, String> {
     let url = Url::parse(&route.upstream).map_err(|err| {
         format!(
             "{}: `{}` is not a URL: {err}",
@@ -286,7 +341,7 @@ fn validate_upstream(key: &dyn Fn(&str) -> String, route: &Route) -> Result<(), 
             route.upstream
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if !is_bare_base(&url) {
         return Err(format!(
             "{}: `{}` must be a base URL without user, query or fragment",
             key("upstream"),
@@ -302,22 +357,25 @@ fn validate_upstream(key: &dyn Fn(&str) -> String, route: &Route) -> Result<(), 
             ca_file.display()
         ));
     }
-    Ok(())
+    Ok(Upstream {
+        origin: url.origin().ascii_serialization(),
+        path: url.path().trim_end_matches('/').to_string(),
+    })
 }
 
-fn validate_identity(
+fn parse_identity(
     key: &dyn Fn(&str) -> String,
-    route: &Route,
+    route: &RawRoute,
     profile: &Profile,
-) -> Result<(), String> {
-    match (route.identity, &route.header) {
-        (Identity::Header, None) => {
+) -> Result<Identity, String> {
+    let identity = match (route.identity, &route.header) {
+        (IdentityTag::Header, None) => {
             return Err(format!(
                 "{}: required with identity = \"header\": the header that carries the token",
                 key("header")
             ));
         }
-        (Identity::Header, Some(header)) => {
+        (IdentityTag::Header, Some(header)) => {
             let valid = !header.is_empty()
                 && header
                     .bytes()
@@ -328,6 +386,7 @@ fn validate_identity(
                     key("header")
                 ));
             }
+            Identity::Header(header.clone())
         }
         (_, Some(_)) => {
             return Err(format!(
@@ -335,10 +394,12 @@ fn validate_identity(
                 key("header")
             ));
         }
-        (_, None) => {}
-    }
-    if route.identity == Identity::Backstage {
-        if profile.kind != ProfileKind::Backstage {
+        (IdentityTag::Backstage, None) => Identity::Backstage,
+        (IdentityTag::Bearer, None) => Identity::Bearer,
+    };
+    let backstage = matches!(profile.kind, ProfileKind::Backstage { .. });
+    if identity == Identity::Backstage {
+        if !backstage {
             return Err(format!(
                 "{}: identity = \"backstage\" needs a kind = \"backstage\" profile; `{}` is an \
                  OIDC profile (use identity = \"bearer\" to send its token)",
@@ -353,14 +414,14 @@ fn validate_identity(
             ));
         }
     }
-    if route.token == MappedToken::Id && profile.kind == ProfileKind::Backstage {
+    if route.token == MappedToken::Id && backstage {
         return Err(format!(
             "{}: profile `{}` is a Backstage profile, which has no id_token",
             key("token"),
             route.profile
         ));
     }
-    Ok(())
+    Ok(identity)
 }
 
 #[cfg(test)]
@@ -412,19 +473,25 @@ mod tests {
         .unwrap();
         assert_eq!(config.proxy.port, super::DEFAULT_PROXY_PORT);
         assert_eq!(
-            config.routes[0].local(),
-            super::LocalMatch::Path("/backstage")
+            config.routes[0].local,
+            super::Local::Path("/backstage".into())
         );
         assert_eq!(
-            config.routes[1].local(),
-            super::LocalMatch::Host("api.localhost")
+            config.routes[1].local,
+            super::Local::Host("api.localhost".into())
+        );
+        assert_eq!(config.routes[1].upstream.origin(), "http://127.0.0.1:8080");
+        assert_eq!(config.routes[1].upstream.path(), "/base");
+        assert_eq!(
+            config.routes[1].identity,
+            super::Identity::Header("X-Token".into())
         );
         assert_eq!(
             config.routes[0].local_url(7466),
             "http://127.0.0.1:7466/backstage"
         );
         assert_eq!(config.routes[1].local_url(9), "http://api.localhost:9");
-        assert_eq!(config.routes[0].timeout_secs(), 30);
+        assert_eq!(config.routes[0].timeout.as_secs(), 30);
         assert!(config.routes[0].strip_headers.is_empty());
         let extra = parse(
             "[[route]]\nname = \"x\"\npath = \"/x\"\nupstream = \"https://x.example\"\n\

@@ -39,7 +39,7 @@ pub(crate) async fn whoami(agent: &Agent, requested: Option<&str>) -> Result<Res
     // Backstage's discovery document names it; the fallback is where the plugin serves it.
     let userinfo = provider
         .userinfo_endpoint()
-        .unwrap_or_else(|| format!("{}/v1/userinfo", profile.issuer));
+        .unwrap_or_else(|| format!("{}/v1/userinfo", profile.issuer()));
     let identity = backstage::whoami(&url, &userinfo, &grant.token, &agent.deps.http)
         .await
         .map_err(|err| errors::from_core(&err, Some(&name)))?;

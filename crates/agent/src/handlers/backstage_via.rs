@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use stagepass_core::backstage::token_through_proxy;
+use stagepass_core::config::ViaProfile;
 use stagepass_core::refresh;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenKind};
 
@@ -21,7 +22,7 @@ const IDP_TOKEN_MIN_VALID: Duration = Duration::from_secs(30);
 pub(crate) fn sign_in_profile(agent: &Agent, name: &str) -> String {
     resolve_profile(agent, Some(name))
         .ok()
-        .and_then(|(_, profile)| Some(profile.backstage_via()?.0.to_string()))
+        .and_then(|(_, profile)| Some(profile.via()?.profile.clone()))
         .unwrap_or_else(|| name.to_string())
 }
 
@@ -30,10 +31,11 @@ pub(crate) async fn refresh(
     agent: &Agent,
     name: &str,
     session: &Session,
-    via: &str,
-    provider: &str,
+    url: &str,
+    via: &ViaProfile,
 ) -> Result<(), AgentError> {
-    let (via_name, via_profile) = resolve_profile(agent, Some(via))?;
+    let provider = &via.auth_provider;
+    let (via_name, via_profile) = resolve_profile(agent, Some(&via.profile))?;
     let via_session = agent.session(&via_name, &via_profile);
     // Boxed: serving a token may refresh, and this is a refresh (of another profile: the
     // config refuses a `via_profile` that is not an OIDC one, so this recurses once).
@@ -55,7 +57,6 @@ pub(crate) async fn refresh(
             ));
         }
     };
-    let url = session.profile.backstage_url().unwrap_or_default();
     let fetched = token_through_proxy(url, provider, &idp_token, &agent.deps.http, agent.now())
         .await
         .map_err(|err| {

@@ -90,7 +90,7 @@ pub(crate) async fn login(
     request: SignInRequest,
 ) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
-    if profile.backstage_via().is_some() {
+    if profile.via().is_some() {
         // Signed in when its IdP profile is: sign that one in only when it needs it, then
         // fetch the Backstage token, which proves the proxy path works.
         let session = agent.session(&name, &profile);

@@ -10,7 +10,7 @@ use crate::sessions::{Agent, SessionData};
 pub(crate) async fn logout(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
-    if let Some((via, _)) = profile.backstage_via() {
+    if let Some(via) = profile.via() {
         // Nothing of its own to revoke or delete: forget the Backstage token; the IdP
         // profile keeps the sign-in.
         let _exclusive = session.exclusive.lock().await;
@@ -23,7 +23,8 @@ pub(crate) async fn logout(agent: &Agent, requested: Option<&str>) -> Result<Res
             profile: name,
             revoked: false,
             note: Some(format!(
-                "forgot the Backstage token; `{via}` stays signed in (`stagepass logout {via}` signs out of the IdP)"
+                "forgot the Backstage token; `{via}` stays signed in (`stagepass logout {via}` signs out of the IdP)",
+                via = via.profile
             )),
         }));
     }

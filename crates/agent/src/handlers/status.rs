@@ -1,3 +1,4 @@
+use stagepass_core::config::ViaProfile;
 use stagepass_proto::{AgentError, ProfileStatus, Response, SessionState, StatusReport};
 
 use crate::errors;
@@ -76,7 +77,7 @@ pub(crate) fn profile_status(
     let now = agent.now();
     ProfileStatus {
         name: name.to_string(),
-        issuer: session.profile.issuer.clone(),
+        issuer: session.profile.issuer().into_owned(),
         state,
         subject: claim("sub"),
         email: claim("email"),
@@ -93,8 +94,8 @@ pub(crate) fn profile_status(
 /// For a Backstage profile behind a proxy: whether its IdP profile is signed in, and why it
 /// needs a sign-in. Read before the profile's own data is locked, never while.
 fn via_state(agent: &Agent, session: &crate::sessions::Session) -> Option<(bool, Option<String>)> {
-    let (via, _) = session.profile.backstage_via()?;
-    let (via, profile) = super::resolve_profile(agent, Some(via)).ok()?;
+    let via = session.profile.via()?;
+    let (via, profile) = super::resolve_profile(agent, Some(&via.profile)).ok()?;
     let upstream = agent.session(&via, &profile);
     let data = upstream.data();
     Some((
@@ -110,7 +111,11 @@ fn profile_notes(profile: &stagepass_core::config::Profile) -> Vec<String> {
     if profile.uses_backstage_cli_client() {
         notes.push(stagepass_core::config::BACKSTAGE_SHARED_CLIENT_NOTE.to_string());
     }
-    if let Some((via, provider)) = profile.backstage_via() {
+    if let Some(ViaProfile {
+        profile: via,
+        auth_provider: provider,
+    }) = profile.via()
+    {
         notes.push(format!(
             "signs in through `{via}`: Backstage's `{provider}` provider behind an \
              identity-aware proxy gives the Backstage token for `{via}`'s access token"

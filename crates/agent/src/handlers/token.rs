@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use stagepass_core::config::ProfileKind;
 use stagepass_core::paths;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenGrant, TokenKind};
@@ -54,7 +55,7 @@ pub(crate) async fn get_token(
                 request,
             )
             .await?;
-            if session.profile.backstage_via().is_some() {
+            if session.profile.via().is_some() {
                 return serve(agent, &name, &session, kind, min_valid).await;
             }
             fresh_grant(&session, &name, kind, agent.now(), Duration::ZERO)
@@ -169,8 +170,8 @@ fn fresh_grant(
         expires_at,
         kind,
         audience: match kind {
-            TokenKind::Access => session.profile.audience.clone(),
-            TokenKind::Id => Some(session.profile.client_id.clone()),
+            TokenKind::Access => session.profile.audience().map(String::from),
+            TokenKind::Id => Some(session.profile.client_id().to_string()),
         },
     })
 }
@@ -186,8 +187,13 @@ pub(crate) async fn refresh(
     name: &str,
     session: &Session,
 ) -> Result<(), AgentError> {
-    if let Some((via, provider)) = session.profile.backstage_via() {
-        return backstage_via::refresh(agent, name, session, via, provider).await;
+    if let ProfileKind::Backstage {
+        url,
+        via: Some(via),
+        ..
+    } = &session.profile.kind
+    {
+        return backstage_via::refresh(agent, name, session, url, via).await;
     }
     agent
         .load_session(name, session)
@@ -346,7 +352,7 @@ pub(crate) fn record_refresh(
         },
         caller: &Caller::agent(),
         profile: name,
-        audience: session.profile.audience.as_deref(),
+        audience: session.profile.audience(),
         kind: Some("access"),
         fingerprint,
         outcome,

@@ -18,7 +18,6 @@ use hyper_util::rt::TokioIo;
 use stagepass_core::config::Config;
 use stagepass_core::proxy_config::Route;
 use tokio::sync::Notify;
-use url::Url;
 
 use super::headers::{Rewrite, downstream_response, upstream_request};
 use super::identity::{force_refresh, identity};
@@ -51,15 +50,8 @@ pub(crate) async fn forward(
     mut request: Request<Incoming>,
     rest: &str,
 ) -> Forwarded {
-    let Ok(upstream) = Url::parse(&route.upstream) else {
-        return failed(
-            StatusCode::BAD_GATEWAY,
-            route,
-            "the upstream URL does not parse",
-        );
-    };
-    let upstream_origin = upstream.origin().ascii_serialization();
-    let upstream_path = upstream.path().trim_end_matches('/');
+    let upstream_origin = route.upstream.origin();
+    let upstream_path = route.upstream.path();
     let uri = format!("{upstream_origin}{upstream_path}{rest}");
     let client = match agent.proxy.upstreams.client(route.ca_file.as_deref()) {
         Ok(client) => client,
@@ -73,13 +65,13 @@ pub(crate) async fn forward(
         upgrade.as_ref(),
         &route.strip_headers,
         local.cookie,
-        &upstream_origin,
+        upstream_origin,
     );
     // Only a request that can be sent again is retried: idempotent, no body, no upgrade.
     let retryable = is_idempotent(&parts.method) && body.is_end_stream() && upgrade.is_none();
     let mut body = Some(body);
     let mut retried = false;
-    let timeout = Duration::from_secs(route.timeout_secs());
+    let timeout = route.timeout;
     let mut response = loop {
         let injected = match identity(agent, config, route).await {
             Ok(injected) => injected,
@@ -154,7 +146,7 @@ pub(crate) async fn forward(
     };
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     let rewrite = Rewrite {
-        upstream_origin: &upstream_origin,
+        upstream_origin,
         upstream_path,
         local_origin: &local.origin,
         local_path: local.prefix,

@@ -45,8 +45,8 @@ pub(crate) async fn identity(
         ));
     };
     let token = grant.token.expose();
-    let (header, value) = match (route.identity, &route.header) {
-        (Identity::Header, Some(header)) => (
+    let (header, value) = match &route.identity {
+        Identity::Header(header) => (
             HeaderName::from_bytes(header.as_bytes()).map_err(|_| bad_header(header))?,
             token.clone(),
         ),

@@ -12,7 +12,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use stagepass_core::config::Config;
-use stagepass_core::proxy_config::{LocalMatch, Route};
+use stagepass_core::proxy_config::{Local as RouteLocal, Route};
 use stagepass_proto::remote::PATH_PREFIX;
 use tokio::net::TcpListener;
 
@@ -145,9 +145,9 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     let cookie = listener.cookie_name();
     let local = Local {
         origin: format!("http://{host}"),
-        prefix: match route.local() {
-            LocalMatch::Path(prefix) => prefix,
-            LocalMatch::Host(_) => "",
+        prefix: match &route.local {
+            RouteLocal::Path(prefix) => prefix,
+            RouteLocal::Host(_) => "",
         },
         cookie: &cookie,
     };
@@ -174,10 +174,10 @@ fn admit(
         return Err(Refused("stagepass proxy: not a forward proxy"));
     }
     let headers = request.headers();
-    let named = config
-        .routes
-        .iter()
-        .filter_map(|route| route.host.as_deref());
+    let named = config.routes.iter().filter_map(|route| match &route.local {
+        RouteLocal::Host(host) => Some(host.as_str()),
+        RouteLocal::Path(_) => None,
+    });
     let now = crate::remote::now(agent);
     let mut ports = vec![listener.port];
     ports.extend(agent.remote.ports());
@@ -206,7 +206,7 @@ fn select<'a, 'p>(
 ) -> Option<(&'a Route, &'p str)> {
     if let Some(route) = routes
         .iter()
-        .find(|route| route.local() == LocalMatch::Host(host_name))
+        .find(|route| matches!(&route.local, RouteLocal::Host(host) if host == host_name))
     {
         return Some((route, path));
     }
@@ -215,12 +215,12 @@ fn select<'a, 'p>(
     }
     routes
         .iter()
-        .filter_map(|route| match route.local() {
-            LocalMatch::Path(prefix) => {
-                let rest = path.strip_prefix(prefix)?;
+        .filter_map(|route| match &route.local {
+            RouteLocal::Path(prefix) => {
+                let rest = path.strip_prefix(prefix.as_str())?;
                 (rest.is_empty() || rest.starts_with('/')).then_some((route, prefix.len(), rest))
             }
-            LocalMatch::Host(_) => None,
+            RouteLocal::Host(_) => None,
         })
         .max_by_key(|(_, len, _)| *len)
         .map(|(route, _, rest)| (route, if rest.is_empty() { "/" } else { rest }))
@@ -263,12 +263,12 @@ fn launch(
     };
     let host_name = host.rsplit_once(':').map_or(host, |(name, _)| name);
     let next = next.unwrap_or("/");
-    let (landing, right_origin) = match route.local() {
-        LocalMatch::Path(prefix) => (
+    let (landing, right_origin) = match &route.local {
+        RouteLocal::Path(prefix) => (
             format!("{prefix}{next}"),
             !host_name.ends_with(".localhost"),
         ),
-        LocalMatch::Host(name) => (next.to_string(), name == host_name),
+        RouteLocal::Host(name) => (next.to_string(), name == host_name),
     };
     if !right_origin {
         return text(

@@ -21,7 +21,7 @@ pub(crate) use secrets::random_hex;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use stagepass_core::proxy_config::{LocalMatch, Route};
+use stagepass_core::proxy_config::{Local, Route};
 use stagepass_proto::{AgentError, ErrorKind, ProxyLaunch, ProxyStatus, Response, Secret};
 use tokio::net::TcpListener;
 
@@ -194,9 +194,9 @@ pub(crate) fn launch(agent: &Agent, requested: Option<&str>) -> Result<Response,
             }
         },
     };
-    let origin = match route.local() {
-        LocalMatch::Path(_) => format!("http://127.0.0.1:{}", started.port),
-        LocalMatch::Host(host) => format!("http://{host}:{}", started.port),
+    let origin = match &route.local {
+        Local::Path(_) => format!("http://127.0.0.1:{}", started.port),
+        Local::Host(host) => format!("http://{host}:{}", started.port),
     };
     let token = agent.proxy.access.mint(&route.name);
     Ok(Response::ProxyLaunch(ProxyLaunch {

@@ -54,7 +54,7 @@ fn audience_check(name: &str, profile: &Profile, access: Option<&Value>) -> Chec
         Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    let Some(configured) = &profile.audience else {
+    let Some(configured) = profile.audience() else {
         return Check::info(
             ids::TOKEN_AUDIENCE,
             "no audience is configured: the access token is for whatever the IdP chooses",
@@ -64,7 +64,7 @@ fn audience_check(name: &str, profile: &Profile, access: Option<&Value>) -> Chec
             "set `profiles.{name}.audience` to the API (e.g. the Backstage URL) that must accept the token"
         ));
     };
-    if aud.contains(&configured.as_str()) {
+    if aud.contains(&configured) {
         return Check::ok(
             ids::TOKEN_AUDIENCE,
             format!("the access token is issued for {configured}"),
@@ -112,7 +112,7 @@ fn scopes_check(name: &str, profile: &Profile, access: Option<&Value>) -> Check 
     // leave both out of the access token; token.lifetimes checks the refresh token itself.
     // API scopes (`api://…/.default`) appear in the token under their short names.
     let missing: Vec<&str> = profile
-        .scopes
+        .scopes()
         .iter()
         .map(String::as_str)
         .filter(|scope| !matches!(*scope, "openid" | "offline_access"))
@@ -127,7 +127,7 @@ fn scopes_check(name: &str, profile: &Profile, access: Option<&Value>) -> Check 
         ids::TOKEN_SCOPES,
         format!("the IdP did not grant {}", missing.join(", ")),
     )
-    .evidence(format!("requested: {:?}", profile.scopes))
+    .evidence(format!("requested: {:?}", profile.scopes()))
     .evidence(format!("granted: {granted:?}"))
     .fix(format!(
         "allow these scopes for the client at the IdP (Keycloak: the client's Client scopes \

@@ -21,7 +21,7 @@ const SKEW_WARN_SECS: u64 = 30;
 /// methods, scopes, the redirect URI and client probes, clock skew.
 pub async fn idp_checks(name: &str, profile: &Profile, http: &HttpClient) -> Vec<Check> {
     let mut checks = Vec::new();
-    let url = discovery_url(&profile.issuer);
+    let url = discovery_url(&profile.issuer());
     let document = match fetch_document(&url, http).await {
         Ok(document) => document,
         Err(failed) => {
@@ -36,15 +36,11 @@ pub async fn idp_checks(name: &str, profile: &Profile, http: &HttpClient) -> Vec
         }
     };
     let advertised = document.json["issuer"].as_str().unwrap_or_default();
-    let issuer_check = issuer_check(name, &profile.issuer, advertised);
+    let issuer_check = issuer_check(name, &profile.issuer(), advertised);
     let issuer_matches = issuer_check.status == super::Status::Ok;
     // With a mismatched issuer, the other checks still run against the advertised one, so
     // one wrong character does not hide everything else.
-    let effective = Profile {
-        issuer: advertised.to_string(),
-        ..profile.clone()
-    };
-    let provider = match Provider::discover(&effective, http).await {
+    let provider = match Provider::discover_at(advertised, profile, http).await {
         Ok(provider) => provider,
         Err(err) => {
             checks.push(

@@ -120,20 +120,20 @@ pub(super) fn scopes_check(name: &str, profile: &Profile, metadata: &Value) -> C
         );
     };
     let unknown: Vec<&str> = profile
-        .scopes
+        .scopes()
         .iter()
         .map(String::as_str)
         .filter(|scope| is_plain_scope(scope) && !supported.contains(scope))
         .collect();
     if unknown.is_empty() {
         return Check::ok(ids::IDP_SCOPES, "every requested scope is advertised")
-            .evidence(format!("requested: {:?}", profile.scopes));
+            .evidence(format!("requested: {:?}", profile.scopes()));
     }
     Check::warn(
         ids::IDP_SCOPES,
         format!("the IdP does not advertise {}", unknown.join(", ")),
     )
-    .evidence(format!("requested: {:?}", profile.scopes))
+    .evidence(format!("requested: {:?}", profile.scopes()))
     .evidence(format!("scopes_supported: {supported:?}"))
     .fix(format!(
         "remove them from `profiles.{name}.scopes`, or create them at the IdP; an IdP may \
@@ -144,13 +144,16 @@ pub(super) fn scopes_check(name: &str, profile: &Profile, metadata: &Value) -> C
 pub(super) fn offline_access_check(name: &str, profile: &Profile, metadata: &Value) -> Check {
     let advertised = strings(metadata, "scopes_supported")
         .is_some_and(|scopes| scopes.contains(&"offline_access"));
-    let requested = profile.scopes.iter().any(|scope| scope == "offline_access");
+    let requested = profile
+        .scopes()
+        .iter()
+        .any(|scope| scope == "offline_access");
     match (advertised, requested) {
         (true, false) => Check::fail(
             ids::IDP_OFFLINE_ACCESS,
             "offline_access is not requested, but this IdP uses it to issue refresh tokens",
         )
-        .evidence(format!("requested: {:?}", profile.scopes))
+        .evidence(format!("requested: {:?}", profile.scopes()))
         .evidence("scopes_supported includes offline_access")
         .fix(format!(
             "add \"offline_access\" to `profiles.{name}.scopes`: without it Okta, Auth0 and \

@@ -30,7 +30,7 @@ pub fn backstage_client_check(name: &str, profile: &crate::config::Profile) -> O
             "stagepass and backstage-cli share Backstage's built-in CLI client",
         )
         .for_profile(name)
-        .evidence(format!("client_id {}", profile.client_id))
+        .evidence(format!("client_id {}", profile.client_id()))
         .evidence(crate::config::BACKSTAGE_SHARED_CLIENT_NOTE)
         .fix(format!(
             "publish a client-ID metadata document for stagepass, allow it in Backstage's \

@@ -93,7 +93,7 @@ impl Provider {
             .map_err(|err| request_error("code exchange", &self.token_endpoint(), err))?;
         let tokens = self.token_set(&response, Some(&pending.nonce), now, http.clock_skew())?;
         // Backstage's tokens say who signed in themselves (`sub` is the user entity ref).
-        if tokens.id_token.is_none() && self.kind == crate::config::ProfileKind::Oidc {
+        if tokens.id_token.is_none() && self.kind == crate::profile::ProfileKindTag::Oidc {
             return Err(Error::BadResponse {
                 during: "code exchange",
                 reason: "no id_token in the token response (is `openid` among the scopes the client may request?)".into(),

@@ -12,9 +12,10 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::errors::request_error;
-use crate::config::{Profile, ProfileKind, is_secure_or_loopback};
 use crate::http::{HttpClient, HttpError};
+use crate::profile::{Profile, ProfileKindTag};
 use crate::tokens::TokenSet;
+use crate::url_policy::is_secure_or_loopback;
 use crate::{Error, Result, Secret};
 
 /// Discovery fields `openidconnect` does not model.
@@ -77,14 +78,24 @@ pub struct Provider {
     pub(super) scopes: Vec<String>,
     /// Backstage's OAuth server speaks the same protocol, but its tokens differ: see
     /// [`Provider::token_set`].
-    pub(super) kind: ProfileKind,
+    pub(super) kind: ProfileKindTag,
 }
 
 impl Provider {
     /// Fetches `{issuer}/.well-known/openid-configuration` and the JWKS (OpenID Connect
     /// Discovery 1.0 §4). The document's `issuer` must equal the configured one exactly.
     pub async fn discover(profile: &Profile, http: &HttpClient) -> Result<Provider> {
-        let issuer = profile.issuer.clone();
+        Self::discover_at(&profile.issuer(), profile, http).await
+    }
+
+    /// [`Provider::discover`] from `issuer` rather than the profile's: `doctor` goes on with
+    /// the issuer the IdP advertises when the configured one differs by a character.
+    pub async fn discover_at(
+        issuer: &str,
+        profile: &Profile,
+        http: &HttpClient,
+    ) -> Result<Provider> {
+        let issuer = issuer.to_string();
         let issuer_url = IssuerUrl::new(issuer.clone()).map_err(|err| Error::Discovery {
             issuer: issuer.clone(),
             reason: err.to_string(),
@@ -124,20 +135,20 @@ impl Provider {
         }
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
-            ClientId::new(profile.client_id.clone()),
+            ClientId::new(profile.client_id().to_string()),
             None,
         );
         Ok(Provider {
             issuer,
-            client_id: profile.client_id.clone(),
-            resource: profile.audience.clone(),
+            client_id: profile.client_id().to_string(),
+            resource: profile.audience().map(String::from),
             scopes: profile
-                .scopes
+                .scopes()
                 .iter()
                 .filter(|scope| *scope != "openid")
                 .cloned()
                 .collect(),
-            kind: profile.kind,
+            kind: profile.tag(),
             metadata,
             client,
         })
@@ -162,7 +173,7 @@ impl Provider {
         }
         let exported: Exported =
             serde_json::from_value(exported).map_err(|err| Error::Discovery {
-                issuer: profile.issuer.clone(),
+                issuer: profile.issuer().into_owned(),
                 reason: format!("cannot read the exported discovery document: {err}"),
             })?;
         Self::from_metadata(exported.metadata.set_jwks(exported.jwks), profile)
@@ -177,7 +188,7 @@ impl Provider {
         &self.client_id
     }
 
-    pub fn kind(&self) -> ProfileKind {
+    pub fn kind(&self) -> ProfileKindTag {
         self.kind
     }
 

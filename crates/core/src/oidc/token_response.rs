@@ -4,8 +4,8 @@ use openidconnect::core::CoreTokenResponse;
 use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse};
 
 use super::Provider;
-use crate::config::ProfileKind;
 use crate::jwt;
+use crate::profile::ProfileKindTag;
 use crate::tokens::{ClockSkew, TokenSet};
 use crate::{Error, Result, Secret};
 
@@ -27,7 +27,7 @@ impl Provider {
         let access_token = response.access_token().secret().clone();
         let id_token = response
             .id_token()
-            .filter(|_| self.kind == ProfileKind::Oidc);
+            .filter(|_| self.kind == ProfileKindTag::Oidc);
         let (id_token, id_claims) = match id_token {
             None => (None, None),
             Some(id_token) => {
@@ -48,7 +48,7 @@ impl Provider {
             }
         };
         let expires_in = match self.kind {
-            ProfileKind::Backstage if jwt::unverified_claims(&access_token).is_some() => None,
+            ProfileKindTag::Backstage if jwt::unverified_claims(&access_token).is_some() => None,
             _ => response.expires_in(),
         };
         Ok(TokenSet {

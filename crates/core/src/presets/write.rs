@@ -189,8 +189,8 @@ mod tests {
         assert!(text.contains("# issuer = \"https://a.example\""), "{text}");
         assert!(text.contains("# my note"), "{text}");
         let config = Config::load(&path).unwrap();
-        assert_eq!(config.profiles["corp"].issuer, "https://b.example");
-        assert_eq!(config.profiles["home"].issuer, "https://h.example");
+        assert_eq!(config.profiles["corp"].issuer(), "https://b.example");
+        assert_eq!(config.profiles["home"].issuer(), "https://h.example");
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod report;
 
 use std::path::Path;
 
-use stagepass_core::config::{Config, Profile};
+use stagepass_core::config::{Config, Profile, ProfileKind, ViaProfile};
 use stagepass_core::doctor::{Check, ids};
 use stagepass_core::paths;
 
@@ -29,9 +29,18 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
     let (through_proxy, probed): (Vec<_>, Vec<_>) = profiles
         .iter()
         .cloned()
-        .partition(|(_, profile)| profile.backstage_via().is_some());
+        .partition(|(_, profile)| profile.via().is_some());
     for (name, profile) in &through_proxy {
-        if let Some((via, provider)) = profile.backstage_via() {
+        if let ProfileKind::Backstage {
+            url,
+            via: Some(via),
+            ..
+        } = &profile.kind
+        {
+            let ViaProfile {
+                profile: via,
+                auth_provider: provider,
+            } = via;
             report.add(
                 Check::info(
                     ids::IDP_DISCOVERY,
@@ -39,8 +48,7 @@ pub fn run(args: DoctorArgs) -> Result<(), CliError> {
                 )
                 .for_profile(name)
                 .evidence(format!(
-                    "Backstage's `{provider}` provider at {} behind an identity-aware proxy",
-                    profile.url.as_deref().unwrap_or_default()
+                    "Backstage's `{provider}` provider at {url} behind an identity-aware proxy"
                 )),
             );
         }

@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use stagepass_core::config::Config;
 use stagepass_core::doctor::{Check, ids};
-use stagepass_core::proxy_config::LocalMatch;
+use stagepass_core::proxy_config::Local;
 
 /// Path routes all live on `http://127.0.0.1:PORT`: one browser origin, so a page of one
 /// (or a script in it) can call every other with the session cookie. Host routes
@@ -17,7 +17,7 @@ pub fn routes_check(config: &Config) -> Option<Check> {
     let paths: Vec<&str> = config
         .routes
         .iter()
-        .filter(|route| matches!(route.local(), LocalMatch::Path(_)))
+        .filter(|route| matches!(route.local, Local::Path(_)))
         .map(|route| route.name.as_str())
         .collect();
     if paths.len() < 2 {

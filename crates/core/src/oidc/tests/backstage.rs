@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::clock::unix_secs;
-use crate::config::ProfileKind;
+use crate::profile::ProfileKindTag;
 
 /// A token shaped like Backstage's (unsigned: nothing here may verify it).
 fn backstage_token(exp: u64) -> String {
@@ -15,7 +15,7 @@ fn backstage_token(exp: u64) -> String {
     format!("{header}.{payload}.c2ln")
 }
 
-async fn refreshed_as(kind: ProfileKind) -> Result<crate::tokens::TokenSet, Error> {
+async fn refreshed_as(kind: ProfileKindTag) -> Result<crate::tokens::TokenSet, Error> {
     let idp = FakeIdp::standard().await;
     // auth.backstageTokenExpiration = 2 h: the token outlives the `expires_in` answered.
     let exp = unix_secs(now()) + 7200;
@@ -28,11 +28,10 @@ async fn refreshed_as(kind: ProfileKind) -> Result<crate::tokens::TokenSet, Erro
                    "id_token": token, "refresh_token": "rotated"}),
         ),
     );
-    let profile = Profile {
-        kind,
-        ..idp.profile()
-    };
-    let provider = Provider::discover(&profile, &http_client()).await.unwrap();
+    // The fake IdP serves at its root, not under a Backstage `url`: only the token handling
+    // of the kind is under test.
+    let mut provider = idp.provider().await;
+    provider.kind = kind;
     provider
         .refresh(&old_refresh_token(), None, &http_client(), now())
         .await
@@ -40,7 +39,7 @@ async fn refreshed_as(kind: ProfileKind) -> Result<crate::tokens::TokenSet, Erro
 
 #[tokio::test]
 async fn backstage_expiry_is_the_jwt_exp_and_its_id_token_is_not_an_oidc_one() {
-    let tokens = refreshed_as(ProfileKind::Backstage).await.unwrap();
+    let tokens = refreshed_as(ProfileKindTag::Backstage).await.unwrap();
     assert_eq!(
         tokens.expires_at_unix(),
         Some(unix_secs(now()) + 7200),
@@ -49,6 +48,6 @@ async fn backstage_expiry_is_the_jwt_exp_and_its_id_token_is_not_an_oidc_one() {
     assert!(tokens.id_token.is_none() && tokens.id_claims.is_none());
     assert_eq!(tokens.refresh_token.unwrap().expose(), "rotated");
     // The same answer for an OIDC profile: that id_token fails verification.
-    let err = refreshed_as(ProfileKind::Oidc).await.unwrap_err();
+    let err = refreshed_as(ProfileKindTag::Oidc).await.unwrap_err();
     assert!(matches!(err, Error::IdToken(_)), "{err:?}");
 }

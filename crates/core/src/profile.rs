@@ -1,0 +1,410 @@
+//! A `[profiles.NAME]` table: an upstream to sign in to, parsed into the fields its kind has.
+//!
+//! The TOML keeps one flat table per profile (`kind` picks the meaning of the other keys); it
+//! is read into [`RawProfile`] and converted once, so the rest of stagepass matches on
+//! [`ProfileKind`] instead of reading keys that only apply to one kind.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::url_policy::is_secure_or_loopback;
+
+/// Backstage's sign-in provider for identity-aware proxies of the oauth2-proxy kind.
+pub const DEFAULT_PROXY_AUTH_PROVIDER: &str = "oauth2Proxy";
+
+/// Where Backstage's auth plugin lives under the backend's base URL; the issuer of its
+/// tokens and the base of its discovery document.
+pub const BACKSTAGE_AUTH_PATH: &str = "/api/auth";
+/// The client-ID metadata document Backstage ships for CLIs (redirect
+/// `http://127.0.0.1:*/callback`), relative to the backend's base URL.
+pub const BACKSTAGE_CLI_CLIENT_PATH: &str = "/api/auth/.well-known/oauth-client/cli.json";
+
+/// What `status` and `doctor` say about a profile on Backstage's built-in CLI client.
+pub const BACKSTAGE_SHARED_CLIENT_NOTE: &str = "signed in as Backstage's built-in CLI client \
+     (cli.json): Backstage keeps one refresh token per user and client_id, so `backstage-cli \
+     auth login` signs stagepass out and the other way round; give stagepass its own client-ID \
+     document (client_id, allowed through auth.clientIdMetadataDocuments.allowedClientIdPatterns; \
+     see the README)";
+
+/// What Backstage asks for when a profile names no scopes: only `offline_access` (a refresh
+/// token) matters to it, and its CLI client document declares these two.
+pub const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
+
+/// Serialized only for the agent's own worker processes (refresh, doctor probe), which get it
+/// from their parent already parsed; a config file goes through [`RawProfile`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    #[serde(flatten)]
+    pub kind: ProfileKind,
+    pub flow: FlowPreference,
+    /// The claim that carries the user's groups or roles (`groups`, `roles`, a namespaced
+    /// Auth0 claim...). When set, `stagepass doctor` checks that the tokens carry it.
+    pub groups_claim: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProfileKind {
+    /// An OpenID Connect provider: the organisation's IdP.
+    Oidc {
+        /// Kept as written: discovery compares it with the IdP's `issuer` string exactly.
+        issuer: String,
+        client_id: String,
+        /// Always holds `openid`: the id_token says who signed in.
+        scopes: Vec<String>,
+        /// Sent as the RFC 8707 `resource` parameter on authorization, token and refresh
+        /// requests.
+        audience: Option<String>,
+    },
+    /// Backstage's own OAuth 2.0 authorization server (`@backstage/plugin-auth-backend`
+    /// 0.30+): public clients named by a client-ID metadata document URL, PKCE S256, tokens
+    /// that are Backstage user tokens. See
+    /// <https://backstage.io/docs/auth/> and
+    /// <https://datatracker.ietf.org/doc/draft-ietf-oauth-client-id-metadata-document/>.
+    Backstage {
+        /// The backend's base URL, without a trailing slash; the issuer is derived from it.
+        url: String,
+        /// As written, or Backstage's built-in CLI client document under `url`.
+        client_id: String,
+        scopes: Vec<String>,
+        /// A Backstage behind an identity-aware proxy: no sign-in of its own.
+        via: Option<ViaProfile>,
+    },
+}
+
+/// A Backstage behind an identity-aware proxy (oauth2-proxy with JWT bearer tokens allowed).
+/// Its user token comes from the proxy sign-in provider's refresh endpoint, called through the
+/// proxy with the `oidc` profile's access token; the profile then has no sign-in or refresh
+/// token of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViaProfile {
+    /// An `oidc` profile of the same config.
+    pub profile: String,
+    /// The Backstage auth provider behind the proxy (default [`DEFAULT_PROXY_AUTH_PROVIDER`]).
+    pub auth_provider: String,
+}
+
+/// The `kind` key: which of [`ProfileKind`] a table is, without its fields.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProfileKindTag {
+    #[default]
+    Oidc,
+    Backstage,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowPreference {
+    /// Browser when one can be opened where the user is, device code otherwise.
+    #[default]
+    Auto,
+    Browser,
+    Device,
+}
+
+impl Profile {
+    pub fn tag(&self) -> ProfileKindTag {
+        match self.kind {
+            ProfileKind::Oidc { .. } => ProfileKindTag::Oidc,
+            ProfileKind::Backstage { .. } => ProfileKindTag::Backstage,
+        }
+    }
+
+    /// The issuer discovery starts from; for Backstage its auth plugin under `url`.
+    pub fn issuer(&self) -> Cow<'_, str> {
+        match &self.kind {
+            ProfileKind::Oidc { issuer, .. } => Cow::Borrowed(issuer),
+            ProfileKind::Backstage { url, .. } => Cow::Owned(backstage_issuer(url)),
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        match &self.kind {
+            ProfileKind::Oidc { client_id, .. } | ProfileKind::Backstage { client_id, .. } => {
+                client_id
+            }
+        }
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        match &self.kind {
+            ProfileKind::Oidc { scopes, .. } | ProfileKind::Backstage { scopes, .. } => scopes,
+        }
+    }
+
+    /// The RFC 8707 resource; Backstage tokens are always for Backstage.
+    pub fn audience(&self) -> Option<&str> {
+        match &self.kind {
+            ProfileKind::Oidc { audience, .. } => audience.as_deref(),
+            ProfileKind::Backstage { .. } => None,
+        }
+    }
+
+    /// For a Backstage profile: the backend's base URL, without a trailing slash.
+    pub fn backstage_url(&self) -> Option<&str> {
+        match &self.kind {
+            ProfileKind::Backstage { url, .. } => Some(url),
+            ProfileKind::Oidc { .. } => None,
+        }
+    }
+
+    /// For a Backstage profile behind an identity-aware proxy: the `oidc` profile whose
+    /// access token the proxy accepts, and the Backstage auth provider behind it.
+    pub fn via(&self) -> Option<&ViaProfile> {
+        match &self.kind {
+            ProfileKind::Backstage { via, .. } => via.as_ref(),
+            ProfileKind::Oidc { .. } => None,
+        }
+    }
+
+    /// Whether this is a Backstage profile signing in as Backstage's built-in CLI client.
+    /// Backstage keeps one refresh token per (user, client_id), so `backstage-cli auth login`
+    /// and stagepass then sign each other out.
+    pub fn uses_backstage_cli_client(&self) -> bool {
+        match &self.kind {
+            ProfileKind::Backstage {
+                url,
+                client_id,
+                via: None,
+                ..
+            } => *client_id == backstage_cli_client(url),
+            _ => false,
+        }
+    }
+}
+
+fn backstage_issuer(url: &str) -> String {
+    format!("{url}{BACKSTAGE_AUTH_PATH}")
+}
+
+fn backstage_cli_client(url: &str) -> String {
+    format!("{url}{BACKSTAGE_CLI_CLIENT_PATH}")
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "email", "profile", "offline_access"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A profile table as written; only [`RawProfile::parse`] reads it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProfile {
+    #[serde(default)]
+    kind: ProfileKindTag,
+    url: Option<String>,
+    #[serde(default)]
+    issuer: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+    audience: Option<String>,
+    #[serde(default)]
+    flow: FlowPreference,
+    groups_claim: Option<String>,
+    via_profile: Option<String>,
+    auth_provider: Option<String>,
+}
+
+impl RawProfile {
+    /// The profile `name` as its kind has it; `Err` names the key. Whether `via_profile` names
+    /// an `oidc` profile needs the others: see [`check_via`].
+    pub(crate) fn parse(self, name: &str) -> Result<Profile, String> {
+        let valid_name = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !valid_name {
+            return Err(format!(
+                "profile name `{name}` may only use letters, digits, `-`, `_` and `.`"
+            ));
+        }
+        let key = |field: &str| format!("profiles.{name}.{field}");
+        let kind = match self.kind {
+            ProfileKindTag::Oidc => self.oidc(&key)?,
+            ProfileKindTag::Backstage => self.backstage(&key)?,
+        };
+        if self
+            .groups_claim
+            .as_ref()
+            .is_some_and(|claim| claim.trim().is_empty())
+        {
+            return Err(format!(
+                "{}: must name a claim, e.g. \"groups\"; remove the key when groups are not used",
+                key("groups_claim")
+            ));
+        }
+        Ok(Profile {
+            kind,
+            flow: self.flow,
+            groups_claim: self.groups_claim,
+        })
+    }
+
+    fn oidc(&self, key: &dyn Fn(&str) -> String) -> Result<ProfileKind, String> {
+        if self.url.is_some() {
+            return Err(format!(
+                "{}: only for kind = \"backstage\"; an OIDC profile names its `issuer`",
+                key("url")
+            ));
+        }
+        if self.issuer.is_empty() {
+            return Err(format!(
+                "{}: required: the IdP's issuer URL, e.g. \"https://idp.example.com/realms/eng\"",
+                key("issuer")
+            ));
+        }
+        check_issuer(&key("issuer"), &self.issuer)?;
+        check_client_id(key, &self.client_id)?;
+        if !self.scopes.iter().any(|scope| scope == "openid") {
+            return Err(format!(
+                "{}: must include \"openid\" (stagepass needs the id_token to know who signed in)",
+                key("scopes")
+            ));
+        }
+        if let Some(audience) = &self.audience
+            && Url::parse(audience).is_err()
+        {
+            return Err(format!(
+                "{}: `{audience}` must be an absolute URI (RFC 8707 resource indicator)",
+                key("audience")
+            ));
+        }
+        if self.via_profile.is_some() {
+            return Err(format!(
+                "{}: only used with kind = \"backstage\"",
+                key("via_profile")
+            ));
+        }
+        self.check_auth_provider(key)?;
+        Ok(ProfileKind::Oidc {
+            issuer: self.issuer.clone(),
+            client_id: self.client_id.clone(),
+            scopes: self.scopes.clone(),
+            audience: self.audience.clone(),
+        })
+    }
+
+    /// A Backstage profile leaves the issuer (the auth plugin's base) and, unless given, the
+    /// `client_id` (the built-in CLI client-ID document) to its `url`.
+    fn backstage(&self, key: &dyn Fn(&str) -> String) -> Result<ProfileKind, String> {
+        if !self.issuer.is_empty() {
+            return Err(format!(
+                "{}: not used with kind = \"backstage\"; set `url` to the Backstage backend's base \
+                 URL instead (the issuer is its {BACKSTAGE_AUTH_PATH})",
+                key("issuer")
+            ));
+        }
+        if self.audience.is_some() {
+            return Err(format!(
+                "{}: Backstage tokens are always for Backstage; remove the key",
+                key("audience")
+            ));
+        }
+        let Some(url) = self.url.as_deref().map(|url| url.trim_end_matches('/')) else {
+            return Err(format!(
+                "{}: required with kind = \"backstage\": the Backstage backend's base URL, \
+                 e.g. \"https://backstage.example.com\"",
+                key("url")
+            ));
+        };
+        // The issuer is derived from `url`: name the key the user wrote.
+        check_issuer(&key("url"), &backstage_issuer(url))?;
+        let client_id = if self.client_id.is_empty() {
+            backstage_cli_client(url)
+        } else {
+            self.client_id.clone()
+        };
+        check_client_id(key, &client_id)?;
+        // Backstage ignores other scopes and needs no `openid`: its tokens say who signed in
+        // without an OIDC id_token. Ask for what its CLI client document declares rather than
+        // the OIDC defaults.
+        let scopes = if self.scopes == default_scopes() {
+            BACKSTAGE_SCOPES.map(String::from).to_vec()
+        } else {
+            self.scopes.clone()
+        };
+        let auth_provider = self.check_auth_provider(key)?;
+        let via = match (&self.via_profile, auth_provider) {
+            (None, _) => None,
+            (Some(_), Some(provider)) if !is_provider_id(provider) => {
+                return Err(format!(
+                    "{}: a Backstage auth provider id such as `oauth2Proxy` (letters, digits, - and _)",
+                    key("auth_provider")
+                ));
+            }
+            (Some(profile), provider) => Some(ViaProfile {
+                profile: profile.clone(),
+                auth_provider: provider.unwrap_or(DEFAULT_PROXY_AUTH_PROVIDER).to_string(),
+            }),
+        };
+        Ok(ProfileKind::Backstage {
+            url: url.to_string(),
+            client_id,
+            scopes,
+            via,
+        })
+    }
+
+    /// `auth_provider` is only read next to `via_profile`.
+    fn check_auth_provider(&self, key: &dyn Fn(&str) -> String) -> Result<Option<&str>, String> {
+        match (&self.via_profile, &self.auth_provider) {
+            (None, Some(_)) => Err(format!(
+                "{}: only used with `via_profile` (a Backstage behind oauth2-proxy)",
+                key("auth_provider")
+            )),
+            (_, provider) => Ok(provider.as_deref()),
+        }
+    }
+}
+
+fn is_provider_id(provider: &str) -> bool {
+    !provider.is_empty()
+        && provider
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_issuer(key: &str, issuer: &str) -> Result<(), String> {
+    match Url::parse(issuer) {
+        Err(err) => Err(format!("{key}: `{issuer}` is not a URL: {err}")),
+        Ok(url) if !is_secure_or_loopback(&url) => Err(format!(
+            "{key}: `{issuer}` must use https (plain http is allowed only for 127.0.0.1, [::1] or localhost)"
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+fn check_client_id(key: &dyn Fn(&str) -> String, client_id: &str) -> Result<(), String> {
+    if client_id.trim().is_empty() {
+        return Err(format!("{}: must not be empty", key("client_id")));
+    }
+    Ok(())
+}
+
+/// `via_profile` names an `oidc` profile of the same config.
+pub(crate) fn check_via(
+    name: &str,
+    profile: &Profile,
+    profiles: &BTreeMap<String, Profile>,
+) -> Result<(), String> {
+    let Some(via) = profile.via() else {
+        return Ok(());
+    };
+    let key = format!("profiles.{name}.via_profile");
+    match profiles.get(&via.profile).map(|upstream| &upstream.kind) {
+        Some(ProfileKind::Oidc { .. }) => Ok(()),
+        Some(ProfileKind::Backstage { .. }) => Err(format!(
+            "{key}: `{}` must be an OpenID Connect profile (the IdP whose access token the \
+             proxy accepts), not another Backstage profile",
+            via.profile
+        )),
+        None => Err(format!("{key}: no profile `{}` in [profiles]", via.profile)),
+    }
+}
