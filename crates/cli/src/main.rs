@@ -8,6 +8,7 @@ mod agent_link;
 use stagepass_client::browser;
 mod cli;
 mod commands;
+mod error;
 mod exit;
 mod progress;
 mod remote_mode;
