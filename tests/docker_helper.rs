@@ -285,3 +285,25 @@ fn skopeo_pulls_a_manifest_through_the_helper_set_up_by_stagepass() {
     );
     eprintln!("skopeo inspect through the helper took {took:?}");
 }
+
+#[test]
+fn a_malformed_config_is_a_config_error_that_names_the_file() {
+    // No IdP or agent is needed: `list` reads only the config.
+    let sandbox = Sandbox::with_config("e2e-docker-badconfig", "[[docker]\nregistry = ");
+    let bin = sandbox.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_stagepass"),
+        bin.join("docker-credential-stagepass"),
+    )
+    .unwrap();
+    let mut command = Command::new(bin.join("docker-credential-stagepass"));
+    command
+        .arg("list")
+        .envs(sandbox.envs().iter().map(|(k, v)| (k, v)));
+    let list = support::run_with_input(command, "");
+    list.assert_code(3)
+        .assert_stderr_contains("config.toml")
+        .assert_stderr_contains("hint: fix ");
+    assert_eq!(list.stdout(), "", "nothing for docker to parse");
+}

@@ -469,3 +469,44 @@ fn a_flood_of_refused_remote_requests_leaves_the_earlier_history_readable() {
         assert_eq!(counted, expected, "refusals of key {name:?}: {remote:?}");
     }
 }
+
+#[test]
+fn remote_ssh_says_when_ssh_itself_fails_and_is_no_agent_error() {
+    let sandbox = support::Sandbox::with_config(
+        "e2e-remote-ssh-fails",
+        &format!(
+            "[profiles.e2e-remote-ssh-fails]\nissuer = \"https://idp.example.com\"\n\
+             client_id = \"{CLIENT_ID}\"\n"
+        ),
+    );
+    // An `ssh` that fails as OpenSSH does when the host is unreachable: a message, exit 255.
+    let bin = sandbox.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let fake_ssh = bin.join("ssh");
+    std::fs::write(
+        &fake_ssh,
+        "#!/bin/sh\necho 'ssh: connect to host devbox.example port 22: Connection refused' >&2\nexit 255\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &fake_ssh,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let run = Run(sandbox
+        .command(&["remote", "ssh", "devbox.example", "--run"])
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap());
+    assert_ne!(
+        run.code(),
+        8,
+        "ssh failing is no agent error: {}",
+        run.stderr()
+    );
+    run.assert_code(12)
+        .assert_stderr_contains("Connection refused")
+        .assert_stderr_contains("ssh failed")
+        .assert_stderr_contains("hint: ");
+}

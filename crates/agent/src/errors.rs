@@ -33,7 +33,7 @@ pub(crate) fn keychain(err: &KeychainError) -> AgentError {
 }
 
 /// `profile` is the profile the request was about, when known, for the hint.
-pub(crate) fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
+pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
     let name = profile.unwrap_or("PROFILE");
     let message = err.to_string();
     let (kind, hint) = match err {

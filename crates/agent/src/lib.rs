@@ -31,6 +31,9 @@ use stagepass_core::http::{HttpClient, HttpLimits};
 use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
 
 pub use doctor_probe::{DOCTOR_PROBE_FLAG, ProbeRequest, doctor_probe_main};
+/// The kind and hint of a core error, as the agent answers it: the CLI reports the core errors
+/// it meets itself (reading the config) with the same words.
+pub use errors::from_core as answer_for;
 pub use instance::AlreadyRunning;
 pub use log::BoundedLog;
 pub use process::{harden, leave_working_directory};

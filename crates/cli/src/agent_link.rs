@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use stagepass_client::{AgentLauncher, Client};
 use stagepass_core::paths;
 
-use crate::exit::CliError;
+use crate::error::CommandError;
 
 /// How this process names itself to the agent, which audits it as the consumer: `cli`, or
 /// `git` / `docker` / `kube` for the helpers.
@@ -27,7 +27,7 @@ const AGENT_BINARY: &str = "stagepass-agent";
 
 /// Connects to the agent, starting one in the background when none runs. Returns whether an
 /// agent was started.
-pub fn connect() -> Result<(Client, bool), CliError> {
+pub fn connect() -> Result<(Client, bool), CommandError> {
     let runtime_dir = paths::runtime_dir();
     match Client::connect(&runtime_dir, &client_name()) {
         Err(stagepass_client::ClientError::NotRunning(_)) => {
@@ -49,7 +49,7 @@ pub fn connect() -> Result<(Client, bool), CliError> {
 /// repeat.
 pub fn call(
     request: &stagepass_proto::Request,
-) -> Result<(stagepass_proto::Response, bool), CliError> {
+) -> Result<(stagepass_proto::Response, bool), CommandError> {
     let (mut client, started) = connect()?;
     match client.call(request) {
         Err(stagepass_client::ClientError::Gone) => {
@@ -65,7 +65,7 @@ pub fn call(
 pub fn ask(
     request: &stagepass_proto::Request,
     interactive: bool,
-) -> Result<stagepass_proto::Response, CliError> {
+) -> Result<stagepass_proto::Response, CommandError> {
     if !interactive {
         return Ok(call(request)?.0);
     }
@@ -97,7 +97,7 @@ pub fn token(
     kind: stagepass_proto::TokenKind,
     min_valid_secs: u64,
     interactive: bool,
-) -> Result<stagepass_proto::TokenGrant, CliError> {
+) -> Result<stagepass_proto::TokenGrant, CommandError> {
     if let Some(remote) = crate::remote_mode::remote()? {
         return crate::remote_mode::token(&remote, profile, kind, min_valid_secs);
     }
@@ -117,7 +117,7 @@ pub fn can_interact() -> bool {
 }
 
 /// `stagepass-agent` next to this binary (how both are installed and built), else from PATH.
-pub fn agent_program() -> Result<PathBuf, CliError> {
+pub fn agent_program() -> Result<PathBuf, CommandError> {
     let sibling = std::env::current_exe()?.with_file_name(AGENT_BINARY);
     Ok(if sibling.is_file() {
         sibling

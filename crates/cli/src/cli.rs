@@ -515,15 +515,15 @@ fn hot_subcommand(args: &[std::ffi::OsString]) -> Option<clap::Command> {
 }
 
 impl Cli {
-    /// Parses `args` (the program name first), exiting with clap's message on an error.
-    pub fn parse_args(args: Vec<std::ffi::OsString>) -> Cli {
+    /// Parses `args` (the program name first). clap's error (also `--help` and `--version`)
+    /// is left to `main`, the one place the process exits from.
+    pub fn try_parse_args(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         use clap::FromArgMatches as _;
         match hot_subcommand(&args) {
             Some(command) => command
                 .try_get_matches_from(args)
-                .and_then(|matches| Cli::from_arg_matches(&matches))
-                .unwrap_or_else(|err| err.exit()),
-            None => Cli::parse_from(args),
+                .and_then(|matches| Cli::from_arg_matches(&matches)),
+            None => Cli::try_parse_from(args),
         }
     }
 }

@@ -1,9 +1,8 @@
-//! The one place that turns errors into messages and exit codes.
+//! The one place that turns a command's error into a message and an exit code.
 
 use std::process::ExitCode;
 
-use stagepass_client::ClientError;
-use stagepass_proto::{AgentError, ErrorKind};
+use crate::error::{CommandError, Kind};
 
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -19,6 +18,7 @@ Exit codes:
   9  the sign-in was denied, cancelled or expired
   10 `stagepass doctor` found at least one failing check (its output names each)
   11 remote mode: the remote key is unknown, revoked, expired or not scoped for the request
+  12 a program stagepass runs for you (ssh, gh) failed: its own message says why
 
 Files and environment:
   STAGEPASS_CONFIG       config file (default: stagepass/config.toml in the platform config dir)
@@ -30,77 +30,66 @@ Files and environment:
   STAGEPASS_REMOTE       remote mode: the forwarded agent, http://127.0.0.1:PORT
   STAGEPASS_REMOTE_KEY   remote mode: the remote key (or STAGEPASS_REMOTE_KEY_FILE, a file holding it)";
 
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    #[error("{0}")]
-    Agent(String),
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Config(String),
-    #[error("doctor: {0} failing check(s)")]
-    ChecksFailed(usize),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl CliError {
-    fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Client(ClientError::Agent(err)) => kind_code(err.kind),
-            CliError::Client(_) | CliError::Agent(_) => 8,
-            CliError::Usage(_) => 2,
-            CliError::Config(_) => 3,
-            CliError::ChecksFailed(_) => 10,
-            CliError::Io(_) => 1,
-        }
-    }
-
-    fn hint(&self) -> Option<String> {
-        match self {
-            CliError::Client(ClientError::Agent(AgentError { hint, .. })) => hint.clone(),
-            CliError::Client(ClientError::Start(_)) => {
-                Some("run `stagepass agent` in a terminal to see why".into())
-            }
-            CliError::Client(ClientError::Remote(_)) => Some(format!(
-                "check {} and the port forward (`stagepass remote ssh` on the desktop shows it)",
-                stagepass_client::remote::REMOTE_ENV
-            )),
-            CliError::Client(ClientError::Timeout(_)) => {
-                Some("the agent may be stuck: `stagepass agent stop`, then retry".into())
-            }
-            _ => None,
-        }
-    }
-}
-
-fn kind_code(kind: ErrorKind) -> u8 {
+/// The exit code of each kind of failure: the table above, and the only place codes are chosen.
+fn exit_code(kind: Kind) -> u8 {
     match kind {
-        ErrorKind::Internal => 1,
-        ErrorKind::BadRequest => 2,
-        ErrorKind::Config => 3,
-        ErrorKind::NeedsSignIn => 4,
-        ErrorKind::Idp => 5,
-        ErrorKind::IdpUnreachable => 6,
-        ErrorKind::Keychain => 7,
-        ErrorKind::ProtocolMismatch => 8,
-        ErrorKind::SignInAborted => 9,
-        ErrorKind::RemoteKey => 11,
+        Kind::ReaderGone => 0,
+        // Docker's helper protocol says "no credentials" with exit code 1.
+        Kind::Unexpected | Kind::NoCredential => 1,
+        Kind::Usage => 2,
+        Kind::Config => 3,
+        Kind::NeedsSignIn => 4,
+        Kind::IdpRefused => 5,
+        Kind::IdpUnreachable => 6,
+        Kind::Keychain => 7,
+        Kind::Agent => 8,
+        Kind::SignInAborted => 9,
+        Kind::ChecksFailed => 10,
+        Kind::RemoteKey => 11,
+        Kind::ToolFailed => 12,
     }
 }
 
-pub fn report(err: &CliError) -> ExitCode {
-    // The reader went away (`stagepass token | head -c 20`): nothing to tell anyone.
-    if let CliError::Io(io) = err
-        && io.kind() == std::io::ErrorKind::BrokenPipe
-    {
-        return ExitCode::SUCCESS;
+/// Prints `err` (escaped, as all output is) and gives the process its exit code.
+pub fn report(err: &CommandError) -> ExitCode {
+    // Nothing to print: no one reads stdout any more, or the answer is already on stdout.
+    if !matches!(err.kind(), Kind::ReaderGone | Kind::NoCredential) {
+        errln!("stagepass: {err}");
+        for hint in err.hints() {
+            errln!("  hint: {hint}");
+        }
     }
-    errln!("stagepass: {err}");
-    if let Some(hint) = err.hint() {
-        errln!("  hint: {hint}");
+    ExitCode::from(exit_code(err.kind()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_code_is_documented_in_the_help() {
+        let kinds = [
+            Kind::Unexpected,
+            Kind::Usage,
+            Kind::Config,
+            Kind::NeedsSignIn,
+            Kind::IdpRefused,
+            Kind::IdpUnreachable,
+            Kind::Keychain,
+            Kind::Agent,
+            Kind::SignInAborted,
+            Kind::ChecksFailed,
+            Kind::RemoteKey,
+            Kind::ToolFailed,
+            Kind::NoCredential,
+        ];
+        for kind in kinds {
+            let code = exit_code(kind);
+            let row = format!("\n  {code:<2} ");
+            assert!(
+                EXIT_CODES_HELP.contains(&row),
+                "{kind:?}: code {code} is not in the table"
+            );
+        }
     }
-    ExitCode::from(err.exit_code())
 }

@@ -8,6 +8,7 @@ mod agent_link;
 use stagepass_client::browser;
 mod cli;
 mod commands;
+mod error;
 mod exit;
 mod progress;
 mod remote_mode;
@@ -29,7 +30,8 @@ fn main() -> std::process::ExitCode {
         }
         _ => std::env::args_os().collect(),
     };
-    let cli = cli::Cli::parse_args(args);
+    // clap prints its own usage error or help and picks its code (2 for bad usage, 0 for help).
+    let cli = cli::Cli::try_parse_args(args).unwrap_or_else(|err| err.exit());
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),

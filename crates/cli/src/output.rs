@@ -4,21 +4,22 @@
 //! the terminal.
 
 /// `println!` for command output. std's `println!` panics when the reader has gone away
-/// (`stagepass status | grep -q …` closes the pipe early); this ends the process quietly
-/// instead, with success, as `cat` or `rg` do.
+/// (`stagepass status | grep -q …` closes the pipe early); this returns the write's error from
+/// the enclosing function instead (`?`), which `main` turns into a quiet success when the
+/// reader went away, as `cat` or `rg` do.
 macro_rules! outln {
     () => {
-        $crate::output::write_stdout(format_args!("\n"))
+        $crate::output::write_stdout(format_args!("\n"))?
     };
     ($($arg:tt)*) => {
-        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))?
     };
 }
 
 /// `print!` for command output; see [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::output::write_stdout(format_args!($($arg)*))
+        $crate::output::write_stdout(format_args!($($arg)*))?
     };
 }
 
@@ -33,6 +34,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use stagepass_core::clock::human_span as span;
 use stagepass_core::text::Escaping;
+
+use crate::error::CommandError;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -61,14 +64,12 @@ pub fn when(unix: u64) -> String {
     }
 }
 
-pub fn write_stdout(args: std::fmt::Arguments) {
-    if let Err(err) = write_escaped(std::io::stdout().lock(), args) {
-        if err.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
-        errln!("stagepass: cannot write the output: {err}");
-        std::process::exit(1);
-    }
+pub fn write_stdout(args: std::fmt::Arguments) -> Result<(), CommandError> {
+    write_escaped(std::io::stdout().lock(), args).map_err(|err| {
+        let message = format!("cannot write the output: {err}");
+        let kind = CommandError::from(err).kind();
+        CommandError::new(kind, message)
+    })
 }
 
 pub fn write_stderr(args: std::fmt::Arguments) {
@@ -119,11 +120,12 @@ pub fn parse_span(text: &str) -> Option<u64> {
     n.checked_mul(unit)
 }
 
-pub fn print_json(value: &serde_json::Value) {
+pub fn print_json(value: &serde_json::Value) -> Result<(), CommandError> {
     outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+    Ok(())
 }
 
 #[cfg(test)]

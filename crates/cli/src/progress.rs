@@ -4,10 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use stagepass_client::browser::{self, Opened};
-use stagepass_client::{Client, ClientError, Closer};
+use stagepass_client::{Client, Closer};
 use stagepass_proto::{AgentError, ErrorKind, LoginProgress, Request, Response};
 
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::when;
 
 /// The agent sends a heartbeat every 2 s while waiting; silence this long means it is gone.
@@ -24,7 +24,7 @@ pub fn sign_in(
     request: &Request,
     json: bool,
     open_browser: bool,
-) -> Result<Response, CliError> {
+) -> Result<Response, CommandError> {
     let mut progress = Progress {
         json,
         open_browser,
@@ -39,7 +39,7 @@ pub fn sign_in(
     // The connection was closed on purpose (which cancels the sign-in at the agent): the
     // reason is ours, not the closed connection's.
     if let Some(failed) = progress.failed.take() {
-        return Err(ClientError::Agent(failed).into());
+        return Err(failed);
     }
     Ok(result?)
 }
@@ -54,7 +54,7 @@ struct Progress {
     browser: Option<Opened>,
     /// Ends the sign-in early: the agent sees the client go and cancels it.
     closer: Option<Closer>,
-    failed: Option<AgentError>,
+    failed: Option<CommandError>,
 }
 
 impl Progress {
@@ -65,7 +65,13 @@ impl Progress {
             {
                 self.browser = browser::open(url).ok();
             }
-            outln!("{}", serde_json::to_string(step).unwrap_or_default());
+            let line = serde_json::to_string(step).unwrap_or_default();
+            // Whoever reads the steps is gone or stdout is broken: the sign-in has no one
+            // to show it to, so it ends, and the write's error is the command's.
+            if let Err(err) = crate::output::write_stdout(format_args!("{line}\n")) {
+                self.fail(err);
+                return;
+            }
             let _ = std::io::stdout().flush();
             return;
         }
@@ -134,19 +140,27 @@ impl Progress {
             }
             // Nobody can open the page by hand: waiting ten minutes would help no one.
             Some(failure) => {
-                self.failed = Some(AgentError {
-                    kind: ErrorKind::NeedsSignIn,
-                    message: format!("cannot sign in: could not open a browser ({failure})"),
-                    hint: Some(
-                        "set $BROWSER to a command that opens a browser, run \
-                         `stagepass login` in a terminal, or use `stagepass login --device`"
-                            .into(),
-                    ),
-                });
-                if let Some(closer) = &self.closer {
-                    closer.close();
-                }
+                self.fail(
+                    AgentError {
+                        kind: ErrorKind::NeedsSignIn,
+                        message: format!("cannot sign in: could not open a browser ({failure})"),
+                        hint: Some(
+                            "set $BROWSER to a command that opens a browser, run \
+                             `stagepass login` in a terminal, or use `stagepass login --device`"
+                                .into(),
+                        ),
+                    }
+                    .into(),
+                );
             }
+        }
+    }
+
+    /// Ends the sign-in with `err`: closing the connection makes the agent cancel it.
+    fn fail(&mut self, err: CommandError) {
+        self.failed.get_or_insert(err);
+        if let Some(closer) = &self.closer {
+            closer.close();
         }
     }
 

@@ -9,10 +9,10 @@ use stagepass_proto::remote::{
 };
 use stagepass_proto::{CredentialGrant, TokenGrant, TokenKind};
 
-use crate::exit::CliError;
+use crate::error::CommandError;
 
 /// The remote endpoint, when remote mode is on.
-pub fn remote() -> Result<Option<Remote>, CliError> {
+pub fn remote() -> Result<Option<Remote>, CommandError> {
     Ok(Remote::from_env().transpose()?)
 }
 
@@ -21,7 +21,7 @@ pub fn token(
     profile: Option<String>,
     kind: TokenKind,
     min_valid_secs: u64,
-) -> Result<TokenGrant, CliError> {
+) -> Result<TokenGrant, CommandError> {
     let answer: TokenAnswer = remote.post(
         TOKEN_PATH,
         &TokenRequest {
@@ -37,7 +37,7 @@ pub fn credential(
     remote: &Remote,
     url: String,
     bearer_ok: bool,
-) -> Result<Option<CredentialGrant>, CliError> {
+) -> Result<Option<CredentialGrant>, CommandError> {
     let answer: CredentialAnswer =
         remote.post(CREDENTIAL_PATH, &CredentialRequest { url, bearer_ok })?;
     Ok(answer.credential.map(|credential| CredentialGrant {

@@ -7,37 +7,37 @@ use stagepass_proto::{Request, Response};
 
 use crate::agent_link::{agent_program, client_name};
 use crate::cli::{AgentAction, AgentArgs, JsonArg};
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 use crate::output::print_json;
 
-pub fn run(args: AgentArgs) -> Result<(), CliError> {
+pub fn run(args: AgentArgs) -> Result<(), CommandError> {
     match args.action.unwrap_or(AgentAction::Run) {
         AgentAction::Run => {
             // Replaces this process: the agent runs in the foreground, logging here.
             let program = agent_program()?;
             let err = std::process::Command::new(&program).exec();
-            Err(CliError::Agent(format!(
-                "cannot run {}: {err}",
-                program.display()
-            )))
+            Err(CommandError::new(
+                Kind::Agent,
+                format!("cannot run {}: {err}", program.display()),
+            ))
         }
         AgentAction::Status(args) => status(args),
         AgentAction::Stop => stop(),
     }
 }
 
-fn connect_running() -> Result<Option<Client>, CliError> {
+fn connect_running() -> Result<Option<Client>, CommandError> {
     match Client::connect(&paths::runtime_dir(), &client_name()) {
         Err(ClientError::NotRunning(_)) => Ok(None),
         other => Ok(Some(other?)),
     }
 }
 
-fn status(args: JsonArg) -> Result<(), CliError> {
+fn status(args: JsonArg) -> Result<(), CommandError> {
     let runtime_dir = paths::runtime_dir();
     let Some(mut client) = connect_running()? else {
         if args.json {
-            print_json(&json!({ "running": false, "runtime_dir": runtime_dir }));
+            print_json(&json!({ "running": false, "runtime_dir": runtime_dir }))?;
         } else {
             outln!(
                 "no agent runs for {} (any stagepass command starts one)",
@@ -57,7 +57,7 @@ fn status(args: JsonArg) -> Result<(), CliError> {
             "version": report.agent_version,
             "runtime_dir": runtime_dir,
             "config_path": report.config_path,
-        }));
+        }))?;
     } else {
         outln!(
             "agent running: pid {}, version {}, socket in {}",
@@ -69,7 +69,7 @@ fn status(args: JsonArg) -> Result<(), CliError> {
     Ok(())
 }
 
-fn stop() -> Result<(), CliError> {
+fn stop() -> Result<(), CommandError> {
     let Some(mut client) = connect_running()? else {
         errln!("no agent runs for {}", paths::runtime_dir().display());
         return Ok(());

@@ -13,24 +13,24 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::AuditArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 
 const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
-pub fn run(args: AuditArgs) -> Result<(), CliError> {
+pub fn run(args: AuditArgs) -> Result<(), CommandError> {
     let since = args.since.as_deref().map(parse_since).transpose()?;
     let files = paths::audit_log_files(&paths::data_dir());
     let path = paths::audit_log_path(&paths::data_dir());
-    let show = |line: &str| {
+    let show = |line: &str| -> Result<(), CommandError> {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
-            return;
+            return Ok(());
         };
         if let Some(since) = since {
             let at = entry["time"]
                 .as_str()
                 .and_then(|time| OffsetDateTime::parse(time, &Rfc3339).ok());
             if at.is_none_or(|at| at < since) {
-                return;
+                return Ok(());
             }
         }
         if args.json {
@@ -38,10 +38,11 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
         } else {
             outln!("{}", describe(&entry));
         }
+        Ok(())
     };
     for file in files {
         if let Ok(text) = std::fs::read_to_string(&file) {
-            text.lines().for_each(show);
+            text.lines().try_for_each(show)?;
         }
     }
     if args.follow {
@@ -53,7 +54,10 @@ pub fn run(args: AuditArgs) -> Result<(), CliError> {
 }
 
 /// Prints lines appended after the current end, reopening the file when it rotates.
-fn follow(path: &Path, mut show: impl FnMut(&str)) -> Result<(), CliError> {
+fn follow(
+    path: &Path,
+    mut show: impl FnMut(&str) -> Result<(), CommandError>,
+) -> Result<(), CommandError> {
     let open = |from_end: bool| -> std::io::Result<Option<(BufReader<std::fs::File>, u64)>> {
         match std::fs::File::open(path) {
             Ok(mut file) => {
@@ -77,7 +81,7 @@ fn follow(path: &Path, mut show: impl FnMut(&str)) -> Result<(), CliError> {
                     break;
                 }
                 if line.ends_with('\n') {
-                    show(line.trim_end());
+                    show(line.trim_end())?;
                 }
             }
             let rotated = std::fs::metadata(path).map(|meta| meta.ino()).ok() != Some(*inode);
@@ -93,12 +97,12 @@ fn follow(path: &Path, mut show: impl FnMut(&str)) -> Result<(), CliError> {
 }
 
 /// `30m`, `2h`, `7d`, `45s`, or an RFC 3339 time.
-fn parse_since(text: &str) -> Result<OffsetDateTime, CliError> {
+fn parse_since(text: &str) -> Result<OffsetDateTime, CommandError> {
     if let Ok(time) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(time);
     }
     let seconds = crate::output::parse_span(text).ok_or_else(|| {
-        CliError::Usage(format!(
+        CommandError::usage(format!(
             "--since {text}: use a duration like 30m, 2h, 7d, or a time like 2026-11-22T10:00:00Z"
         ))
     })?;

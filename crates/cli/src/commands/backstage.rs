@@ -4,16 +4,16 @@ use stagepass_proto::{Request, Response};
 use super::expect_response;
 use crate::agent_link;
 use crate::cli::{BackstageAction, ProfileJsonArgs};
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::print_json;
 
-pub fn run(action: BackstageAction) -> Result<(), CliError> {
+pub fn run(action: BackstageAction) -> Result<(), CommandError> {
     match action {
         BackstageAction::Whoami(args) => whoami(args),
     }
 }
 
-fn whoami(args: ProfileJsonArgs) -> Result<(), CliError> {
+fn whoami(args: ProfileJsonArgs) -> Result<(), CommandError> {
     let (response, _) = agent_link::call(&Request::BackstageWhoami {
         profile: args.profile.profile,
     })?;
@@ -27,7 +27,7 @@ fn whoami(args: ProfileJsonArgs) -> Result<(), CliError> {
             "email": identity.email,
             "ownership_entity_refs": identity.ownership_entity_refs,
             "entity": identity.entity,
-        }));
+        }))?;
         return Ok(());
     }
     outln!("profile    {} ({})", identity.profile, identity.url);

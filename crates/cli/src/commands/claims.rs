@@ -6,13 +6,13 @@ use stagepass_core::text::one_line;
 
 use crate::agent_link;
 use crate::cli::ProfileJsonArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::{print_json, rfc3339, when};
 
 /// Claims holding Unix times, shown as dates.
 const TIME_CLAIMS: &[&str] = &["exp", "iat", "nbf", "auth_time", "updated_at"];
 
-pub fn run(args: ProfileJsonArgs) -> Result<(), CliError> {
+pub fn run(args: ProfileJsonArgs) -> Result<(), CommandError> {
     let (response, _) = agent_link::call(&Request::Claims {
         profile: args.profile.profile,
     })?;
@@ -22,12 +22,12 @@ pub fn run(args: ProfileJsonArgs) -> Result<(), CliError> {
             "profile": report.profile,
             "id_token": report.id_token.as_ref().map(set_json),
             "access_token": report.access_token.as_ref().map(set_json),
-        }));
+        }))?;
         return Ok(());
     }
     outln!("profile {}", report.profile);
-    print_set("id_token", report.id_token.as_ref());
-    print_set("access token", report.access_token.as_ref());
+    print_set("id_token", report.id_token.as_ref())?;
+    print_set("access token", report.access_token.as_ref())?;
     Ok(())
 }
 
@@ -40,11 +40,11 @@ fn set_json(set: &ClaimSet) -> Value {
     })
 }
 
-fn print_set(title: &str, set: Option<&ClaimSet>) {
+fn print_set(title: &str, set: Option<&ClaimSet>) -> Result<(), CommandError> {
     outln!();
     let Some(set) = set else {
         outln!("{title}: none (opaque or not held)");
-        return;
+        return Ok(());
     };
     let mark = match (set.verified, set.verified_at) {
         (true, Some(at)) => format!("verified {}", when(at)),
@@ -53,7 +53,7 @@ fn print_set(title: &str, set: Option<&ClaimSet>) {
     };
     outln!("{title} [{mark}: {}]", set.note);
     let Some(claims) = set.claims.as_object() else {
-        return;
+        return Ok(());
     };
     let width = claims.keys().map(String::len).max().unwrap_or(0);
     for (name, value) in claims {
@@ -72,4 +72,5 @@ fn print_set(title: &str, set: Option<&ClaimSet>) {
         // One line per claim, whatever the IdP put in it.
         outln!("  {name:width$}  {}", one_line(&shown));
     }
+    Ok(())
 }

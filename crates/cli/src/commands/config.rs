@@ -1,16 +1,16 @@
 use stagepass_core::paths;
-use stagepass_core::presets::{self, PresetError, PresetInput, WriteOutcome};
+use stagepass_core::presets::{self, PresetInput, WriteOutcome};
 
 use crate::cli::{ConfigAction, ConfigInitArgs};
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 
-pub fn run(action: ConfigAction) -> Result<(), CliError> {
+pub fn run(action: ConfigAction) -> Result<(), CommandError> {
     match action {
         ConfigAction::Init(args) => init(args),
     }
 }
 
-fn init(args: ConfigInitArgs) -> Result<(), CliError> {
+fn init(args: ConfigInitArgs) -> Result<(), CommandError> {
     let input = PresetInput {
         name: args.name,
         client_id: args.client_id,
@@ -21,16 +21,20 @@ fn init(args: ConfigInitArgs) -> Result<(), CliError> {
         audience: args.audience,
     };
     // An unsupported preset is refused like a bad flag value: nothing is written.
-    let rendered = presets::render(&args.preset, &input)
-        .map_err(|err: PresetError| CliError::Usage(err.to_string()))?;
+    let rendered = presets::render(&args.preset, &input)?;
     if args.print {
         out!("{}", rendered.toml);
         return Ok(());
     }
     let path = paths::config_file();
-    let outcome = presets::add_profile(&path, &rendered, args.force).map_err(|err| match err {
-        stagepass_core::Error::Io { .. } => CliError::Io(std::io::Error::other(err.to_string())),
-        err => CliError::Config(err.to_string()),
+    let outcome = presets::add_profile(&path, &rendered, args.force).map_err(|err| {
+        // Its messages already say what to do (--force, --name, fix the file first), so
+        // not the generic "fix the config" hint a core config error gets.
+        let kind = match err {
+            stagepass_core::Error::Io { .. } => Kind::Unexpected,
+            _ => Kind::Config,
+        };
+        CommandError::new(kind, err.to_string()).with_source(err)
     })?;
     let done = match outcome {
         WriteOutcome::Created => "created",

@@ -12,13 +12,13 @@ use stagepass_proto::{Request, Response, Tool};
 use super::expect_response;
 use crate::agent_link;
 use crate::browser;
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 
 /// What docker reads as "no credentials here" (and then tries anonymous access).
 const NOT_FOUND: &str = "credentials not found in native keychain";
 const MAX_INPUT: u64 = 64 * 1024;
 
-pub fn run(action: &str) -> Result<(), CliError> {
+pub fn run(action: &str) -> Result<(), CommandError> {
     agent_link::set_consumer("docker");
     let mut input = String::new();
     std::io::stdin()
@@ -30,13 +30,13 @@ pub fn run(action: &str) -> Result<(), CliError> {
         // `docker logout` does not sign the user out of the IdP.
         "store" | "erase" => Ok(()),
         "list" => list(),
-        other => Err(CliError::Usage(format!(
+        other => Err(CommandError::usage(format!(
             "unknown docker credential action `{other}`: docker calls this helper with get, store, erase or list"
         ))),
     }
 }
 
-fn get(server: &str) -> Result<(), CliError> {
+fn get(server: &str) -> Result<(), CommandError> {
     let interactive = agent_link::can_interact();
     let request = Request::Credential {
         tool: Tool::Docker,
@@ -49,7 +49,7 @@ fn get(server: &str) -> Result<(), CliError> {
     let Some(credential) = expect_response!(response, Response::Credential)? else {
         // The protocol's "not found": the message on stdout, exit code 1.
         outln!("{NOT_FOUND}");
-        std::process::exit(1);
+        return Err(CommandError::new(Kind::NoCredential, NOT_FOUND));
     };
     #[derive(serde::Serialize)]
     #[serde(rename_all = "PascalCase")]
@@ -74,9 +74,8 @@ fn get(server: &str) -> Result<(), CliError> {
 }
 
 /// The mapped registries and their usernames, from the config (no token involved).
-fn list() -> Result<(), CliError> {
-    let config =
-        Config::load(&paths::config_file()).map_err(|err| CliError::Agent(err.to_string()))?;
+fn list() -> Result<(), CommandError> {
+    let config = Config::load(&paths::config_file())?;
     let listed: BTreeMap<&str, &str> = config
         .docker
         .iter()

@@ -9,12 +9,12 @@ use stagepass_proto::{Secret, TokenKind};
 
 use crate::agent_link;
 use crate::cli::ExecArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::remote_mode;
 
-pub fn run(args: ExecArgs) -> Result<(), CliError> {
+pub fn run(args: ExecArgs) -> Result<(), CommandError> {
     if args.env_var.is_empty() || args.env_var.contains(['=', '\0']) {
-        return Err(CliError::Usage(format!(
+        return Err(CommandError::usage(format!(
             "--env-var `{}` is not a valid environment variable name",
             args.env_var
         )));
@@ -41,7 +41,7 @@ pub fn run(args: ExecArgs) -> Result<(), CliError> {
     }
     // exec replaces this process: the command's exit code and signals are stagepass's own.
     let err = command.exec();
-    Err(CliError::Io(std::io::Error::new(
+    Err(CommandError::from(std::io::Error::new(
         err.kind(),
         format!("cannot run `{}`: {err}", program.to_string_lossy()),
     )))
@@ -53,7 +53,7 @@ const PROXY_KEY_ENV: &str = "STAGEPASS_PROXY_KEY";
 
 /// The route's local URL and the proxy key, when the config has routes. The agent (started by
 /// the token request above) has written the key by now when its proxy serves.
-fn proxy_access(route: Option<&str>) -> Result<Option<(String, Secret<String>)>, CliError> {
+fn proxy_access(route: Option<&str>) -> Result<Option<(String, Secret<String>)>, CommandError> {
     let Ok(config) = Config::load(&paths::config_file()) else {
         return Ok(None);
     };
@@ -63,7 +63,7 @@ fn proxy_access(route: Option<&str>) -> Result<Option<(String, Secret<String>)>,
                 .routes
                 .iter()
                 .find(|candidate| candidate.name == name)
-                .ok_or_else(|| CliError::Usage(format!("--route {name}: no such [[route]]")))?,
+                .ok_or_else(|| CommandError::usage(format!("--route {name}: no such [[route]]")))?,
         ),
         None => config.routes.first(),
     };

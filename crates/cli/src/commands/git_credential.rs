@@ -9,28 +9,28 @@ use stagepass_proto::{Request, Response, Tool};
 use super::expect_response;
 use crate::agent_link;
 use crate::browser;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::remote_mode;
 
-pub fn run(action: &str) -> Result<(), CliError> {
+pub fn run(action: &str) -> Result<(), CommandError> {
     agent_link::set_consumer("git");
     let mut input = Vec::new();
     std::io::stdin()
         .take(MAX_INPUT as u64 + 1)
         .read_to_end(&mut input)?;
-    let query = Query::parse(&input).map_err(|err| CliError::Usage(err.to_string()))?;
+    let query = Query::parse(&input)?;
     match action {
         "get" => get(&query),
         "erase" => erase(&query),
         // git offers every credential it used to every helper; stagepass keeps nothing.
         "store" => Ok(()),
-        other => Err(CliError::Usage(format!(
+        other => Err(CommandError::usage(format!(
             "unknown git credential action `{other}`: git calls this helper with get, store or erase"
         ))),
     }
 }
 
-fn get(query: &Query) -> Result<(), CliError> {
+fn get(query: &Query) -> Result<(), CommandError> {
     // No host, nothing to say: git goes on to its next helper.
     let Some(url) = query.url() else {
         return Ok(());
@@ -76,7 +76,7 @@ fn get(query: &Query) -> Result<(), CliError> {
 
 /// The server rejected what git sent: the agent refreshes before the next `get`. Never a
 /// sign-out.
-fn erase(query: &Query) -> Result<(), CliError> {
+fn erase(query: &Query) -> Result<(), CommandError> {
     // Remote mode: the desktop agent refreshes on its own schedule; a remote key cannot
     // make it drop a token (one more thing a key could be used to do).
     if remote_mode::remote()?.is_some() {

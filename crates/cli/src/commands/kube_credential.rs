@@ -8,7 +8,7 @@ use stagepass_proto::{Response, TokenKind};
 use super::expect_response;
 use crate::agent_link;
 use crate::cli::KubeCredentialArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::rfc3339;
 
 const DEFAULT_API_VERSION: &str = "client.authentication.k8s.io/v1";
@@ -16,7 +16,7 @@ const DEFAULT_API_VERSION: &str = "client.authentication.k8s.io/v1";
 /// with a token that dies on the way.
 const EXPIRY_MARGIN_SECS: u64 = 30;
 
-pub fn run(args: KubeCredentialArgs) -> Result<(), CliError> {
+pub fn run(args: KubeCredentialArgs) -> Result<(), CommandError> {
     agent_link::set_consumer("kube");
     // kubectl says which API version it speaks and whether it can interact with the user.
     let exec_info: serde_json::Value = std::env::var("KUBERNETES_EXEC_INFO")

@@ -5,11 +5,11 @@ use super::expect_response;
 use crate::agent_link;
 use crate::browser;
 use crate::cli::LoginArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::rfc3339;
 use crate::progress;
 
-pub fn run(args: LoginArgs) -> Result<(), CliError> {
+pub fn run(args: LoginArgs) -> Result<(), CommandError> {
     let (mut client, _) = agent_link::connect()?;
     let request = Request::Login {
         profile: args.profile.profile.clone(),

@@ -3,9 +3,9 @@ use stagepass_proto::{Request, Response};
 use super::expect_response;
 use crate::agent_link;
 use crate::cli::ProfileArg;
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(args: ProfileArg) -> Result<(), CliError> {
+pub fn run(args: ProfileArg) -> Result<(), CommandError> {
     let (response, _) = agent_link::call(&Request::Logout {
         profile: args.profile,
     })?;

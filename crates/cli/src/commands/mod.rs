@@ -19,9 +19,9 @@ mod status;
 mod token;
 
 use crate::cli::{Cli, Command};
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(cli: Cli) -> Result<(), CliError> {
+pub fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Login(args) => login::run(args),
         Command::Logout(args) => logout::run(args),
@@ -48,7 +48,7 @@ macro_rules! expect_response {
     ($response:expr, $variant:path) => {
         match $response {
             $variant(body) => Ok(body),
-            _ => Err(crate::exit::CliError::Client(
+            _ => Err(crate::error::CommandError::from(
                 stagepass_client::ClientError::Unexpected,
             )),
         }

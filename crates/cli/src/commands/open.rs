@@ -7,9 +7,9 @@ use super::expect_response;
 use crate::agent_link;
 use crate::browser;
 use crate::cli::OpenArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(args: OpenArgs) -> Result<(), CliError> {
+pub fn run(args: OpenArgs) -> Result<(), CommandError> {
     let (response, _) = agent_link::call(&Request::ProxyLaunch { route: args.route })?;
     let launch = expect_response!(response, Response::ProxyLaunch)?;
     let url = match &args.path {
@@ -29,7 +29,7 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
     // The launch URL stays out of the browser's argv (see browser::open); its redirect page
     // is left for the next open to sweep, since the browser may read it after this exits.
     browser::open(url).map_err(|err| {
-        CliError::Io(std::io::Error::new(
+        CommandError::from(std::io::Error::new(
             err.kind(),
             format!("cannot start the browser: {err}; use --print"),
         ))
@@ -39,9 +39,9 @@ pub fn run(args: OpenArgs) -> Result<(), CliError> {
 }
 
 /// `--path`, checked and with what a URL query cannot hold as is percent-encoded.
-fn landing(path: &str) -> Result<String, CliError> {
+fn landing(path: &str) -> Result<String, CommandError> {
     if !path.starts_with('/') || path.starts_with("//") {
-        return Err(CliError::Usage(format!(
+        return Err(CommandError::usage(format!(
             "--path {path}: use a path that starts with a single `/`, such as /catalog"
         )));
     }

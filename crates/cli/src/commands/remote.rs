@@ -11,10 +11,10 @@ use stagepass_proto::{RemoteGrantRequest, RemoteGranted, RemoteKeyInfo, Request,
 use super::expect_response;
 use crate::agent_link;
 use crate::cli::{RemoteAction, RemoteScopeArgs, RemoteSshArgs};
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 use crate::output::{parse_span, print_json, rfc3339, when};
 
-pub fn run(action: RemoteAction) -> Result<(), CliError> {
+pub fn run(action: RemoteAction) -> Result<(), CommandError> {
     match action {
         RemoteAction::Grant(args) => {
             let granted = grant(&args.scope)?;
@@ -26,7 +26,7 @@ pub fn run(action: RemoteAction) -> Result<(), CliError> {
                     "profiles": granted.info.profiles,
                     "expires_at": rfc3339(granted.info.expires_at),
                     "proxy_url": granted.proxy_url,
-                }));
+                }))?;
                 return Ok(());
             }
             let mut out = std::io::stdout().lock();
@@ -49,7 +49,7 @@ pub fn run(action: RemoteAction) -> Result<(), CliError> {
             let keys = expect_response!(response, Response::RemoteKeys)?;
             if json.json {
                 let keys: Vec<serde_json::Value> = keys.iter().map(info_json).collect();
-                print_json(&serde_json::Value::Array(keys));
+                print_json(&serde_json::Value::Array(keys))?;
             } else if keys.is_empty() {
                 outln!("no remote keys (`stagepass remote grant` mints one)");
             } else {
@@ -71,9 +71,9 @@ pub fn run(action: RemoteAction) -> Result<(), CliError> {
     }
 }
 
-fn grant(scope: &RemoteScopeArgs) -> Result<RemoteGranted, CliError> {
+fn grant(scope: &RemoteScopeArgs) -> Result<RemoteGranted, CommandError> {
     let ttl_secs = parse_span(&scope.ttl).ok_or_else(|| {
-        CliError::Usage(format!(
+        CommandError::usage(format!(
             "--ttl {}: use a span like 30m, 8h or 2d",
             scope.ttl
         ))
@@ -90,7 +90,7 @@ fn grant(scope: &RemoteScopeArgs) -> Result<RemoteGranted, CliError> {
 }
 
 /// The URL the remote side uses: the proxy's port, or the forward's own.
-fn remote_url(granted: &RemoteGranted) -> Result<String, CliError> {
+fn remote_url(granted: &RemoteGranted) -> Result<String, CommandError> {
     let port = match granted.info.remote_port {
         Some(port) => port,
         None => proxy_port(Some(&granted.proxy_url))?,
@@ -99,19 +99,18 @@ fn remote_url(granted: &RemoteGranted) -> Result<String, CliError> {
 }
 
 /// The listener's port: from the agent's answer, else the config.
-fn proxy_port(proxy_url: Option<&str>) -> Result<u16, CliError> {
+fn proxy_port(proxy_url: Option<&str>) -> Result<u16, CommandError> {
     if let Some(port) = proxy_url
         .and_then(|url| url.rsplit_once(':'))
         .and_then(|(_, port)| port.parse().ok())
     {
         return Ok(port);
     }
-    let config =
-        Config::load(&paths::config_file()).map_err(|err| CliError::Config(err.to_string()))?;
+    let config = Config::load(&paths::config_file())?;
     Ok(config.proxy.port)
 }
 
-fn ssh(args: RemoteSshArgs) -> Result<(), CliError> {
+fn ssh(args: RemoteSshArgs) -> Result<(), CommandError> {
     let granted = if args.grant {
         Some(grant(&args.scope)?)
     } else {
@@ -176,15 +175,32 @@ fn ssh(args: RemoteSshArgs) -> Result<(), CliError> {
         .args(&command_args)
         .status()
         .map_err(|err| {
-            CliError::Io(std::io::Error::new(
-                err.kind(),
-                format!("cannot run `{program}`: {err}"),
-            ))
+            CommandError::new(Kind::ToolFailed, format!("cannot run `{program}`: {err}"))
+                .with_hint(tool_hint(program, target))
+                .with_source(err)
         })?;
     if status.success() {
         Ok(())
     } else {
-        Err(CliError::Agent(format!("`{shown}` ended: {status}")))
+        // ssh has said why on stderr already; the agent is not involved.
+        Err(CommandError::new(
+            Kind::ToolFailed,
+            format!("{program} failed: `{shown}` ended with {status}"),
+        )
+        .with_hint(tool_hint(program, target)))
+    }
+}
+
+/// What to check when the forward's program fails: it works on its own first.
+fn tool_hint(program: &str, target: &str) -> String {
+    if program == "gh" {
+        format!(
+            "check that `gh codespace ssh -c {target}` works on its own (gh installed, `gh auth login`, the codespace running)"
+        )
+    } else {
+        format!(
+            "check that `ssh {target}` works on its own (host name, keys, network); `ExitOnForwardFailure` also ends it when the remote port is taken"
+        )
     }
 }
 

@@ -4,10 +4,10 @@ use stagepass_proto::{EventKind, ProfileStatus, ProxyStatus, Request, Response, 
 use super::expect_response;
 use crate::agent_link;
 use crate::cli::StatusArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::{print_json, rfc3339, when};
 
-pub fn run(args: StatusArgs) -> Result<(), CliError> {
+pub fn run(args: StatusArgs) -> Result<(), CommandError> {
     if args.watch {
         return watch(args.json.json);
     }
@@ -25,7 +25,7 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
             "config_path": report.config_path,
             "profiles": report.profiles.iter().map(profile_json).collect::<Vec<_>>(),
             "proxy": report.proxy,
-        }));
+        }))?;
         return Ok(());
     }
     outln!(
@@ -51,12 +51,12 @@ pub fn run(args: StatusArgs) -> Result<(), CliError> {
         }
     }
     if let Some(proxy) = &report.proxy {
-        describe_proxy(proxy);
+        describe_proxy(proxy)?;
     }
     Ok(())
 }
 
-fn describe_proxy(proxy: &ProxyStatus) {
+fn describe_proxy(proxy: &ProxyStatus) -> Result<(), CommandError> {
     match &proxy.reason {
         None if proxy.serving => outln!("proxy: serving on {}", proxy.url),
         reason => outln!(
@@ -67,6 +67,7 @@ fn describe_proxy(proxy: &ProxyStatus) {
     for (name, url) in &proxy.routes {
         outln!("  route {name}: {url}  (`stagepass open {name}`)");
     }
+    Ok(())
 }
 
 fn state_name(state: SessionState) -> &'static str {
@@ -121,39 +122,49 @@ fn describe(profile: &ProfileStatus) -> String {
 }
 
 /// Prints every state change the agent announces, until interrupted.
-fn watch(json: bool) -> Result<(), CliError> {
+fn watch(json: bool) -> Result<(), CommandError> {
     let (mut client, _) = agent_link::connect()?;
-    client.stream(&Request::Subscribe, |frame| {
-        match frame {
-            Response::Status(report) if json => {
-                for profile in &report.profiles {
-                    outln!(
-                        "{}",
-                        json!({ "event": "snapshot", "profile": profile_json(profile) })
-                    );
-                }
-            }
-            Response::Status(report) => {
-                for profile in &report.profiles {
-                    outln!("{}  {}", profile.name, describe(profile));
-                }
-            }
-            Response::Event(event) if json => outln!(
-                "{}",
-                json!({ "event": event_name(event.kind), "profile": profile_json(&event.profile) })
-            ),
-            Response::Event(event) => outln!(
-                "{}  {}: {}",
-                event.profile.name,
-                event_name(event.kind),
-                describe(&event.profile)
-            ),
-            _ => return false,
+    let mut failed = None;
+    client.stream(&Request::Subscribe, |frame| match show_frame(json, frame) {
+        Ok(more) => more,
+        Err(err) => {
+            failed = Some(err);
+            false
         }
-        use std::io::Write;
-        std::io::stdout().flush().is_ok()
     })?;
-    Ok(())
+    failed.map_or(Ok(()), Err)
+}
+
+/// Prints one frame of the agent's stream; whether to keep listening.
+fn show_frame(json: bool, frame: Response) -> Result<bool, CommandError> {
+    match frame {
+        Response::Status(report) if json => {
+            for profile in &report.profiles {
+                outln!(
+                    "{}",
+                    json!({ "event": "snapshot", "profile": profile_json(profile) })
+                );
+            }
+        }
+        Response::Status(report) => {
+            for profile in &report.profiles {
+                outln!("{}  {}", profile.name, describe(profile));
+            }
+        }
+        Response::Event(event) if json => outln!(
+            "{}",
+            json!({ "event": event_name(event.kind), "profile": profile_json(&event.profile) })
+        ),
+        Response::Event(event) => outln!(
+            "{}  {}: {}",
+            event.profile.name,
+            event_name(event.kind),
+            describe(&event.profile)
+        ),
+        _ => return Ok(false),
+    }
+    use std::io::Write;
+    Ok(std::io::stdout().flush().is_ok())
 }
 
 fn event_name(kind: EventKind) -> &'static str {

@@ -4,10 +4,10 @@ use stagepass_proto::TokenKind;
 
 use crate::agent_link;
 use crate::cli::TokenArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use crate::output::rfc3339;
 
-pub fn run(args: TokenArgs) -> Result<(), CliError> {
+pub fn run(args: TokenArgs) -> Result<(), CommandError> {
     let interactive = !args.no_interactive && agent_link::can_interact();
     let kind = if args.id_token {
         TokenKind::Id

@@ -3,14 +3,13 @@
 
 use std::path::Path;
 
-use stagepass_client::ClientError;
 use stagepass_core::config::Profile;
 use stagepass_core::doctor::{Check, HeldTokens, ids, token_checks as claim_checks};
-use stagepass_proto::{ClaimsReport, ErrorKind, Request, Response, TokenKind};
+use stagepass_proto::{ClaimsReport, Request, Response, TokenKind};
 
 use crate::agent_link;
 use crate::commands::expect_response;
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 
 /// The agent check; returns the agent's pid when one runs (started now if none did).
 pub fn agent_check(config_path: &Path, report: &mut super::Report) -> Option<u32> {
@@ -62,15 +61,15 @@ pub fn agent_check(config_path: &Path, report: &mut super::Report) -> Option<u32
     Some(status.agent_pid)
 }
 
-fn claims(name: &str) -> Result<ClaimsReport, CliError> {
+fn claims(name: &str) -> Result<ClaimsReport, CommandError> {
     let (response, _) = agent_link::call(&Request::Claims {
         profile: Some(name.to_string()),
     })?;
     expect_response!(response, Response::Claims)
 }
 
-fn needs_sign_in(err: &CliError) -> bool {
-    matches!(err, CliError::Client(ClientError::Agent(err)) if err.kind == ErrorKind::NeedsSignIn)
+fn needs_sign_in(err: &CommandError) -> bool {
+    err.kind() == Kind::NeedsSignIn
 }
 
 /// token.session, then (when signed in) the claim checks of the profile's tokens.

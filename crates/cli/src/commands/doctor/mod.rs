@@ -16,10 +16,10 @@ use stagepass_core::doctor::{Check, ids};
 use stagepass_core::paths;
 
 use crate::cli::DoctorArgs;
-use crate::exit::CliError;
+use crate::error::CommandError;
 use report::Report;
 
-pub fn run(args: DoctorArgs) -> Result<(), CliError> {
+pub fn run(args: DoctorArgs) -> Result<(), CommandError> {
     let mut report = Report::new(args.json);
     let config_path = paths::config_file();
     let profiles = config_checks(&config_path, args.profile.as_deref(), &mut report);

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use stagepass_core::doctor::{Check, Status};
 
-use crate::exit::CliError;
+use crate::error::{CommandError, Kind};
 
 pub struct Report {
     json: bool,
@@ -45,14 +45,17 @@ impl Report {
     }
 
     /// The summary line, and the exit status: failing checks make the run fail.
-    pub fn finish(self) -> Result<(), CliError> {
+    pub fn finish(self) -> Result<(), CommandError> {
         let [ok, info, skip, warn, fail] = self.counts;
         if !self.json {
             outln!();
             outln!("{ok} ok, {info} info, {skip} skipped, {warn} warnings, {fail} failed");
         }
         if fail > 0 {
-            Err(CliError::ChecksFailed(fail))
+            Err(CommandError::new(
+                Kind::ChecksFailed,
+                format!("doctor: {fail} failing check(s)"),
+            ))
         } else {
             Ok(())
         }

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use stagepass_core::config::Config;
 
 use super::{on_path, show};
-use crate::exit::CliError;
+use crate::error::CommandError;
 
 const HELPER: &str = "stagepass";
 
-pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
+pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
     if config.docker.is_empty() {
-        return Err(CliError::Config(format!(
+        return Err(CommandError::config(format!(
             "{} has no [[docker]] entry: add one (registry, profile) first",
             config.path.display()
         )));
@@ -20,7 +20,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
     let path = docker_config_path()?;
     let mut file: serde_json::Value = match std::fs::read_to_string(&path) {
         Ok(text) => serde_json::from_str(&text).map_err(|err| {
-            CliError::Config(format!(
+            CommandError::config(format!(
                 "{} is not valid JSON ({err}); fix it first",
                 path.display()
             ))
@@ -29,7 +29,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
         Err(err) => return Err(err.into()),
     };
     let Some(object) = file.as_object_mut() else {
-        return Err(CliError::Config(format!(
+        return Err(CommandError::config(format!(
             "{} is not a JSON object",
             path.display()
         )));
@@ -38,7 +38,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
         .entry("credHelpers")
         .or_insert_with(|| serde_json::json!({}));
     let Some(helpers) = helpers.as_object_mut() else {
-        return Err(CliError::Config(format!(
+        return Err(CommandError::config(format!(
             "credHelpers in {} is not an object",
             path.display()
         )));
@@ -51,15 +51,15 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
             (false, Some(HELPER)) => outln!("  credHelpers.{registry} = {HELPER} (unchanged)"),
             (false, _) => {
                 if let Some(other) = current {
-                    show('-', &format!("credHelpers.{registry} = {other}"));
+                    show('-', &format!("credHelpers.{registry} = {other}"))?;
                 }
                 helpers.insert(registry.into(), HELPER.into());
-                show('+', &format!("credHelpers.{registry} = {HELPER}"));
+                show('+', &format!("credHelpers.{registry} = {HELPER}"))?;
                 changed = true;
             }
             (true, Some(HELPER)) => {
                 helpers.remove(registry);
-                show('-', &format!("credHelpers.{registry} = {HELPER}"));
+                show('-', &format!("credHelpers.{registry} = {HELPER}"))?;
                 changed = true;
             }
             (true, _) => {}
@@ -79,17 +79,17 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-fn docker_config_path() -> Result<PathBuf, CliError> {
+fn docker_config_path() -> Result<PathBuf, CommandError> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Ok(PathBuf::from(dir).join("config.json"));
     }
     let home = std::env::var_os("HOME")
-        .ok_or_else(|| CliError::Usage("HOME is not set; set DOCKER_CONFIG instead".into()))?;
+        .ok_or_else(|| CommandError::usage("HOME is not set; set DOCKER_CONFIG instead"))?;
     Ok(PathBuf::from(home).join(".docker").join("config.json"))
 }
 
 /// A crash halfway must not leave docker with half a config: write a sibling, then rename.
-fn write_atomically(path: &std::path::Path, value: &serde_json::Value) -> Result<(), CliError> {
+fn write_atomically(path: &std::path::Path, value: &serde_json::Value) -> Result<(), CommandError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().expect("a file path");
     std::fs::create_dir_all(dir)?;

@@ -10,11 +10,11 @@ use stagepass_core::config::Config;
 use stagepass_core::credential_map::Target;
 
 use super::{on_path, show, this_program};
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
+pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
     if config.git.is_empty() {
-        return Err(CliError::Config(format!(
+        return Err(CommandError::config(format!(
             "{} has no [[git]] entry: add one (url, profile) first",
             config.path.display()
         )));
@@ -39,10 +39,10 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
                 continue;
             }
             git(&["config", "--global", "--unset-all", &key])?;
-            show('-', &key);
+            show('-', &key)?;
             if needs_path && !get_all(&path_key)?.is_empty() {
                 git(&["config", "--global", "--unset-all", &path_key])?;
-                show('-', &path_key);
+                show('-', &path_key)?;
             }
             continue;
         }
@@ -50,20 +50,20 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
             outln!("  {key} = {helper} (unchanged)");
         } else {
             for value in &current {
-                show('-', &format!("{key} = {value}"));
+                show('-', &format!("{key} = {value}"))?;
             }
             if !current.is_empty() {
                 git(&["config", "--global", "--unset-all", &key])?;
             }
             git(&["config", "--global", "--add", &key, ""])?;
             git(&["config", "--global", "--add", &key, &helper])?;
-            show('+', &format!("{key} ="));
-            show('+', &format!("{key} = {helper}"));
+            show('+', &format!("{key} ="))?;
+            show('+', &format!("{key} = {helper}"))?;
         }
         // A path prefix can only match when git sends the path.
         if needs_path && get_all(&path_key)? != ["true"] {
             git(&["config", "--global", "--replace-all", &path_key, "true"])?;
-            show('+', &format!("{path_key} = true"));
+            show('+', &format!("{path_key} = true"))?;
         }
     }
     Ok(())
@@ -71,7 +71,7 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CliError> {
 
 /// `stagepass` when git can find `git-credential-stagepass` on PATH, else this executable by
 /// absolute path (git runs an absolute helper as a shell command with the action appended).
-fn helper_command() -> Result<String, CliError> {
+fn helper_command() -> Result<String, CommandError> {
     if on_path("git-credential-stagepass") {
         return Ok("stagepass".into());
     }
@@ -85,7 +85,7 @@ fn helper_command() -> Result<String, CliError> {
     )
 }
 
-fn get_all(key: &str) -> Result<Vec<String>, CliError> {
+fn get_all(key: &str) -> Result<Vec<String>, CommandError> {
     let output = Command::new("git")
         .args(["config", "--global", "--get-all", key])
         .output()
@@ -96,7 +96,7 @@ fn get_all(key: &str) -> Result<Vec<String>, CliError> {
         .collect())
 }
 
-fn git(args: &[&str]) -> Result<(), CliError> {
+fn git(args: &[&str]) -> Result<(), CommandError> {
     let output = Command::new("git")
         .args(args)
         .output()
@@ -104,7 +104,7 @@ fn git(args: &[&str]) -> Result<(), CliError> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(CliError::Usage(format!(
+        Err(CommandError::usage(format!(
             "`git {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
@@ -112,8 +112,8 @@ fn git(args: &[&str]) -> Result<(), CliError> {
     }
 }
 
-fn git_missing(err: std::io::Error) -> CliError {
-    CliError::Io(std::io::Error::new(
+fn git_missing(err: std::io::Error) -> CommandError {
+    CommandError::from(std::io::Error::new(
         err.kind(),
         format!("cannot run git: {err}; install git first"),
     ))

@@ -7,16 +7,18 @@ use std::process::Command;
 use stagepass_core::config::Config;
 
 use super::{show, this_program};
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), CliError> {
+pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), CommandError> {
     let (name, _) = config
         .profile(profile)
-        .map_err(|err| CliError::Config(err.to_string()))?;
+        // The kubeconfig user is made for a profile of the config: one it cannot pick is the
+        // config's problem (exit 3), not a bad flag.
+        .map_err(|err| CommandError::config(err.to_string()).with_source(err))?;
     let user = format!("stagepass-{name}");
     if undo {
         kubectl(&["config", "unset", &format!("users.{user}")])?;
-        show('-', &format!("kubeconfig user {user}"));
+        show('-', &format!("kubeconfig user {user}"))?;
         return Ok(());
     }
     let program = this_program()?;
@@ -41,7 +43,7 @@ pub fn run(config: &Config, profile: Option<&str>, undo: bool) -> Result<(), Cli
     show(
         '+',
         &format!("kubeconfig user {user}: exec {program} kube-credential {name}"),
-    );
+    )?;
     outln!(
         "  use it in a context: kubectl config set-context CONTEXT --user={user} --cluster=CLUSTER"
     );
@@ -65,9 +67,9 @@ fn api_version() -> &'static str {
     }
 }
 
-fn kubectl(args: &[&str]) -> Result<(), CliError> {
+fn kubectl(args: &[&str]) -> Result<(), CommandError> {
     let output = Command::new("kubectl").args(args).output().map_err(|err| {
-        CliError::Io(std::io::Error::new(
+        CommandError::from(std::io::Error::new(
             err.kind(),
             format!("cannot run kubectl: {err}; install kubectl first"),
         ))
@@ -75,7 +77,7 @@ fn kubectl(args: &[&str]) -> Result<(), CliError> {
     if output.status.success() {
         Ok(())
     } else {
-        Err(CliError::Usage(format!(
+        Err(CommandError::usage(format!(
             "`kubectl {}` failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()

@@ -9,9 +9,9 @@ use stagepass_core::config::Config;
 use stagepass_core::paths;
 
 use crate::cli::{SetupArgs, SetupTool};
-use crate::exit::CliError;
+use crate::error::CommandError;
 
-pub fn run(args: SetupArgs) -> Result<(), CliError> {
+pub fn run(args: SetupArgs) -> Result<(), CommandError> {
     match args.tool {
         SetupTool::Git => git::run(&load_config()?, args.undo),
         SetupTool::Docker => docker::run(&load_config()?, args.undo),
@@ -21,22 +21,23 @@ pub fn run(args: SetupArgs) -> Result<(), CliError> {
     }
 }
 
-fn load_config() -> Result<Config, CliError> {
-    Config::load(&paths::config_file()).map_err(|err| CliError::Config(err.to_string()))
+fn load_config() -> Result<Config, CommandError> {
+    Ok(Config::load(&paths::config_file())?)
 }
 
 /// One line of the diff a setup run prints.
-fn show(sign: char, what: &str) {
+fn show(sign: char, what: &str) -> Result<(), CommandError> {
     outln!("{sign} {what}");
+    Ok(())
 }
 
 /// The command the tools run: this executable by absolute path, so it works whatever PATH the
 /// tool runs with.
-fn this_program() -> Result<String, CliError> {
+fn this_program() -> Result<String, CommandError> {
     let exe = std::env::current_exe()?;
     exe.to_str()
         .map(String::from)
-        .ok_or_else(|| CliError::Usage(format!("the path {} is not UTF-8", exe.display())))
+        .ok_or_else(|| CommandError::usage(format!("the path {} is not UTF-8", exe.display())))
 }
 
 /// Whether `name` resolves to an executable on PATH.
