@@ -4,10 +4,20 @@
 //! drives its connections: each caller's latency runs from its connect to its answer. One OS
 //! thread per caller would measure the test instead: on two cores, waking 1,000 threads from
 //! a barrier alone takes longer than the agent needs to answer them all.
+//!
+//! A second burst of 1,000 right after the first asks for the token the first one cached: no
+//! refresh, and its latencies are the agent's own.
+//!
+//! For scripts/bench: with `STAGEPASS_BENCH_WORKER_TRACE=FILE`, the refresh worker that serves
+//! the burst is recorded with `perf trace` (kernel tracepoints, so the worker is not stopped at
+//! every system call as under ptrace) into FILE, for scripts/bench.d/refresh-split.mjs to split
+//! the refresh into its keychain read, IdP call and keychain write. The agent logs no timing
+//! of its own for a refresh. Without perf (or its permission) the test says so and goes on.
 
 mod support;
 
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use stagepass_proto::{Hello, PROTOCOL_VERSION, Request, Response, TokenKind, Welcome};
@@ -29,6 +39,13 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     sandbox.login_browser();
     let first = sandbox.run(&["token", "--min-valid", "0"]);
     first.assert_ok();
+    let trace = std::env::var_os("STAGEPASS_BENCH_WORKER_TRACE").map(|file| {
+        let status = sandbox.run(&["status", "--json"]);
+        let agent = status.json()["agent"]["pid"]
+            .as_u64()
+            .expect("the agent's pid");
+        trace_spare_worker(u32::try_from(agent).unwrap(), Path::new(&file))
+    });
     std::thread::sleep(Duration::from_secs(11));
     let calls_before = idp.refresh_calls();
 
@@ -55,15 +72,120 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         "every caller got the same token"
     );
 
+    report("burst of", &results);
+    if let Some(Some((worker, perf))) = trace {
+        stop_trace(worker, perf);
+    }
+
+    // The same request again, at once: the token the burst brought is cached (20 s tokens,
+    // 10 s asked for), so no refresh.
+    let cached = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(burst(&socket));
+    assert_eq!(
+        idp.refresh_calls() - calls_before,
+        1,
+        "no refresh for a cached token"
+    );
+    assert!(
+        cached.iter().all(|(each, _)| each == token),
+        "every caller got the cached token"
+    );
+    report("cached burst of", &cached);
+}
+
+/// Prints min/p50/p99/max of the callers' latencies, as text and as one JSON line (ms) for
+/// scripts/bench.
+fn report(what: &str, results: &[(String, Duration)]) {
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
+    let [min, p50, p99, max] =
+        [0, CALLERS / 2, CALLERS * 99 / 100, CALLERS - 1].map(|rank| latencies[rank]);
+    eprintln!("{what} {CALLERS}: min {min:?}, p50 {p50:?}, p99 {p99:?}, max {max:?}");
+    let ms = |latency: Duration| latency.as_secs_f64() * 1000.0;
     eprintln!(
-        "burst of {CALLERS}: min {:?}, p50 {:?}, p99 {:?}, max {:?}",
-        latencies[0],
-        latencies[CALLERS / 2],
-        latencies[CALLERS * 99 / 100],
-        latencies[CALLERS - 1]
+        "bench-json {}",
+        serde_json::json!({
+            "what": what, "callers": CALLERS,
+            "min_ms": ms(min), "p50_ms": ms(p50), "p99_ms": ms(p99), "max_ms": ms(max),
+        })
     );
+}
+
+/// Attaches `perf trace` to the agent's spare refresh worker (started once the profile holds
+/// a refresh token); `None` when there is no perf or it may not trace.
+fn trace_spare_worker(agent: u32, file: &Path) -> Option<(u32, Child)> {
+    let mut worker = None;
+    support::wait_until("a spare refresh worker", Duration::from_secs(10), || {
+        worker = spare_worker(agent);
+        worker.is_some()
+    });
+    let worker = worker.unwrap();
+    let perf = Command::new("perf")
+        .args(["trace", "-q", "-p", &worker.to_string(), "-o"])
+        .arg(file)
+        // What the worker talks over: stdin/stdout to the agent, TCP to the IdP, D-Bus to the
+        // keychain.
+        .args([
+            "-e",
+            "read,write,readv,writev,connect,sendto,recvfrom,sendmsg,recvmsg,flock",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn();
+    match perf {
+        Ok(mut perf) => {
+            std::thread::sleep(Duration::from_secs(2));
+            if let Ok(Some(status)) = perf.try_wait() {
+                eprintln!("worker trace: perf trace exited ({status}); no refresh breakdown");
+                return None;
+            }
+            Some((worker, perf))
+        }
+        Err(err) => {
+            eprintln!("worker trace: cannot run perf ({err}); no refresh breakdown");
+            None
+        }
+    }
+}
+
+fn spare_worker(agent: u32) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid: u32 = stat.rsplit_once(") ")?.1.split(' ').nth(1)?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let is_worker = cmdline
+                .split(|byte| *byte == 0)
+                .any(|arg| arg == b"--refresh-worker");
+            (ppid == agent && is_worker).then_some(pid)
+        })
+}
+
+/// Once the worker has exited, stops perf so that it writes out what it has.
+fn stop_trace(worker: u32, mut perf: Child) {
+    // Gone, or a zombie the agent has not reaped yet.
+    let stat = format!("/proc/{worker}/stat");
+    let exited = || match std::fs::read_to_string(&stat) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !exited() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &perf.id().to_string()])
+        .status();
+    let _ = perf.wait();
 }
 
 /// Starts every caller at once; each connects, asks and reads its answer.
