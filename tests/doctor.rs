@@ -8,16 +8,7 @@ use std::net::TcpListener;
 use support::doctor::{CHECKS_FAILED, Doctor, doctor, free_port};
 use support::{AUDIENCE, CLIENT_ID, Idp, Run, Sandbox};
 
-fn config(profile: &str, issuer: &str, client_id: &str, scopes: &str) -> String {
-    format!(
-        "[profiles.{profile}]\n\
-         issuer = \"{issuer}\"\n\
-         client_id = \"{client_id}\"\n\
-         scopes = [{scopes}]\n\
-         audience = \"{AUDIENCE}\"\n\
-         groups_claim = \"groups\"\n"
-    )
-}
+use support::oidc_profile as config;
 
 const ALL_SCOPES: &str = r#""openid", "email", "profile", "groups", "offline_access""#;
 

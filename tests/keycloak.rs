@@ -343,10 +343,7 @@ fn doctor_for(
     client: &str,
     scopes: &str,
 ) -> (Sandbox, support::doctor::Doctor) {
-    let config = format!(
-        "[profiles.{profile}]\nissuer = \"{issuer}\"\nclient_id = \"{client}\"\nscopes = [{scopes}]\n\
-         audience = \"{AUDIENCE}\"\ngroups_claim = \"groups\"\n"
-    );
+    let config = support::oidc_profile(profile, issuer, client, scopes);
     let sandbox = kc.sandbox_with(profile, "alice", &config);
     let report = doctor(&sandbox);
     (sandbox, report)

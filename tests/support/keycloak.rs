@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::{AUDIENCE, Sandbox, missing_part, repo_root};
+use super::{Sandbox, missing_part, repo_root};
 
 /// The realm of most tests, and its clients (tests/keycloak/realm-stagepass.json).
 pub const REALM: &str = "stagepass";
@@ -186,15 +186,7 @@ impl Keycloak {
 
     /// The profile section for `client` of `realm`, with the scopes and audience of the realm.
     pub fn profile(&self, profile: &str, realm: &str, client: &str, scopes: &str) -> String {
-        format!(
-            "[profiles.{profile}]\n\
-             issuer = \"{}\"\n\
-             client_id = \"{client}\"\n\
-             scopes = [{scopes}]\n\
-             audience = \"{AUDIENCE}\"\n\
-             groups_claim = \"groups\"\n",
-            self.issuer(realm)
-        )
+        super::oidc_profile(profile, &self.issuer(realm), client, scopes)
     }
 
     /// A sandbox whose one profile signs in to `client` of the main realm as `user`, through

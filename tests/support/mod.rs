@@ -341,6 +341,18 @@ pub fn approve_device_code(verification_uri_complete: &str, env: &[(&str, &str)]
         .unwrap()
 }
 
+/// An OIDC profile section with the suite's audience and `groups` claim.
+pub fn oidc_profile(profile: &str, issuer: &str, client_id: &str, scopes: &str) -> String {
+    format!(
+        "[profiles.{profile}]\n\
+         issuer = \"{issuer}\"\n\
+         client_id = \"{client_id}\"\n\
+         scopes = [{scopes}]\n\
+         audience = \"{AUDIENCE}\"\n\
+         groups_claim = \"groups\"\n"
+    )
+}
+
 /// A real client or server a test needs is not installed. On a laptop the test skips with
 /// this message; under `CI=true` a missing part fails the run with its name instead.
 pub fn missing_part(part: &str, how_to_install: &str) {

@@ -36,19 +36,7 @@ impl Notifier for DesktopNotifier {
 /// servers may render a subset of HTML in them (`<a href>`, `<img src>`: the freedesktop
 /// body markup), so markup characters become entities and control characters escapes.
 fn markup_safe(body: &str) -> String {
-    let body = one_line(body);
-    let mut out = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    stagepass_core::html::escape(&one_line(body))
 }
 
 /// Drops notifications (`STAGEPASS_NOTIFY=0`, and tests).
