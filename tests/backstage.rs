@@ -4,18 +4,13 @@
 
 mod support;
 
+use support::jwt_claims as claims;
+
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use support::backstage::Backstage;
 use support::{Run, Sandbox, wait_until};
-
-fn claims(token: &str) -> serde_json::Value {
-    let payload = token.trim().split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 fn now_unix() -> u64 {
     SystemTime::now()

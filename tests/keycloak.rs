@@ -7,6 +7,8 @@
 
 mod support;
 
+use support::jwt_claims as claims;
+
 use std::time::{Duration, Instant};
 
 use support::backstage::Backstage;
@@ -19,15 +21,6 @@ use support::{AUDIENCE, Sandbox};
 /// `CI=true` a missing Keycloak fails the test instead).
 fn keycloak() -> Option<&'static Keycloak> {
     keycloak::keycloak()
-}
-
-fn claims(token: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&json).unwrap()
 }
 
 fn token(sandbox: &Sandbox) -> String {

@@ -6,6 +6,8 @@
 
 mod support;
 
+use support::jwt_claims as claims;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -118,15 +120,6 @@ impl Far {
         let run = self.dir.path().join("run");
         assert!(!run.join("agent.sock").exists() && !Path::new(&run).join("agent.log").exists());
     }
-}
-
-fn claims(token: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT access token");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
 }
 
 #[test]

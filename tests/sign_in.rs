@@ -2,6 +2,8 @@
 
 mod support;
 
+use support::jwt_claims as stagepass_claims;
+
 use std::process::Stdio;
 
 use support::{AUDIENCE, Idp, Sandbox, approve_device_code, start_device_sign_in};
@@ -201,15 +203,6 @@ fn device_sign_in_without_json_tells_the_user_what_to_do() {
 }
 
 /// Decodes a JWT payload (test-side, independent of stagepass's own decoder).
-fn stagepass_claims(token: &str) -> serde_json::Value {
-    use base64::Engine;
-    let payload = token.split('.').nth(1).expect("a JWT");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
-
 #[test]
 fn parallel_commands_that_need_a_sign_in_share_one() {
     let idp = Idp::start();

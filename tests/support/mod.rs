@@ -341,6 +341,16 @@ pub fn approve_device_code(verification_uri_complete: &str, env: &[(&str, &str)]
         .unwrap()
 }
 
+/// The claims of a JWT, unverified: for asserting on what a token says.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&json).unwrap()
+}
+
 /// An OIDC profile section with the suite's audience and `groups` claim.
 pub fn oidc_profile(profile: &str, issuer: &str, client_id: &str, scopes: &str) -> String {
     format!(
