@@ -50,11 +50,7 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     let calls_before = idp.refresh_calls();
 
     let socket = sandbox.runtime_dir().join("agent.sock");
-    let results = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(burst(&socket));
+    let results = run_burst(&socket);
 
     assert_eq!(
         idp.refresh_calls() - calls_before,
@@ -79,11 +75,7 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
 
     // The same request again, at once: the token the burst brought is cached (20 s tokens,
     // 10 s asked for), so no refresh.
-    let cached = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(burst(&socket));
+    let cached = run_burst(&socket);
     assert_eq!(
         idp.refresh_calls() - calls_before,
         1,
@@ -186,6 +178,15 @@ fn stop_trace(worker: u32, mut perf: Child) {
         .args(["-INT", &perf.id().to_string()])
         .status();
     let _ = perf.wait();
+}
+
+/// One burst on a runtime of its own, one thread driving every connection (as wrk does).
+fn run_burst(socket: &Path) -> Vec<(String, Duration)> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(burst(socket))
 }
 
 /// Starts every caller at once; each connects, asks and reads its answer.

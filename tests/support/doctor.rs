@@ -1,8 +1,6 @@
 //! Reading `stagepass doctor --json`: each check by its id, with assertions on the named
 //! diagnosis (status and wording), as tests/doctor.rs and tests/keycloak.rs use it.
 
-use std::net::TcpListener;
-
 use serde_json::Value;
 
 use super::{Run, Sandbox};
@@ -12,8 +10,7 @@ pub const CHECKS_FAILED: i32 = 10;
 
 /// A port nothing listens on, so `proxy.port` does not depend on the machine.
 pub fn free_port() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port().to_string()
+    super::proxy::free_port().to_string()
 }
 
 pub struct Doctor {

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::proxy::free_port;
 use super::{Sandbox, missing_part, repo_root};
 
 /// The realm of most tests, and its clients (tests/keycloak/realm-stagepass.json).
@@ -211,14 +212,6 @@ pub fn approve_device_code(verification_uri_complete: &str, user: &str) -> std::
         .env("STAGEPASS_TEST_USER", user)
         .output()
         .unwrap()
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `program args` so that it dies with this process: a server shared by a whole test

@@ -6,7 +6,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::keycloak::{Keycloak, REALM, cache_dir, free_port, pinned_version};
+use super::keycloak::{Keycloak, REALM, cache_dir, pinned_version};
+use super::proxy::free_port;
 use super::{AUDIENCE, missing_part};
 
 pub struct OAuth2Proxy {
