@@ -7,6 +7,7 @@ mod accept;
 mod audit;
 mod child_request;
 mod conn;
+mod credentials;
 mod doctor_probe;
 mod errors;
 mod handlers;
@@ -20,6 +21,7 @@ mod refresh_worker;
 mod remote;
 mod scheduler;
 mod server;
+mod session;
 mod sessions;
 mod worker_pool;
 
@@ -28,6 +30,7 @@ use std::sync::Arc;
 
 use stagepass_core::clock::{Clock, SystemClock};
 use stagepass_core::http::{HttpClient, HttpLimits};
+use stagepass_core::refresh::{Jitter, RandomJitter};
 use stagepass_core::store::{LoginStore, OsKeychain, SecretStore};
 
 pub use doctor_probe::{DOCTOR_PROBE_FLAG, ProbeRequest, doctor_probe_main};
@@ -91,6 +94,7 @@ pub fn run(options: AgentOptions) -> Result<(), AgentStartError> {
             http,
             logins: LoginStore::new(keychain),
             clock: Arc::new(SystemClock),
+            jitter: Arc::new(RandomJitter::default()),
             notifier,
             refresh_worker: std::env::current_exe()
                 .ok()
@@ -106,6 +110,8 @@ pub(crate) struct Dependencies {
     pub http: HttpClient,
     pub logins: LoginStore,
     pub clock: Arc<dyn Clock>,
+    /// Spreads refreshes and retries; fixed in tests so schedules are exact.
+    pub jitter: Arc<dyn Jitter>,
     pub notifier: Arc<dyn notify::Notifier>,
     /// The program that runs refreshes out of process (this agent's own binary); `None` runs
     /// them in process, for tests with an in-memory keychain.

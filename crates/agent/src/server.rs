@@ -352,6 +352,7 @@ mod tests {
             http: HttpClient::new(HttpLimits::default()).unwrap(),
             logins: LoginStore::new(Arc::new(MemoryStore::default())),
             clock: Arc::new(SystemClock),
+            jitter: Arc::new(stagepass_core::refresh::RandomJitter::default()),
             notifier: Arc::new(crate::notify::Silent),
             refresh_worker: None,
         };

@@ -18,6 +18,8 @@ pub mod profile;
 pub mod proxy_config;
 pub mod refresh;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text;
 pub mod tokens;
 pub mod url_policy;

@@ -36,17 +36,45 @@ pub fn backoff(failures: u32, jitter: f64) -> Duration {
     delay.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
 }
 
-/// A uniform value in `[0, 1)` for jitter. Not for secrets: std's per-process random hash
-/// keys are plenty for spreading refreshes.
-pub fn jitter() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos() as u64),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+/// Where jitter comes from: injected, so tests pick the value and get the same schedule on
+/// every run.
+pub trait Jitter: Send + Sync {
+    /// A value in `[0, 1)`.
+    fn sample(&self) -> f64;
+}
+
+/// Uniform jitter. Not for secrets: std's per-process random hash keys, mixed with a counter
+/// and the time, are plenty for spreading refreshes.
+#[derive(Debug, Default)]
+pub struct RandomJitter {
+    draws: std::sync::atomic::AtomicU64,
+}
+
+impl Jitter for RandomJitter {
+    fn sample(&self) -> f64 {
+        use std::hash::{BuildHasher, Hasher};
+        let draw = self
+            .draws
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(draw);
+        hasher.write_u64(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_nanos() as u64),
+        );
+        (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// The same value every time, for tests.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedJitter(pub f64);
+
+impl Jitter for FixedJitter {
+    fn sample(&self) -> f64 {
+        self.0.clamp(0.0, 1.0 - f64::EPSILON)
+    }
 }
 
 #[cfg(test)]
@@ -105,8 +133,9 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_range() {
+        let jitter = RandomJitter::default();
         for _ in 0..1000 {
-            let value = jitter();
+            let value = jitter.sample();
             assert!((0.0..1.0).contains(&value), "{value}");
         }
     }

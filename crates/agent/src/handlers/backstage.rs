@@ -5,8 +5,8 @@ use std::time::Duration;
 use stagepass_core::backstage;
 use stagepass_proto::{AgentError, BackstageIdentity, ErrorKind, Response, TokenKind};
 
-use super::{resolve_profile, token};
 use crate::errors;
+use crate::session::{self, resolve_profile};
 use crate::sessions::Agent;
 
 /// Enough validity for the two calls to Backstage that follow.
@@ -28,10 +28,7 @@ pub(crate) async fn whoami(agent: &Agent, requested: Option<&str>) -> Result<Res
         ));
     };
     let session = agent.session(&name, &profile);
-    let grant = match token::serve(agent, &name, &session, TokenKind::Access, MIN_VALID).await? {
-        Response::Token(grant) => grant,
-        _ => return Err(errors::not_signed_in(&name)),
-    };
+    let grant = session::token(agent, &session, TokenKind::Access, MIN_VALID).await?;
     let provider = agent
         .provider(&name, &profile)
         .await

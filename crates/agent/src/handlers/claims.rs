@@ -2,20 +2,22 @@ use stagepass_core::clock::unix_secs;
 use stagepass_core::jwt;
 use stagepass_proto::{AgentError, ClaimSet, ClaimsReport, RefreshTokenState, Response};
 
-use super::resolve_profile;
 use crate::errors;
+use crate::session::{self, SessionData, resolve_profile};
 use crate::sessions::Agent;
 
 /// The claims of the profile's id_token and access token, saying which were verified.
 pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Response, AgentError> {
     let (name, profile) = resolve_profile(agent, requested)?;
     let session = agent.session(&name, &profile);
-    agent
-        .load_session_unless_busy(&name, &session)
+    session::load_unless_busy(agent, &session)
         .await
         .map_err(|err| errors::keychain(&err))?;
-    let data = session.data();
-    let id_token = match (&data.tokens, &data.stored) {
+    session.read(|data| report(name, data))
+}
+
+fn report(name: String, data: &SessionData) -> Result<Response, AgentError> {
+    let id_token = match (data.tokens(), data.stored()) {
         (Some(tokens), _) if tokens.id_claims.is_some() => Some(ClaimSet {
             verified: true,
             note: "signature, iss, aud, exp and nonce checked by the agent on receipt".into(),
@@ -32,7 +34,7 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
         }),
         _ => None,
     };
-    let access_token = data.tokens.as_ref().and_then(|tokens| {
+    let access_token = data.tokens().and_then(|tokens| {
         Some(ClaimSet {
             verified: false,
             note: "decoded only: the resource server verifies access tokens".into(),
@@ -44,10 +46,9 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
         return Err(errors::not_signed_in(&name));
     }
     let refresh_token = data
-        .tokens
-        .as_ref()
+        .tokens()
         .and_then(|tokens| tokens.refresh_token.as_ref())
-        .or(data.stored.as_ref().map(|stored| &stored.refresh_token));
+        .or(data.stored().map(|stored| &stored.refresh_token));
     // Only the lifetime leaves the agent, for `stagepass doctor`; never the token.
     let refresh_token = match refresh_token {
         None => RefreshTokenState::None,

@@ -8,13 +8,12 @@ use stagepass_core::clock::unix_secs;
 use stagepass_core::config::FlowPreference;
 use stagepass_core::oidc::Provider;
 use stagepass_core::tokens::TokenSet;
-use stagepass_proto::{AgentError, ErrorKind, EventKind, Flow, LoginProgress, Response, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response, TokenKind};
 
-use super::{backstage_via, resolve_profile, status, token};
 use crate::conn::Connection;
 use crate::errors;
 use crate::loopback::{LoopbackListener, Page};
-use crate::notify;
+use crate::session::{self, resolve_profile};
 use crate::sessions::Agent;
 
 /// How long a browser sign-in may take before the listener closes.
@@ -95,16 +94,16 @@ pub(crate) async fn login(
         // fetch the Backstage token, which proves the proxy path works.
         let session = agent.session(&name, &profile);
         let any_kind = TokenKind::Access;
-        if let Err(err) = token::serve(agent, &name, &session, any_kind, Duration::ZERO).await {
+        if let Err(err) = session::token(agent, &session, any_kind, Duration::ZERO).await {
             if err.kind != ErrorKind::NeedsSignIn {
                 return Err(err);
             }
-            let via = backstage_via::sign_in_profile(agent, &name);
+            let via = session::sign_in_profile(agent, &name);
             sign_in(agent, conn, &via, request).await?;
-            token::serve(agent, &name, &session, any_kind, Duration::ZERO).await?;
+            session::token(agent, &session, any_kind, Duration::ZERO).await?;
         }
-        return Ok(Response::SignedIn(status::profile_status(
-            agent, &name, &session, None,
+        return Ok(Response::SignedIn(session::profile_status(
+            agent, &session, None,
         )));
     }
     sign_in(agent, conn, &name, request).await?;
@@ -113,8 +112,8 @@ pub(crate) async fn login(
         let (name, profile) = resolve_profile(agent, Some(&name))?;
         agent.session(&name, &profile)
     };
-    Ok(Response::SignedIn(status::profile_status(
-        agent, &name, &session, None,
+    Ok(Response::SignedIn(session::profile_status(
+        agent, &session, None,
     )))
 }
 
@@ -204,18 +203,14 @@ async fn lead_sign_in(
         FlowPreference::Auto => Flow::Device,
     });
     let session = agent.session(&name, &profile);
-    let Ok(_exclusive) = tokio::time::timeout(BUSY_WAIT, session.exclusive.lock()).await else {
+    let Ok(held) = tokio::time::timeout(BUSY_WAIT, session.exclusive()).await else {
         return Err(errors::reply(
             ErrorKind::BadRequest,
             format!("profile `{name}` is busy refreshing or signing out"),
             Some("retry in a moment".into()),
         ));
     };
-    // Fail before the user spends effort on a sign-in the keychain could not keep.
-    agent
-        .check_keychain(&name)
-        .await
-        .map_err(|err| errors::keychain(&err))?;
+    session::check_keychain(agent, &session).await?;
     let provider = agent
         .provider(&name, &profile)
         .await
@@ -238,24 +233,7 @@ async fn lead_sign_in(
         }
     };
     tracing::info!(profile = %name, flow = ?flow, "signed in");
-    {
-        let mut data = session.data();
-        data.replace_tokens(tokens);
-        data.stored = None;
-        data.needs_sign_in = None;
-        data.loaded = true;
-    }
-    agent.schedule_changed.notify_one();
-    token::persist(agent, &name, &session).await?;
-    agent.keep_refresh_worker_ready();
-    let claims = session
-        .data()
-        .tokens
-        .as_ref()
-        .and_then(|tokens| tokens.id_claims.clone());
-    notify::signed_in(&agent.deps.notifier, &name, claims.as_ref());
-    agent.announce(EventKind::SignedIn, &name, &session);
-    Ok(())
+    session::signed_in(agent, &session, tokens, &held).await
 }
 
 async fn browser_sign_in(

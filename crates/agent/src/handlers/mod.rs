@@ -1,7 +1,6 @@
 //! One file per request type.
 
 mod backstage;
-mod backstage_via;
 mod claims;
 mod credential;
 mod login;
@@ -10,17 +9,13 @@ mod status;
 mod subscribe;
 mod token;
 
-pub(crate) use credential::{mapped as credential_mapped, mark_rejected};
 pub(crate) use login::SharedLogin;
-pub(crate) use status::profile_status;
-pub(crate) use token::{refresh, serve as serve_token};
 
 use std::time::Duration;
 
-use stagepass_proto::{AgentError, Request, Response};
+use stagepass_proto::{Request, Response};
 
 use crate::conn::Connection;
-use crate::errors;
 use crate::sessions::Agent;
 
 /// `pid`: the caller's, from the socket's peer credentials.
@@ -40,7 +35,7 @@ pub(crate) async fn dispatch(
             browser_available,
         } => {
             let sign_in = login::SignInRequest::when(interactive, browser_available, pid);
-            token::get_token(
+            token::answer(
                 agent,
                 conn,
                 profile.as_deref(),
@@ -89,18 +84,4 @@ pub(crate) async fn dispatch(
         }
     };
     result.unwrap_or_else(Response::Error)
-}
-
-/// Resolves the requested profile against the current config.
-pub(crate) fn resolve_profile(
-    agent: &Agent,
-    requested: Option<&str>,
-) -> Result<(String, stagepass_core::config::Profile), AgentError> {
-    let config = agent
-        .config()
-        .map_err(|err| errors::from_core(&err, requested))?;
-    let (name, profile) = config
-        .profile(requested)
-        .map_err(|err| errors::from_core(&err, requested))?;
-    Ok((name.to_string(), profile.clone()))
 }

@@ -1,7 +1,7 @@
-use stagepass_core::config::ViaProfile;
-use stagepass_proto::{AgentError, ProfileStatus, Response, SessionState, StatusReport};
+use stagepass_proto::{AgentError, Response, StatusReport};
 
 use crate::errors;
+use crate::session;
 use crate::sessions::Agent;
 
 pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
@@ -12,7 +12,7 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
     let mut load_errors = Vec::with_capacity(config.profiles.len());
     for (name, profile) in &config.profiles {
         let session = agent.session(name, profile);
-        load_errors.push(agent.load_session_unless_busy(name, &session).await.err());
+        load_errors.push(session::load_unless_busy(agent, &session).await.err());
     }
     let profiles = config
         .profiles
@@ -20,7 +20,7 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
         .zip(load_errors)
         .map(|((name, profile), load_error)| {
             let session = agent.session(name, profile);
-            profile_status(agent, name, &session, load_error.map(|err| err.to_string()))
+            session::profile_status(agent, &session, load_error.map(|err| err.to_string()))
         })
         .collect();
     Ok(Response::Status(StatusReport {
@@ -30,96 +30,4 @@ pub(crate) async fn status(agent: &Agent) -> Result<Response, AgentError> {
         profiles,
         proxy: crate::proxy::status(agent),
     }))
-}
-
-/// What a profile's session looks like right now.
-pub(crate) fn profile_status(
-    agent: &Agent,
-    name: &str,
-    session: &crate::sessions::Session,
-    load_error: Option<String>,
-) -> ProfileStatus {
-    let upstream = via_state(agent, session);
-    let data = session.data();
-    let claims = data
-        .tokens
-        .as_ref()
-        .and_then(|tokens| tokens.id_claims.clone())
-        .or_else(|| {
-            let id_token = data.stored.as_ref()?.id_token.as_ref()?;
-            stagepass_core::jwt::unverified_claims(id_token.expose())
-        })
-        .or_else(|| {
-            // Backstage issues no OIDC id_token: its user token names the user itself
-            // (`sub` = user entity ref). For display only.
-            session.profile.backstage_url()?;
-            let tokens = data.tokens.as_ref()?;
-            stagepass_core::jwt::unverified_claims(tokens.access_token.expose())
-        });
-    let claim = |key: &str| {
-        claims
-            .as_ref()
-            .and_then(|claims| claims.get(key)?.as_str().map(String::from))
-    };
-    let (signed_in, needs_sign_in) = match (upstream, &data.tokens) {
-        (Some(upstream), None) => upstream,
-        _ => (
-            data.tokens.is_some() || data.stored.is_some(),
-            data.needs_sign_in.clone(),
-        ),
-    };
-    let (state, reason) = match (&needs_sign_in, signed_in, load_error) {
-        (_, _, Some(err)) => (SessionState::SignedOut, Some(err)),
-        (Some(reason), _, None) => (SessionState::NeedsSignIn, Some(reason.clone())),
-        (None, true, None) => (SessionState::SignedIn, None),
-        (None, false, None) => (SessionState::SignedOut, None),
-    };
-    let now = agent.now();
-    ProfileStatus {
-        name: name.to_string(),
-        issuer: session.profile.issuer().into_owned(),
-        state,
-        subject: claim("sub"),
-        email: claim("email"),
-        access_token_expires_at: data
-            .tokens
-            .as_ref()
-            .filter(|tokens| tokens.access_valid_for(now, std::time::Duration::ZERO))
-            .and_then(|tokens| tokens.expires_at_unix()),
-        reason,
-        notes: profile_notes(&session.profile),
-    }
-}
-
-/// For a Backstage profile behind a proxy: whether its IdP profile is signed in, and why it
-/// needs a sign-in. Read before the profile's own data is locked, never while.
-fn via_state(agent: &Agent, session: &crate::sessions::Session) -> Option<(bool, Option<String>)> {
-    let via = session.profile.via()?;
-    let (via, profile) = super::resolve_profile(agent, Some(&via.profile)).ok()?;
-    let upstream = agent.session(&via, &profile);
-    let data = upstream.data();
-    Some((
-        data.tokens.is_some() || data.stored.is_some(),
-        data.needs_sign_in
-            .as_ref()
-            .map(|reason| format!("`{via}`: {reason}")),
-    ))
-}
-
-fn profile_notes(profile: &stagepass_core::config::Profile) -> Vec<String> {
-    let mut notes = Vec::new();
-    if profile.uses_backstage_cli_client() {
-        notes.push(stagepass_core::config::BACKSTAGE_SHARED_CLIENT_NOTE.to_string());
-    }
-    if let Some(ViaProfile {
-        profile: via,
-        auth_provider: provider,
-    }) = profile.via()
-    {
-        notes.push(format!(
-            "signs in through `{via}`: Backstage's `{provider}` provider behind an \
-             identity-aware proxy gives the Backstage token for `{via}`'s access token"
-        ));
-    }
-    notes
 }

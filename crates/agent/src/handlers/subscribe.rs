@@ -12,7 +12,7 @@ pub(crate) async fn subscribe(
     conn: &mut Connection,
 ) -> Result<Response, AgentError> {
     // Subscribe before the snapshot, so no change falls between the two.
-    let mut events = agent.events.subscribe();
+    let mut events = agent.sessions.subscribe();
     let gone = || errors::reply(ErrorKind::Internal, "the subscriber went away", None);
     conn.write(&status(agent).await?)
         .await

@@ -1,5 +1,5 @@
 //! The identity a route adds: the route profile's token, from the agent's one token path
-//! (`handlers::token::serve`: memory, single-flight refresh, never an interactive sign-in).
+//! (`session::token`: memory, single-flight refresh, never an interactive sign-in).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,12 +8,12 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use stagepass_core::config::Config;
 use stagepass_core::credential_map::MappedToken;
 use stagepass_core::proxy_config::{Identity, Route};
-use stagepass_proto::{AgentError, ErrorKind, Response, Secret, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, Secret, TokenKind};
 
 use crate::audit::fingerprint;
 use crate::errors;
-use crate::handlers::{mark_rejected, serve_token};
-use crate::sessions::{Agent, Session};
+use crate::session::{self, Session};
+use crate::sessions::Agent;
 
 /// A proxied request may stream for a while; the token should outlive its start.
 const MIN_VALID: Duration = Duration::from_secs(30);
@@ -32,18 +32,12 @@ pub(crate) async fn identity(
     config: &Config,
     route: &Route,
 ) -> Result<Injected, AgentError> {
-    let (name, session) = session(agent, config, route)?;
+    let session = route_session(agent, config, route)?;
     let kind = match route.token {
         MappedToken::Access => TokenKind::Access,
         MappedToken::Id => TokenKind::Id,
     };
-    let Response::Token(grant) = serve_token(agent, name, &session, kind, MIN_VALID).await? else {
-        return Err(errors::reply(
-            ErrorKind::Internal,
-            "the token path answered something else than a token",
-            None,
-        ));
-    };
+    let grant = session::token(agent, &session, kind, MIN_VALID).await?;
     let token = grant.token.expose();
     let (header, value) = match &route.identity {
         Identity::Header(header) => (
@@ -64,29 +58,29 @@ pub(crate) async fn identity(
 }
 
 /// After the upstream refused `rejected`: makes the next [`identity`] refresh first.
-/// Whether it will (see `mark_rejected`'s rate limit).
+/// Whether it will (see `session::token_rejected`'s rate limit).
 pub(crate) fn force_refresh(
     agent: &Agent,
     config: &Config,
     route: &Route,
     rejected: &Secret<String>,
 ) -> bool {
-    let Ok((name, session)) = session(agent, config, route) else {
+    let Ok(session) = route_session(agent, config, route) else {
         return false;
     };
-    mark_rejected(agent, name, &session, &fingerprint(rejected.expose()))
+    session::token_rejected(agent, &session, &fingerprint(rejected.expose()))
 }
 
 /// The route profile's session.
-fn session<'a>(
+fn route_session(
     agent: &Agent,
-    config: &'a Config,
+    config: &Config,
     route: &Route,
-) -> Result<(&'a str, Arc<Session>), AgentError> {
+) -> Result<Arc<Session>, AgentError> {
     let (name, profile) = config
         .profile(Some(&route.profile))
         .map_err(|err| errors::from_core(&err, Some(&route.profile)))?;
-    Ok((name, agent.session(name, profile)))
+    Ok(agent.session(name, profile))
 }
 
 fn bad_header(what: &str) -> AgentError {

@@ -13,13 +13,14 @@ use stagepass_proto::remote::{
     CREDENTIAL_PATH, CredentialAnswer, CredentialRequest, MAX_BODY, RemoteCredential, TOKEN_PATH,
     TokenAnswer, TokenRequest,
 };
-use stagepass_proto::{AgentError, ErrorKind, Response as Answer, TokenGrant, TokenKind, Tool};
+use stagepass_proto::{AgentError, ErrorKind, TokenGrant, TokenKind, Tool};
 
 use super::{Accepted, Verdict};
 use crate::audit::{Caller, Entry, fingerprint};
+use crate::credentials;
 use crate::errors;
-use crate::handlers::{credential_mapped, resolve_profile, serve_token};
 use crate::proxy::reply::{Body, full};
+use crate::session::{self, resolve_profile};
 use crate::sessions::Agent;
 
 /// A remote caller may ask for a token that outlives its start by this much at most: more
@@ -197,14 +198,7 @@ async fn served(
 ) -> Result<TokenGrant, AgentError> {
     let (name, settings) = resolve_profile(agent, Some(profile))?;
     let session = agent.session(&name, &settings);
-    match serve_token(agent, &name, &session, TokenKind::Access, min_valid).await? {
-        Answer::Token(grant) => Ok(grant),
-        _ => Err(errors::reply(
-            ErrorKind::Internal,
-            "the token path answered something else than a token",
-            None,
-        )),
-    }
+    session::token(agent, &session, TokenKind::Access, min_valid).await
 }
 
 /// git's credential through the agent's `[[git]]` mapping, inside the key's profiles.
@@ -225,19 +219,12 @@ async fn credential(
             .scope
             .profile_for(Some(profile), None)
             .map_err(|message| errors::reply(ErrorKind::RemoteKey, message, None))?;
-        served(agent, profile, HELPER_MIN_VALID)
-            .await
-            .map(Answer::Token)
+        served(agent, profile, HELPER_MIN_VALID).await
     };
-    let answer = credential_mapped(agent, Tool::Git, &asked.url, asked.bearer_ok, fetch)
+    let answer = credentials::mapped(agent, Tool::Git, &asked.url, asked.bearer_ok, fetch)
         .await
         .map_err(failure)?;
-    Ok(match answer {
-        Answer::Credential(Some(credential)) => {
-            Some((credential.grant, credential.username, credential.bearer))
-        }
-        _ => None,
-    })
+    Ok(answer.map(|credential| (credential.grant, credential.username, credential.bearer)))
 }
 
 fn token_answer(grant: TokenGrant) -> TokenAnswer {

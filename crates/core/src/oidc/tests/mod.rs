@@ -5,20 +5,15 @@
 //! path, so the whole stack (reqwest, [`HttpClient`]'s limits, `oauth2`/`openidconnect`
 //! parsing, and the error mapping of this crate) runs as in production.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use url::Url;
 
 use super::{CallbackError, PendingAuthorization, Provider};
 use crate::clock::from_unix_secs;
-use crate::config::{Config, Profile};
 use crate::http::{HttpClient, HttpError, HttpLimits};
 use crate::{Error, Secret};
 
@@ -27,16 +22,30 @@ const MAX_BODY: usize = 4096;
 /// Comfortably above [`REQUEST_TIMEOUT`], well under a second.
 const GIVE_UP_WITHIN: Duration = Duration::from_millis(800);
 
-const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 
 mod backstage;
 mod callback;
 mod discovery;
-mod fake_idp;
 mod refresh;
 
-use fake_idp::{FakeIdp, Reply};
+use crate::testing::{DISCOVERY_PATH, FakeIdp, Reply};
+
+/// Discovery of the fake IdP with this module's short limits.
+trait Discover {
+    async fn discover(&self) -> Result<Provider, Error>;
+    async fn provider(&self) -> Provider;
+}
+
+impl Discover for FakeIdp {
+    async fn discover(&self) -> Result<Provider, Error> {
+        Provider::discover(&self.profile(), &http_client()).await
+    }
+
+    async fn provider(&self) -> Provider {
+        self.discover().await.expect("discovery of the fake IdP")
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

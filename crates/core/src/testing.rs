@@ -1,13 +1,26 @@
-use super::*;
-use std::collections::HashMap;
+//! A fake IdP for tests of this crate and of the agent: a real TCP listener on loopback that
+//! answers canned HTTP/1.1 responses per path, so the whole stack (reqwest, `HttpClient`'s
+//! limits, `oauth2`/`openidconnect` parsing, the error mapping) runs as in production.
+//!
+//! Behind the `testing` feature (and `cfg(test)`): it is test code, and it pulls in tokio's
+//! networking, which the library itself does not need.
 
-// ---------------------------------------------------------------------------------------------
-// The fake IdP
-// ---------------------------------------------------------------------------------------------
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::{Config, Profile};
+
+/// Where the discovery document is served.
+pub const DISCOVERY_PATH: &str = "/.well-known/openid-configuration";
 
 /// What the fake IdP answers on one path.
 #[derive(Debug, Clone)]
-pub(super) enum Reply {
+pub enum Reply {
     /// A complete response with a `Content-Length`.
     Full {
         status: u16,
@@ -24,7 +37,7 @@ pub(super) enum Reply {
 }
 
 impl Reply {
-    pub(super) fn with_type(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+    pub fn with_type(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Content-Type", content_type.to_string())],
@@ -32,15 +45,15 @@ impl Reply {
         }
     }
 
-    pub(super) fn json(status: u16, body: impl ToString) -> Reply {
+    pub fn json(status: u16, body: impl ToString) -> Reply {
         Reply::with_type(status, "application/json", body.to_string())
     }
 
-    pub(super) fn html(status: u16, body: &str) -> Reply {
+    pub fn html(status: u16, body: &str) -> Reply {
         Reply::with_type(status, "text/html; charset=utf-8", body)
     }
 
-    pub(super) fn redirect(status: u16, location: &str) -> Reply {
+    pub fn redirect(status: u16, location: &str) -> Reply {
         Reply::Full {
             status,
             headers: vec![("Location", location.to_string())],
@@ -48,7 +61,7 @@ impl Reply {
         }
     }
 
-    pub(super) async fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn write_to(&self, stream: &mut TcpStream) -> std::io::Result<()> {
         match self {
             Reply::Full {
                 status,
@@ -106,15 +119,15 @@ fn status_line(status: u16) -> String {
 
 /// A loopback HTTP/1.1 server with one canned [`Reply`] per path (404 for the rest), counting
 /// the requests per path. One request per connection. Stops with the test's runtime.
-pub(super) struct FakeIdp {
-    pub(super) base: String,
+pub struct FakeIdp {
+    pub base: String,
     routes: Arc<Mutex<HashMap<String, Reply>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl FakeIdp {
     /// A server that knows no path yet.
-    pub(super) async fn start() -> FakeIdp {
+    pub async fn start() -> FakeIdp {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let idp = FakeIdp {
@@ -132,12 +145,12 @@ impl FakeIdp {
     }
 
     /// A well-behaved IdP: a valid discovery document and an empty JWKS.
-    pub(super) async fn standard() -> FakeIdp {
+    pub async fn standard() -> FakeIdp {
         FakeIdp::with_discovery(|_| {}).await
     }
 
     /// Like [`FakeIdp::standard`], with `edit` applied to the discovery document.
-    pub(super) async fn with_discovery(edit: impl FnOnce(&mut Value)) -> FakeIdp {
+    pub async fn with_discovery(edit: impl FnOnce(&mut Value)) -> FakeIdp {
         let idp = FakeIdp::start().await;
         let mut document = idp.discovery_document();
         edit(&mut document);
@@ -146,7 +159,7 @@ impl FakeIdp {
         idp
     }
 
-    pub(super) fn discovery_document(&self) -> Value {
+    pub fn discovery_document(&self) -> Value {
         let base = &self.base;
         json!({
             "issuer": base,
@@ -159,34 +172,26 @@ impl FakeIdp {
         })
     }
 
-    pub(super) fn route(&self, path: &str, reply: Reply) {
+    pub fn route(&self, path: &str, reply: Reply) {
         self.routes.lock().unwrap().insert(path.to_string(), reply);
     }
 
-    pub(super) fn hits(&self, path: &str) -> usize {
+    pub fn hits(&self, path: &str) -> usize {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 
-    pub(super) fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// A profile whose issuer is this server, parsed as a user's config would be.
-    pub(super) fn profile(&self) -> Profile {
+    pub fn profile(&self) -> Profile {
         let text = format!(
             "[profiles.fake]\nissuer = \"{}\"\nclient_id = \"stagepass-test\"\n",
             self.base
         );
         let mut config = Config::parse(Path::new("/test/stagepass.toml"), &text).unwrap();
         config.profiles.remove("fake").unwrap()
-    }
-
-    pub(super) async fn discover(&self) -> Result<Provider, Error> {
-        Provider::discover(&self.profile(), &http_client()).await
-    }
-
-    pub(super) async fn provider(&self) -> Provider {
-        self.discover().await.expect("discovery of the fake IdP")
     }
 }
 

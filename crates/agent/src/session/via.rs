@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use stagepass_core::backstage::token_through_proxy;
 use stagepass_core::config::ViaProfile;
-use stagepass_core::refresh;
-use stagepass_proto::{AgentError, ErrorKind, EventKind, Response, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, TokenKind};
 
-use super::{resolve_profile, token};
-use crate::audit::fingerprint;
+use super::{Session, resolve_profile, token_service, transitions};
 use crate::errors;
-use crate::sessions::{Agent, Session};
+use crate::sessions::Agent;
 
 /// The IdP token sent to the proxy must outlive the request; a margin, not a lifetime.
 const IDP_TOKEN_MIN_VALID: Duration = Duration::from_secs(30);
@@ -26,41 +24,46 @@ pub(crate) fn sign_in_profile(agent: &Agent, name: &str) -> String {
         .unwrap_or_else(|| name.to_string())
 }
 
-/// Fetches a new Backstage token for `name` (called with its session held, like any refresh).
-pub(crate) async fn refresh(
+/// Fetches a new Backstage token (called with the session held, like any refresh); a
+/// failure is a transition too, audited and announced like any failed refresh.
+pub(super) async fn refresh(
     agent: &Agent,
-    name: &str,
     session: &Session,
     url: &str,
     via: &ViaProfile,
 ) -> Result<(), AgentError> {
+    match fetch(agent, session, url, via).await {
+        Ok(tokens) => {
+            transitions::refreshed_via(agent, session, tokens);
+            Ok(())
+        }
+        Err(error) => transitions::refresh_via_failed(agent, session, error),
+    }
+}
+
+async fn fetch(
+    agent: &Agent,
+    session: &Session,
+    url: &str,
+    via: &ViaProfile,
+) -> Result<stagepass_core::tokens::TokenSet, AgentError> {
     let provider = &via.auth_provider;
     let (via_name, via_profile) = resolve_profile(agent, Some(&via.profile))?;
-    let via_session = agent.session(&via_name, &via_profile);
+    let via_session = agent.sessions.get(&via_name, &via_profile);
     // Boxed: serving a token may refresh, and this is a refresh (of another profile: the
     // config refuses a `via_profile` that is not an OIDC one, so this recurses once).
-    let idp_token = match Box::pin(token::serve(
+    let idp_token = Box::pin(token_service::token(
         agent,
-        &via_name,
         &via_session,
         TokenKind::Access,
         IDP_TOKEN_MIN_VALID,
     ))
     .await?
-    {
-        Response::Token(grant) => grant.token,
-        other => {
-            return Err(errors::reply(
-                ErrorKind::Internal,
-                format!("expected a token of `{via_name}`, got {other:?}"),
-                None,
-            ));
-        }
-    };
-    let fetched = token_through_proxy(url, provider, &idp_token, &agent.deps.http, agent.now())
+    .token;
+    token_through_proxy(url, provider, &idp_token, &agent.deps.http, agent.now())
         .await
         .map_err(|err| {
-            let mut error = errors::from_core(&err, Some(name));
+            let mut error = errors::from_core(&err, Some(session.name()));
             if error.kind != ErrorKind::IdpUnreachable {
                 error.hint = Some(format!(
                     "the proxy at {url} must accept `{via_name}`'s access token as a bearer \
@@ -69,31 +72,5 @@ pub(crate) async fn refresh(
                 ));
             }
             error
-        });
-    let tokens = match fetched {
-        Ok(tokens) => tokens,
-        Err(error) => {
-            if error.kind == ErrorKind::IdpUnreachable {
-                session.data().record_failure(agent.now(), error.clone());
-            }
-            return Err(error);
-        }
-    };
-    let new_token = fingerprint(tokens.access_token.expose());
-    {
-        let mut data = session.data();
-        let refresh_at = tokens.expires_at.map(|expires_at| {
-            refresh::refresh_due(tokens.received_at, expires_at, refresh::jitter())
-        });
-        data.replace_tokens(tokens);
-        // Nothing to keep in the keychain: the IdP profile's refresh token is what lasts.
-        data.unsaved = false;
-        data.loaded = true;
-        data.needs_sign_in = None;
-        data.refresh_at = refresh_at;
-    }
-    agent.schedule_changed.notify_one();
-    agent.announce(EventKind::Refreshed, name, session);
-    token::record_refresh(agent, name, session, Some(new_token), "ok");
-    Ok(())
+        })
 }

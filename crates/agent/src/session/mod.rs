@@ -1,0 +1,146 @@
+//! The session service: the one owner of every profile's sign-in state (tokens in memory,
+//! what the keychain holds, backoff, rejections).
+//!
+//! Callers (the IPC handlers, the proxy, the remote endpoint, the scheduler) ask it for
+//! tokens and tell it what happened; they never change a session themselves. Every change
+//! goes through a transition (`transitions.rs`), which wakes the scheduler, tells subscribers
+//! and writes the audit line itself, so no caller can forget one of them.
+
+mod keychain;
+mod refresh;
+mod report;
+mod state;
+mod token_service;
+mod transitions;
+mod via;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use stagepass_core::config::Profile;
+use stagepass_proto::{AgentError, StatusEvent};
+use tokio::sync::{Notify, broadcast};
+
+use crate::errors;
+use crate::sessions::Agent;
+
+pub(crate) use keychain::{check_reachable as check_keychain, load_unless_busy};
+pub(crate) use refresh::{next_wake, refresh_if_due};
+pub(crate) use report::profile_status;
+pub(crate) use state::SessionData;
+pub(crate) use token_service::{cached_token, token};
+pub(crate) use transitions::{SignedOut, forget_tokens, sign_out, signed_in, token_rejected};
+pub(crate) use via::sign_in_profile;
+
+/// Every profile's session, and the signals its changes send.
+pub(crate) struct Sessions {
+    by_name: Mutex<HashMap<String, Arc<Session>>>,
+    /// Wakes the refresh scheduler when a session's schedule changed.
+    schedule_changed: Notify,
+    /// State changes, for subscribers (the tray).
+    events: broadcast::Sender<StatusEvent>,
+}
+
+/// One profile's sign-in state.
+pub(crate) struct Session {
+    name: String,
+    pub profile: Profile,
+    /// Held across every operation that talks to the IdP or the keychain for this profile
+    /// (refresh, sign-in, sign-out), which makes refreshes single-flight: callers that
+    /// queue here find fresh tokens once the first refresh is done.
+    exclusive: tokio::sync::Mutex<()>,
+    data: Mutex<SessionData>,
+}
+
+/// Proof that the holder has the session to itself (see [`Session::exclusive`]).
+pub(crate) type Exclusive<'a> = tokio::sync::MutexGuard<'a, ()>;
+
+impl Default for Sessions {
+    fn default() -> Sessions {
+        Sessions {
+            by_name: Mutex::new(HashMap::new()),
+            schedule_changed: Notify::new(),
+            // Subscribers that fall this far behind miss events and get a fresh snapshot.
+            events: broadcast::channel(64).0,
+        }
+    }
+}
+
+impl Sessions {
+    /// The session of `name`. A profile whose settings changed starts a fresh session, so
+    /// tokens of the old issuer or client are never served under the new settings.
+    pub(crate) fn get(&self, name: &str, profile: &Profile) -> Arc<Session> {
+        let mut sessions = self
+            .by_name
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        match sessions.get(name) {
+            Some(session) if session.profile == *profile => session.clone(),
+            _ => {
+                let session = Arc::new(Session {
+                    name: name.to_string(),
+                    profile: profile.clone(),
+                    exclusive: tokio::sync::Mutex::new(()),
+                    data: Mutex::new(SessionData::default()),
+                });
+                sessions.insert(name.to_string(), session.clone());
+                session
+            }
+        }
+    }
+
+    /// Every session, for the scheduler.
+    pub(crate) fn all(&self) -> Vec<Arc<Session>> {
+        self.by_name
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Resolves when a transition changed some session's schedule.
+    pub(crate) async fn schedule_changed(&self) {
+        self.schedule_changed.notified().await;
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
+        self.events.subscribe()
+    }
+}
+
+impl Session {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until this caller has the session to itself.
+    pub(crate) async fn exclusive(&self) -> Exclusive<'_> {
+        self.exclusive.lock().await
+    }
+
+    /// A look at the state, for reports. Changes go through the transitions.
+    pub(crate) fn read<T>(&self, look: impl FnOnce(&SessionData) -> T) -> T {
+        look(&self.data())
+    }
+
+    fn data(&self) -> MutexGuard<'_, SessionData> {
+        self.data
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// Resolves the requested profile against the current config.
+pub(crate) fn resolve_profile(
+    agent: &Agent,
+    requested: Option<&str>,
+) -> Result<(String, Profile), AgentError> {
+    let config = agent
+        .config()
+        .map_err(|err| errors::from_core(&err, requested))?;
+    let (name, profile) = config
+        .profile(requested)
+        .map_err(|err| errors::from_core(&err, requested))?;
+    Ok((name.to_string(), profile.clone()))
+}

@@ -1,0 +1,183 @@
+//! Refreshing a session's tokens: on demand (the token path) and ahead of expiry (the
+//! scheduler).
+//!
+//! Write order: the IdP has already rotated the refresh token when its answer arrives, so the
+//! new one goes to the keychain before anything else sees the new tokens. Until the keychain
+//! accepts it, the tokens stay in memory marked unsaved and nothing is handed out, so a
+//! keychain hiccup never loses the only working refresh token.
+
+use std::time::Duration;
+
+use stagepass_core::config::ProfileKind;
+use stagepass_core::paths;
+use stagepass_core::tokens::TokenSet;
+use stagepass_proto::{AgentError, ErrorKind};
+
+use super::{Exclusive, Session, keychain, transitions, via};
+use crate::errors;
+use crate::refresh_worker::{
+    RefreshJob, RefreshOutcome, previous_id, refresh_and_save, run_in_worker,
+};
+use crate::sessions::Agent;
+
+/// With nothing scheduled, look again this often anyway (cheap, and robust to a missed wake).
+const IDLE_CHECK: Duration = Duration::from_secs(300);
+
+/// How long the scheduler may sleep before some session needs it.
+pub(crate) fn next_wake(agent: &Agent) -> Duration {
+    let now = agent.now();
+    agent
+        .sessions
+        .all()
+        .iter()
+        .filter_map(|session| session.data().next_attempt())
+        .min()
+        .map_or(IDLE_CHECK, |at| at.duration_since(now).unwrap_or_default())
+        .min(IDLE_CHECK)
+}
+
+/// Refreshes `session` when its schedule (ahead of expiry, or the backoff) says so.
+pub(crate) async fn refresh_if_due(agent: &Agent, session: &Session) {
+    let due = || {
+        session
+            .data()
+            .next_attempt()
+            .is_some_and(|at| at <= agent.now())
+    };
+    if !due() {
+        return;
+    }
+    let held = session.exclusive().await;
+    // A client may have refreshed while this task waited for the lock.
+    if due()
+        && let Err(err) = refresh(agent, session, &held).await
+    {
+        tracing::warn!(profile = %session.name(), "proactive refresh failed: {}", err.message);
+    }
+}
+
+/// Refreshes the session's tokens (see the module's write order).
+pub(super) async fn refresh(
+    agent: &Agent,
+    session: &Session,
+    held: &Exclusive<'_>,
+) -> Result<(), AgentError> {
+    if let ProfileKind::Backstage {
+        url,
+        via: Some(through),
+        ..
+    } = &session.profile.kind
+    {
+        return via::refresh(agent, session, url, through).await;
+    }
+    keychain::load(agent, session, held)
+        .await
+        .map_err(|err| errors::keychain(&err))?;
+    if session.data().unsaved {
+        return persist(agent, session).await;
+    }
+    let job = job(agent, session)?;
+    let provider = match agent.provider(session.name(), &session.profile).await {
+        Ok(provider) => provider,
+        Err(err) => {
+            return settle(agent, session, RefreshOutcome::failed(&err, session.name())).await;
+        }
+    };
+    let outcome = match &agent.deps.refresh_worker {
+        Some(workers) => run_in_worker(workers, job, &provider).await,
+        None => {
+            refresh_and_save(
+                &job,
+                &provider,
+                &agent.deps.http,
+                &agent.deps.logins,
+                agent.now(),
+            )
+            .await
+        }
+    };
+    settle(agent, session, outcome).await
+}
+
+/// Applies a refresh's outcome to the session, through the transition that fits it.
+async fn settle(
+    agent: &Agent,
+    session: &Session,
+    outcome: RefreshOutcome,
+) -> Result<(), AgentError> {
+    match outcome {
+        RefreshOutcome::Refreshed { tokens, saved } => {
+            transitions::refreshed(agent, session, tokens, saved)
+        }
+        RefreshOutcome::Failed {
+            error,
+            reason,
+            login_dead,
+            bad_id_token,
+        } => {
+            if bad_id_token {
+                agent.forget_provider(session.name()).await;
+            }
+            transitions::refresh_refused(agent, session, error, login_dead.then_some(reason))
+        }
+        RefreshOutcome::Unknown { error } => transitions::refresh_lost(agent, session, error),
+    }
+}
+
+/// What the refresh needs: the newest refresh token this agent knows of, and the id_token
+/// the next one is checked against.
+fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
+    let name = session.name();
+    let data = session.data();
+    if let Some(reason) = &data.needs_sign_in {
+        return Err(errors::reply(
+            ErrorKind::NeedsSignIn,
+            format!("profile `{name}` needs a new sign-in: {reason}"),
+            Some(errors::login_hint(name)),
+        ));
+    }
+    let refresh_token = match (&data.tokens, &data.stored) {
+        (
+            Some(TokenSet {
+                refresh_token: Some(token),
+                ..
+            }),
+            _,
+        ) => token.clone(),
+        (_, Some(stored)) => stored.refresh_token.clone(),
+        _ => return Err(errors::not_signed_in(name)),
+    };
+    let previous_id = data
+        .tokens
+        .as_ref()
+        .and_then(|tokens| Some((tokens.id_token.clone()?, tokens.id_claims.clone()?)))
+        .or_else(|| previous_id(data.stored.as_ref()?));
+    Ok(RefreshJob {
+        profile: name.to_string(),
+        settings: session.profile.clone(),
+        refresh_token,
+        previous_id,
+        lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
+    })
+}
+
+/// Writes the session's current refresh token (and id_token) to the keychain; the tokens
+/// are handed out once it has.
+pub(super) async fn persist(agent: &Agent, session: &Session) -> Result<(), AgentError> {
+    let Some(login) = transitions::login_to_keep(agent, session) else {
+        return Ok(());
+    };
+    match keychain::save(agent, session.name(), login.clone()).await {
+        Ok(()) => {
+            transitions::rotation_saved(session, login);
+            Ok(())
+        }
+        Err(err) => {
+            tracing::error!(
+                profile = session.name(),
+                "the rotated refresh token is only in memory: {err}"
+            );
+            Err(errors::keychain(&err))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The one token path: memory first, then a single-flight refresh. Never a sign-in (the
+//! handlers that may start one do so on `NeedsSignIn`).
+
+use std::time::{Duration, SystemTime};
+
+use stagepass_proto::{AgentError, ErrorKind, TokenGrant, TokenKind};
+
+use super::{Session, refresh};
+use crate::audit::fingerprint;
+use crate::errors;
+use crate::sessions::Agent;
+
+/// The session's token of `kind`, valid for `min_valid`, refreshing first when needed.
+pub(crate) async fn token(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+) -> Result<TokenGrant, AgentError> {
+    let generation = session.data().generation;
+    if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
+        return Ok(grant);
+    }
+    let held = session.exclusive().await;
+    // Single flight: when tokens arrived while this caller queued, it takes them.
+    let min_valid = if session.data().generation == generation {
+        min_valid
+    } else {
+        Duration::ZERO
+    };
+    if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
+        return Ok(grant);
+    }
+    // While the IdP is failing, a token that is still valid beats an error, and the IdP is
+    // asked again only when the backoff allows.
+    let backing_off = session.data().backing_off(agent.now());
+    let outcome = match backing_off {
+        Some(failure) => Err(failure),
+        None => refresh::refresh(agent, session, &held).await,
+    };
+    if let Err(err) = outcome {
+        return match fresh_grant(session, kind, agent.now(), Duration::ZERO) {
+            Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(grant),
+            _ => Err(err),
+        };
+    }
+    fresh_grant(session, kind, agent.now(), Duration::ZERO).ok_or_else(|| {
+        errors::reply(
+            ErrorKind::Idp,
+            format!(
+                "the IdP's refresh gave no valid {} for profile `{}`",
+                kind_name(kind),
+                session.name()
+            ),
+            Some("the IdP issues tokens shorter-lived than requested; lower --min-valid".into()),
+        )
+    })
+}
+
+/// The token memory holds, when it is valid for `min_valid` and may be handed out.
+pub(crate) fn cached_token(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+) -> Option<TokenGrant> {
+    fresh_grant(session, kind, agent.now(), min_valid)
+}
+
+fn kind_name(kind: TokenKind) -> &'static str {
+    match kind {
+        TokenKind::Access => "access token",
+        TokenKind::Id => "id_token",
+    }
+}
+
+fn fresh_grant(
+    session: &Session,
+    kind: TokenKind,
+    now: SystemTime,
+    min_valid: Duration,
+) -> Option<TokenGrant> {
+    let data = session.data();
+    // Not handed out until the keychain holds the refresh token that goes with them.
+    if data.unsaved {
+        return None;
+    }
+    let tokens = data.tokens.as_ref()?;
+    let (token, expires_at) = match kind {
+        TokenKind::Access => (
+            tokens
+                .access_valid_for(now, min_valid)
+                .then(|| tokens.access_token.clone())?,
+            tokens.expires_at_unix(),
+        ),
+        TokenKind::Id => (
+            tokens.id_token_valid_for(now, min_valid)?.clone(),
+            tokens.id_token_expires_at(),
+        ),
+    };
+    if data
+        .rejected
+        .as_ref()
+        .is_some_and(|rejected| *rejected == fingerprint(token.expose()))
+    {
+        return None;
+    }
+    Some(TokenGrant {
+        profile: session.name().to_string(),
+        token,
+        token_type: match kind {
+            TokenKind::Access => tokens.token_type.clone(),
+            TokenKind::Id => "N_A".into(),
+        },
+        expires_at,
+        kind,
+        audience: match kind {
+            TokenKind::Access => session.profile.audience().map(String::from),
+            TokenKind::Id => Some(session.profile.client_id().to_string()),
+        },
+    })
+}
