@@ -14,6 +14,9 @@ mod token_service;
 mod transitions;
 mod via;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
