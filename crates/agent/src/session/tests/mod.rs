@@ -3,6 +3,7 @@
 //! scheduler's sleeps and the clock are advanced together by [`World::pass`].
 
 mod backoff;
+mod events;
 mod rejection;
 mod rotation;
 mod schedule;
@@ -67,6 +68,12 @@ impl World {
     /// An agent whose keychain holds a login of `corp` (refresh token `rt-0`), with nothing
     /// in memory yet; the IdP's next refresh answers `at-1`/`rt-1`.
     async fn signed_in() -> World {
+        World::signed_in_with("").await
+    }
+
+    /// Like [`World::signed_in`], with `more_config` (`{idp}`: the fake IdP's URL) added to
+    /// the config file.
+    async fn signed_in_with(more_config: &str) -> World {
         let idp = FakeIdp::standard().await;
         idp.route("/token", tokens(1));
         let dir = tempfile::tempdir().unwrap();
@@ -74,8 +81,9 @@ impl World {
         std::fs::write(
             &config_path,
             format!(
-                "[profiles.{PROFILE}]\nissuer = \"{}\"\nclient_id = \"stagepass-test\"\n",
-                idp.base
+                "[profiles.{PROFILE}]\nissuer = \"{}\"\nclient_id = \"stagepass-test\"\n{}",
+                idp.base,
+                more_config.replace("{idp}", &idp.base)
             ),
         )
         .unwrap();
@@ -115,8 +123,12 @@ impl World {
     }
 
     fn session(&self) -> Arc<Session> {
+        self.session_of(PROFILE)
+    }
+
+    fn session_of(&self, name: &str) -> Arc<Session> {
         let config = self.agent.config().unwrap();
-        let (name, profile) = config.profile(Some(PROFILE)).unwrap();
+        let (name, profile) = config.profile(Some(name)).unwrap();
         self.agent.session(name, profile)
     }
 
