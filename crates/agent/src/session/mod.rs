@@ -9,6 +9,7 @@
 mod keychain;
 mod refresh;
 mod report;
+mod sign_out;
 mod state;
 mod token_service;
 mod transitions;
@@ -30,9 +31,10 @@ use crate::sessions::Agent;
 pub(crate) use keychain::{check_reachable as check_keychain, load_unless_busy};
 pub(crate) use refresh::{next_wake, refresh_if_due};
 pub(crate) use report::profile_status;
+pub(crate) use sign_out::{SignedOut, forget_tokens, sign_out};
 pub(crate) use state::SessionData;
 pub(crate) use token_service::{cached_token, token};
-pub(crate) use transitions::{SignedOut, forget_tokens, sign_out, signed_in, token_rejected};
+pub(crate) use transitions::{signed_in, token_rejected};
 pub(crate) use via::sign_in_profile;
 
 /// Every profile's session, and the signals its changes send.

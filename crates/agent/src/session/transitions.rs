@@ -8,10 +8,8 @@ use stagepass_core::store::StoredLogin;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, StatusEvent};
 
-use super::state::SessionData;
 use super::{Exclusive, Session, keychain, refresh, report};
 use crate::audit::{Caller, Entry, fingerprint};
-use crate::errors;
 use crate::notify;
 use crate::refresh_worker::stored_login;
 use crate::sessions::Agent;
@@ -21,7 +19,7 @@ use crate::sessions::Agent;
 const REJECTION_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a transition tells the world besides waking the scheduler.
-enum Change<'a> {
+pub(super) enum Change<'a> {
     /// Sign-ins and sign-outs are audited by the request that asked for them, with its
     /// caller (`server.rs`); the agent's own record would only repeat it.
     Announced(EventKind),
@@ -37,7 +35,7 @@ enum Change<'a> {
     Quiet,
 }
 
-fn settle(agent: &Agent, session: &Session, change: Change<'_>) {
+pub(super) fn settle(agent: &Agent, session: &Session, change: Change<'_>) {
     agent.sessions.schedule_changed.notify_one();
     let (event, audit) = match change {
         Change::Announced(event) => (Some(event), None),
@@ -265,63 +263,6 @@ pub(super) fn rotation_saved(session: &Session, login: StoredLogin) {
     let mut data = session.data();
     data.stored = Some(login);
     data.unsaved = false;
-}
-
-/// What a sign-out did at the IdP.
-pub(crate) struct SignedOut {
-    /// Whether the IdP confirmed the revocation of the refresh token.
-    pub revoked: bool,
-    pub note: Option<String>,
-}
-
-/// Revokes the refresh token at the IdP (when it offers revocation), deletes the keychain
-/// entry and forgets the tokens. A failed revocation does not keep the user signed in
-/// locally; the answer says what happened at the IdP.
-pub(crate) async fn sign_out(agent: &Agent, session: &Session) -> Result<SignedOut, AgentError> {
-    let name = session.name();
-    let held = session.exclusive().await;
-    keychain::load(agent, session, &held)
-        .await
-        .map_err(|err| errors::keychain(&err))?;
-    let refresh_token = {
-        let data = session.data();
-        data.tokens
-            .as_ref()
-            .and_then(|tokens| tokens.refresh_token.clone())
-            .or_else(|| {
-                data.stored
-                    .as_ref()
-                    .map(|stored| stored.refresh_token.clone())
-            })
-    };
-    let (revoked, note) = match refresh_token {
-        None => (false, Some("there was no refresh token to revoke".to_string())),
-        Some(refresh_token) => match agent.provider(name, &session.profile).await {
-            Err(err) => (false, Some(format!("not revoked at the IdP: {err}"))),
-            Ok(provider) => match provider.revoke(&refresh_token, &agent.deps.http).await {
-                Ok(true) => (true, None),
-                Ok(false) => (
-                    false,
-                    Some("the IdP offers no revocation endpoint; the refresh token stays valid there until it expires".into()),
-                ),
-                Err(err) => (false, Some(format!("not revoked at the IdP: {err}"))),
-            },
-        },
-    };
-    keychain::delete(agent, name)
-        .await
-        .map_err(|err| errors::keychain(&err))?;
-    *session.data() = SessionData::signed_out();
-    settle(agent, session, Change::Announced(EventKind::SignedOut));
-    Ok(SignedOut { revoked, note })
-}
-
-/// Forgets the session's tokens without touching the IdP or the keychain (a Backstage
-/// profile signed in through another profile, which keeps its sign-in).
-pub(crate) async fn forget_tokens(agent: &Agent, session: &Session) {
-    let _held = session.exclusive().await;
-    *session.data() = SessionData::signed_out();
-    settle(agent, session, Change::Announced(EventKind::SignedOut));
 }
 
 /// Marks the token with fingerprint `rejected` bad when `session` holds it, so the next
