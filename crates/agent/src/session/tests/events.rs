@@ -3,9 +3,10 @@ use stagepass_proto::EventKind;
 
 use super::*;
 
-/// Every transition tells subscribers itself; this failure used to go untold.
+/// Every transition tells subscribers and the audit log itself; this failure used to go
+/// untold and unaudited.
 #[tokio::test(start_paused = true)]
-async fn a_failed_backstage_refresh_through_the_proxy_is_announced() {
+async fn a_failed_backstage_refresh_through_the_proxy_is_announced_and_audited() {
     let world = World::signed_in_with(
         "[profiles.portal]\nkind = \"backstage\"\nurl = \"{idp}\"\nvia_profile = \"corp\"\n",
     )
@@ -30,4 +31,22 @@ async fn a_failed_backstage_refresh_through_the_proxy_is_announced() {
             ("portal".to_string(), EventKind::RefreshFailing)
         ]
     );
+    let audited = |event: &str, profile: &str| {
+        audit_lines(&world).iter().any(|line| {
+            line["event"] == event && line["profile"] == profile && line["consumer"] == "agent"
+        })
+    };
+    until("the audit has both refreshes", || {
+        audited("refresh", "corp") && audited("refresh_failed", "portal")
+    })
+    .await;
+}
+
+fn audit_lines(world: &World) -> Vec<serde_json::Value> {
+    let path = stagepass_core::paths::audit_log_path(&world.agent.options.data_dir);
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
 }

@@ -189,13 +189,15 @@ fn outage() -> Reply {
     Reply::json(503, json!({ "error": "temporarily_unavailable" }))
 }
 
-/// Waits (in paused time, which costs nothing) until `done` holds.
+/// Waits until `done` holds: 5 s of paused time (which costs nothing) for the agent's tasks,
+/// and a second of real time for its threads (the keychain's, a log writer's).
 async fn until(what: &str, done: impl Fn() -> bool) {
     for _ in 0..1000 {
         if done() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+        std::thread::sleep(Duration::from_millis(1));
     }
     panic!("{what}: still not so after 5 s");
 }
