@@ -120,12 +120,15 @@ fn a_confidential_client_is_named_as_needing_a_secret() {
         "ok",
         "accepts the loopback redirect URI",
     );
-    report.assert(
-        "idp.client",
-        "fail",
-        "it is a confidential client, stagepass needs a public one",
-    );
+    report.assert("idp.client", "fail", "it is a confidential client");
     report.assert_evidence("idp.client", "invalid_client");
+    let fix = report.check("idp.client")["fix"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        fix.contains("public client") && fix.contains("client_auth = \"secret\""),
+        "both ways out are named: {fix}"
+    );
 }
 
 #[test]

@@ -440,10 +440,13 @@ fn doctor_names_a_confidential_client_used_as_a_public_one() {
         SCOPES,
     );
     report.run.assert_code(CHECKS_FAILED);
-    report.assert(
-        "idp.client",
-        "fail",
-        "it is a confidential client, stagepass needs a public one",
+    report.assert("idp.client", "fail", "it is a confidential client");
+    let fix = report.check("idp.client")["fix"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        fix.contains("public client") && fix.contains("client_auth = \"secret\""),
+        "both ways out are named: {fix}"
     );
 }
 
@@ -529,4 +532,56 @@ fn doctor_names_sso_session_limits_that_force_a_sign_in_within_a_working_day() {
     );
     report.assert_evidence("token.lifetimes", "refresh token: 30m");
     sandbox.run(&["logout"]).assert_ok();
+}
+
+#[test]
+fn a_confidential_keycloak_client_signs_in_and_revokes_with_its_stored_secret() {
+    let Some(kc) = keycloak() else { return };
+    let profile = "kc-confidential";
+    let config = format!(
+        "{}client_auth = \"secret\"\n",
+        kc.profile(profile, REALM, "stagepass-confidential", SCOPES)
+    );
+    let sandbox = kc.sandbox_with(profile, "alice", &config);
+    support::run_with_input(
+        sandbox.command(&["config", "set-secret", profile]),
+        "confidential-test-secret\n",
+    )
+    .assert_ok();
+
+    let report = doctor(&sandbox);
+    report.assert(
+        "idp.client",
+        "ok",
+        "accepts `stagepass-confidential` with its client secret",
+    );
+    sandbox.login_browser();
+    let access = token(&sandbox);
+    assert_eq!(claims(&access)["azp"], "stagepass-confidential");
+    let refresh_token = sandbox.stored_refresh_token();
+    // What the stored secret is for: Keycloak refuses this client's refresh without it.
+    let (status, body) = kc.refresh_directly("stagepass-confidential", &refresh_token);
+    assert!(
+        status == 400 || status == 401,
+        "no secret, no refresh: {status} {body}"
+    );
+    assert!(
+        matches!(
+            body["error"].as_str(),
+            Some("unauthorized_client" | "invalid_client")
+        ),
+        "{body}"
+    );
+    let logout = sandbox.run(&["logout", profile]);
+    logout.assert_ok();
+    assert!(
+        logout
+            .stdout()
+            .contains("the IdP revoked the refresh token"),
+        "{}",
+        logout.stdout()
+    );
+    sandbox
+        .run(&["config", "set-secret", profile, "--delete"])
+        .assert_ok();
 }

@@ -176,6 +176,13 @@ const configuration = {
     nativeClient('stagepass-slash', 'http://127.0.0.1/callback/'),
     nativeClient('stagepass-localhost', 'http://localhost/callback'),
     nativeClient('stagepass-wrong-path', 'http://127.0.0.1/oauth/callback'),
+    // A confidential client, as enterprise IdPs and Google's desktop clients hand them out:
+    // stagepass keeps its secret in the keychain (`stagepass config set-secret`).
+    {
+      ...nativeClient('stagepass-confidential'),
+      client_secret: 'confidential-test-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
     // For the benchmark peer: oidc-agent 4.2 cannot use a public client.
     {
       ...nativeClient('oidc-agent-bench'),

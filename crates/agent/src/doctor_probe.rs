@@ -10,10 +10,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
+use stagepass_core::ClientSecret;
 use stagepass_core::config::Profile;
 use stagepass_core::doctor::{Check, backstage_client_check, idp_checks, keychain_round_trip};
 use stagepass_core::http::{HttpClient, HttpLimits};
-use stagepass_core::store::OsKeychain;
+use stagepass_core::profile::ClientAuth;
+use stagepass_core::store::{LoginStore, OsKeychain};
 
 /// The flag that turns `stagepass-agent` into a doctor probe.
 pub const DOCTOR_PROBE_FLAG: &str = "--doctor-probe";
@@ -52,10 +54,13 @@ fn probe(request: ProbeRequest, out: &mut impl Write) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let keychain = std::sync::Arc::new(OsKeychain::new());
+    let logins = LoginStore::new(keychain.clone());
     match HttpClient::new(HttpLimits::default()) {
         Ok(http) => {
             for (name, profile) in &request.profiles {
-                for check in runtime.block_on(idp_checks(name, profile, &http)) {
+                let secret = client_secret(&logins, name, profile);
+                for check in runtime.block_on(idp_checks(name, profile, secret, &http)) {
                     emit(check)?;
                 }
                 if let Some(check) = backstage_client_check(name, profile) {
@@ -76,6 +81,15 @@ fn probe(request: ProbeRequest, out: &mut impl Write) -> std::io::Result<()> {
             }
         }
     }
-    emit(keychain_round_trip(&OsKeychain::new()))?;
+    emit(keychain_round_trip(keychain.as_ref()))?;
     Ok(())
+}
+
+/// A confidential client's secret, when the keychain can give it; an unreadable keychain
+/// shows up in the keychain check.
+fn client_secret(logins: &LoginStore, name: &str, profile: &Profile) -> Option<ClientSecret> {
+    if profile.client_auth() == ClientAuth::None {
+        return None;
+    }
+    logins.load_client_secret(name).ok().flatten()
 }

@@ -69,7 +69,7 @@ pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
             "invalid_client" | "unauthorized_client" => (
                 ErrorKind::Idp,
                 Some(format!(
-                    "check `profiles.{name}.client_id`: the IdP does not know it, or it is not a public client allowed to use the {during} grant (stagepass uses PKCE, no client secret)"
+                    "check `profiles.{name}.client_id`: the IdP does not know it, it may not use the {during} grant, or it wants a client secret; a confidential client (client_auth = \"secret\") whose secret was rotated needs `stagepass config set-secret {name}`; `stagepass doctor {name}` tells which"
                 )),
             ),
             "invalid_scope" => (
@@ -94,6 +94,12 @@ pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
         Error::DeviceCodeExpired => (
             ErrorKind::SignInAborted,
             Some(format!("run `stagepass login {name} --device` again and approve the code before it expires")),
+        ),
+        Error::MissingClientSecret { profile } => (
+            ErrorKind::Config,
+            Some(format!(
+                "copy the client's secret from the IdP and run `stagepass config set-secret {profile}` (it reads the secret from standard input)"
+            )),
         ),
         Error::Keychain(_) => (ErrorKind::Keychain, None),
         Error::Io { .. } => (ErrorKind::Internal, None),

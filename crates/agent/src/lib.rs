@@ -6,6 +6,7 @@
 mod accept;
 mod audit;
 mod child_request;
+mod client_secret;
 mod conn;
 mod credentials;
 mod doctor_probe;

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
-use stagepass_core::Secret;
 use stagepass_core::clock::unix_secs;
 use stagepass_core::config::Profile;
 use stagepass_core::http::{HttpClient, HttpError, HttpLimits};
@@ -30,6 +29,7 @@ use stagepass_core::oidc::Provider;
 use stagepass_core::paths;
 use stagepass_core::store::{KeychainError, LoginStore, OsKeychain, StoredLogin};
 use stagepass_core::tokens::TokenSet;
+use stagepass_core::{ClientSecret, Secret};
 use stagepass_proto::{AgentError, ErrorKind};
 
 use crate::errors;
@@ -59,6 +59,9 @@ pub(crate) struct RefreshJob {
 struct WorkerRequest {
     job: RefreshJob,
     provider: serde_json::Value,
+    /// A confidential client's secret: [`Provider::export`] leaves it out.
+    #[serde(default)]
+    client_secret: Option<ClientSecret>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -197,6 +200,7 @@ pub(crate) async fn run_in_worker(
     let request = match serde_json::to_vec(&WorkerRequest {
         job,
         provider: provider.export(),
+        client_secret: provider.client_secret().cloned(),
     }) {
         Ok(request) => request,
         Err(err) => return unknown(format!("cannot encode the refresh request: {err}")),
@@ -299,7 +303,11 @@ pub fn worker_main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // A truncated request (the agent died while writing it) parses as nothing: no refresh.
-    let Ok(WorkerRequest { job, provider }) = serde_json::from_slice::<WorkerRequest>(&input)
+    let Ok(WorkerRequest {
+        job,
+        provider,
+        client_secret,
+    }) = serde_json::from_slice::<WorkerRequest>(&input)
     else {
         eprintln!("refresh worker: incomplete request; nothing done");
         return ExitCode::FAILURE;
@@ -310,7 +318,7 @@ pub fn worker_main() -> ExitCode {
     if lock.lock().is_err() {
         return ExitCode::FAILURE;
     }
-    let outcome = match run_job(job, provider, http, &logins) {
+    let outcome = match run_job(job, provider, client_secret, http, &logins) {
         Ok(outcome) => outcome,
         Err(message) => RefreshOutcome::Unknown {
             error: errors::reply(ErrorKind::Internal, message, None),
@@ -329,10 +337,16 @@ pub fn worker_main() -> ExitCode {
 fn run_job(
     job: RefreshJob,
     provider: serde_json::Value,
+    client_secret: Option<ClientSecret>,
     http: Result<HttpClient, HttpError>,
     logins: &LoginStore,
 ) -> Result<RefreshOutcome, String> {
-    let provider = Provider::import(provider, &job.settings).map_err(|err| err.to_string())?;
+    let mut provider = Provider::import(provider, &job.settings).map_err(|err| err.to_string())?;
+    if let Some(secret) = client_secret {
+        provider = provider
+            .with_client_secret(secret)
+            .map_err(|err| err.to_string())?;
+    }
     let http = http.map_err(|err| err.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -196,6 +196,16 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         Request::BackstageWhoami { profile } => ("backstage_whoami", profile.clone(), None),
         Request::RemoteGrant(_) => ("remote_grant", None, None),
         Request::RemoteRevoke { .. } => ("remote_revoke", None, None),
+        // Never the secret: who changed which profile's, and whether it was stored.
+        Request::SetClientSecret { profile, secret } => (
+            if secret.is_some() {
+                "client_secret_set"
+            } else {
+                "client_secret_deleted"
+            },
+            Some(profile.clone()),
+            None,
+        ),
         Request::Status
         | Request::Claims { .. }
         | Request::Subscribe
@@ -252,6 +262,7 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
             );
             ("", None, remote_note.as_str())
         }
+        Response::ClientSecret(report) => (report.profile.as_str(), None, "ok"),
         Response::Error(err) => (requested, None, err.message.as_str()),
         // An unmapped server: nothing was handed out.
         _ => return,
@@ -296,6 +307,7 @@ fn request_name(request: &Request) -> &'static str {
         Request::RemoteGrant(_) => "remote_grant",
         Request::RemoteList => "remote_list",
         Request::RemoteRevoke { .. } => "remote_revoke",
+        Request::SetClientSecret { .. } => "set_client_secret",
     }
 }
 

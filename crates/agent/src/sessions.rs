@@ -129,7 +129,9 @@ impl Agent {
         {
             return Ok(cached.provider.clone());
         }
-        let provider = Arc::new(Provider::discover(profile, &self.deps.http).await?);
+        let discovered = Provider::discover(profile, &self.deps.http).await?;
+        let provider =
+            Arc::new(crate::client_secret::attach(self, name, profile, discovered).await?);
         providers.insert(
             name.to_string(),
             CachedProvider {

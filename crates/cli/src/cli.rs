@@ -349,6 +349,31 @@ Examples:
   stagepass config init --preset keycloak --domain sso.example.com --realm eng --client-id stagepass
   stagepass config init --preset entra --tenant TENANT-ID --client-id APP-ID --print")]
     Init(ConfigInitArgs),
+    /// Keep a confidential client's secret in the keychain (read from standard input, never argv).
+    #[command(after_long_help = "\
+Some IdPs hand out confidential clients only: Google's desktop clients, and many Keycloak, Okta
+and Entra setups. Their secret goes to the keychain beside the profile's login; the config only
+says `client_auth = \"secret\"` in the profile. stagepass sends the secret the way the IdP's
+discovery document allows (client_secret_basic, else client_secret_post) on the code exchange,
+on every refresh and on revocation. A sign-out keeps it; --delete removes it.
+
+The secret is read from standard input, or asked for without echo at a terminal: never from
+the command line, where other local users could read it.
+
+Examples:
+  stagepass config set-secret corp                               asks for it
+  pass show idp/stagepass-client | stagepass config set-secret corp
+  stagepass config set-secret corp --delete")]
+    SetSecret(SetSecretArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SetSecretArgs {
+    /// The profile whose client secret this is.
+    pub profile: String,
+    /// Delete the stored secret instead.
+    #[arg(long)]
+    pub delete: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod error;
 mod exit;
 mod progress;
 mod remote_mode;
+mod secret_input;
 
 fn main() -> std::process::ExitCode {
     // git and docker find helpers by name: `git-credential-stagepass` and

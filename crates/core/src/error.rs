@@ -58,6 +58,12 @@ pub enum Error {
     #[error("the device code expired before the sign-in was completed")]
     DeviceCodeExpired,
 
+    #[error(
+        "profile `{profile}` is a confidential client (client_auth = \"secret\") and the keychain \
+         holds no client secret for it"
+    )]
+    MissingClientSecret { profile: String },
+
     #[error("{0}")]
     Keychain(#[from] KeychainError),
 

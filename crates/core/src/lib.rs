@@ -25,6 +25,6 @@ pub mod tokens;
 pub mod url_policy;
 
 pub use error::{Error, OAuthError};
-pub use stagepass_proto::Secret;
+pub use stagepass_proto::{ClientSecret, Secret};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -58,6 +58,9 @@ pub enum ProfileKind {
         /// Sent as the RFC 8707 `resource` parameter on authorization, token and refresh
         /// requests.
         audience: Option<String>,
+        /// Whether the client is confidential: its secret is then in the keychain.
+        #[serde(default)]
+        client_auth: ClientAuth,
     },
     /// Backstage's own OAuth 2.0 authorization server (`@backstage/plugin-auth-backend`
     /// 0.30+): public clients named by a client-ID metadata document URL, PKCE S256, tokens
@@ -85,6 +88,18 @@ pub struct ViaProfile {
     pub profile: String,
     /// The Backstage auth provider behind the proxy (default [`DEFAULT_PROXY_AUTH_PROVIDER`]).
     pub auth_provider: String,
+}
+
+/// How stagepass authenticates as the client at the token endpoint (RFC 6749 §2.3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// A public client (RFC 8252 §8.4): PKCE and no secret. The safe choice for a desktop app.
+    #[default]
+    None,
+    /// A confidential client: the secret `stagepass config set-secret` put in the keychain is
+    /// sent as the IdP's discovery document allows (`client_secret_basic` or `_post`).
+    Secret,
 }
 
 /// The `kind` key: which of [`ProfileKind`] a table is, without its fields.
@@ -141,6 +156,14 @@ impl Profile {
         match &self.kind {
             ProfileKind::Oidc { audience, .. } => audience.as_deref(),
             ProfileKind::Backstage { .. } => None,
+        }
+    }
+
+    /// Backstage's own OAuth server has public clients only.
+    pub fn client_auth(&self) -> ClientAuth {
+        match &self.kind {
+            ProfileKind::Oidc { client_auth, .. } => *client_auth,
+            ProfileKind::Backstage { .. } => ClientAuth::None,
         }
     }
 
@@ -210,6 +233,7 @@ pub(crate) struct RawProfile {
     groups_claim: Option<String>,
     via_profile: Option<String>,
     auth_provider: Option<String>,
+    client_auth: Option<ClientAuth>,
 }
 
 impl RawProfile {
@@ -288,6 +312,7 @@ impl RawProfile {
             client_id: self.client_id.clone(),
             scopes: self.scopes.clone(),
             audience: self.audience.clone(),
+            client_auth: self.client_auth.unwrap_or_default(),
         })
     }
 
@@ -305,6 +330,12 @@ impl RawProfile {
             return Err(format!(
                 "{}: Backstage tokens are always for Backstage; remove the key",
                 key("audience")
+            ));
+        }
+        if self.client_auth == Some(ClientAuth::Secret) {
+            return Err(format!(
+                "{}: Backstage's auth server has public clients only; remove the key",
+                key("client_auth")
             ));
         }
         let Some(url) = self.url.as_deref().map(|url| url.trim_end_matches('/')) else {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::{ClientSecret, Secret};
 
 pub const KEYCHAIN_SERVICE: &str = "stagepass";
 const RECORD_FORMAT: u32 = 1;
@@ -109,11 +109,42 @@ impl LoginStore {
         self.secrets.delete(profile)
     }
 
+    /// The confidential client's secret of `profile`, in its own entry beside the login so a
+    /// sign-out (which deletes the login) keeps it.
+    pub fn load_client_secret(&self, profile: &str) -> Result<Option<ClientSecret>, KeychainError> {
+        let Some(raw) = self.secrets.get(&client_secret_account(profile))? else {
+            return Ok(None);
+        };
+        ClientSecret::parse(raw.expose())
+            .map(Some)
+            .map_err(|_| KeychainError::Corrupt(profile.to_string()))
+    }
+
+    pub fn save_client_secret(
+        &self,
+        profile: &str,
+        secret: &ClientSecret,
+    ) -> Result<(), KeychainError> {
+        let raw = Secret::new(secret.expose().to_string());
+        self.secrets.set(&client_secret_account(profile), &raw)
+    }
+
+    /// Returns whether there was a secret.
+    pub fn delete_client_secret(&self, profile: &str) -> Result<bool, KeychainError> {
+        self.secrets.delete(&client_secret_account(profile))
+    }
+
     /// Reads a profile's entry to find out early whether the keychain works at all, so a
     /// sign-in is not wasted on a keychain that cannot keep it.
     pub fn check_reachable(&self, profile: &str) -> Result<(), KeychainError> {
         self.secrets.get(profile).map(|_| ())
     }
+}
+
+/// Spaces and parentheses are not allowed in profile names, so this account can never be a
+/// login's.
+fn client_secret_account(profile: &str) -> String {
+    format!("{profile} (client secret)")
 }
 
 /// The OS keychain through `keyring-core`. The platform store is opened lazily and opened
@@ -281,5 +312,33 @@ mod tests {
         );
         // The unreadable entry is still there for the user to inspect.
         assert!(memory.get("corp").unwrap().is_some());
+    }
+
+    #[test]
+    fn client_secret_lives_beside_the_login_and_outlives_its_deletion() {
+        let memory = Arc::new(MemoryStore::default());
+        let store = LoginStore::new(memory.clone());
+        let login = StoredLogin::new(
+            "https://idp".into(),
+            "cli".into(),
+            Secret::new("rt".into()),
+            None,
+            1,
+        );
+        store.save("corp", &login).unwrap();
+        let secret = ClientSecret::parse("s3cret").unwrap();
+        store.save_client_secret("corp", &secret).unwrap();
+        assert_eq!(
+            store.load("corp").unwrap().unwrap().refresh_token.expose(),
+            "rt"
+        );
+        assert!(store.delete("corp").unwrap());
+        assert_eq!(
+            store.load_client_secret("corp").unwrap().unwrap().expose(),
+            "s3cret"
+        );
+        assert!(store.load_client_secret("other").unwrap().is_none());
+        assert!(store.delete_client_secret("corp").unwrap());
+        assert!(store.load_client_secret("corp").unwrap().is_none());
     }
 }

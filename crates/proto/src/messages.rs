@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
+use crate::{ClientSecret, Secret};
 
 /// First frame of every connection, sent by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +103,13 @@ pub enum Request {
     RemoteRevoke {
         name: String,
     },
+    /// Stores the client secret of a confidential client in the keychain beside the
+    /// profile's login, or deletes it (`secret: None`). The secret travels only over this
+    /// socket, never in argv or a file. Answered with [`Response::ClientSecret`].
+    SetClientSecret {
+        profile: String,
+        secret: Option<ClientSecret>,
+    },
 }
 
 /// What `stagepass remote grant` asks for. Empty `routes` and `profiles` mean the default
@@ -194,7 +201,18 @@ pub enum Response {
     ProxyLaunch(ProxyLaunch),
     RemoteGranted(RemoteGranted),
     RemoteKeys(Vec<RemoteKeyInfo>),
+    ClientSecret(ClientSecretReport),
     Error(AgentError),
+}
+
+/// The answer to [`Request::SetClientSecret`]; never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSecretReport {
+    pub profile: String,
+    /// Stored, or, for a deletion, whether there was one to delete.
+    pub changed: bool,
+    /// Whether the profile says `client_auth = "secret"`, so the secret is sent.
+    pub in_use: bool,
 }
 
 /// The answer to [`Request::ProxyLaunch`].

@@ -37,6 +37,38 @@ impl<T: Zeroize> Drop for Secret<T> {
     }
 }
 
+/// A confidential client's secret (RFC 6749 §2.3.1), as the IdP issued it to the
+/// organisation. Kept in the keychain beside the profile's login, never in the config.
+///
+/// Its own type so it can never be passed where a token is expected, or the reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientSecret(Secret<String>);
+
+impl ClientSecret {
+    /// The secret as typed or piped: one trailing newline (from `echo` or a prompt) is not
+    /// part of it. `Err` says what is wrong without repeating the value.
+    pub fn parse(input: &str) -> Result<ClientSecret, &'static str> {
+        let value = input
+            .strip_suffix('\n')
+            .map_or(input, |rest| rest.strip_suffix('\r').unwrap_or(rest));
+        if value.is_empty() {
+            return Err("the client secret is empty");
+        }
+        if value.chars().any(char::is_control) {
+            return Err("the client secret holds a control character (more than one line?)");
+        }
+        if value.len() > 4096 {
+            return Err("the client secret is longer than 4096 bytes");
+        }
+        Ok(ClientSecret(Secret::new(value.to_string())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +85,22 @@ mod tests {
     fn serializes_as_the_bare_value() {
         let secret = Secret::new(String::from("abc"));
         assert_eq!(serde_json::to_string(&secret).unwrap(), r#""abc""#);
+    }
+
+    #[test]
+    fn client_secret_drops_one_newline_and_refuses_odd_input() {
+        assert_eq!(ClientSecret::parse("s3cret\n").unwrap().expose(), "s3cret");
+        assert_eq!(
+            ClientSecret::parse("s3cret\r\n").unwrap().expose(),
+            "s3cret"
+        );
+        assert_eq!(
+            ClientSecret::parse(" keep spaces ").unwrap().expose(),
+            " keep spaces "
+        );
+        assert!(ClientSecret::parse("\n").is_err());
+        assert!(ClientSecret::parse("two\nlines\n").is_err());
+        let shown = format!("{:?}", ClientSecret::parse("s3cret").unwrap());
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 }

@@ -78,6 +78,9 @@ pub(crate) async fn dispatch(
         Request::RemoteGrant(request) => crate::remote::grant(agent, request),
         Request::RemoteList => Ok(crate::remote::list(agent)),
         Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name),
+        Request::SetClientSecret { profile, secret } => {
+            crate::client_secret::set(agent, &profile, secret).await
+        }
         Request::Shutdown => {
             agent.shutdown.notify_one();
             Ok(Response::ShuttingDown)

@@ -1,13 +1,50 @@
 use stagepass_core::paths;
 use stagepass_core::presets::{self, PresetInput, WriteOutcome};
 
-use crate::cli::{ConfigAction, ConfigInitArgs};
+use stagepass_proto::{Request, Response};
+
+use super::expect_response;
+use crate::agent_link;
+use crate::cli::{ConfigAction, ConfigInitArgs, SetSecretArgs};
 use crate::error::{CommandError, Kind};
+use crate::secret_input;
 
 pub fn run(action: ConfigAction) -> Result<(), CommandError> {
     match action {
         ConfigAction::Init(args) => init(args),
+        ConfigAction::SetSecret(args) => set_secret(args),
     }
+}
+
+/// The agent stores the secret: it alone touches the keychain.
+fn set_secret(args: SetSecretArgs) -> Result<(), CommandError> {
+    let secret = if args.delete {
+        None
+    } else {
+        Some(secret_input::read(&format!(
+            "Client secret for profile `{}` (not shown): ",
+            args.profile
+        ))?)
+    };
+    let (response, _) = agent_link::call(&Request::SetClientSecret {
+        profile: args.profile,
+        secret,
+    })?;
+    let report = expect_response!(response, Response::ClientSecret)?;
+    let profile = &report.profile;
+    match (args.delete, report.changed) {
+        (false, _) => errln!("stored the client secret of `{profile}` in the keychain"),
+        (true, true) => errln!("deleted the client secret of `{profile}` from the keychain"),
+        (true, false) => errln!("the keychain held no client secret for `{profile}`"),
+    }
+    if !args.delete && !report.in_use {
+        errln!(
+            "note: profile `{profile}` is a public client, so the secret is not sent yet: add\n  \
+             client_auth = \"secret\"\nto [profiles.{profile}] in {}",
+            paths::config_file().display()
+        );
+    }
+    Ok(())
 }
 
 fn init(args: ConfigInitArgs) -> Result<(), CommandError> {

@@ -8,10 +8,12 @@ use super::metadata::{
 };
 use super::probes::client_checks;
 use super::{Check, ids};
+use crate::ClientSecret;
 use crate::clock::human_span;
 use crate::config::Profile;
 use crate::http::HttpClient;
 use crate::oidc::Provider;
+use crate::profile::ClientAuth;
 
 /// Past this, the local clock is far enough off to confuse other tools (kubectl, git
 /// servers) that check token times without stagepass's skew correction.
@@ -19,7 +21,14 @@ const SKEW_WARN_SECS: u64 = 30;
 
 /// The IdP checks of one profile, in order: discovery, issuer, advertised grants and
 /// methods, scopes, the redirect URI and client probes, clock skew.
-pub async fn idp_checks(name: &str, profile: &Profile, http: &HttpClient) -> Vec<Check> {
+///
+/// `client_secret`: what the keychain holds for a profile with `client_auth = "secret"`.
+pub async fn idp_checks(
+    name: &str,
+    profile: &Profile,
+    client_secret: Option<ClientSecret>,
+    http: &HttpClient,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let url = discovery_url(&profile.issuer());
     let document = match fetch_document(&url, http).await {
@@ -76,6 +85,7 @@ pub async fn idp_checks(name: &str, profile: &Profile, http: &HttpClient) -> Vec
     } else {
         issuer_check.evidence("the checks below used the advertised issuer")
     });
+    let (provider, secret_check) = attach_secret(name, profile, provider, client_secret);
     let metadata = &document.json;
     checks.push(pkce_check(&provider, metadata).for_profile(name));
     checks.push(grants_check(name, profile, metadata).for_profile(name));
@@ -83,11 +93,57 @@ pub async fn idp_checks(name: &str, profile: &Profile, http: &HttpClient) -> Vec
     checks.push(revocation_check(&provider).for_profile(name));
     checks.push(scopes_check(name, profile, metadata).for_profile(name));
     checks.push(offline_access_check(name, profile, metadata).for_profile(name));
-    for check in client_checks(name, &provider, http).await {
-        checks.push(check.for_profile(name));
+    match secret_check {
+        // Without its secret, probing the client only proves that it wants one.
+        Some(check) => checks.push(check.for_profile(name)),
+        None => {
+            for check in client_checks(name, &provider, http).await {
+                checks.push(check.for_profile(name));
+            }
+        }
     }
     checks.push(clock_check(document.had_date, http).for_profile(name));
     checks
+}
+
+/// The provider as the profile's client, with its secret for a confidential one; a check that
+/// fails when the secret cannot be used.
+fn attach_secret(
+    name: &str,
+    profile: &Profile,
+    provider: Provider,
+    client_secret: Option<ClientSecret>,
+) -> (Provider, Option<Check>) {
+    if profile.client_auth() == ClientAuth::None {
+        return (provider, None);
+    }
+    let Some(secret) = client_secret else {
+        let check = Check::fail(
+            ids::IDP_CLIENT,
+            "the profile is a confidential client, and the keychain holds no client secret for it",
+        )
+        .evidence(format!("profiles.{name}.client_auth = \"secret\""))
+        .fix(format!(
+            "copy the client's secret from the IdP and run `stagepass config set-secret {name}` \
+             (it reads the secret from standard input)"
+        ));
+        return (provider, Some(check));
+    };
+    match provider.clone().with_client_secret(secret) {
+        Ok(provider) => (provider, None),
+        Err(err) => {
+            let check = Check::fail(
+                ids::IDP_CLIENT,
+                "the IdP takes no client secret in a way stagepass can send one",
+            )
+            .evidence(err.to_string())
+            .fix(
+                "make the client a public one with PKCE, or enable client_secret_basic or \
+                  client_secret_post for it at the IdP",
+            );
+            (provider, Some(check))
+        }
+    }
 }
 
 /// The checks that cannot run without a discovery document, after idp.discovery itself.

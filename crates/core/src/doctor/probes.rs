@@ -218,19 +218,18 @@ async fn client_check(
     match probe {
         TokenEndpointProbe::Refused(error) if error.code == "invalid_grant" => Check::ok(
             ids::IDP_CLIENT,
-            format!("the IdP accepts `{client_id}` as a public client"),
+            match provider.secret_method() {
+                None => format!("the IdP accepts `{client_id}` as a public client"),
+                Some(method) => format!(
+                    "the IdP accepts `{client_id}` with its client secret ({})",
+                    method.name()
+                ),
+            },
         )
         .evidence("a made-up code was refused with invalid_grant, after the client was accepted"),
-        TokenEndpointProbe::Refused(error) if wants_a_secret(&error) => Check::fail(
-            ids::IDP_CLIENT,
-            format!(
-                "the IdP wants a client secret from `{client_id}`: it is a confidential client, \
-                 stagepass needs a public one"
-            ),
-        )
-        .evidence(format!("the token endpoint answered {error}"))
-        .evidence("stagepass never sends a secret, so a stale or rotated secret is not the cause")
-        .fix(make_public),
+        TokenEndpointProbe::Refused(error) if wants_a_secret(&error) => {
+            secret_refused(name, provider, &error, make_public)
+        }
         TokenEndpointProbe::Refused(error) if error.code == "unauthorized_client" => Check::fail(
             ids::IDP_CLIENT,
             "the client may not use the authorization code grant (unauthorized_client)",
@@ -244,6 +243,42 @@ async fn client_check(
         .evidence(evidence)
         .fix(format!(
             "if sign-in fails at the code exchange, check `{key}` and the client's settings"
+        )),
+    }
+}
+
+/// The token endpoint refused the client's credentials: a stored secret that no longer
+/// matches (rotated at the IdP), or a confidential client that sent none.
+fn secret_refused(name: &str, provider: &Provider, error: &OAuthError, make_public: &str) -> Check {
+    let client_id = provider.client_id();
+    let set_secret = format!(
+        "copy the client's current secret from the IdP and run `stagepass config set-secret \
+         {name}` (it reads the secret from standard input)"
+    );
+    match provider.secret_method() {
+        Some(method) => Check::fail(
+            ids::IDP_CLIENT,
+            format!(
+                "the IdP refuses the stored client secret of `{client_id}`: it was rotated or is \
+                 stale"
+            ),
+        )
+        .evidence(format!(
+            "the token endpoint answered {error} to the secret sent as {}",
+            method.name()
+        ))
+        .fix(set_secret),
+        None => Check::fail(
+            ids::IDP_CLIENT,
+            format!(
+                "the IdP wants a client secret from `{client_id}`: it is a confidential client"
+            ),
+        )
+        .evidence(format!("the token endpoint answered {error}"))
+        .evidence("no secret was sent (the profile is a public client), so a stale or rotated secret is not the cause")
+        .fix(format!(
+            "{make_public}; or keep it confidential: set `client_auth = \"secret\"` in [profiles.{name}], then \
+             {set_secret}"
         )),
     }
 }

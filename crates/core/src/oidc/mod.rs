@@ -17,7 +17,7 @@ pub use authorization::{CallbackError, PendingAuthorization};
 pub use device::DeviceAuthorization;
 pub use openidconnect::AuthorizationCode;
 pub use probe::TokenEndpointProbe;
-pub use provider::{Capabilities, Provider};
+pub use provider::{Capabilities, Provider, SecretMethod};
 
 /// The path of the loopback redirect URI (RFC 8252 §7.3). Clients are registered with
 /// `http://127.0.0.1/callback`; the IdP must accept any port on it.

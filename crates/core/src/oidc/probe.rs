@@ -4,7 +4,6 @@
 use url::Url;
 
 use super::Provider;
-use super::provider::post_form;
 use crate::http::HttpClient;
 use crate::{OAuthError, Result};
 
@@ -25,9 +24,9 @@ pub enum TokenEndpointProbe {
 }
 
 impl Provider {
-    /// Exchanges a made-up authorization code as this public client (no secret, PKCE). An
-    /// IdP that knows the client as a public one answers `invalid_grant` (the code is
-    /// unknown); `invalid_client` means it does not know the client or wants a secret, and
+    /// Exchanges a made-up authorization code as this client (PKCE, and its secret if it is
+    /// a confidential one). An IdP that accepts the client answers `invalid_grant` (the code
+    /// is unknown); `invalid_client` means it does not know the client or wants a secret, and
     /// `unauthorized_client` that the client may not use the authorization code grant.
     pub async fn probe_token_endpoint(
         &self,
@@ -35,14 +34,15 @@ impl Provider {
         http: &HttpClient,
     ) -> Result<TokenEndpointProbe> {
         let endpoint = self.token_endpoint();
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("code", MADE_UP_CODE)
-            .append_pair("redirect_uri", redirect_uri.as_str())
-            .append_pair("client_id", &self.client_id)
-            .append_pair("code_verifier", MADE_UP_VERIFIER)
-            .finish();
-        let response = post_form(http, &endpoint, body, "token endpoint probe").await?;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", MADE_UP_CODE),
+            ("redirect_uri", redirect_uri.as_str()),
+            ("code_verifier", MADE_UP_VERIFIER),
+        ];
+        let response = self
+            .post_form(http, &endpoint, &form, "token endpoint probe")
+            .await?;
         let error: Option<oauth2::basic::BasicErrorResponse> =
             serde_json::from_slice(response.body()).ok();
         Ok(match error {

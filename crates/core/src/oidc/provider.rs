@@ -16,7 +16,7 @@ use crate::http::{HttpClient, HttpError};
 use crate::profile::{Profile, ProfileKindTag};
 use crate::tokens::TokenSet;
 use crate::url_policy::is_secure_or_loopback;
-use crate::{Error, Result, Secret};
+use crate::{ClientSecret, Error, Result, Secret};
 
 /// Discovery fields `openidconnect` does not model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +67,40 @@ pub struct Capabilities {
     pub iss_parameter: bool,
 }
 
+/// How a confidential client's secret goes to the IdP (RFC 6749 §2.3.1, OpenID Connect Core
+/// §9): chosen from the discovery document's `token_endpoint_auth_methods_supported`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretMethod {
+    /// `client_secret_basic`: HTTP Basic with the form-encoded id and secret.
+    Basic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body.
+    Post,
+}
+
+impl SecretMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretMethod::Basic => "client_secret_basic",
+            SecretMethod::Post => "client_secret_post",
+        }
+    }
+
+    /// Basic first: it is the default when the IdP names no methods (OpenID Connect Discovery
+    /// 1.0 §3) and keeps the secret out of request bodies that proxies may log.
+    fn choose(supported: Option<&Vec<CoreClientAuthMethod>>) -> Option<SecretMethod> {
+        let Some(supported) = supported else {
+            return Some(SecretMethod::Basic);
+        };
+        if supported.contains(&CoreClientAuthMethod::ClientSecretBasic) {
+            Some(SecretMethod::Basic)
+        } else if supported.contains(&CoreClientAuthMethod::ClientSecretPost) {
+            Some(SecretMethod::Post)
+        } else {
+            None
+        }
+    }
+}
+
 /// A discovered IdP together with the client stagepass acts as.
 #[derive(Debug, Clone)]
 pub struct Provider {
@@ -79,6 +113,8 @@ pub struct Provider {
     /// Backstage's OAuth server speaks the same protocol, but its tokens differ: see
     /// [`Provider::token_set`].
     pub(super) kind: ProfileKindTag,
+    /// Set for a confidential client, by [`Provider::with_client_secret`].
+    client_secret: Option<(ClientSecret, SecretMethod)>,
 }
 
 impl Provider {
@@ -151,7 +187,42 @@ impl Provider {
             kind: profile.tag(),
             metadata,
             client,
+            client_secret: None,
         })
+    }
+
+    /// This provider as a confidential client: every token, device and revocation request
+    /// then carries `secret` the way the IdP's discovery document allows.
+    pub fn with_client_secret(mut self, secret: ClientSecret) -> Result<Provider> {
+        let method = SecretMethod::choose(self.metadata.token_endpoint_auth_methods_supported())
+            .ok_or_else(|| Error::Discovery {
+                issuer: self.issuer.clone(),
+                reason: "its token_endpoint_auth_methods_supported names neither \
+                         client_secret_basic nor client_secret_post, the ways stagepass can send \
+                         a client secret"
+                    .into(),
+            })?;
+        self.client = self
+            .client
+            .set_client_secret(openidconnect::ClientSecret::new(
+                secret.expose().to_string(),
+            ))
+            .set_auth_type(match method {
+                SecretMethod::Basic => openidconnect::AuthType::BasicAuth,
+                SecretMethod::Post => openidconnect::AuthType::RequestBody,
+            });
+        self.client_secret = Some((secret, method));
+        Ok(self)
+    }
+
+    /// The confidential client's secret, for the agent's refresh worker.
+    pub fn client_secret(&self) -> Option<&ClientSecret> {
+        self.client_secret.as_ref().map(|(secret, _)| secret)
+    }
+
+    /// How the client secret is sent; `None` for a public client.
+    pub fn secret_method(&self) -> Option<SecretMethod> {
+        self.client_secret.as_ref().map(|(_, method)| *method)
     }
 
     pub fn issuer(&self) -> &str {
@@ -254,8 +325,8 @@ impl Provider {
         Ok(tokens)
     }
 
-    /// Revokes a refresh token (RFC 7009 §2.1) as a public client. `Ok(false)` when the IdP
-    /// has no revocation endpoint.
+    /// Revokes a refresh token (RFC 7009 §2.1), with the client secret when there is one.
+    /// `Ok(false)` when the IdP has no revocation endpoint.
     ///
     /// Done by hand rather than through `oauth2`, which refuses plain-http endpoints even on
     /// loopback; [`HttpClient`] already enforces https everywhere else.
@@ -263,12 +334,13 @@ impl Provider {
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", refresh_token.expose())
-            .append_pair("token_type_hint", "refresh_token")
-            .append_pair("client_id", &self.client_id)
-            .finish();
-        let response = post_form(http, &endpoint.to_string(), body, "revocation").await?;
+        let form = [
+            ("token", refresh_token.expose().as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        let response = self
+            .post_form(http, &endpoint.to_string(), &form, "revocation")
+            .await?;
         if response.status().is_success() {
             return Ok(true);
         }
@@ -287,30 +359,74 @@ impl Provider {
     }
 }
 
-/// POSTs a form to an IdP endpoint as a public client (no secret, no redirects followed).
-pub(super) async fn post_form(
-    http: &HttpClient,
-    endpoint: &str,
-    body: String,
-    during: &'static str,
-) -> Result<oauth2::HttpResponse> {
-    let request = http::Request::post(endpoint)
-        .header(
-            http::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .header(http::header::ACCEPT, "application/json")
-        .body(body.into_bytes())
-        .map_err(|err| Error::BadResponse {
-            during,
-            reason: err.to_string(),
-        })?;
-    http.execute(request)
-        .await
-        .map_err(|source| Error::Unreachable {
-            url: endpoint.to_string(),
-            source,
-        })
+impl Provider {
+    /// POSTs `form` to an IdP endpoint as this client: `client_id` in the body for a public
+    /// client, plus the secret as [`SecretMethod`] says for a confidential one (RFC 6749
+    /// §2.3.1). No redirects are followed.
+    pub(super) async fn post_form(
+        &self,
+        http: &HttpClient,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        during: &'static str,
+    ) -> Result<oauth2::HttpResponse> {
+        let (body, authorization) = self.client_form(form);
+        let mut request = http::Request::post(endpoint)
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = request
+            .body(body.into_bytes())
+            .map_err(|err| Error::BadResponse {
+                during,
+                reason: err.to_string(),
+            })?;
+        http.execute(request)
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: endpoint.to_string(),
+                source,
+            })
+    }
+}
+
+impl Provider {
+    /// The form body, and the Authorization header value for `client_secret_basic`.
+    pub(super) fn client_form(&self, form: &[(&str, &str)]) -> (String, Option<String>) {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        body.extend_pairs(form);
+        let mut authorization = None;
+        match &self.client_secret {
+            Some((secret, SecretMethod::Basic)) => {
+                authorization = Some(basic_credentials(&self.client_id, secret));
+            }
+            Some((secret, SecretMethod::Post)) => {
+                body.append_pair("client_id", &self.client_id);
+                body.append_pair("client_secret", secret.expose());
+            }
+            None => {
+                body.append_pair("client_id", &self.client_id);
+            }
+        }
+        (body.finish(), authorization)
+    }
+}
+
+/// RFC 6749 §2.3.1: both parts form-encoded before they are joined and base64-encoded.
+fn basic_credentials(client_id: &str, secret: &ClientSecret) -> String {
+    use base64::Engine;
+    let encode =
+        |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", encode(client_id), encode(secret.expose()));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 /// An [`HttpClient`] that notes the URL of every request.

@@ -26,6 +26,7 @@ const REDIRECT_URI: &str = "http://127.0.0.1:1/callback";
 
 mod backstage;
 mod callback;
+mod client_secret;
 mod discovery;
 mod refresh;
 

@@ -1,0 +1,87 @@
+//! Reading a secret the user types or pipes: never from argv, where every local user can
+//! read it in /proc.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+
+use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
+use stagepass_proto::ClientSecret;
+
+use crate::error::CommandError;
+
+/// Longer input is not a client secret (and is not read to the end).
+const MAX_INPUT: u64 = 8 * 1024;
+
+/// The secret from standard input, or, at a terminal, typed after `prompt` without echo.
+pub fn read(prompt: &str) -> Result<ClientSecret, CommandError> {
+    let text = if std::io::stdin().is_terminal() {
+        typed(prompt)?
+    } else {
+        piped()?
+    };
+    ClientSecret::parse(&text).map_err(|why| {
+        CommandError::usage(format!("{why}; nothing was stored")).with_hint(
+            "pipe the secret in, e.g. `pass show idp/client | stagepass config set-secret PROFILE`",
+        )
+    })
+}
+
+fn piped() -> Result<String, CommandError> {
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_INPUT + 1)
+        .read_to_string(&mut text)
+        .map_err(|err| {
+            CommandError::usage(format!("cannot read the secret from standard input: {err}"))
+        })?;
+    if text.len() as u64 > MAX_INPUT {
+        return Err(CommandError::usage(format!(
+            "standard input holds more than {MAX_INPUT} bytes: not a client secret; nothing was stored"
+        )));
+    }
+    Ok(text)
+}
+
+/// Echo off so the secret never shows, and signals off so Ctrl-C arrives as a character and
+/// the terminal is restored before this process ends.
+fn typed(prompt: &str) -> Result<String, CommandError> {
+    let failed = |err: std::io::Error| {
+        CommandError::usage(format!("cannot ask for the secret at the terminal: {err}"))
+            .with_hint("pipe it in instead: `... | stagepass config set-secret PROFILE`")
+    };
+    let tty = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(failed)?;
+    let saved = tcgetattr(&tty).map_err(|err| failed(err.into()))?;
+    let mut quiet = saved.clone();
+    quiet
+        .local_modes
+        .remove(LocalModes::ECHO | LocalModes::ISIG);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    (&tty).write_all(prompt.as_bytes()).map_err(failed)?;
+    tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|err| failed(err.into()))?;
+    let restore = Restore { tty: &tty, saved };
+    let mut line = String::new();
+    let read = BufReader::new(&tty).take(MAX_INPUT).read_line(&mut line);
+    drop(restore);
+    read.map_err(failed)?;
+    // ^C and ^D, as typed with signals off.
+    if line.contains(['\u{3}', '\u{4}']) || line.is_empty() {
+        return Err(CommandError::usage("cancelled; nothing was stored"));
+    }
+    Ok(line)
+}
+
+/// Puts the terminal back as it was, also when reading failed.
+struct Restore<'t> {
+    tty: &'t File,
+    saved: Termios,
+}
+
+impl Drop for Restore<'_> {
+    fn drop(&mut self) {
+        let _ = tcsetattr(self.tty, OptionalActions::Now, &self.saved);
+    }
+}
