@@ -10,7 +10,7 @@ use stagepass_core::{ClientSecret, Error};
 use stagepass_proto::{AgentError, ClientSecretReport, ErrorKind, Response};
 
 use crate::errors;
-use crate::handlers::resolve_profile;
+use crate::session::resolve_profile;
 use crate::sessions::Agent;
 
 /// `provider` as the profile's client: with its secret from the keychain when it is a

@@ -175,11 +175,17 @@ pub(super) fn refresh_refused(
             event = EventKind::NeedsSignIn;
             notify::sign_in_needed(notifier, name, &reason);
             data.needs_sign_in = Some(reason);
-        } else if error.kind == ErrorKind::IdpUnreachable {
+        } else {
+            // Any other refusal (an outage, a rotated client secret, a broken IdP) is asked
+            // again on the backoff: without it the scheduler would find the refresh still
+            // due and call the IdP in a loop.
             data.record_failure(agent.now(), error.clone(), agent.deps.jitter.as_ref());
             // Once per episode, and only while the tokens still work: with nothing valid
             // left, the caller sees the error anyway.
-            if data.failures == 1 && data.access_valid(agent.now()) {
+            if error.kind == ErrorKind::IdpUnreachable
+                && data.failures == 1
+                && data.access_valid(agent.now())
+            {
                 notify::refresh_failing(notifier, name, &error.message);
             }
         }
