@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use stagepass_core::config::{Config, Profile};
 use stagepass_core::oidc::Provider;
@@ -18,10 +18,6 @@ use crate::audit::AuditLog;
 use crate::refresh_worker;
 use crate::{AgentOptions, Dependencies};
 
-/// Discovery documents and keys change rarely; an hour bounds how long a rotated signing
-/// key can go unnoticed (a verification failure also drops the entry).
-const PROVIDER_TTL: Duration = Duration::from_secs(3600);
-
 pub(crate) struct Agent {
     pub deps: Dependencies,
     pub audit: AuditLog,
@@ -31,8 +27,8 @@ pub(crate) struct Agent {
     pub schedule_changed: Notify,
     /// State changes, for subscribers (the tray).
     pub events: tokio::sync::broadcast::Sender<stagepass_proto::StatusEvent>,
-    config: Mutex<Option<CachedConfig>>,
-    providers: tokio::sync::Mutex<HashMap<String, CachedProvider>>,
+    config: crate::config_watch::ConfigCache,
+    providers: crate::providers::Providers,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
     /// Interactive sign-ins under way, one per profile at most; later callers join them.
     pub pending_logins: Mutex<HashMap<String, Arc<crate::handlers::SharedLogin>>>,
@@ -40,23 +36,6 @@ pub(crate) struct Agent {
     pub proxy: crate::proxy::ProxyState,
     /// Remote keys (digests only), loaded from the data dir on first use.
     pub remote: crate::remote::RemoteKeys,
-}
-
-struct CachedConfig {
-    stamp: FileStamp,
-    config: Arc<Config>,
-}
-
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-}
-
-struct CachedProvider {
-    profile: Profile,
-    provider: Arc<Provider>,
-    fetched_at: SystemTime,
 }
 
 /// One profile's sign-in state.
@@ -145,6 +124,7 @@ impl Session {
 
 impl Agent {
     pub(crate) fn new(options: AgentOptions, deps: Dependencies) -> Agent {
+        let config = crate::config_watch::ConfigCache::new(options.config_path.clone());
         Agent {
             audit: AuditLog::new(&options.data_dir),
             remote: crate::remote::RemoteKeys::new(&options.data_dir),
@@ -154,8 +134,8 @@ impl Agent {
             schedule_changed: Notify::new(),
             // Subscribers that fall this far behind miss events and get a fresh snapshot.
             events: tokio::sync::broadcast::channel(64).0,
-            config: Mutex::new(None),
-            providers: tokio::sync::Mutex::new(HashMap::new()),
+            config,
+            providers: crate::providers::Providers::default(),
             sessions: Mutex::new(HashMap::new()),
             pending_logins: Mutex::new(HashMap::new()),
             proxy: crate::proxy::ProxyState::default(),
@@ -179,37 +159,12 @@ impl Agent {
 
     /// Appends an audit line stamped with the agent's clock.
     pub(crate) fn record(&self, entry: &impl serde::Serialize) {
-        let now = time::OffsetDateTime::from(self.now())
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        self.audit.record(entry, &now);
+        self.audit.record(entry, self.now());
     }
 
-    /// The current config, re-read only when the file's mtime or size changed: one `stat`
-    /// per request keeps the token path fast and edits take effect without a restart.
+    /// The current config, re-read only after the file changed ([`crate::config_watch`]).
     pub(crate) fn config(&self) -> stagepass_core::Result<Arc<Config>> {
-        let path = &self.options.config_path;
-        let stamp = std::fs::metadata(path).ok().map(|meta| FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-        });
-        let mut cache = self
-            .config
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if let (Some(stamp), Some(cached)) = (stamp, cache.as_ref())
-            && cached.stamp == stamp
-        {
-            return Ok(cached.config.clone());
-        }
-        let config = Arc::new(Config::load(path)?);
-        if let Some(stamp) = stamp {
-            *cache = Some(CachedConfig {
-                stamp,
-                config: config.clone(),
-            });
-        }
-        Ok(config)
+        self.config.get()
     }
 
     pub(crate) fn config_path(&self) -> &PathBuf {
@@ -247,34 +202,20 @@ impl Agent {
             .collect()
     }
 
-    /// The discovered provider of a profile, cached for [`PROVIDER_TTL`].
+    /// The discovered provider of a profile ([`crate::providers`]).
     pub(crate) async fn provider(
         &self,
         name: &str,
         profile: &Profile,
     ) -> stagepass_core::Result<Arc<Provider>> {
-        let mut providers = self.providers.lock().await;
-        if let Some(cached) = providers.get(name)
-            && cached.profile == *profile
-            && self.now() < cached.fetched_at + PROVIDER_TTL
-        {
-            return Ok(cached.provider.clone());
-        }
-        let provider = Arc::new(Provider::discover(profile, &self.deps.http).await?);
-        providers.insert(
-            name.to_string(),
-            CachedProvider {
-                profile: profile.clone(),
-                provider: provider.clone(),
-                fetched_at: self.now(),
-            },
-        );
-        Ok(provider)
+        self.providers
+            .get(name, profile, &self.deps.http, || self.now())
+            .await
     }
 
     /// Drops a cached provider, e.g. after an id_token failed verification with its keys.
     pub(crate) async fn forget_provider(&self, name: &str) {
-        self.providers.lock().await.remove(name);
+        self.providers.forget(name);
     }
 
     /// Reads the profile's keychain entry once per agent life. Call with
