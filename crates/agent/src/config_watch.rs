@@ -246,6 +246,10 @@ mod inotify {
                         return;
                     }
                 }
+                // A busy directory (a log written next to the config) keeps the descriptor
+                // ready; an already-ready descriptor never makes `readable` wait, so without
+                // this the watcher would starve every other task on the loop.
+                tokio::task::yield_now().await;
             }
         }
 
@@ -453,6 +457,54 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(&path, profile_config("again")).unwrap();
         assert_eq!(client_id(&cache), "again", "checked on every request now");
+    }
+
+    #[test]
+    fn a_busy_directory_does_not_hide_an_edit_nor_stall_the_loop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("config.toml");
+        std::fs::write(&path, profile_config("first")).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy = {
+            let stop = stop.clone();
+            let logs = ["busy.log", "busy.log.1"].map(|name| tmp.path().join(name));
+            std::thread::spawn(move || {
+                // Two files in turn: the kernel merges only repeats of the same event, so
+                // the watcher always finds more to read.
+                let mut files = logs.map(|log| std::fs::File::create(log).unwrap());
+                while !stop.load(Ordering::Relaxed) {
+                    for file in &mut files {
+                        std::io::Write::write_all(file, b".").unwrap();
+                    }
+                }
+            })
+        };
+        // The agent's loop in a thread of its own, so a starved loop fails the test rather
+        // than hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let seen = runtime.block_on(async {
+                let cache = ConfigCache::new(path.clone());
+                for _ in 0..20 {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                std::fs::write(&path, profile_config("second")).unwrap();
+                let_the_loop_turn().await;
+                client_id(&cache)
+            });
+            let _ = done.send(seen);
+        });
+        let seen = finished.recv_timeout(std::time::Duration::from_secs(20));
+        stop.store(true, Ordering::Relaxed);
+        busy.join().unwrap();
+        assert_eq!(
+            seen.expect("the watcher starved the loop").as_str(),
+            "second"
+        );
     }
 
     #[test]
