@@ -370,30 +370,39 @@ mod tests {
         (welcome, decode(&read()).unwrap())
     }
 
-    #[test]
-    fn another_protocol_version_gets_a_clear_refusal_and_a_second_agent_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let options = AgentOptions {
-            runtime_dir: tmp.path().join("run"),
-            config_path: tmp.path().join("missing.toml"),
-            data_dir: tmp.path().join("data"),
+    fn options(dir: &std::path::Path) -> AgentOptions {
+        AgentOptions {
+            runtime_dir: dir.join("run"),
+            config_path: dir.join("config.toml"),
+            data_dir: dir.join("data"),
             notifications: false,
-        };
-        let deps = || Dependencies {
+        }
+    }
+
+    fn deps() -> Dependencies {
+        Dependencies {
             http: HttpClient::new(HttpLimits::default()).unwrap(),
             logins: LoginStore::new(Arc::new(MemoryStore::default())),
             clock: Arc::new(SystemClock),
             notifier: Arc::new(crate::notify::Silent),
             refresh_worker: None,
-        };
+        }
+    }
+
+    /// Runs an agent on a thread of its own, as the binary does; its socket once it answers.
+    fn start(
+        options: &AgentOptions,
+    ) -> (
+        std::path::PathBuf,
+        std::thread::JoinHandle<Result<(), AgentStartError>>,
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let agent = {
             let options = options.clone();
-            let deps = deps();
-            std::thread::spawn(move || runtime.block_on(serve(options, deps)))
+            std::thread::spawn(move || runtime.block_on(serve(options, deps())))
         };
         let socket = paths::socket_path(&options.runtime_dir);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -404,6 +413,56 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        (socket, agent)
+    }
+
+    #[test]
+    fn an_edit_is_seen_by_the_next_request_and_an_answer_comes_after_its_audit_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = options(tmp.path());
+        let profile = |name: &str| {
+            format!("[profiles.{name}]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n")
+        };
+        std::fs::write(&options.config_path, profile("p0")).unwrap();
+        let (socket, agent) = start(&options);
+        for round in 1..=30 {
+            // Written, then asked at once: no pause for the watcher to catch up.
+            std::fs::write(&options.config_path, profile(&format!("p{round}"))).unwrap();
+            let Response::Status(report) = exchange(&socket, PROTOCOL_VERSION, &Request::Status).1
+            else {
+                panic!("expected a status");
+            };
+            let names: Vec<&str> = report.profiles.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, [format!("p{round}")], "round {round}");
+
+            // A refused hand-out is audited; its line is there when the answer is.
+            let asked = Request::GetToken {
+                profile: Some(format!("missing{round}")),
+                kind: TokenKind::Access,
+                min_valid_secs: 0,
+                interactive: false,
+                browser_available: false,
+            };
+            let (_, response) = exchange(&socket, PROTOCOL_VERSION, &asked);
+            assert!(matches!(response, Response::Error(_)), "{response:?}");
+            let audit = std::fs::read_to_string(paths::audit_log_path(&options.data_dir)).unwrap();
+            let last: serde_json::Value =
+                serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+            assert_eq!(last["profile"], format!("missing{round}"), "round {round}");
+        }
+        let (_, response) = exchange(&socket, PROTOCOL_VERSION, &Request::Shutdown);
+        assert_eq!(response, Response::ShuttingDown);
+        agent.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn another_protocol_version_gets_a_clear_refusal_and_a_second_agent_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = AgentOptions {
+            config_path: tmp.path().join("missing.toml"),
+            ..options(tmp.path())
+        };
+        let (socket, agent) = start(&options);
 
         let (welcome, response) = exchange(&socket, PROTOCOL_VERSION + 1, &Request::Status);
         assert_eq!(welcome.protocol, PROTOCOL_VERSION);
