@@ -217,7 +217,12 @@ mod inotify {
             // Room for dozens of events; each holds at most one name of 255 bytes.
             let mut buffer = vec![0u8; 16 << 10];
             loop {
-                let read = match self.fd.readable().await {
+                // `poll_read_ready`, not `readable`: it counts against the task's budget, so
+                // a directory that never stops changing (a log written next to the config)
+                // cannot starve the loop. Yielding after each read instead would requeue
+                // the watcher behind requests the kernel reported after the edit.
+                let ready = std::future::poll_fn(|cx| self.fd.poll_read_ready(cx)).await;
+                let read = match ready {
                     Ok(mut guard) => match guard.try_io(|fd| read(fd.get_ref(), &mut buffer)) {
                         Ok(read) => read,
                         Err(_would_block) => continue,
@@ -246,10 +251,6 @@ mod inotify {
                         return;
                     }
                 }
-                // A busy directory (a log written next to the config) keeps the descriptor
-                // ready; an already-ready descriptor never makes `readable` wait, so without
-                // this the watcher would starve every other task on the loop.
-                tokio::task::yield_now().await;
             }
         }
 
