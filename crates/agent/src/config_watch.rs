@@ -8,7 +8,10 @@
 //! one: no syscall on the request path. The kernel queues the event before the editor's
 //! write returns, so it is ready before any later client connects; the agent's loop is
 //! single-threaded and runs woken tasks in the order their events arrived, so the watcher
-//! has bumped the generation before the next connection's request is read.
+//! has bumped the generation before the next connection's request is read (the server's
+//! tests edit and ask at once, 30 times over). The one exception is a directory flooded with
+//! events: the watcher then gives way after a budget of reads, and an edit may take one more
+//! turn of the loop to be seen.
 //!
 //! Where no watch can be set up (no inotify, the directory missing) or the watch ends (the
 //! directory removed or renamed), every request checks the file's mtime and size instead,
