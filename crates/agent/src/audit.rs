@@ -9,11 +9,14 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stagepass_core::paths;
+
+use crate::io_thread::{Batch, IoThread, Refused};
 
 const MAX_BYTES: u64 = 4 << 20;
 
@@ -43,24 +46,29 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// Reads /proc: blocking, so off the event loop ([`crate::peer`]).
     pub(crate) fn from_peer(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+        let mut caller = Caller::unresolved(client, pid, uid);
+        // Only for helpers: `stagepass token` is itself the consumer, and the extra /proc
+        // reads would sit on its hot path.
+        caller.parent_pid = pid
+            .filter(|_| matches!(caller.consumer.as_str(), "git" | "docker" | "kube"))
+            .and_then(parent_of);
+        caller.exe = pid.and_then(executable);
+        caller.parent_exe = caller.parent_pid.and_then(executable);
+        caller
+    }
+
+    /// What the socket says, without the executables /proc would add.
+    pub(crate) fn unresolved(client: &str, pid: Option<i32>, uid: u32) -> Caller {
         // Clients name themselves "stagepass-git 0.1.0": the consumer is the part after the
         // prefix.
         let name = client.split_whitespace().next().unwrap_or("unknown");
-        let consumer = name.strip_prefix("stagepass-").unwrap_or(name).to_string();
-        // Only for helpers: `stagepass token` is itself the consumer, and the extra /proc
-        // reads would sit on its hot path.
-        let parent_pid = pid
-            .filter(|_| matches!(consumer.as_str(), "git" | "docker" | "kube"))
-            .and_then(parent_of);
         Caller {
-            consumer,
+            consumer: name.strip_prefix("stagepass-").unwrap_or(name).to_string(),
             pid,
             uid: Some(uid),
-            exe: pid.and_then(executable),
-            parent_pid,
-            parent_exe: parent_pid.and_then(executable),
-            remote_key: None,
+            ..Caller::default()
         }
     }
 
@@ -142,13 +150,18 @@ pub(crate) fn fingerprint(token: &str) -> String {
     format!("sha256:{hex}")
 }
 
+/// Lines waiting for the writer thread. Hand-outs wait for room (the queue is never the reason
+/// a line is lost); lines recorded where nobody can wait (refreshes, the proxy's counts) are
+/// counted and noted instead, should the disk stall for this many lines.
+const QUEUED_LINES: usize = 4096;
+
+/// The audit log's front: lines are serialized on the caller and written by one thread, in
+/// batches, in the order they were recorded.
 pub(crate) struct AuditLog {
     path: PathBuf,
-    /// Oldest first, `path` last: [`paths::audit_log_files`].
-    generations: Vec<PathBuf>,
-    /// The open file and its size, tracked here so a hand-out costs one write, no stat.
-    file: Mutex<Option<(File, u64)>>,
-    max_bytes: u64,
+    writer: IoThread<AuditFile>,
+    /// Lines refused by a full queue since the last note of them.
+    dropped: AtomicU64,
 }
 
 impl AuditLog {
@@ -157,61 +170,166 @@ impl AuditLog {
     }
 
     fn with_limit(data_dir: &Path, max_bytes: u64) -> AuditLog {
-        AuditLog {
+        let file = AuditFile {
             path: paths::audit_log_path(data_dir),
             generations: paths::audit_log_files(data_dir),
-            file: Mutex::new(None),
+            file: None,
             max_bytes,
+        };
+        AuditLog {
+            path: file.path.clone(),
+            writer: IoThread::start("audit-writer", QUEUED_LINES, file),
+            dropped: AtomicU64::new(0),
         }
     }
 
-    /// Appends `entry`. Failing to audit is logged, never fatal: the user must not lose
-    /// access because the disk is full.
-    pub(crate) fn record(&self, entry: &impl Serialize, now_rfc3339: &str) {
-        if let Err(err) = self.append(entry, now_rfc3339) {
-            tracing::error!("cannot write the audit log {}: {err}", self.path.display());
-        }
-    }
-
-    fn append<T: Serialize>(&self, entry: &T, now_rfc3339: &str) -> std::io::Result<()> {
-        #[derive(Serialize)]
-        struct Line<'a, T> {
-            time: &'a str,
-            #[serde(flatten)]
-            entry: &'a T,
-        }
-        let mut line = serde_json::to_vec(&Line {
-            time: now_rfc3339,
-            entry,
-        })?;
-        line.push(b'\n');
-        let mut slot = self
-            .file
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if slot.is_none() {
-            // The file is 0600; a missing dir is created private, a dir others can write
-            // (where the file could be swapped) is refused.
-            if let Some(dir) = self.path.parent() {
-                paths::ensure_data_dir(dir)?;
+    /// Queues `entry` and goes on; it reaches the file in order with every other line.
+    /// Failing to audit is logged, never fatal: the user must not lose access because the
+    /// disk is full.
+    pub(crate) fn record(&self, entry: &impl Serialize, now: SystemTime) {
+        let Some(line) = line(entry, now) else {
+            return;
+        };
+        self.note_dropped();
+        match self.writer.try_submit(line) {
+            Ok(_) => {}
+            Err(Refused::Full(_)) => {
+                if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::error!(
+                        "the audit log {} is not keeping up; counting the lines it misses",
+                        self.path.display()
+                    );
+                }
             }
-            let file = open(&self.path)?;
-            let size = file.metadata()?.len();
-            *slot = Some((file, size));
+            Err(Refused::Closed(_)) => {
+                tracing::warn!("an audit line came after the agent's stop; not written");
+            }
         }
-        let (file, size) = slot.as_mut().expect("opened above");
-        if *size + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
-            *file = open(&self.path)?;
-            *size = 0;
+    }
+
+    /// Queues `entry` and returns once it is written (or failed to be), along with every
+    /// line before it: a hand-out is answered after its line, so whoever reads the log after
+    /// the answer finds it. The event loop goes on meanwhile; only this caller waits.
+    pub(crate) async fn record_written(&self, entry: &impl Serialize, now: SystemTime) {
+        let Some(line) = line(entry, now) else {
+            return;
+        };
+        self.note_dropped();
+        match self.writer.submit(line).await {
+            Some(ticket) => self.writer.done(ticket).await,
+            None => tracing::warn!("an audit line came after the agent's stop; not written"),
         }
-        file.write_all(&line)?;
-        *size += line.len() as u64;
-        Ok(())
+    }
+
+    /// Writes every line recorded so far and stops the writer: the agent's way out.
+    pub(crate) fn close(&self) {
+        self.note_dropped();
+        self.writer.close();
+    }
+
+    /// Says in the log itself how many lines a full queue cost, once there is room again.
+    fn note_dropped(&self) {
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped == 0 {
+            return;
+        }
+        let outcome = format!("{dropped} audit lines were not written: the disk did not keep up");
+        let note = line(
+            &Entry {
+                event: "audit_dropped",
+                caller: &Caller::agent(),
+                profile: "",
+                audience: None,
+                kind: None,
+                fingerprint: None,
+                outcome: &outcome,
+            },
+            SystemTime::now(),
+        );
+        if let Some(note) = note
+            && self.writer.try_submit(note).is_err()
+        {
+            self.dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
     }
 }
 
-impl AuditLog {
+/// One JSON line: the entry stamped with `now`.
+fn line(entry: &impl Serialize, now: SystemTime) -> Option<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Line<'a, T> {
+        time: &'a str,
+        #[serde(flatten)]
+        entry: &'a T,
+    }
+    let time = time::OffsetDateTime::from(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    match serde_json::to_vec(&Line { time: &time, entry }) {
+        Ok(mut line) => {
+            line.push(b'\n');
+            Some(line)
+        }
+        Err(err) => {
+            tracing::error!("cannot write an audit line: {err}");
+            None
+        }
+    }
+}
+
+/// The file itself, owned by the writer thread: the open file and its size, tracked here
+/// so a batch costs one write, no stat.
+struct AuditFile {
+    path: PathBuf,
+    /// Oldest first, `path` last: [`paths::audit_log_files`].
+    generations: Vec<PathBuf>,
+    file: Option<(File, u64)>,
+    max_bytes: u64,
+}
+
+impl Batch for AuditFile {
+    type Item = Vec<u8>;
+
+    fn handle(&mut self, lines: Vec<Vec<u8>>) {
+        if let Err(err) = self.append(&lines) {
+            tracing::error!("cannot write the audit log {}: {err}", self.path.display());
+        }
+    }
+}
+
+impl AuditFile {
+    /// Appends `lines` with as few writes as rotation allows: one per file they land in.
+    fn append(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        let (mut file, mut size) = match self.file.take() {
+            Some(open) => open,
+            None => {
+                // The file is 0600; a missing dir is created private, a dir others can write
+                // (where the file could be swapped) is refused.
+                if let Some(dir) = self.path.parent() {
+                    paths::ensure_data_dir(dir)?;
+                }
+                let file = open(&self.path)?;
+                let size = file.metadata()?.len();
+                (file, size)
+            }
+        };
+        let mut pending: Vec<u8> = Vec::new();
+        for line in lines {
+            if size + (pending.len() + line.len()) as u64 > self.max_bytes {
+                file.write_all(&pending)?;
+                pending.clear();
+                self.rotate()?;
+                file = open(&self.path)?;
+                size = 0;
+            }
+            pending.extend_from_slice(line);
+        }
+        file.write_all(&pending)?;
+        size += pending.len() as u64;
+        self.file = Some((file, size));
+        Ok(())
+    }
+
     /// Shifts every file one generation older, the oldest one out: `.7` replaces `.8`, and so
     /// on down to the current file becoming `.1`. A rename replaces a link planted under an
     /// older name rather than writing through it.
@@ -282,13 +400,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lines_are_json_without_the_token_and_the_file_is_private() {
+    /// 2026-11-22T10:00:00Z.
+    fn ten_o_clock() -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_341_600)
+    }
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lines_are_json_without_the_token_and_the_file_is_private() {
         let tmp = tempfile::tempdir().unwrap();
         let log = AuditLog::new(&tmp.path().join("data"));
         let caller =
             Caller::from_peer("stagepass-git 0.1.0", Some(std::process::id() as i32), 1000);
-        log.record(&entry(&caller, "ok"), "2026-11-22T10:00:00Z");
+        // The hand-out's way: once it returns, the line is in the file.
+        log.record_written(&entry(&caller, "ok"), ten_o_clock())
+            .await;
         let path = paths::audit_log_path(&tmp.path().join("data"));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains("eyJsecret"));
@@ -302,14 +435,63 @@ mod tests {
     }
 
     #[test]
+    fn no_line_is_lost_on_close_and_they_keep_their_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(tmp.path());
+        let caller = Caller::agent();
+        for n in 0..2000 {
+            log.record(&entry(&caller, &n.to_string()), ten_o_clock());
+        }
+        log.close();
+        let outcomes: Vec<String> = lines(&paths::audit_log_path(tmp.path()))
+            .iter()
+            .map(|line| line["outcome"].as_str().unwrap().to_string())
+            .collect();
+        let expected: Vec<String> = (0..2000).map(|n: u32| n.to_string()).collect();
+        assert_eq!(outcomes, expected);
+        // Stopped: a straggler is refused, not written half way through a stop.
+        log.record(&entry(&caller, "late"), ten_o_clock());
+        assert_eq!(lines(&paths::audit_log_path(tmp.path())).len(), 2000);
+    }
+
+    #[test]
+    fn a_batch_is_one_write_per_file_and_still_rotates() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut file = AuditFile {
+            path: paths::audit_log_path(tmp.path()),
+            generations: paths::audit_log_files(tmp.path()),
+            file: None,
+            max_bytes: 1000,
+        };
+        let line = line(&entry(&Caller::agent(), "ok"), ten_o_clock()).unwrap();
+        // 100 lines of ~200 bytes in one batch: five to a file, twenty files' worth.
+        file.append(&vec![line.clone(); 100]).unwrap();
+        let current = std::fs::metadata(paths::audit_log_path(tmp.path()))
+            .unwrap()
+            .len();
+        let previous = std::fs::metadata(tmp.path().join("audit.jsonl.1"))
+            .unwrap()
+            .len();
+        assert!(current <= 1000 && previous <= 1000, "{current} {previous}");
+        assert_eq!(
+            previous % line.len() as u64,
+            0,
+            "no line split across files"
+        );
+        let files = paths::audit_log_files(tmp.path());
+        assert!(files.iter().all(|file| file.exists()), "{files:?}");
+        assert!(!tmp.path().join("audit.jsonl.9").exists());
+    }
+
+    #[test]
     fn the_log_rotates_and_stays_bounded() {
         let tmp = tempfile::tempdir().unwrap();
         let log = AuditLog::with_limit(tmp.path(), 1000);
         let caller = Caller::agent();
         for _ in 0..100 {
-            log.append(&entry(&caller, "ok"), "2026-11-22T10:00:00Z")
-                .unwrap();
+            log.record(&entry(&caller, "ok"), ten_o_clock());
         }
+        log.close();
         let current = std::fs::metadata(paths::audit_log_path(tmp.path()))
             .unwrap()
             .len();
@@ -345,11 +527,13 @@ mod tests {
         let target = tmp.path().join("victim");
         std::fs::write(&target, "precious\n").unwrap();
         std::os::unix::fs::symlink(&target, paths::audit_log_path(&data)).unwrap();
-        let log = AuditLog::new(&data);
-        let err = log
-            .append(&entry(&Caller::agent(), "ok"), "2026-11-22T10:00:00Z")
-            .unwrap_err()
-            .to_string();
+        let mut file = AuditFile {
+            path: paths::audit_log_path(&data),
+            generations: paths::audit_log_files(&data),
+            file: None,
+            max_bytes: MAX_BYTES,
+        };
+        let err = file.append(&[b"{}\n".to_vec()]).unwrap_err().to_string();
         assert!(err.contains("is a symbolic link"), "{err}");
         assert!(err.contains("remove the link"), "{err}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");

@@ -17,6 +17,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::conn::{ConnError, Connection};
 use crate::instance::InstanceLock;
+use crate::peer::PeerLookup;
 use crate::sessions::Agent;
 use crate::{AgentOptions, AgentStartError, Dependencies, errors, handlers};
 
@@ -67,13 +68,14 @@ pub(crate) async fn serve(
         config = %agent.config_path().display(),
         "agent started"
     );
+    let lookups = Arc::new(PeerLookup::start());
     let mut gate = Gate::new(accept::Listener::Ipc);
     loop {
         tokio::select! {
             (stream, permit) = gate.accept(|| listener.accept()) => {
-                let agent = agent.clone();
+                let (agent, lookups) = (agent.clone(), lookups.clone());
                 tokio::spawn(async move {
-                    handle(agent, stream).await;
+                    handle(agent, &lookups, stream).await;
                     drop(permit);
                 });
             }
@@ -92,13 +94,18 @@ pub(crate) async fn serve(
     }
     scheduler.abort();
     crate::proxy::flush(&agent);
+    // Everything queued reaches the disk before the socket goes: `agent stop` returns when
+    // the socket is gone, and whoever reads the audit log next must find every line.
+    agent.remote.close();
+    agent.audit.close();
+    lookups.close();
     if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
         let _ = std::fs::remove_file(&socket_path);
     }
     Ok(())
 }
 
-async fn handle(agent: Arc<Agent>, stream: UnixStream) {
+async fn handle(agent: Arc<Agent>, lookups: &PeerLookup, stream: UnixStream) {
     let peer = match stream.peer_cred() {
         Ok(cred) => cred,
         Err(err) => {
@@ -112,21 +119,31 @@ async fn handle(agent: Arc<Agent>, stream: UnixStream) {
         return;
     }
     let mut conn = Connection::new(stream);
-    if let Err(err) = converse(&agent, &mut conn, peer.pid(), peer.uid()).await
+    let peer = Peer {
+        lookups,
+        pid: peer.pid(),
+        uid: peer.uid(),
+    };
+    if let Err(err) = converse(&agent, &mut conn, &peer).await
         && !matches!(err, ConnError::Closed)
     {
-        tracing::debug!(pid = ?peer.pid(), "connection ended: {err}");
+        tracing::debug!(pid = ?peer.pid, "connection ended: {err}");
     }
 }
 
-async fn converse(
-    agent: &Agent,
-    conn: &mut Connection,
+/// The other end of a connection, as the socket tells it.
+struct Peer<'a> {
+    lookups: &'a PeerLookup,
     pid: Option<i32>,
     uid: u32,
-) -> Result<(), ConnError> {
+}
+
+async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Result<(), ConnError> {
+    let pid = peer.pid;
     let hello: Hello = conn.read().await?;
-    let caller = Caller::from_peer(&hello.client, pid, uid);
+    // Read from /proc once, at the first audited request: most connections make one
+    // request, and many (status, subscriptions) are never audited.
+    let mut caller: Option<Caller> = None;
     conn.queue(&Welcome {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -154,9 +171,20 @@ async fn converse(
         };
         tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
         let audited = audit_target(&request);
-        let response = handlers::dispatch(agent, conn, request, pid).await;
-        if let Some(target) = audited {
-            record(agent, &caller, &target, &response);
+        // The lookup runs on its own thread while the request is served.
+        let lookup = async {
+            match (&audited, &caller) {
+                (Some(_), None) => Some(peer.lookups.caller(&hello.client, pid, peer.uid).await),
+                _ => None,
+            }
+        };
+        let (response, looked_up) =
+            tokio::join!(handlers::dispatch(agent, conn, request, pid), lookup);
+        if let Some(looked_up) = looked_up {
+            caller = Some(looked_up);
+        }
+        if let (Some(target), Some(caller)) = (audited, &caller) {
+            record(agent, caller, &target, &response).await;
         }
         match conn.write(&response).await {
             Err(ConnError::Frame(FrameError::TooLarge { len, limit })) => {
@@ -222,7 +250,9 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
     })
 }
 
-fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
+/// Answers only after the line is written (off the loop), so whoever reads the log after
+/// the answer finds it.
+async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
     let requested = target.requested.as_deref().unwrap_or("");
     let remote_note;
     let (profile, grant, outcome) = match response {
@@ -275,7 +305,7 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
             .ok()
             .and_then(|config| Some(config.profiles.get(profile)?.audience()?.to_string())),
     };
-    agent.record(&Entry {
+    let entry = Entry {
         event: target.event,
         caller,
         profile,
@@ -288,7 +318,8 @@ fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Respo
             .map(|grant| fingerprint(grant.token.expose()))
             .or_else(|| target.rejected.clone()),
         outcome,
-    });
+    };
+    agent.audit.record_written(&entry, agent.now()).await;
 }
 
 fn request_name(request: &Request) -> &'static str {
@@ -351,31 +382,40 @@ mod tests {
         (welcome, decode(&read()).unwrap())
     }
 
-    #[test]
-    fn another_protocol_version_gets_a_clear_refusal_and_a_second_agent_is_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let options = AgentOptions {
-            runtime_dir: tmp.path().join("run"),
-            config_path: tmp.path().join("missing.toml"),
-            data_dir: tmp.path().join("data"),
+    fn options(dir: &std::path::Path) -> AgentOptions {
+        AgentOptions {
+            runtime_dir: dir.join("run"),
+            config_path: dir.join("config.toml"),
+            data_dir: dir.join("data"),
             notifications: false,
-        };
-        let deps = || Dependencies {
+        }
+    }
+
+    fn deps() -> Dependencies {
+        Dependencies {
             http: HttpClient::new(HttpLimits::default()).unwrap(),
             logins: LoginStore::new(Arc::new(MemoryStore::default())),
             clock: Arc::new(SystemClock),
             jitter: Arc::new(stagepass_core::refresh::RandomJitter::default()),
             notifier: Arc::new(crate::notify::Silent),
             refresh_worker: None,
-        };
+        }
+    }
+
+    /// Runs an agent on a thread of its own, as the binary does; its socket once it answers.
+    fn start(
+        options: &AgentOptions,
+    ) -> (
+        std::path::PathBuf,
+        std::thread::JoinHandle<Result<(), AgentStartError>>,
+    ) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let agent = {
             let options = options.clone();
-            let deps = deps();
-            std::thread::spawn(move || runtime.block_on(serve(options, deps)))
+            std::thread::spawn(move || runtime.block_on(serve(options, deps())))
         };
         let socket = paths::socket_path(&options.runtime_dir);
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
@@ -386,6 +426,56 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        (socket, agent)
+    }
+
+    #[test]
+    fn an_edit_is_seen_by_the_next_request_and_an_answer_comes_after_its_audit_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = options(tmp.path());
+        let profile = |name: &str| {
+            format!("[profiles.{name}]\nissuer = \"https://idp.example.com\"\nclient_id = \"x\"\n")
+        };
+        std::fs::write(&options.config_path, profile("p0")).unwrap();
+        let (socket, agent) = start(&options);
+        for round in 1..=30 {
+            // Written, then asked at once: no pause for the watcher to catch up.
+            std::fs::write(&options.config_path, profile(&format!("p{round}"))).unwrap();
+            let Response::Status(report) = exchange(&socket, PROTOCOL_VERSION, &Request::Status).1
+            else {
+                panic!("expected a status");
+            };
+            let names: Vec<&str> = report.profiles.iter().map(|p| p.name.as_str()).collect();
+            assert_eq!(names, [format!("p{round}")], "round {round}");
+
+            // A refused hand-out is audited; its line is there when the answer is.
+            let asked = Request::GetToken {
+                profile: Some(format!("missing{round}")),
+                kind: TokenKind::Access,
+                min_valid_secs: 0,
+                interactive: false,
+                browser_available: false,
+            };
+            let (_, response) = exchange(&socket, PROTOCOL_VERSION, &asked);
+            assert!(matches!(response, Response::Error(_)), "{response:?}");
+            let audit = std::fs::read_to_string(paths::audit_log_path(&options.data_dir)).unwrap();
+            let last: serde_json::Value =
+                serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+            assert_eq!(last["profile"], format!("missing{round}"), "round {round}");
+        }
+        let (_, response) = exchange(&socket, PROTOCOL_VERSION, &Request::Shutdown);
+        assert_eq!(response, Response::ShuttingDown);
+        agent.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn another_protocol_version_gets_a_clear_refusal_and_a_second_agent_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = AgentOptions {
+            config_path: tmp.path().join("missing.toml"),
+            ..options(tmp.path())
+        };
+        let (socket, agent) = start(&options);
 
         let (welcome, response) = exchange(&socket, PROTOCOL_VERSION + 1, &Request::Status);
         assert_eq!(welcome.protocol, PROTOCOL_VERSION);

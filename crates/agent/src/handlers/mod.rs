@@ -75,9 +75,9 @@ pub(crate) async fn dispatch(
         }
         Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
         Request::ProxyLaunch { route } => crate::proxy::launch(agent, route.as_deref()),
-        Request::RemoteGrant(request) => crate::remote::grant(agent, request),
+        Request::RemoteGrant(request) => crate::remote::grant(agent, request).await,
         Request::RemoteList => Ok(crate::remote::list(agent)),
-        Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name),
+        Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name).await,
         Request::SetClientSecret { profile, secret } => {
             crate::client_secret::set(agent, &profile, secret).await
         }

@@ -23,7 +23,10 @@ pub(crate) fn now(agent: &Agent) -> u64 {
 }
 
 /// `Request::RemoteGrant`.
-pub(crate) fn grant(agent: &Agent, request: RemoteGrantRequest) -> Result<Response, AgentError> {
+pub(crate) async fn grant(
+    agent: &Agent,
+    request: RemoteGrantRequest,
+) -> Result<Response, AgentError> {
     let bad = |message: String| errors::reply(ErrorKind::BadRequest, message, None);
     if request.ttl_secs == 0 || request.ttl_secs > MAX_TTL_SECS {
         return Err(bad(format!(
@@ -71,6 +74,7 @@ pub(crate) fn grant(agent: &Agent, request: RemoteGrantRequest) -> Result<Respon
             },
             now(agent),
         )
+        .await
         .map_err(bad)?;
     Ok(Response::RemoteGranted(RemoteGranted {
         key,
@@ -85,8 +89,8 @@ pub(crate) fn list(agent: &Agent) -> Response {
 }
 
 /// `Request::RemoteRevoke`.
-pub(crate) fn revoke(agent: &Agent, name: &str) -> Result<Response, AgentError> {
-    match agent.remote.revoke(name, now(agent)) {
+pub(crate) async fn revoke(agent: &Agent, name: &str) -> Result<Response, AgentError> {
+    match agent.remote.revoke(name, now(agent)).await {
         Ok(Some(info)) => Ok(Response::RemoteKeys(vec![info])),
         Ok(None) => {
             let names: Vec<String> = agent

@@ -5,10 +5,14 @@
 //! A presented key is hashed once and compared with every stored digest in constant time,
 //! without stopping at a match, so timing says nothing about which digest (or how much of it)
 //! matched.
+//!
+//! The records in memory are the truth; the file follows, written by a thread of its own so
+//! no request waits on an fsync. That thread always writes the newest records, so saves
+//! queued together cost one write, and closing it writes whatever is still queued.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,8 +21,10 @@ use sha2::{Digest, Sha256};
 use stagepass_core::paths;
 use stagepass_proto::{RemoteKeyInfo, Secret};
 use subtle::ConstantTimeEq;
+use tokio::sync::oneshot;
 
 use super::scope::Scope;
+use crate::io_thread::{Batch, IoThread};
 
 /// Last use is written to the file at most this often per key; `remote list` asks the
 /// agent, which has it to the second.
@@ -27,6 +33,9 @@ const LAST_USE_WRITE_INTERVAL: u64 = 60;
 /// then dropped when the next key is granted.
 const KEEP_EXPIRED_SECS: u64 = 7 * 86_400;
 const FILE_VERSION: u32 = 1;
+/// Saves waiting at once. Each writes the newest records, so a full queue loses nothing: a
+/// save already queued will write this change too.
+const QUEUED_SAVES: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Record {
@@ -81,88 +90,64 @@ pub(crate) struct NewKey {
     pub ttl_secs: u64,
 }
 
+/// The records, shared by the agent and the thread that saves them; `None` until the file
+/// is first read.
+type Records = Arc<Mutex<Option<Vec<Record>>>>;
+
+/// What a save answers: `Err` says why the file could not be written.
+type Saved = Result<(), String>;
+
 pub(crate) struct RemoteKeys {
     path: PathBuf,
-    /// `None` until the file is first read.
-    records: Mutex<Option<Vec<Record>>>,
+    records: Records,
+    saver: IoThread<KeyFile>,
 }
 
 impl RemoteKeys {
-    pub(crate) fn new(data_dir: &std::path::Path) -> RemoteKeys {
+    pub(crate) fn new(data_dir: &Path) -> RemoteKeys {
+        let path = paths::remote_keys_path(data_dir);
+        let records = Records::default();
+        let saver = IoThread::start(
+            "remote-keys",
+            QUEUED_SAVES,
+            KeyFile {
+                path: path.clone(),
+                records: records.clone(),
+            },
+        );
         RemoteKeys {
-            path: paths::remote_keys_path(data_dir),
-            records: Mutex::new(None),
+            path,
+            records,
+            saver,
         }
     }
 
     fn with<T>(&self, apply: impl FnOnce(&mut Vec<Record>) -> T) -> T {
-        let mut slot = self
-            .records
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let records = slot.get_or_insert_with(|| self.load());
+        let mut slot = lock(&self.records);
+        let records = slot.get_or_insert_with(|| load(&self.path));
         apply(records)
     }
 
-    /// The file's records; none when it is missing or others could have written it (a
-    /// digest planted there would be a key someone else holds).
-    fn load(&self) -> Vec<Record> {
-        let Ok(meta) = std::fs::symlink_metadata(&self.path) else {
-            return Vec::new();
-        };
-        let trusted = meta.is_file()
-            && meta.uid() == paths::current_uid()
-            && meta.permissions().mode() & 0o022 == 0;
-        if !trusted {
-            tracing::error!(
-                "ignoring {}: not a private file of this user; remote keys must be granted again",
-                self.path.display()
-            );
-            return Vec::new();
+    /// Has the file written, and says whether it was: for changes the user asked for.
+    async fn save(&self) -> Saved {
+        let (reply, answer) = oneshot::channel();
+        if self.saver.submit(Some(reply)).await.is_none() {
+            return Err("the agent is stopping".into());
         }
-        let parsed = std::fs::read(&self.path)
-            .map_err(|err| err.to_string())
-            .and_then(|bytes| {
-                serde_json::from_slice::<StoreFile>(&bytes).map_err(|err| err.to_string())
-            });
-        match parsed {
-            Ok(file) if file.version == FILE_VERSION => file
-                .keys
-                .into_iter()
-                .map(|record| Record {
-                    written_use: record.last_used_at,
-                    ..record
-                })
-                .collect(),
-            Ok(file) => {
-                tracing::error!(
-                    "ignoring {}: version {} is not {FILE_VERSION}",
-                    self.path.display(),
-                    file.version
-                );
-                Vec::new()
-            }
-            Err(err) => {
-                tracing::error!("ignoring {}: {err}", self.path.display());
-                Vec::new()
-            }
-        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the thread that writes it stopped".into()))
     }
 
-    /// Writes every record, whole, through a temporary file (0600) and a rename.
-    fn save(&self, records: &[Record]) -> std::io::Result<()> {
-        // As the audit log does: a missing data dir is created private.
-        if let Some(dir) = self.path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
-        }
-        let text = serde_json::to_vec_pretty(&StoreFile {
-            version: FILE_VERSION,
-            keys: records.to_vec(),
-        })?;
-        paths::write_private_file(&self.path, &[&text])
+    /// Has the file written and goes on: for what the agent notes by itself (a last use).
+    fn save_later(&self) {
+        // A full queue holds a save that will write this change as well.
+        let _ = self.saver.try_submit(None);
+    }
+
+    /// Writes whatever is queued and stops the saving thread: the agent's way out.
+    pub(crate) fn close(&self) {
+        self.saver.close();
     }
 
     /// Whether any key is stored (the agent then serves the listener even without routes).
@@ -170,8 +155,8 @@ impl RemoteKeys {
         self.with(|records| !records.is_empty())
     }
 
-    /// Mints a key: shown once, only its digest kept.
-    pub(crate) fn grant(
+    /// Mints a key: shown once, only its digest kept. Granted once the file holds it.
+    pub(crate) async fn grant(
         &self,
         new: NewKey,
         now: u64,
@@ -180,7 +165,8 @@ impl RemoteKeys {
         getrandom::fill(&mut bytes).map_err(|err| format!("no randomness: {err}"))?;
         let key = Secret::new(URL_SAFE_NO_PAD.encode(bytes));
         bytes.fill(0);
-        self.with(|records| {
+        let sha256 = hex(&digest(key.expose()));
+        let info = self.with(|records| {
             records.retain(|record| {
                 let ended = record.revoked_at.unwrap_or(record.expires_at);
                 ended.min(record.expires_at) + KEEP_EXPIRED_SECS > now
@@ -194,7 +180,7 @@ impl RemoteKeys {
             }
             let record = Record {
                 name: new.name,
-                sha256: hex(&digest(key.expose())),
+                sha256: sha256.clone(),
                 scope: new.scope,
                 remote_port: new.remote_port,
                 created_at: now,
@@ -205,15 +191,16 @@ impl RemoteKeys {
             };
             let info = info(&record);
             records.push(record);
-            if let Err(err) = self.save(records) {
-                records.pop();
-                return Err(format!(
-                    "cannot write {}: {err}",
-                    self.path.display()
-                ));
-            }
-            Ok((key, info))
-        })
+            Ok(info)
+        })?;
+        if let Err(err) = self.save().await {
+            // Not on disk, so not granted. A save of other changes may have written it in
+            // the meantime: the next save drops it there too.
+            self.with(|records| records.retain(|record| record.sha256 != sha256));
+            self.save_later();
+            return Err(err);
+        }
+        Ok((key, info))
     }
 
     pub(crate) fn list(&self) -> Vec<RemoteKeyInfo> {
@@ -227,32 +214,33 @@ impl RemoteKeys {
     }
 
     /// Deletes the digest of the key named `name`; its record, when there was one.
-    pub(crate) fn revoke(&self, name: &str, now: u64) -> Result<Option<RemoteKeyInfo>, String> {
-        self.with(|records| {
-            let Some(record) = records
+    pub(crate) async fn revoke(
+        &self,
+        name: &str,
+        now: u64,
+    ) -> Result<Option<RemoteKeyInfo>, String> {
+        let removed = self.with(|records| {
+            let record = records
                 .iter_mut()
-                .find(|record| record.name == name && record.revoked_at.is_none())
-            else {
-                return Ok(None);
-            };
+                .find(|record| record.name == name && record.revoked_at.is_none())?;
             record.sha256.clear();
             record.revoked_at = Some(now);
-            let removed = record.clone();
-            self.save(records).map_err(|err| {
-                // Still refused from memory; the file keeps it until the next write.
-                format!(
-                    "revoked in the agent, but cannot write {}: {err}",
-                    self.path.display()
-                )
-            })?;
-            Ok(Some(info(&removed)))
-        })
+            Some(info(record))
+        });
+        let Some(removed) = removed else {
+            return Ok(None);
+        };
+        // Still refused from memory; the file keeps it until the next write.
+        self.save()
+            .await
+            .map_err(|err| format!("revoked in the agent, but {err}"))?;
+        Ok(Some(removed))
     }
 
     /// Checks a presented key, and notes its use when it is valid.
     pub(crate) fn verify(&self, presented: &str, now: u64) -> Verdict {
         let presented = digest(presented);
-        self.with(|records| {
+        let (verdict, note_use) = self.with(|records| {
             let mut found = None;
             for (index, record) in records.iter().enumerate() {
                 let Some(stored) = unhex(&record.sha256) else {
@@ -263,13 +251,12 @@ impl RemoteKeys {
                 }
             }
             let Some(index) = found else {
-                return Verdict::Unknown;
+                return (Verdict::Unknown, false);
             };
             let record = &mut records[index];
             if now >= record.expires_at {
-                return Verdict::Expired {
-                    name: record.name.clone(),
-                };
+                let name = record.name.clone();
+                return (Verdict::Expired { name }, false);
             }
             record.last_used_at = Some(now);
             let stale = record
@@ -281,12 +268,13 @@ impl RemoteKeys {
             };
             if stale {
                 record.written_use = Some(now);
-                if let Err(err) = self.save(records) {
-                    tracing::warn!("cannot note a remote key's last use: {err}");
-                }
             }
-            Verdict::Valid(accepted)
-        })
+            (Verdict::Valid(accepted), stale)
+        });
+        if note_use {
+            self.save_later();
+        }
+        verdict
     }
 
     /// The forwarded ports of the stored keys, allowed in Host besides the listener's own.
@@ -300,6 +288,104 @@ impl RemoteKeys {
                 .collect()
         })
     }
+}
+
+/// The file's records; none when it is missing or others could have written it (a digest
+/// planted there would be a key someone else holds).
+fn load(path: &Path) -> Vec<Record> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Vec::new();
+    };
+    let trusted = meta.is_file()
+        && meta.uid() == paths::current_uid()
+        && meta.permissions().mode() & 0o022 == 0;
+    if !trusted {
+        tracing::error!(
+            "ignoring {}: not a private file of this user; remote keys must be granted again",
+            path.display()
+        );
+        return Vec::new();
+    }
+    let parsed = std::fs::read(path)
+        .map_err(|err| err.to_string())
+        .and_then(|bytes| {
+            serde_json::from_slice::<StoreFile>(&bytes).map_err(|err| err.to_string())
+        });
+    match parsed {
+        Ok(file) if file.version == FILE_VERSION => file
+            .keys
+            .into_iter()
+            .map(|record| Record {
+                written_use: record.last_used_at,
+                ..record
+            })
+            .collect(),
+        Ok(file) => {
+            tracing::error!(
+                "ignoring {}: version {} is not {FILE_VERSION}",
+                path.display(),
+                file.version
+            );
+            Vec::new()
+        }
+        Err(err) => {
+            tracing::error!("ignoring {}: {err}", path.display());
+            Vec::new()
+        }
+    }
+}
+
+/// The file, written by its own thread from the newest records.
+struct KeyFile {
+    path: PathBuf,
+    records: Records,
+}
+
+impl Batch for KeyFile {
+    /// Whoever waits to hear whether the save worked.
+    type Item = Option<oneshot::Sender<Saved>>;
+
+    fn handle(&mut self, waiting: Vec<Self::Item>) {
+        // One write for the whole batch: the records now hold every change they queued for.
+        let saved = self
+            .write()
+            .map_err(|err| format!("cannot write {}: {err}", self.path.display()));
+        if let Err(err) = &saved {
+            tracing::warn!("{err}");
+        }
+        for reply in waiting.into_iter().flatten() {
+            let _ = reply.send(saved.clone());
+        }
+    }
+}
+
+impl KeyFile {
+    /// Writes every record, whole, through a temporary file (0600) and a rename.
+    fn write(&self) -> std::io::Result<()> {
+        // Serialized under the lock (microseconds); written without it.
+        let text = {
+            let records = lock(&self.records);
+            let Some(records) = records.as_ref() else {
+                return Ok(());
+            };
+            serde_json::to_vec_pretty(&StoreFile {
+                version: FILE_VERSION,
+                keys: records.clone(),
+            })?
+        };
+        // As the audit log does: a missing data dir is created private.
+        if let Some(dir) = self.path.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        paths::write_private_file(&self.path, &[&text])
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 fn info(record: &Record) -> RemoteKeyInfo {
@@ -349,11 +435,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn keys_verify_until_expiry_or_revocation_and_survive_a_restart() {
+    #[tokio::test]
+    async fn keys_verify_until_expiry_or_revocation_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = RemoteKeys::new(dir.path());
-        let (key, info) = store.grant(new_key("cs", 100), 1000).unwrap();
+        let (key, info) = store.grant(new_key("cs", 100), 1000).await.unwrap();
         assert_eq!(key.expose().len(), 43, "32 bytes, base64url");
         assert_eq!((info.created_at, info.expires_at), (1000, 1100));
         let Verdict::Valid(accepted) = store.verify(key.expose(), 1050) else {
@@ -367,20 +453,26 @@ mod tests {
             Verdict::Expired { name: "cs".into() }
         );
         assert!(
-            store.grant(new_key("cs", 10), 1000).is_err(),
+            store.grant(new_key("cs", 10), 1000).await.is_err(),
             "names are unique"
         );
         assert_eq!(store.ports(), vec![9000]);
 
-        // Another agent reading the same file: the key and its last use are there.
+        // Another agent reading the same file, once this one stopped: the key and its last
+        // use are there.
+        store.close();
         let restarted = RemoteKeys::new(dir.path());
+        assert_eq!(restarted.list()[0].last_used_at, Some(1050));
         assert!(matches!(
             restarted.verify(key.expose(), 1060),
             Verdict::Valid(_)
         ));
         assert_eq!(restarted.list()[0].last_used_at, Some(1060));
-        assert_eq!(restarted.revoke("cs", 1060).unwrap().unwrap().name, "cs");
-        assert_eq!(restarted.revoke("cs", 1060).unwrap(), None);
+        assert_eq!(
+            restarted.revoke("cs", 1060).await.unwrap().unwrap().name,
+            "cs"
+        );
+        assert_eq!(restarted.revoke("cs", 1060).await.unwrap(), None);
         assert!(restarted.list().is_empty());
         // Its port stays allowed, so its caller hears "revoked", not a Host refusal.
         assert_eq!(restarted.ports(), vec![9000]);
@@ -396,7 +488,7 @@ mod tests {
             "the digest is gone"
         );
         // The name can be granted again.
-        let (again, _) = restarted.grant(new_key("cs", 100), 1070).unwrap();
+        let (again, _) = restarted.grant(new_key("cs", 100), 1070).await.unwrap();
         assert!(matches!(
             restarted.verify(again.expose(), 1071),
             Verdict::Valid(_)
@@ -404,11 +496,11 @@ mod tests {
         assert_eq!(restarted.verify(key.expose(), 1071), Verdict::Unknown);
     }
 
-    #[test]
-    fn the_file_holds_no_key_and_is_private() {
+    #[tokio::test]
+    async fn the_file_holds_no_key_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let store = RemoteKeys::new(dir.path());
-        let (key, _) = store.grant(new_key("cs", 100), 1000).unwrap();
+        let (key, _) = store.grant(new_key("cs", 100), 1000).await.unwrap();
         let path = paths::remote_keys_path(dir.path());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(key.expose()));
@@ -420,5 +512,31 @@ mod tests {
             RemoteKeys::new(dir.path()).verify(key.expose(), 1010),
             Verdict::Unknown
         );
+    }
+
+    #[tokio::test]
+    async fn a_last_use_reaches_the_file_by_the_stop_and_an_unwritten_grant_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RemoteKeys::new(dir.path());
+        let (key, _) = store.grant(new_key("cs", 100), 1000).await.unwrap();
+        assert!(matches!(
+            store.verify(key.expose(), 1042),
+            Verdict::Valid(_)
+        ));
+        // Noted in memory at once, written behind; the stop writes what is queued.
+        assert_eq!(store.list()[0].last_used_at, Some(1042));
+        store.close();
+        assert_eq!(
+            RemoteKeys::new(dir.path()).list()[0].last_used_at,
+            Some(1042)
+        );
+
+        // A data dir that cannot be made (a file is in the way): nothing is granted.
+        let blocked = dir.path().join("blocked");
+        std::fs::write(&blocked, "").unwrap();
+        let store = RemoteKeys::new(&blocked);
+        let err = store.grant(new_key("cs", 100), 1000).await.unwrap_err();
+        assert!(err.contains("cannot write"), "{err}");
+        assert!(store.list().is_empty(), "not granted when not saved");
     }
 }
