@@ -180,8 +180,8 @@ pub(crate) struct Rewrite<'a> {
     pub upstream_origin: &'a str,
     /// The upstream URL's path without a trailing `/`: `""` or `/base`.
     pub upstream_path: &'a str,
-    /// `http://127.0.0.1:7466` or `http://backstage.localhost:7466`.
-    pub local_origin: &'a str,
+    /// The local origin's host and port: `127.0.0.1:7466` or `backstage.localhost:7466`.
+    pub local_host: &'a str,
     /// The route's local path prefix without a trailing `/`: `""` for host routes.
     pub local_path: &'a str,
 }
@@ -216,7 +216,7 @@ impl Rewrite<'_> {
             } else {
                 format!("{}/{rest}", self.local_path)
             };
-            format!("{}{rest}", self.local_origin)
+            format!("http://{}{rest}", self.local_host)
         })
     }
 
@@ -376,7 +376,7 @@ mod tests {
     const PATH_ROUTE: Rewrite<'static> = Rewrite {
         upstream_origin: "https://backstage.example.com",
         upstream_path: "/base",
-        local_origin: "http://127.0.0.1:7466",
+        local_host: "127.0.0.1:7466",
         local_path: "/backstage",
     };
 
