@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONNECTION, HeaderValue, UPGRADE};
-use http::{Method, Request, Response, StatusCode, Version};
+use http::uri::InvalidUri;
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
@@ -27,8 +28,8 @@ use crate::sessions::Agent;
 
 /// Where the request came in, for rewriting the upstream's URLs.
 pub(crate) struct Local<'a> {
-    /// `http://127.0.0.1:7466`, from the admitted Host.
-    pub origin: String,
+    /// `127.0.0.1:7466`, the admitted Host.
+    pub host: &'a str,
     /// The route's path prefix, `""` for host routes.
     pub prefix: &'a str,
     /// The proxy's session cookie name, never passed on.
@@ -41,18 +42,17 @@ pub(crate) struct Forwarded {
     pub retried: bool,
 }
 
-/// `rest`: the path after the route's prefix (starting with `/`) and the query.
+/// `rest`: the path after the route's prefix (starting with `/`), and the query.
 pub(crate) async fn forward(
     agent: &Agent,
     config: &Config,
     route: &Route,
     local: &Local<'_>,
     mut request: Request<Incoming>,
-    rest: &str,
+    rest: (&str, Option<&str>),
 ) -> Forwarded {
     let upstream_origin = route.upstream.origin();
     let upstream_path = route.upstream.path();
-    let uri = format!("{upstream_origin}{upstream_path}{rest}");
     let client = match agent.proxy.upstreams.client(route.ca_file.as_deref()) {
         Ok(client) => client,
         Err(why) => return failed(StatusCode::BAD_GATEWAY, route, &why),
@@ -60,13 +60,15 @@ pub(crate) async fn forward(
     let upgrade = upgrade_protocol(&request);
     let downstream_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
-    let headers = upstream_request(
-        &parts.headers,
-        upgrade.as_ref(),
-        &route.strip_headers,
-        local.cookie,
-        upstream_origin,
-    );
+    let headers = || {
+        upstream_request(
+            &parts.headers,
+            upgrade.as_ref(),
+            &route.strip_headers,
+            local.cookie,
+            upstream_origin,
+        )
+    };
     // Only a request that can be sent again is retried: idempotent, no body, no upgrade.
     let retryable = is_idempotent(&parts.method) && body.is_end_stream() && upgrade.is_none();
     let mut body = Some(body);
@@ -90,21 +92,26 @@ pub(crate) async fn forward(
                 };
             }
         };
-        let sending = Arc::new(Notify::new());
-        let outgoing_body = match (retryable, body.take()) {
-            (false, Some(body)) => Upload {
-                body,
-                sending: sending.clone(),
+        // Only the caller's body tells of its progress; a retryable request has none, and
+        // waits for the answer alone.
+        let (outgoing_body, sending) = match (retryable, body.take()) {
+            (false, Some(body)) => {
+                let sending = Arc::new(Notify::new());
+                let upload = Upload {
+                    body,
+                    sending: sending.clone(),
+                };
+                (upload.boxed(), Some(sending))
             }
-            .boxed(),
-            _ => empty(),
+            _ => (empty(), None),
         };
         let mut outgoing = Request::new(outgoing_body);
         *outgoing.method_mut() = parts.method.clone();
         *outgoing.version_mut() = Version::HTTP_11;
-        *outgoing.headers_mut() = headers.clone();
+        // Built again for a retry rather than cloned for every request.
+        *outgoing.headers_mut() = headers();
         outgoing.headers_mut().insert(injected.name, injected.value);
-        match uri.parse() {
+        match upstream_uri(route, rest) {
             Ok(parsed) => *outgoing.uri_mut() = parsed,
             Err(_) => {
                 return failed(
@@ -114,27 +121,28 @@ pub(crate) async fn forward(
                 );
             }
         }
-        let answer = match answer_within(timeout, &sending, client.request(outgoing)).await {
-            None => {
-                let why = format!(
-                    "no answer within {} s (route timeout_secs)",
-                    timeout.as_secs()
-                );
-                return Forwarded {
-                    retried,
-                    ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
-                };
-            }
-            Some(Err(err)) => {
-                let why = super::upstream::describe(&err);
-                tracing::warn!(route = %route.name, "upstream failed: {why}");
-                return Forwarded {
-                    retried,
-                    ..failed(StatusCode::BAD_GATEWAY, route, &why)
-                };
-            }
-            Some(Ok(answer)) => answer,
-        };
+        let answer =
+            match answer_within(timeout, sending.as_deref(), client.request(outgoing)).await {
+                None => {
+                    let why = format!(
+                        "no answer within {} s (route timeout_secs)",
+                        timeout.as_secs()
+                    );
+                    return Forwarded {
+                        retried,
+                        ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
+                    };
+                }
+                Some(Err(err)) => {
+                    let why = super::upstream::describe(&err);
+                    tracing::warn!(route = %route.name, "upstream failed: {why}");
+                    return Forwarded {
+                        retried,
+                        ..failed(StatusCode::BAD_GATEWAY, route, &why)
+                    };
+                }
+                Some(Ok(answer)) => answer,
+            };
         let refused = answer.status() == StatusCode::UNAUTHORIZED;
         if refused && retryable && !retried && force_refresh(agent, config, route, &injected.token)
         {
@@ -148,7 +156,7 @@ pub(crate) async fn forward(
     let rewrite = Rewrite {
         upstream_origin,
         upstream_path,
-        local_origin: &local.origin,
+        local_host: local.host,
         local_path: local.prefix,
     };
     downstream_response(response.headers_mut(), switching, &rewrite);
@@ -169,9 +177,12 @@ pub(crate) async fn forward(
 /// and a stalled upload, never an upload that is still moving.
 async fn answer_within<T>(
     timeout: Duration,
-    sending: &Notify,
+    sending: Option<&Notify>,
     request: impl Future<Output = T>,
 ) -> Option<T> {
+    let Some(sending) = sending else {
+        return tokio::time::timeout(timeout, request).await.ok();
+    };
     let mut request = std::pin::pin!(request);
     loop {
         tokio::select! {
@@ -210,6 +221,22 @@ impl hyper::body::Body for Upload {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
+}
+
+/// The upstream URL for the path after the route's prefix and the query: written once into
+/// one buffer that the parsed URI then owns (no copy).
+fn upstream_uri(route: &Route, (path, query): (&str, Option<&str>)) -> Result<Uri, InvalidUri> {
+    let (origin, base) = (route.upstream.origin(), route.upstream.path());
+    let query_len = query.map_or(0, |query| query.len() + 1);
+    let mut uri = String::with_capacity(origin.len() + base.len() + path.len() + query_len);
+    uri.push_str(origin);
+    uri.push_str(base);
+    uri.push_str(path);
+    if let Some(query) = query {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    Uri::try_from(uri)
 }
 
 /// The protocol a caller asks to switch to (`Connection: upgrade` + `Upgrade: websocket`).

@@ -30,12 +30,14 @@ pub(crate) enum Credential {
     Remote(Accepted),
 }
 
-/// The one Host header, lowercase, when it is allowed. `ports`: the listener's, then the
-/// forwarded ports remote keys were granted for (`ssh -R RPORT:127.0.0.1:PORT` keeps the
-/// remote side's Host); `named` are the route host names (`backstage.localhost`).
+/// The one Host header, lowercase, when it is allowed. `port`: the listener's; `forwarded`:
+/// the ports remote keys were granted for (`ssh -R RPORT:127.0.0.1:PORT` keeps the remote
+/// side's Host), asked only for another port; `named` are the route host names
+/// (`backstage.localhost`).
 pub(crate) fn check_host<'a>(
     headers: &HeaderMap,
-    ports: &[u16],
+    port: u16,
+    forwarded: impl FnOnce() -> Vec<u16>,
     named: impl IntoIterator<Item = &'a str>,
 ) -> Result<String, Refused> {
     let mut hosts = headers.get_all(HOST).iter();
@@ -48,9 +50,9 @@ pub(crate) fn check_host<'a>(
         .to_str()
         .map_err(|_| Refused("stagepass proxy: the Host header is not text"))?
         .to_ascii_lowercase();
-    let name = host.rsplit_once(':').and_then(|(name, port)| {
-        let port: u16 = port.parse().ok()?;
-        ports.contains(&port).then_some(name)
+    let name = host.rsplit_once(':').and_then(|(name, named_port)| {
+        let named_port: u16 = named_port.parse().ok()?;
+        (named_port == port || forwarded().contains(&named_port)).then_some(name)
     });
     let Some(name) = name else {
         return Err(Refused(
@@ -176,7 +178,7 @@ mod tests {
             "Backstage.LOCALHOST:7466",
         ] {
             let map = headers(&[("host", ok)]);
-            assert!(check_host(&map, &[7466], routes).is_ok(), "{ok}");
+            assert!(check_host(&map, 7466, Vec::new, routes).is_ok(), "{ok}");
         }
         for bad in [
             "evil.example:7466",
@@ -187,17 +189,17 @@ mod tests {
             "127.0.0.1:7466.evil.example",
         ] {
             let map = headers(&[("host", bad)]);
-            assert!(check_host(&map, &[7466], routes).is_err(), "{bad}");
+            assert!(check_host(&map, 7466, Vec::new, routes).is_err(), "{bad}");
         }
-        assert!(check_host(&HeaderMap::new(), &[7466], routes).is_err());
+        assert!(check_host(&HeaderMap::new(), 7466, Vec::new, routes).is_err());
         let two = headers(&[("host", "127.0.0.1:7466"), ("host", "evil.example:7466")]);
-        assert!(check_host(&two, &[7466], routes).is_err());
+        assert!(check_host(&two, 7466, Vec::new, routes).is_err());
         // A remote key's forwarded port, with the same names only.
         let forwarded = headers(&[("host", "127.0.0.1:9000")]);
-        assert!(check_host(&forwarded, &[7466, 9000], routes).is_ok());
-        assert!(check_host(&forwarded, &[7466], routes).is_err());
+        assert!(check_host(&forwarded, 7466, || vec![9000], routes).is_ok());
+        assert!(check_host(&forwarded, 7466, Vec::new, routes).is_err());
         let rebound = headers(&[("host", "evil.example:9000")]);
-        assert!(check_host(&rebound, &[7466, 9000], routes).is_err());
+        assert!(check_host(&rebound, 7466, || vec![9000], routes).is_err());
     }
 
     #[test]

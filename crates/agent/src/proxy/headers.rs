@@ -104,13 +104,12 @@ pub(crate) fn upstream_request(
     session_cookie: &str,
     upstream_origin: &str,
 ) -> HeaderMap {
-    let listed = connection_listed(incoming);
     let mut out = HeaderMap::with_capacity(incoming.len());
     for (name, value) in incoming {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
             || is_identity(lower, strip)
-            || listed.contains(name)
+            || connection_tokens(incoming).any(|listed| listed.eq_ignore_ascii_case(lower))
             || name == HOST
             || name == COOKIE
         {
@@ -163,15 +162,19 @@ fn kept_cookies(incoming: &HeaderMap, session_cookie: &str) -> String {
     kept.join("; ")
 }
 
-/// Header names listed in the Connection header: hop-by-hop by declaration.
-fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+/// What the Connection headers list: header names, hop-by-hop by declaration, and options
+/// (`close`, `keep-alive`). Read in place, as the checks run per request.
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect()
+        .map(str::trim)
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|hop| hop.eq_ignore_ascii_case(name))
 }
 
 /// How the upstream's URLs map onto the local origin.
@@ -180,8 +183,8 @@ pub(crate) struct Rewrite<'a> {
     pub upstream_origin: &'a str,
     /// The upstream URL's path without a trailing `/`: `""` or `/base`.
     pub upstream_path: &'a str,
-    /// `http://127.0.0.1:7466` or `http://backstage.localhost:7466`.
-    pub local_origin: &'a str,
+    /// The local origin's host and port: `127.0.0.1:7466` or `backstage.localhost:7466`.
+    pub local_host: &'a str,
     /// The route's local path prefix without a trailing `/`: `""` for host routes.
     pub local_path: &'a str,
 }
@@ -216,7 +219,7 @@ impl Rewrite<'_> {
             } else {
                 format!("{}/{rest}", self.local_path)
             };
-            format!("{}{rest}", self.local_origin)
+            format!("http://{}{rest}", self.local_host)
         })
     }
 
@@ -248,9 +251,19 @@ pub(crate) fn downstream_response(headers: &mut HeaderMap, switching: bool, rewr
     // A 101's `Connection: Upgrade` names Upgrade itself, and the client needs both to
     // accept the switch: the exception applies to what Connection lists too.
     let kept = |name: &str| switching && matches!(name, "connection" | "upgrade");
-    for name in connection_listed(headers) {
-        if !kept(name.as_str()) {
-            headers.remove(name);
+    // What Connection lists besides the hop-by-hop headers (which go below, or stay for a
+    // switch). Most responses list only `keep-alive` or `close`: then nothing is copied.
+    if connection_tokens(headers).any(|listed| !is_hop_by_hop(listed)) {
+        let connection: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+        let listed = connection
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .map(str::trim);
+        for name in listed {
+            if !is_hop_by_hop(name) {
+                headers.remove(name);
+            }
         }
     }
     for name in HOP_BY_HOP {
@@ -373,10 +386,24 @@ mod tests {
         assert!(headers.get("upgrade").is_none(), "{headers:?}");
     }
 
+    #[test]
+    fn what_a_response_lists_in_connection_goes_with_the_hop_by_hop_headers() {
+        let mut headers = map(&[
+            ("connection", "Keep-Alive, X-Hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("access-control-allow-origin", "*"),
+            ("content-type", "text/plain"),
+        ]);
+        downstream_response(&mut headers, false, &PATH_ROUTE);
+        let names: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-type"], "{headers:?}");
+    }
+
     const PATH_ROUTE: Rewrite<'static> = Rewrite {
         upstream_origin: "https://backstage.example.com",
         upstream_path: "/base",
-        local_origin: "http://127.0.0.1:7466",
+        local_host: "127.0.0.1:7466",
         local_path: "/backstage",
     };
 

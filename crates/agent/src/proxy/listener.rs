@@ -31,12 +31,19 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) struct Listener {
     pub port: u16,
     pub key: stagepass_proto::Secret<String>,
+    /// Built once: every request looks for it.
+    cookie: String,
 }
 
 impl Listener {
-    /// Cookie names are not scoped to a port: two agents on two ports need two names.
-    pub(crate) fn cookie_name(&self) -> String {
-        format!("stagepass_{}", self.port)
+    pub(crate) fn new(port: u16, key: stagepass_proto::Secret<String>) -> Self {
+        // Cookie names are not scoped to a port: two agents on two ports need two names.
+        let cookie = format!("stagepass_{port}");
+        Self { port, key, cookie }
+    }
+
+    pub(crate) fn cookie_name(&self) -> &str {
+        &self.cookie
     }
 }
 
@@ -103,8 +110,10 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     let host_name = host
         .rsplit_once(':')
         .map_or(host.as_str(), |(name, _)| name);
-    let path = request.uri().path();
-    let Some((route, rest)) = select(&config.routes, host_name, path) else {
+    // A handle on the parsed target (a reference count), so that the path after the route's
+    // prefix can be borrowed while the request itself moves on.
+    let target = request.uri().clone();
+    let Some((route, rest)) = select(&config.routes, host_name, target.path()) else {
         let names: Vec<String> = config
             .routes
             .iter()
@@ -138,20 +147,23 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
             ),
         );
     }
-    let rest = match request.uri().query() {
-        Some(query) => format!("{rest}?{query}"),
-        None => rest.to_string(),
-    };
-    let cookie = listener.cookie_name();
     let local = Local {
-        origin: format!("http://{host}"),
+        host: &host,
         prefix: match &route.local {
             RouteLocal::Path(prefix) => prefix,
             RouteLocal::Host(_) => "",
         },
-        cookie: &cookie,
+        cookie: listener.cookie_name(),
     };
-    let forwarded = forward(agent, &config, route, &local, request, &rest).await;
+    let forwarded = forward(
+        agent,
+        &config,
+        route,
+        &local,
+        request,
+        (rest, target.query()),
+    )
+    .await;
     agent.proxy.stats.count(
         Some((&route.name, &route.profile)),
         forwarded.outcome,
@@ -178,10 +190,8 @@ fn admit(
         RouteLocal::Host(host) => Some(host.as_str()),
         RouteLocal::Path(_) => None,
     });
-    let now = crate::remote::now(agent);
-    let mut ports = vec![listener.port];
-    ports.extend(agent.remote.ports());
-    let host = guard::check_host(headers, &ports, named)?;
+    // The remote keys' ports are looked up only for a Host that does not name the listener's.
+    let host = guard::check_host(headers, listener.port, || agent.remote.ports(), named)?;
     guard::check_browser(headers, &host)?;
     let path = request.uri().path();
     if path == LAUNCH_PATH || path.starts_with(PATH_PREFIX) {
@@ -191,8 +201,8 @@ fn admit(
         headers,
         listener.key.expose(),
         &agent.proxy.access,
-        &listener.cookie_name(),
-        |presented| agent.remote.verify(presented, now),
+        listener.cookie_name(),
+        |presented| agent.remote.verify(presented, crate::remote::now(agent)),
     )?;
     Ok((host, Some(credential)))
 }

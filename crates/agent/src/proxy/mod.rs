@@ -88,7 +88,7 @@ async fn listen(agent: &Arc<Agent>, port: u16) -> Result<(), String> {
         })?;
     let key = secrets::load_or_create_key(&agent.options.runtime_dir)
         .map_err(|err| format!("cannot write the proxy key in the runtime dir: {err}"))?;
-    let shared = Arc::new(listener::Listener { port, key });
+    let shared = Arc::new(listener::Listener::new(port, key));
     // One cap for both sockets: they are one listener to its users.
     let gate = Gate::new(accept::Listener::Proxy);
     tokio::spawn(listener::accept(
