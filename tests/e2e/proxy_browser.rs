@@ -1,7 +1,7 @@
 //! The local proxy in front of a real Backstage backend (tests/backstage), called by curl and
 //! by a real headless Chromium (Debian `chromium`, flags of DESIGN §6).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
