@@ -22,6 +22,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub const CLIENT_ID: &str = "stagepass-test";
@@ -138,8 +139,15 @@ fn claim_profile(profile: &str) {
     let mut profiles = PROFILES.lock().unwrap_or_else(|err| err.into_inner());
     assert!(
         profiles.insert(profile.to_string()),
-        "two live sandboxes use the profile name `{profile}`: give each test its own"
+        "two live sandboxes use the profile name `{profile}`: give each test its own, or \
+         let a helper that sets up several tests take one from `unique_profile`"
     );
+}
+
+/// A profile name no other sandbox of this run has: `stem` and a number.
+pub fn unique_profile(stem: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{stem}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// An isolated stagepass: its own config, runtime dir (so its own agent), data dir and HOME,
