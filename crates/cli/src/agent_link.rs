@@ -71,12 +71,12 @@ pub fn ask<T>(
     }
     let (mut client, _) = connect()?;
     let browser_available = crate::browser::available();
-    crate::progress::sign_in(&mut client, false, true, |client, progress| {
+    crate::progress::sign_in(&mut client, false, true, |client, steps| {
         call(
             client,
             Interaction::SignIn {
                 browser_available,
-                progress,
+                steps,
             },
         )
     })

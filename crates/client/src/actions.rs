@@ -1,6 +1,6 @@
 //! One typed call per thing the agent does. Each call sends its request and takes the one
 //! answer it expects apart; any other answer is [`ClientError::Unexpected`], decided in
-//! [`Client::exchange`] alone, so no caller ever matches a [`Response`] by hand.
+//! `Client::expect` alone, so no caller ever matches a [`Response`] by hand.
 
 use std::time::Duration;
 
@@ -24,11 +24,11 @@ pub struct Steps<'a> {
 pub enum Interaction<'a> {
     /// No: the agent answers "needs sign-in" at once.
     None,
-    /// Yes (or join the one under way), showing its steps through `progress`.
+    /// Yes (or join the one under way), showing its steps through `steps`.
     SignIn {
         /// Whether a browser can be opened where the user is (display, SSH session...).
         browser_available: bool,
-        progress: Steps<'a>,
+        steps: Steps<'a>,
     },
 }
 
@@ -108,21 +108,21 @@ impl Client {
         self.answer(&Request::Claims { profile }, body_of!(Response::Claims))
     }
 
-    /// Runs an interactive sign-in to its end, showing each step through `progress`.
+    /// Runs an interactive sign-in to its end, showing each step through `steps`.
     /// Closing the connection (see [`Client::closer`]) cancels it.
     pub fn login(
         &mut self,
         profile: Option<String>,
         flow: Option<Flow>,
         browser_available: bool,
-        progress: Steps<'_>,
+        steps: Steps<'_>,
     ) -> Result<ProfileStatus, ClientError> {
         let request = Request::Login {
             profile,
             flow,
             browser_available,
         };
-        self.exchange(&request, Some(progress), body_of!(Response::SignedIn))
+        self.exchange(&request, Some(steps), body_of!(Response::SignedIn))
     }
 
     pub fn logout(&mut self, profile: Option<String>) -> Result<SignOutReport, ClientError> {
@@ -243,21 +243,21 @@ impl Client {
         interaction: Interaction<'_>,
         pick: impl FnOnce(Response) -> Option<T>,
     ) -> Result<T, ClientError> {
-        let progress = match interaction {
+        let steps = match interaction {
             Interaction::None => None,
-            Interaction::SignIn { progress, .. } => Some(progress),
+            Interaction::SignIn { steps, .. } => Some(steps),
         };
-        self.exchange(request, progress, pick)
+        self.exchange(request, steps, pick)
     }
 
     /// Sends `request` and takes its final answer apart with `pick`.
     fn exchange<T>(
         &mut self,
         request: &Request,
-        progress: Option<Steps<'_>>,
+        steps: Option<Steps<'_>>,
         pick: impl FnOnce(Response) -> Option<T>,
     ) -> Result<T, ClientError> {
-        let answer = self.call(request, progress)?;
+        let answer = self.call(request, steps)?;
         Client::expect(answer, pick)
     }
 

@@ -132,22 +132,22 @@ impl Client {
         self.welcome.as_ref()
     }
 
-    /// Sends one request and waits for its final answer. With `progress`, sign-in steps are
-    /// shown until then, each within `progress.step_timeout` of the last; without, a step is
+    /// Sends one request and waits for its final answer. With `steps`, sign-in steps are
+    /// shown until then, each within `steps.step_timeout` of the last; without, a step is
     /// the final answer (which no caller expects). Agent errors come back as
     /// [`ClientError::Agent`].
     fn call(
         &mut self,
         request: &Request,
-        progress: Option<Steps<'_>>,
+        steps: Option<Steps<'_>>,
     ) -> Result<Response, ClientError> {
         self.write(request)?;
-        let Some(progress) = progress else {
+        let Some(steps) = steps else {
             return self.read(DEFAULT_TIMEOUT);
         };
         loop {
-            match self.read(progress.step_timeout)? {
-                Response::LoginProgress(step) => (progress.on_step)(&step),
+            match self.read(steps.step_timeout)? {
+                Response::LoginProgress(step) => (steps.on_step)(&step),
                 answer => return Ok(answer),
             }
         }
