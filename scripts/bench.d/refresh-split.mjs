@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Splits one refresh, as its worker saw it, from a `perf trace` of the worker (tests/burst.rs
+// Splits one refresh, as its worker saw it, from a `perf trace` of the worker (tests/e2e/burst.rs
 // with STAGEPASS_BENCH_WORKER_TRACE): `node refresh-split.mjs TRACE` prints one JSON object,
 // times in ms:
 //   total_ms          from the job arriving on stdin to the answer written on stdout

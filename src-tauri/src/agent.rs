@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use stagepass_client::{AgentLauncher, Client, ClientError, Closer};
+use stagepass_client::{
+    AgentLauncher, Client, ClientError, Closer, Interaction, Steps, TokenRequest, Update,
+};
 use stagepass_core::paths;
 use stagepass_proto::{
-    ClaimsReport, Flow, LoginProgress, ProfileStatus, ProxyLaunch, Request, Response,
-    SignOutReport, StatusReport, TokenGrant, TokenKind,
+    ClaimsReport, Flow, LoginProgress, ProfileStatus, ProxyLaunch, SignOutReport, StatusReport,
+    TokenGrant, TokenKind,
 };
 
 /// An error shown to the user: what failed and, when known, what to do next.
@@ -46,6 +48,9 @@ impl From<ClientError> for TrayError {
                         .into(),
                 ),
             },
+            ClientError::Unexpected => TrayError::new(
+                "the agent sent an unexpected answer; is it the same version as the tray?",
+            ),
             other => TrayError::new(other.to_string()),
         }
     }
@@ -69,8 +74,8 @@ pub trait Agent: Send + Sync + 'static {
         cancel: &CancelSlot,
         on_progress: &mut dyn FnMut(&LoginProgress),
     ) -> Result<ProfileStatus, TrayError>;
-    /// Streams the status snapshot and every event to `on_frame` until the agent goes away.
-    fn subscribe(&self, on_frame: &mut dyn FnMut(Response) -> bool) -> Result<(), TrayError>;
+    /// Streams the status snapshot and every event to `on_update` until the agent goes away.
+    fn subscribe(&self, on_update: &mut dyn FnMut(Update) -> bool) -> Result<(), TrayError>;
     fn shutdown(&self) -> Result<(), TrayError>;
 }
 
@@ -96,12 +101,15 @@ impl ClientAgent {
         Ok(Client::connect_or_start(&self.runtime_dir, &name, &launcher)?.0)
     }
 
-    fn call(&self, request: &Request) -> Result<Response, TrayError> {
-        let first = self.connect()?.call(request);
-        // An agent that died before answering (crash, or exiting just now): these requests
-        // are safe to repeat against a fresh one, as the CLI does.
+    fn call<T>(
+        &self,
+        call: impl Fn(&mut Client) -> Result<T, ClientError>,
+    ) -> Result<T, TrayError> {
+        let first = call(&mut self.connect()?);
+        // An agent that died before answering (crash, or exiting just now): these calls are
+        // safe to repeat against a fresh one, as the CLI does.
         match first {
-            Err(ClientError::Gone) => Ok(self.connect()?.call(request)?),
+            Err(ClientError::Gone) => Ok(call(&mut self.connect()?)?),
             other => Ok(other?),
         }
     }
@@ -113,60 +121,30 @@ impl Default for ClientAgent {
     }
 }
 
-fn unexpected() -> TrayError {
-    TrayError::new("the agent sent an unexpected answer; is it the same version as the tray?")
-}
-
 impl Agent for ClientAgent {
     fn status(&self) -> Result<StatusReport, TrayError> {
-        match self.call(&Request::Status)? {
-            Response::Status(report) => Ok(report),
-            _ => Err(unexpected()),
-        }
+        self.call(Client::status)
     }
 
     fn claims(&self, profile: &str) -> Result<ClaimsReport, TrayError> {
-        let request = Request::Claims {
-            profile: Some(profile.into()),
-        };
-        match self.call(&request)? {
-            Response::Claims(report) => Ok(report),
-            _ => Err(unexpected()),
-        }
+        self.call(|client| client.claims(Some(profile.into())))
     }
 
     fn sign_out(&self, profile: &str) -> Result<SignOutReport, TrayError> {
-        let request = Request::Logout {
-            profile: Some(profile.into()),
-        };
-        match self.call(&request)? {
-            Response::SignedOut(report) => Ok(report),
-            _ => Err(unexpected()),
-        }
+        self.call(|client| client.logout(Some(profile.into())))
     }
 
     fn access_token(&self, profile: &str) -> Result<TokenGrant, TrayError> {
-        let request = Request::GetToken {
+        let request = TokenRequest {
             profile: Some(profile.into()),
             kind: TokenKind::Access,
             min_valid_secs: 60,
-            interactive: false,
-            browser_available: false,
         };
-        match self.call(&request)? {
-            Response::Token(grant) => Ok(grant),
-            _ => Err(unexpected()),
-        }
+        self.call(|client| client.get_token(&request, Interaction::None))
     }
 
     fn proxy_launch(&self, route: &str) -> Result<ProxyLaunch, TrayError> {
-        let request = Request::ProxyLaunch {
-            route: Some(route.into()),
-        };
-        match self.call(&request)? {
-            Response::ProxyLaunch(launch) => Ok(launch),
-            _ => Err(unexpected()),
-        }
+        self.call(|client| client.proxy_launch(Some(route.into())))
     }
 
     fn sign_in(
@@ -178,30 +156,23 @@ impl Agent for ClientAgent {
     ) -> Result<ProfileStatus, TrayError> {
         let mut client = self.connect()?;
         *cancel.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.closer()?);
-        let request = Request::Login {
-            profile: Some(profile.into()),
-            flow,
-            // The tray runs on the user's desktop: a browser can be opened where they are.
-            browser_available: true,
+        let steps = Steps {
+            step_timeout: SIGN_IN_STEP_TIMEOUT,
+            on_step: on_progress,
         };
-        let result = client.call_with_progress(&request, SIGN_IN_STEP_TIMEOUT, on_progress);
+        // The tray runs on the user's desktop: a browser can be opened where they are.
+        let result = client.login(Some(profile.into()), flow, true, steps);
         cancel.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match result? {
-            Response::SignedIn(status) => Ok(status),
-            _ => Err(unexpected()),
-        }
+        Ok(result?)
     }
 
-    fn subscribe(&self, on_frame: &mut dyn FnMut(Response) -> bool) -> Result<(), TrayError> {
-        Ok(self.connect()?.stream(&Request::Subscribe, on_frame)?)
+    fn subscribe(&self, on_update: &mut dyn FnMut(Update) -> bool) -> Result<(), TrayError> {
+        Ok(self.connect()?.subscribe(on_update)?)
     }
 
     fn shutdown(&self) -> Result<(), TrayError> {
         match Client::connect(&self.runtime_dir, "stagepass-tray") {
-            Ok(mut client) => {
-                client.call(&Request::Shutdown)?;
-                Ok(())
-            }
+            Ok(mut client) => Ok(client.shutdown()?),
             Err(ClientError::NotRunning(_)) => Ok(()),
             Err(err) => Err(err.into()),
         }

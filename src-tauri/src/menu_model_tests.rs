@@ -1,6 +1,5 @@
-use stagepass_proto::{
-    EventKind, ProfileStatus, Response, SessionState, StatusEvent, StatusReport,
-};
+use stagepass_client::Update;
+use stagepass_proto::{EventKind, ProfileStatus, SessionState, StatusEvent, StatusReport};
 use time::UtcOffset;
 
 use super::*;
@@ -31,7 +30,7 @@ fn profile(name: &str, state: SessionState, email: Option<&str>) -> ProfileStatu
 
 fn connected(profiles: Vec<ProfileStatus>) -> TrayState {
     let mut state = TrayState::default();
-    state.apply(&Response::Status(StatusReport {
+    state.apply(&Update::Snapshot(StatusReport {
         agent_version: "0.1.0".into(),
         agent_pid: 42,
         config_path: "/c.toml".into(),
@@ -105,7 +104,7 @@ fn a_profile_added_later_takes_its_place_by_name() {
         profile("lab", SessionState::SignedOut, None),
     ]);
     for name in ["corp", "zulu"] {
-        state.apply(&Response::Event(StatusEvent {
+        state.apply(&Update::Event(StatusEvent {
             kind: EventKind::SignedIn,
             profile: profile(name, SessionState::SignedIn, Some("alice@example.com")),
         }));
@@ -120,7 +119,7 @@ fn events_update_the_profile_and_refresh_failing_flags_it() {
     assert_eq!(state.look(), TrayLook::SignedOut);
     let signed_in = profile("corp", SessionState::SignedIn, Some("alice@example.com"));
     let event = |kind| {
-        Response::Event(StatusEvent {
+        Update::Event(StatusEvent {
             kind,
             profile: signed_in.clone(),
         })

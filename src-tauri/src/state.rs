@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
-use stagepass_proto::{EventKind, ProfileStatus, Response, SessionState};
+use stagepass_client::Update;
+use stagepass_proto::{EventKind, ProfileStatus, SessionState};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(tag = "link", rename_all = "snake_case")]
@@ -40,11 +41,11 @@ pub enum TrayLook {
 }
 
 impl TrayState {
-    /// Folds one frame of the subscribe stream in. Returns whether anything changed.
-    pub fn apply(&mut self, frame: &Response) -> bool {
+    /// Folds one update of the subscribe stream in. Returns whether anything changed.
+    pub fn apply(&mut self, update: &Update) -> bool {
         let before = self.clone();
-        match frame {
-            Response::Status(report) => {
+        match update {
+            Update::Snapshot(report) => {
                 self.link = AgentLink::Connected {
                     agent_version: report.agent_version.clone(),
                     agent_pid: report.agent_pid,
@@ -54,7 +55,7 @@ impl TrayState {
                 let names: BTreeSet<_> = self.profiles.iter().map(|p| p.name.clone()).collect();
                 self.refresh_failing.retain(|name| names.contains(name));
             }
-            Response::Event(event) => {
+            Update::Event(event) => {
                 let name = &event.profile.name;
                 match self.profiles.iter_mut().find(|p| &p.name == name) {
                     Some(profile) => *profile = event.profile.clone(),
@@ -71,7 +72,6 @@ impl TrayState {
                     self.refresh_failing.remove(name);
                 }
             }
-            _ => {}
         }
         *self != before
     }

@@ -22,9 +22,9 @@ fn watch<R: Runtime>(app: AppHandle<R>) {
     let core = app.state::<AppCore>();
     let mut retry = FIRST_RETRY;
     loop {
-        let result = core.agent.subscribe(&mut |frame| {
+        let result = core.agent.subscribe(&mut |update| {
             retry = FIRST_RETRY;
-            if core.state().apply(&frame) {
+            if core.state().apply(&update) {
                 publish(&app);
             }
             true

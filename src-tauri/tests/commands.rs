@@ -7,7 +7,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use stagepass_proto::{LoginProgress, Response, StatusReport};
+use stagepass_client::Update;
+use stagepass_proto::{LoginProgress, StatusReport};
 use stagepass_tray::app::AppCore;
 use support::{EXPIRES_AT, Harness, harness, signed_in};
 use tauri::Manager;
@@ -54,7 +55,7 @@ fn agent_state_mirrors_the_stream() {
     h.app
         .state::<AppCore>()
         .state()
-        .apply(&Response::Status(StatusReport {
+        .apply(&Update::Snapshot(StatusReport {
             agent_version: "0.1.0".into(),
             agent_pid: 7,
             config_path: "/c.toml".into(),

@@ -1,5 +1,5 @@
 // What the three test servers (git-server, kube-server, registry-server) must do alike, so that
-// tests/support's TestServer can start, read and stop any of them the same way. Each server
+// tests/e2e/support's TestServer can start, read and stop any of them the same way. Each server
 // passes its name, which starts every stderr line, so a failing test's output says who spoke.
 import { createRequire } from 'node:module';
 import { fstatSync } from 'node:fs';

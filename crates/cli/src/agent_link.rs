@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use stagepass_client::{AgentLauncher, Client};
+use stagepass_client::{AgentLauncher, Client, ClientError, Interaction, TokenRequest};
 use stagepass_core::paths;
 
 use crate::error::CommandError;
@@ -30,7 +30,7 @@ const AGENT_BINARY: &str = "stagepass-agent";
 pub fn connect() -> Result<(Client, bool), CommandError> {
     let runtime_dir = paths::runtime_dir();
     match Client::connect(&runtime_dir, &client_name()) {
-        Err(stagepass_client::ClientError::NotRunning(_)) => {
+        Err(ClientError::NotRunning(_)) => {
             // Only now: finding the agent binary costs a readlink the fast path can skip.
             let launcher = AgentLauncher::new(agent_program()?, &["--background"]);
             Ok(Client::connect_or_start(
@@ -43,51 +43,43 @@ pub fn connect() -> Result<(Client, bool), CommandError> {
     }
 }
 
-/// Sends one request, starting an agent when none runs. When the agent dies before its first
-/// answer (a crash, or one exiting just as this client connected), the request goes once more
-/// to a fresh agent: the requests sent this way (token, status, claims, logout) are safe to
-/// repeat.
-pub fn call(
-    request: &stagepass_proto::Request,
-) -> Result<(stagepass_proto::Response, bool), CommandError> {
+/// Makes one call, starting an agent when none runs. When the agent dies before its first
+/// answer (a crash, or one exiting just as this client connected), the call goes once more
+/// to a fresh agent: the calls made this way (token, status, claims, logout) are safe to
+/// repeat. Returns whether an agent was started.
+pub fn call<T>(
+    mut call: impl FnMut(&mut Client) -> Result<T, ClientError>,
+) -> Result<(T, bool), CommandError> {
     let (mut client, started) = connect()?;
-    match client.call(request) {
-        Err(stagepass_client::ClientError::Gone) => {
+    match call(&mut client) {
+        Err(ClientError::Gone) => {
             let (mut client, started) = connect()?;
-            Ok((client.call(request)?, started))
+            Ok((call(&mut client)?, started))
         }
         result => Ok((result?, started)),
     }
 }
 
-/// Sends a request that may need a sign-in: when `interactive`, the sign-in's progress shows
+/// Makes a call that may need a sign-in: when `interactive`, the sign-in's progress shows
 /// on stderr (stdout stays the caller's: a token, a git answer, an ExecCredential).
-pub fn ask(
-    request: &stagepass_proto::Request,
+pub fn ask<T>(
     interactive: bool,
-) -> Result<stagepass_proto::Response, CommandError> {
+    mut call: impl FnMut(&mut Client, Interaction<'_>) -> Result<T, ClientError>,
+) -> Result<T, CommandError> {
     if !interactive {
-        return Ok(call(request)?.0);
+        return Ok(self::call(|client| call(client, Interaction::None))?.0);
     }
     let (mut client, _) = connect()?;
-    crate::progress::sign_in(&mut client, request, false, true)
-}
-
-/// A token request as `token`, `exec` and `kube-credential` make it: a sign-in may start
-/// when the user can take part in one.
-pub fn token_request(
-    profile: Option<String>,
-    kind: stagepass_proto::TokenKind,
-    min_valid_secs: u64,
-    interactive: bool,
-) -> stagepass_proto::Request {
-    stagepass_proto::Request::GetToken {
-        profile,
-        kind,
-        min_valid_secs,
-        interactive,
-        browser_available: interactive && crate::browser::available(),
-    }
+    let browser_available = crate::browser::available();
+    crate::progress::sign_in(&mut client, false, true, |client, steps| {
+        call(
+            client,
+            Interaction::SignIn {
+                browser_available,
+                steps,
+            },
+        )
+    })
 }
 
 /// A token, from the local agent (which may sign in when `interactive`) or, in remote mode,
@@ -101,9 +93,14 @@ pub fn token(
     if let Some(remote) = crate::remote_mode::remote()? {
         return crate::remote_mode::token(&remote, profile, kind, min_valid_secs);
     }
-    let request = token_request(profile, kind, min_valid_secs, interactive);
-    let response = ask(&request, interactive)?;
-    crate::commands::expect_response!(response, stagepass_proto::Response::Token)
+    let request = TokenRequest {
+        profile,
+        kind,
+        min_valid_secs,
+    };
+    ask(interactive, |client, interaction| {
+        client.get_token(&request, interaction)
+    })
 }
 
 /// Whether a sign-in can involve the user: not when git says no prompts, and not without a

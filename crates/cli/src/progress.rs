@@ -4,8 +4,8 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use stagepass_client::browser::{self, Opened};
-use stagepass_client::{Client, Closer};
-use stagepass_proto::{AgentError, ErrorKind, LoginProgress, Request, Response};
+use stagepass_client::{Client, ClientError, Closer, Steps};
+use stagepass_proto::{AgentError, ErrorKind, LoginProgress};
 
 use crate::error::CommandError;
 use crate::output::when;
@@ -17,14 +17,14 @@ pub const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const OPENER_GRACE: Duration = Duration::from_secs(1);
 const SPINNER: &[char] = &['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
-/// Sends `request` (a login, or a token request that may sign in) and shows its progress.
+/// Makes `call` (a login, or a call that may sign in) and shows the sign-in's progress.
 /// `json`: each step as a JSON line on stdout; `open_browser`: open it (or only print the URL).
-pub fn sign_in(
+pub fn sign_in<T>(
     client: &mut Client,
-    request: &Request,
     json: bool,
     open_browser: bool,
-) -> Result<Response, CommandError> {
+    call: impl FnOnce(&mut Client, Steps<'_>) -> Result<T, ClientError>,
+) -> Result<T, CommandError> {
     let mut progress = Progress {
         json,
         open_browser,
@@ -34,7 +34,14 @@ pub fn sign_in(
         closer: client.closer().ok(),
         failed: None,
     };
-    let result = client.call_with_progress(request, STEP_TIMEOUT, |step| progress.show(step));
+    let mut on_step = |step: &LoginProgress| progress.show(step);
+    let result = call(
+        client,
+        Steps {
+            step_timeout: STEP_TIMEOUT,
+            on_step: &mut on_step,
+        },
+    );
     progress.finish();
     // The connection was closed on purpose (which cancels the sign-in at the agent): the
     // reason is ours, not the closed connection's.

@@ -2,6 +2,7 @@
 //! the credential helpers are short-lived processes where a runtime would cost more than the
 //! whole exchange.
 
+mod actions;
 pub mod browser;
 mod launch;
 pub mod remote;
@@ -13,10 +14,11 @@ use std::time::Duration;
 
 use stagepass_core::paths;
 use stagepass_proto::{
-    AgentError, FrameError, Hello, LoginProgress, MAX_REQUEST_LEN, MAX_RESPONSE_LEN,
-    PROTOCOL_VERSION, Request, Response, Welcome, decode, encode, frame_len,
+    AgentError, FrameError, Hello, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, PROTOCOL_VERSION, Request,
+    Response, Welcome, decode, encode, frame_len,
 };
 
+pub use actions::{Interaction, Rejection, Steps, TokenRequest, Update};
 pub use launch::AgentLauncher;
 
 /// Covers the slowest answer the agent gives without user interaction: discovery plus a
@@ -130,33 +132,23 @@ impl Client {
         self.welcome.as_ref()
     }
 
-    /// Sends one request and waits for its single answer. Agent errors come back as
+    /// Sends one request and waits for its final answer. With `steps`, sign-in steps are
+    /// shown until then, each within `steps.step_timeout` of the last; without, a step is
+    /// the final answer (which no caller expects). Agent errors come back as
     /// [`ClientError::Agent`].
-    pub fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
-        self.write(request)?;
-        match self.read(DEFAULT_TIMEOUT)? {
-            Response::Error(err) => Err(ClientError::Agent(err)),
-            Response::LoginProgress(_) => Err(ClientError::Unexpected),
-            response => Ok(response),
-        }
-    }
-
-    /// Sends a request that may involve a sign-in ([`Request::Login`], an interactive
-    /// [`Request::GetToken`]) and reports each progress step to `on_progress` until the final
-    /// answer. `step_timeout` bounds the silence between two frames; the agent sends a
-    /// heartbeat every few seconds while it waits for the user.
-    pub fn call_with_progress(
+    fn call(
         &mut self,
         request: &Request,
-        step_timeout: Duration,
-        mut on_progress: impl FnMut(&LoginProgress),
+        steps: Option<Steps<'_>>,
     ) -> Result<Response, ClientError> {
         self.write(request)?;
+        let Some(steps) = steps else {
+            return self.read(DEFAULT_TIMEOUT);
+        };
         loop {
-            match self.read(step_timeout)? {
-                Response::LoginProgress(step) => on_progress(&step),
-                Response::Error(err) => return Err(ClientError::Agent(err)),
-                response => return Ok(response),
+            match self.read(steps.step_timeout)? {
+                Response::LoginProgress(step) => (steps.on_step)(&step),
+                answer => return Ok(answer),
             }
         }
     }
@@ -164,7 +156,7 @@ impl Client {
     /// Sends a streaming request ([`Request::Subscribe`]) and hands every frame to
     /// `on_frame` until it returns `false` or the agent closes the connection. No read
     /// timeout: a quiet stream is a healthy one.
-    pub fn stream(
+    fn stream(
         &mut self,
         request: &Request,
         mut on_frame: impl FnMut(Response) -> bool,
@@ -226,7 +218,10 @@ impl Client {
             })?;
             self.welcome = Some(welcome);
         }
-        self.read_frame(timeout)
+        match self.read_frame(timeout)? {
+            Response::Error(err) => Err(ClientError::Agent(err)),
+            answer => Ok(answer),
+        }
     }
 
     fn read_frame<T: serde::de::DeserializeOwned>(

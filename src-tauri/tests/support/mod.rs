@@ -7,9 +7,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 
 use serde_json::{Value, json};
+use stagepass_client::Update;
 use stagepass_proto::{
     ClaimSet, ClaimsReport, Flow, LoginProgress, ProfileStatus, ProxyLaunch, RefreshTokenState,
-    Response, Secret, SessionState, SignOutReport, StatusReport, TokenGrant, TokenKind,
+    Secret, SessionState, SignOutReport, StatusReport, TokenGrant, TokenKind,
 };
 use stagepass_tray::agent::{Agent, CancelSlot, TrayError};
 use stagepass_tray::app::AppCore;
@@ -145,7 +146,7 @@ impl Agent for FakeAgent {
         }
     }
 
-    fn subscribe(&self, _on_frame: &mut dyn FnMut(Response) -> bool) -> Result<(), TrayError> {
+    fn subscribe(&self, _on_update: &mut dyn FnMut(Update) -> bool) -> Result<(), TrayError> {
         Ok(())
     }
 

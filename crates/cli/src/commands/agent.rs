@@ -3,7 +3,6 @@ use std::os::unix::process::CommandExt;
 use serde_json::json;
 use stagepass_client::{Client, ClientError};
 use stagepass_core::paths;
-use stagepass_proto::{Request, Response};
 
 use crate::agent_link::{agent_program, client_name};
 use crate::cli::{AgentAction, AgentArgs, JsonArg};
@@ -46,10 +45,7 @@ fn status(args: JsonArg) -> Result<(), CommandError> {
         }
         return Ok(());
     };
-    let report = match client.call(&Request::Status)? {
-        Response::Status(report) => report,
-        _ => return Err(ClientError::Unexpected.into()),
-    };
+    let report = client.status()?;
     if args.json {
         print_json(&json!({
             "running": true,
@@ -74,27 +70,23 @@ fn stop() -> Result<(), CommandError> {
         errln!("no agent runs for {}", paths::runtime_dir().display());
         return Ok(());
     };
-    match client.call(&Request::Shutdown)? {
-        Response::ShuttingDown => {
-            // Returns once the agent is gone, as `systemctl stop` does: it writes its last
-            // audit lines (the proxy's counts) and removes its socket on the way out.
-            let socket = paths::socket_path(&paths::runtime_dir());
-            let deadline = std::time::Instant::now() + STOP_WAIT;
-            while socket.exists() && std::time::Instant::now() < deadline {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            if socket.exists() {
-                errln!(
-                    "asked the agent to stop; it is still finishing (its socket is {})",
-                    socket.display()
-                );
-            } else {
-                errln!("agent stopped");
-            }
-            Ok(())
-        }
-        _ => Err(ClientError::Unexpected.into()),
+    client.shutdown()?;
+    // Returns once the agent is gone, as `systemctl stop` does: it writes its last audit
+    // lines (the proxy's counts) and removes its socket on the way out.
+    let socket = paths::socket_path(&paths::runtime_dir());
+    let deadline = std::time::Instant::now() + STOP_WAIT;
+    while socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    if socket.exists() {
+        errln!(
+            "asked the agent to stop; it is still finishing (its socket is {})",
+            socket.display()
+        );
+    } else {
+        errln!("agent stopped");
+    }
+    Ok(())
 }
 
 /// How long `agent stop` waits for the agent to finish its shutdown.

@@ -1,7 +1,5 @@
 use serde_json::json;
-use stagepass_proto::{Request, Response};
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::{BackstageAction, ProfileJsonArgs};
 use crate::error::CommandError;
@@ -14,10 +12,8 @@ pub fn run(action: BackstageAction) -> Result<(), CommandError> {
 }
 
 fn whoami(args: ProfileJsonArgs) -> Result<(), CommandError> {
-    let (response, _) = agent_link::call(&Request::BackstageWhoami {
-        profile: args.profile.profile,
-    })?;
-    let identity = expect_response!(response, Response::BackstageIdentity)?;
+    let profile = &args.profile.profile;
+    let (identity, _) = agent_link::call(|client| client.backstage_whoami(profile.clone()))?;
     if args.json.json {
         print_json(&json!({
             "profile": identity.profile,

@@ -1,7 +1,6 @@
 use serde_json::{Value, json};
-use stagepass_proto::{ClaimSet, Request, Response};
+use stagepass_proto::ClaimSet;
 
-use super::expect_response;
 use stagepass_core::text::one_line;
 
 use crate::agent_link;
@@ -13,10 +12,8 @@ use crate::output::{print_json, rfc3339, when};
 const TIME_CLAIMS: &[&str] = &["exp", "iat", "nbf", "auth_time", "updated_at"];
 
 pub fn run(args: ProfileJsonArgs) -> Result<(), CommandError> {
-    let (response, _) = agent_link::call(&Request::Claims {
-        profile: args.profile.profile,
-    })?;
-    let report = expect_response!(response, Response::Claims)?;
+    let profile = &args.profile.profile;
+    let (report, _) = agent_link::call(|client| client.claims(profile.clone()))?;
     if args.json.json {
         print_json(&json!({
             "profile": report.profile,

@@ -1,9 +1,6 @@
 use stagepass_core::paths;
 use stagepass_core::presets::{self, PresetInput, WriteOutcome};
 
-use stagepass_proto::{Request, Response};
-
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::{ConfigAction, ConfigInitArgs, SetSecretArgs};
 use crate::error::{CommandError, Kind};
@@ -26,11 +23,8 @@ fn set_secret(args: SetSecretArgs) -> Result<(), CommandError> {
             args.profile
         ))?)
     };
-    let (response, _) = agent_link::call(&Request::SetClientSecret {
-        profile: args.profile,
-        secret,
-    })?;
-    let report = expect_response!(response, Response::ClientSecret)?;
+    let (report, _) =
+        agent_link::call(|client| client.set_client_secret(args.profile.clone(), secret.clone()))?;
     let profile = &report.profile;
     match (args.delete, report.changed) {
         (false, _) => errln!("stored the client secret of `{profile}` in the keychain"),

@@ -7,11 +7,9 @@ use std::io::{Read, Write};
 use stagepass_core::config::Config;
 use stagepass_core::credential_map::DEFAULT_USERNAME;
 use stagepass_core::paths;
-use stagepass_proto::{Request, Response, Tool};
+use stagepass_proto::Tool;
 
-use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::error::{CommandError, Kind};
 
 /// What docker reads as "no credentials here" (and then tries anonymous access).
@@ -37,16 +35,10 @@ pub fn run(action: &str) -> Result<(), CommandError> {
 }
 
 fn get(server: &str) -> Result<(), CommandError> {
-    let interactive = agent_link::can_interact();
-    let request = Request::Credential {
-        tool: Tool::Docker,
-        url: server.to_string(),
-        bearer_ok: false,
-        interactive,
-        browser_available: interactive && browser::available(),
-    };
-    let response = agent_link::ask(&request, interactive)?;
-    let Some(credential) = expect_response!(response, Response::Credential)? else {
+    let credential = agent_link::ask(agent_link::can_interact(), |client, interaction| {
+        client.credential(Tool::Docker, server.to_string(), false, interaction)
+    })?;
+    let Some(credential) = credential else {
         // The protocol's "not found": the message on stdout, exit code 1.
         outln!("{NOT_FOUND}");
         return Err(CommandError::new(Kind::NoCredential, NOT_FOUND));

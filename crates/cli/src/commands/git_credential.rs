@@ -4,11 +4,9 @@
 use std::io::Read;
 
 use stagepass_core::git_credential::{MAX_INPUT, Query, write_answer};
-use stagepass_proto::{Request, Response, Tool};
+use stagepass_proto::Tool;
 
-use super::expect_response;
 use crate::agent_link;
-use crate::browser;
 use crate::error::CommandError;
 use crate::remote_mode;
 
@@ -38,16 +36,10 @@ fn get(query: &Query) -> Result<(), CommandError> {
     let credential = match remote_mode::remote()? {
         Some(remote) => remote_mode::credential(&remote, url, query.can_take_bearer())?,
         None => {
-            let interactive = agent_link::can_interact();
-            let request = Request::Credential {
-                tool: Tool::Git,
-                url,
-                bearer_ok: query.can_take_bearer(),
-                interactive,
-                browser_available: interactive && browser::available(),
-            };
-            let response = agent_link::ask(&request, interactive)?;
-            expect_response!(response, Response::Credential)?
+            let bearer_ok = query.can_take_bearer();
+            agent_link::ask(agent_link::can_interact(), |client, interaction| {
+                client.credential(Tool::Git, url.clone(), bearer_ok, interaction)
+            })?
         }
     };
     // An unmapped host gets an empty answer, so git falls through to its next helper.
@@ -85,11 +77,6 @@ fn erase(query: &Query) -> Result<(), CommandError> {
     let (Some(url), Some(token)) = (query.url(), query.password.clone()) else {
         return Ok(());
     };
-    let request = Request::RejectCredential {
-        tool: Tool::Git,
-        url,
-        token,
-    };
-    agent_link::call(&request)?;
+    agent_link::call(|client| client.reject_credential(Tool::Git, url.clone(), token.clone()))?;
     Ok(())
 }

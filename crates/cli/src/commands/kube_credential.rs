@@ -3,9 +3,9 @@
 
 use std::io::{IsTerminal, Write};
 
-use stagepass_proto::{Response, TokenKind};
+use stagepass_client::TokenRequest;
+use stagepass_proto::TokenKind;
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::KubeCredentialArgs;
 use crate::error::CommandError;
@@ -38,14 +38,14 @@ pub fn run(args: KubeCredentialArgs) -> Result<(), CommandError> {
     } else {
         TokenKind::Id
     };
-    let request = agent_link::token_request(
-        args.profile.profile,
+    let request = TokenRequest {
+        profile: args.profile.profile,
         kind,
-        2 * EXPIRY_MARGIN_SECS,
-        interactive,
-    );
-    let response = agent_link::ask(&request, interactive)?;
-    let grant = expect_response!(response, Response::Token)?;
+        min_valid_secs: 2 * EXPIRY_MARGIN_SECS,
+    };
+    let grant = agent_link::ask(interactive, |client, interaction| {
+        client.get_token(&request, interaction)
+    })?;
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
     struct Status<'a> {

@@ -1,7 +1,6 @@
 use serde_json::json;
-use stagepass_proto::{Flow, Request, Response};
+use stagepass_proto::Flow;
 
-use super::expect_response;
 use crate::agent_link;
 use crate::browser;
 use crate::cli::LoginArgs;
@@ -11,17 +10,15 @@ use crate::progress;
 
 pub fn run(args: LoginArgs) -> Result<(), CommandError> {
     let (mut client, _) = agent_link::connect()?;
-    let request = Request::Login {
-        profile: args.profile.profile.clone(),
-        flow: match (args.device, args.browser) {
-            (true, _) => Some(Flow::Device),
-            (_, true) => Some(Flow::Browser),
-            _ => None,
-        },
-        browser_available: browser::available(),
+    let flow = match (args.device, args.browser) {
+        (true, _) => Some(Flow::Device),
+        (_, true) => Some(Flow::Browser),
+        _ => None,
     };
-    let response = progress::sign_in(&mut client, &request, args.json, !args.no_open)?;
-    let signed_in = expect_response!(response, Response::SignedIn)?;
+    let browser_available = browser::available();
+    let signed_in = progress::sign_in(&mut client, args.json, !args.no_open, |client, steps| {
+        client.login(args.profile.profile.clone(), flow, browser_available, steps)
+    })?;
     let who = signed_in.email.as_deref().or(signed_in.subject.as_deref());
     if args.json {
         outln!(

@@ -1,15 +1,9 @@
-use stagepass_proto::{Request, Response};
-
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::ProfileArg;
 use crate::error::CommandError;
 
 pub fn run(args: ProfileArg) -> Result<(), CommandError> {
-    let (response, _) = agent_link::call(&Request::Logout {
-        profile: args.profile,
-    })?;
-    let report = expect_response!(response, Response::SignedOut)?;
+    let (report, _) = agent_link::call(|client| client.logout(args.profile.clone()))?;
     if report.revoked {
         outln!(
             "Signed out of {}; the IdP revoked the refresh token.",

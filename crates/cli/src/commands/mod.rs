@@ -42,16 +42,3 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Remote(action) => remote::run(action),
     }
 }
-
-/// The single answer the agent gives to a request, or an "unexpected answer" error.
-macro_rules! expect_response {
-    ($response:expr, $variant:path) => {
-        match $response {
-            $variant(body) => Ok(body),
-            _ => Err(crate::error::CommandError::from(
-                stagepass_client::ClientError::Unexpected,
-            )),
-        }
-    };
-}
-pub(crate) use expect_response;

@@ -1,17 +1,13 @@
 //! `stagepass open [ROUTE] [--print]`: a proxy route in the browser, through a one-time launch
 //! URL the agent mints (the browser trades it for the route's session cookie).
 
-use stagepass_proto::{Request, Response};
-
-use super::expect_response;
 use crate::agent_link;
 use crate::browser;
 use crate::cli::OpenArgs;
 use crate::error::CommandError;
 
 pub fn run(args: OpenArgs) -> Result<(), CommandError> {
-    let (response, _) = agent_link::call(&Request::ProxyLaunch { route: args.route })?;
-    let launch = expect_response!(response, Response::ProxyLaunch)?;
+    let (launch, _) = agent_link::call(|client| client.proxy_launch(args.route.clone()))?;
     let url = match &args.path {
         Some(path) => format!("{}&next={}", launch.url.expose(), landing(path)?),
         None => launch.url.expose().clone(),

@@ -3,12 +3,12 @@
 
 use std::io::Write;
 
+use stagepass_client::Client;
 use stagepass_client::remote::{REMOTE_ENV, REMOTE_KEY_ENV};
 use stagepass_core::config::Config;
 use stagepass_core::paths;
-use stagepass_proto::{RemoteGrantRequest, RemoteGranted, RemoteKeyInfo, Request, Response};
+use stagepass_proto::{RemoteGrantRequest, RemoteGranted, RemoteKeyInfo};
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::{RemoteAction, RemoteScopeArgs, RemoteSshArgs};
 use crate::error::{CommandError, Kind};
@@ -45,8 +45,7 @@ pub fn run(action: RemoteAction) -> Result<(), CommandError> {
             Ok(())
         }
         RemoteAction::List(json) => {
-            let (response, _) = agent_link::call(&Request::RemoteList)?;
-            let keys = expect_response!(response, Response::RemoteKeys)?;
+            let (keys, _) = agent_link::call(Client::remote_list)?;
             if json.json {
                 let keys: Vec<serde_json::Value> = keys.iter().map(info_json).collect();
                 print_json(&serde_json::Value::Array(keys))?;
@@ -60,8 +59,7 @@ pub fn run(action: RemoteAction) -> Result<(), CommandError> {
             Ok(())
         }
         RemoteAction::Revoke { name } => {
-            let (response, _) = agent_link::call(&Request::RemoteRevoke { name })?;
-            let revoked = expect_response!(response, Response::RemoteKeys)?;
+            let (revoked, _) = agent_link::call(|client| client.remote_revoke(name.clone()))?;
             for key in revoked {
                 outln!("revoked remote key `{}`: it stops working now", key.name);
             }
@@ -78,15 +76,15 @@ fn grant(scope: &RemoteScopeArgs) -> Result<RemoteGranted, CommandError> {
             scope.ttl
         ))
     })?;
-    let request = Request::RemoteGrant(RemoteGrantRequest {
+    let request = RemoteGrantRequest {
         name: scope.name.clone(),
         ttl_secs,
         routes: scope.routes.clone(),
         profiles: scope.profiles.clone(),
         remote_port: scope.remote_port,
-    });
-    let (response, _) = agent_link::call(&request)?;
-    expect_response!(response, Response::RemoteGranted)
+    };
+    let (granted, _) = agent_link::call(|client| client.remote_grant(request.clone()))?;
+    Ok(granted)
 }
 
 /// The URL the remote side uses: the proxy's port, or the forward's own.

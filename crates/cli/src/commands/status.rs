@@ -1,7 +1,7 @@
 use serde_json::json;
-use stagepass_proto::{EventKind, ProfileStatus, ProxyStatus, Request, Response, SessionState};
+use stagepass_client::{Client, Update};
+use stagepass_proto::{EventKind, ProfileStatus, ProxyStatus, SessionState};
 
-use super::expect_response;
 use crate::agent_link;
 use crate::cli::StatusArgs;
 use crate::error::CommandError;
@@ -12,8 +12,7 @@ pub fn run(args: StatusArgs) -> Result<(), CommandError> {
         return watch(args.json.json);
     }
     let args = args.json;
-    let (response, started) = agent_link::call(&Request::Status)?;
-    let report = expect_response!(response, Response::Status)?;
+    let (report, started) = agent_link::call(Client::status)?;
     if args.json {
         print_json(&json!({
             "agent": {
@@ -125,7 +124,7 @@ fn describe(profile: &ProfileStatus) -> String {
 fn watch(json: bool) -> Result<(), CommandError> {
     let (mut client, _) = agent_link::connect()?;
     let mut failed = None;
-    client.stream(&Request::Subscribe, |frame| match show_frame(json, frame) {
+    client.subscribe(|update| match show_update(json, update) {
         Ok(more) => more,
         Err(err) => {
             failed = Some(err);
@@ -135,10 +134,10 @@ fn watch(json: bool) -> Result<(), CommandError> {
     failed.map_or(Ok(()), Err)
 }
 
-/// Prints one frame of the agent's stream; whether to keep listening.
-fn show_frame(json: bool, frame: Response) -> Result<bool, CommandError> {
-    match frame {
-        Response::Status(report) if json => {
+/// Prints one update of the agent's stream; whether to keep listening.
+fn show_update(json: bool, update: Update) -> Result<bool, CommandError> {
+    match update {
+        Update::Snapshot(report) if json => {
             for profile in &report.profiles {
                 outln!(
                     "{}",
@@ -146,22 +145,21 @@ fn show_frame(json: bool, frame: Response) -> Result<bool, CommandError> {
                 );
             }
         }
-        Response::Status(report) => {
+        Update::Snapshot(report) => {
             for profile in &report.profiles {
                 outln!("{}  {}", profile.name, describe(profile));
             }
         }
-        Response::Event(event) if json => outln!(
+        Update::Event(event) if json => outln!(
             "{}",
             json!({ "event": event_name(event.kind), "profile": profile_json(&event.profile) })
         ),
-        Response::Event(event) => outln!(
+        Update::Event(event) => outln!(
             "{}  {}: {}",
             event.profile.name,
             event_name(event.kind),
             describe(&event.profile)
         ),
-        _ => return Ok(false),
     }
     use std::io::Write;
     Ok(std::io::stdout().flush().is_ok())

@@ -3,19 +3,17 @@
 
 use std::path::Path;
 
+use stagepass_client::{Client, Interaction, TokenRequest};
 use stagepass_core::config::Profile;
 use stagepass_core::doctor::{Check, HeldTokens, ids, token_checks as claim_checks};
-use stagepass_proto::{ClaimsReport, Request, Response, TokenKind};
+use stagepass_proto::{ClaimsReport, TokenKind};
 
 use crate::agent_link;
-use crate::commands::expect_response;
 use crate::error::{CommandError, Kind};
 
 /// The agent check; returns the agent's pid when one runs (started now if none did).
 pub fn agent_check(config_path: &Path, report: &mut super::Report) -> Option<u32> {
-    let status = agent_link::call(&Request::Status).and_then(|(response, started)| {
-        Ok((expect_response!(response, Response::Status)?, started))
-    });
+    let status = agent_link::call(Client::status);
     let (status, started) = match status {
         Ok(found) => found,
         Err(err) => {
@@ -62,10 +60,8 @@ pub fn agent_check(config_path: &Path, report: &mut super::Report) -> Option<u32
 }
 
 fn claims(name: &str) -> Result<ClaimsReport, CommandError> {
-    let (response, _) = agent_link::call(&Request::Claims {
-        profile: Some(name.to_string()),
-    })?;
-    expect_response!(response, Response::Claims)
+    let (report, _) = agent_link::call(|client| client.claims(Some(name.to_string())))?;
+    Ok(report)
 }
 
 fn needs_sign_in(err: &CommandError) -> bool {
@@ -99,13 +95,12 @@ pub fn token_checks(name: &str, profile: &Profile) -> Vec<Check> {
     if report.access_token.is_none() {
         // Signed in, but no access token in memory yet (a fresh agent): have the agent
         // fetch one, so its claims can be checked. The token itself is dropped unread.
-        let fetched = agent_link::call(&Request::GetToken {
+        let request = TokenRequest {
             profile: Some(name.to_string()),
             kind: TokenKind::Access,
             min_valid_secs: 0,
-            interactive: false,
-            browser_available: false,
-        });
+        };
+        let fetched = agent_link::call(|client| client.get_token(&request, Interaction::None));
         match fetched {
             Ok(_) => {
                 if let Ok(again) = claims(name) {

@@ -5,7 +5,7 @@
 //! One Keycloak serves the whole binary; each test signs in its own user where Keycloak's
 //! per-user state (offline sessions, revocation) could reach another test.
 
-mod support;
+use crate::support;
 
 use support::jwt_claims as claims;
 
@@ -165,6 +165,8 @@ fn a_refresh_after_expiry_rotates_and_keycloak_refuses_the_old_refresh_token() {
 #[test]
 fn killing_the_agent_during_refreshes_never_signs_out_of_keycloak() {
     let Some(kc) = keycloak() else { return };
+    // As tests/e2e/crash.rs: the kills are timed, nothing else may run.
+    let _alone = support::alone();
     let sandbox = kc.sandbox("kc-crash", SHORT_CLIENT, "frank");
     sandbox.login_browser();
     let before = kc.events("REFRESH_TOKEN", SHORT_CLIENT);

@@ -1,7 +1,9 @@
 //! Shared parts of the end-to-end tests: a real OpenID provider (panva's oidc-provider, see
-//! tests/idp), an isolated stagepass sandbox (config, runtime dir, its own agent), and the
-//! real Secret Service through `secret-tool`.
+//! tests/idp), an isolated stagepass sandbox (config, runtime dir, its own agent, an
+//! environment cleared of the test's own), and the real Secret Service through `secret-tool`.
 #![allow(dead_code)]
+
+mod alone;
 
 pub mod backstage;
 pub mod crash;
@@ -12,9 +14,15 @@ pub mod oauth2_proxy;
 pub mod proxy;
 pub mod ssh;
 
+pub use alone::alone;
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 pub const CLIENT_ID: &str = "stagepass-test";
@@ -95,12 +103,62 @@ impl Drop for Idp {
     }
 }
 
-/// An isolated stagepass: its own config, runtime dir (so its own agent) and data dir. The
-/// keychain is the session's real Secret Service; each test uses its own profile name.
+/// What a sandbox's programs inherit from the test's environment; everything else is
+/// cleared, so a variable of the shell that runs the tests (SSH_CONNECTION, BROWSER, a
+/// STAGEPASS_* of the developer's own) cannot change what a test sees.
+const INHERITED: &[&str] = &[
+    "PATH",
+    // The Secret Service and the notifications of the test session (scripts/with-keyring).
+    "DBUS_SESSION_BUS_ADDRESS",
+    "CI",
+    "LANG",
+    "LC_ALL",
+    "RUST_BACKTRACE",
+    // Coverage runs.
+    "LLVM_PROFILE_FILE",
+];
+
+/// `program` with a cleared environment: [`INHERITED`] and `HOME` only.
+pub fn clean_command(program: impl AsRef<OsStr>, home: &Path) -> Command {
+    let mut command = Command::new(program);
+    command.env_clear().env("HOME", home);
+    for name in INHERITED {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    command
+}
+
+/// The profile names of the live sandboxes. The keychain entry is named after the profile, and
+/// every test of the binary shares the one Secret Service: two sandboxes with one name at once
+/// would read and delete each other's logins.
+static PROFILES: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+fn claim_profile(profile: &str) {
+    let mut profiles = PROFILES.lock().unwrap_or_else(|err| err.into_inner());
+    assert!(
+        profiles.insert(profile.to_string()),
+        "two live sandboxes use the profile name `{profile}`: give each test its own, or \
+         let a helper that sets up several tests take one from `unique_profile`"
+    );
+}
+
+/// A profile name no other sandbox of this run has: `stem` and a number.
+pub fn unique_profile(stem: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("{stem}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// An isolated stagepass: its own config, runtime dir (so its own agent), data dir and HOME,
+/// and an environment cleared of the test's own. The keychain is the session's real Secret
+/// Service; each sandbox claims its profile name for its lifetime.
 pub struct Sandbox {
     dir: tempfile::TempDir,
     pub profile: String,
     env: Vec<(String, String)>,
+    /// Keeps a test that must run alone ([`alone`]) from starting while this one lives.
+    _running: alone::Running,
 }
 
 impl Sandbox {
@@ -120,6 +178,8 @@ impl Sandbox {
 
     pub fn with_config(profile: &str, config: &str) -> Sandbox {
         require_secret_service();
+        let running = alone::Running::start();
+        claim_profile(profile);
         // Short path: the socket path must fit in sun_path.
         let dir = tempfile::Builder::new()
             .prefix("sp")
@@ -145,6 +205,7 @@ impl Sandbox {
             ],
             dir,
             profile: profile.to_string(),
+            _running: running,
         };
         // A leftover entry of an earlier, aborted run must not make a test pass.
         sandbox.delete_keychain_entry();
@@ -179,16 +240,15 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_stagepass"));
+        let mut command = self.tool(env!("CARGO_BIN_EXE_stagepass"));
         command.args(args);
-        for name in [
-            "SSH_CONNECTION",
-            "SSH_TTY",
-            "CODESPACES",
-            "STAGEPASS_TEST_CONSENT",
-        ] {
-            command.env_remove(name);
-        }
+        command
+    }
+
+    /// `program` (git, kubectl, a stagepass helper) as this sandbox runs it: the cleared
+    /// environment, HOME in the sandbox, and the sandbox's variables.
+    pub fn tool(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = clean_command(program, self.path());
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }
@@ -236,6 +296,10 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = self.command(&["agent", "stop"]).output();
         self.delete_keychain_entry();
+        PROFILES
+            .lock()
+            .unwrap_or_else(|err| err.into_inner())
+            .remove(&self.profile);
         if std::thread::panicking() {
             eprintln!("--- agent log ---\n{}", self.agent_log());
         }

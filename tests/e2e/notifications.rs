@@ -2,7 +2,7 @@
 //! is needed, and stays quiet otherwise. Captured with dbus-monitor on the private session
 //! bus the tests run in.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

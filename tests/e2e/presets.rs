@@ -2,7 +2,7 @@
 //! them with UPDATE_SNAPSHOTS=1 and review the diff), and writing into a config file
 //! without losing what is there.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

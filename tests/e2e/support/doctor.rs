@@ -1,5 +1,5 @@
 //! Reading `stagepass doctor --json`: each check by its id, with assertions on the named
-//! diagnosis (status and wording), as tests/doctor.rs and tests/keycloak.rs use it.
+//! diagnosis (status and wording), as tests/e2e/doctor.rs and tests/e2e/keycloak.rs use it.
 
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! kill -9 of the agent at any point of a refresh never signs the user out, even against an
 //! IdP that revokes the whole grant when a rotated refresh token is presented again.
 
-mod support;
+use crate::support;
 
 use support::{Idp, Sandbox};
 
@@ -9,6 +9,8 @@ const KILLS: usize = 100;
 
 #[test]
 fn killing_the_agent_during_refreshes_never_loses_the_login() {
+    // The kills are spread over a span timed at the start: no other test may slow it.
+    let _alone = support::alone();
     let idp = Idp::start_with(&[("IDP_ACCESS_TOKEN_TTL", "2")]);
     let sandbox = Sandbox::new("e2e-crash", &idp.issuer);
     sandbox.login_browser();

@@ -3,7 +3,7 @@
 //! identity injection and stripping, streams, upgrades, the retry after a refresh, failures
 //! and the audit. The Backstage and browser tests are in tests/proxy_browser.rs.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! plugin's OAuth server with client-ID metadata documents and rotating refresh tokens, the
 //! catalog), signed in through the scripted consent browser tests/backstage/browser.
 
-mod support;
+use crate::support;
 
 use support::jwt_claims as claims;
 

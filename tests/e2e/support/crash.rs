@@ -1,5 +1,5 @@
 //! kill -9 of the agent at random points of a refresh, many times over: what the crash tests
-//! of both IdPs (tests/crash.rs, tests/keycloak.rs) share.
+//! of both IdPs (tests/e2e/crash.rs, tests/e2e/keycloak.rs) share.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

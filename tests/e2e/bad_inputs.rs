@@ -1,7 +1,7 @@
 //! Bad input gets a clear error that says what to do next, an exit code that scripts can use,
 //! and loses nothing.
 
-mod support;
+use crate::support;
 
 use support::{CLIENT_ID, Idp, Sandbox};
 

@@ -3,7 +3,7 @@
 //! (skopeo) pulling a manifest from a registry that takes only valid tokens of the test IdP
 //! (tests/servers/registry-server.mjs).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -85,12 +85,10 @@ impl World {
     }
 
     fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
+        let mut command = self.sandbox.tool(program);
         command
             .args(args)
             .current_dir(self.sandbox.path())
-            .envs(self.sandbox.envs().iter().map(|(k, v)| (k, v)))
-            .env("HOME", self.sandbox.path())
             .env("DOCKER_CONFIG", self.sandbox.path().join("docker"))
             .env(
                 "PATH",
@@ -297,10 +295,8 @@ fn a_malformed_config_is_a_config_error_that_names_the_file() {
         bin.join("docker-credential-stagepass"),
     )
     .unwrap();
-    let mut command = Command::new(bin.join("docker-credential-stagepass"));
-    command
-        .arg("list")
-        .envs(sandbox.envs().iter().map(|(k, v)| (k, v)));
+    let mut command = sandbox.tool(bin.join("docker-credential-stagepass"));
+    command.arg("list");
     let list = support::run_with_input(command, "");
     list.assert_code(3)
         .assert_stderr_contains("config.toml")

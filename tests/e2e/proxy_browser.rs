@@ -1,7 +1,7 @@
 //! The local proxy in front of a real Backstage backend (tests/backstage), called by curl and
 //! by a real headless Chromium (Debian `chromium`, flags of DESIGN §6).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
@@ -10,16 +10,16 @@ use support::backstage::Backstage;
 use support::proxy::{ProxySetup, curl, free_port, key_header};
 use support::{Sandbox, TestServer};
 
-const PROFILE: &str = "e2e-proxy-bs";
-
 /// A sandbox signed in to Backstage as alice, proxying route `backstage` (path /backstage).
+/// Each test's sandbox has its own profile, so its keychain entry is its own.
 fn setup(backstage: &Backstage, port: u16) -> Sandbox {
-    let mut sandbox = backstage.sandbox(PROFILE, "alice");
+    let profile = support::unique_profile("e2e-proxy-bs");
+    let mut sandbox = backstage.sandbox(&profile, "alice");
     sandbox.write_config(&format!(
-        "[profiles.{PROFILE}]\nkind = \"backstage\"\nurl = \"{url}\"\n\
+        "[profiles.{profile}]\nkind = \"backstage\"\nurl = \"{url}\"\n\
          [proxy]\nport = {port}\n\
          [[route]]\nname = \"backstage\"\npath = \"/backstage\"\nupstream = \"{url}\"\n\
-         profile = \"{PROFILE}\"\nidentity = \"backstage\"\n",
+         profile = \"{profile}\"\nidentity = \"backstage\"\n",
         url = backstage.url
     ));
     sandbox.set_env("STAGEPASS_TEST_USER", "alice");

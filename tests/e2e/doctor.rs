@@ -1,7 +1,7 @@
 //! `stagepass doctor` against the real test IdP, set up wrongly on purpose: each case asserts
 //! on the named diagnosis (the check id, its status and its wording), not just on a failure.
 
-mod support;
+use crate::support;
 
 use std::net::TcpListener;
 

@@ -1,7 +1,7 @@
 //! Real git against `git http-backend` behind a server that accepts only valid tokens from the
 //! test IdP (tests/servers/git-server.mjs), with stagepass as git's credential helper.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -71,12 +71,10 @@ impl World {
     }
 
     fn command(&self, program: &str, dir: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
+        let mut command = self.sandbox.tool(program);
         command
             .args(args)
             .current_dir(dir)
-            .envs(self.sandbox.envs().iter().map(|(k, v)| (k, v)))
-            .env("HOME", self.sandbox.path())
             .env("GIT_CONFIG_GLOBAL", self.sandbox.path().join("gitconfig"))
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_TERMINAL_PROMPT", "0")

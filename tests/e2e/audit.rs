@@ -1,6 +1,6 @@
 //! Every hand-out is recorded with the caller's pid and executable, never with the token.
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 

@@ -2,7 +2,7 @@
 //! argv, idle connections and floods, a failing browser opener, a killed client, the agent's
 //! process state and its data dir.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;

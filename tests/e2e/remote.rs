@@ -4,7 +4,7 @@
 //! access tokens for the IdP's audience, git credentials and the proxy's routes in its key's
 //! scope, and nothing once the key is revoked or expired.
 
-mod support;
+use crate::support;
 
 use support::jwt_claims as claims;
 

@@ -24,7 +24,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The versions scripts/setup installs (tests/real-stack.env).
 pub fn pinned_version(name: &str) -> String {
-    include_str!("../real-stack.env")
+    include_str!("../../real-stack.env")
         .lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix('='))
         .unwrap_or_else(|| panic!("{name} is not in tests/real-stack.env"))

@@ -2,7 +2,7 @@
 //! keychain, and every exchange, refresh and revocation against the real test IdP carries it.
 //! The IdP's client `stagepass-confidential` accepts only `client_secret_basic`.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

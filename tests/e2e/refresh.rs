@@ -1,7 +1,7 @@
 //! Refresh against a real IdP that rotates refresh tokens strictly (reuse revokes the grant),
 //! and agent restarts.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Clients can subscribe to state changes (the tray lives on this): `status --watch`.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;

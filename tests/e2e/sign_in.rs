@@ -1,6 +1,6 @@
 //! Both sign-in flows against a real OpenID provider, with the real keychain.
 
-mod support;
+use crate::support;
 
 use support::jwt_claims as stagepass_claims;
 

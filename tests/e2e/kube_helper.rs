@@ -2,7 +2,7 @@
 //! server with `--oidc-issuer-url` (tests/servers/kube-server.mjs), with a kubeconfig user
 //! written by `stagepass setup kube` that runs `stagepass kube-credential`.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -108,12 +108,10 @@ impl World {
     }
 
     fn command(&self, program: &str, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
+        let mut command = self.sandbox.tool(program);
         command
             .args(args)
             .current_dir(self.sandbox.path())
-            .envs(self.sandbox.envs().iter().map(|(k, v)| (k, v)))
-            .env("HOME", self.sandbox.path())
             .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("SSH_CONNECTION")
             .env_remove("SSH_TTY")

@@ -1,0 +1,27 @@
+//! The end-to-end tests: the real `stagepass` binaries against real parts (the test IdP of
+//! tests/idp, Keycloak, Backstage, git, kubectl, skopeo, the real Secret Service through
+//! scripts/with-keyring). One binary, one module per area, so `support` compiles and links
+//! once: `cargo test --test e2e` runs them all, `cargo test --test e2e sign_in::` one area.
+
+mod support;
+
+mod audit;
+mod backstage;
+mod bad_inputs;
+mod burst;
+mod client_secret;
+mod crash;
+mod docker_helper;
+mod doctor;
+mod events;
+mod git_helper;
+mod hardening;
+mod keycloak;
+mod kube_helper;
+mod notifications;
+mod presets;
+mod proxy;
+mod proxy_browser;
+mod refresh;
+mod remote;
+mod sign_in;
