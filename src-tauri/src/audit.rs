@@ -67,7 +67,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = paths::audit_log_files(dir.path());
         let [.., rotated, current] = files.as_slice() else {
-            unreachable!("at least two files")
+            panic!("at least two files")
         };
         let line = |n: u32, profile: &str| {
             format!(

@@ -83,7 +83,7 @@ pub fn run() {
                 }),
             ));
             tray::create(&handle)?;
-            watcher::spawn(handle.clone());
+            watcher::spawn(handle.clone())?;
             let args: Vec<String> = std::env::args().collect();
             open_requested_window(&handle, &args, false);
             Ok(())

@@ -15,21 +15,22 @@ use crate::windows::{self, WindowKind};
 
 const TRAY_ID: &str = "stagepass";
 
-fn icon(look: TrayLook) -> Image<'static> {
+/// Fails only if an icon is not a valid PNG, which a test rules out.
+fn icon(look: TrayLook) -> tauri::Result<Image<'static>> {
     // 64 px sources: panels scale them down to 16–32 px, and HiDPI panels stay sharp.
     let bytes: &[u8] = match look {
         TrayLook::SignedOut => include_bytes!("../../icons/tray-signed-out@2x.png"),
         TrayLook::SignedIn => include_bytes!("../../icons/tray-signed-in@2x.png"),
         TrayLook::Attention => include_bytes!("../../icons/tray-attention@2x.png"),
     };
-    Image::from_bytes(bytes).expect("the tray icons are valid PNGs, checked by a test")
+    Image::from_bytes(bytes)
 }
 
 pub fn create<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
     let core = app.state::<AppCore>();
     let state = core.state().clone();
     TrayIconBuilder::with_id(TRAY_ID)
-        .icon(icon(state.look()))
+        .icon(icon(state.look())?)
         .tooltip(menu_model::tooltip(&state, &WallClock::system()))
         .menu(&native_menu(app)?)
         .show_menu_on_left_click(true)
@@ -45,7 +46,7 @@ pub fn refresh<R: Runtime>(app: &AppHandle<R>) {
     };
     let state = app.state::<AppCore>().state().clone();
     let result = (|| -> tauri::Result<()> {
-        tray.set_icon(Some(icon(state.look())))?;
+        tray.set_icon(Some(icon(state.look())?))?;
         tray.set_tooltip(Some(menu_model::tooltip(&state, &WallClock::system())))?;
         tray.set_menu(Some(native_menu(app)?))
     })();
@@ -156,7 +157,7 @@ mod tests {
     #[test]
     fn every_state_has_a_square_rgba_icon() {
         for look in [TrayLook::SignedOut, TrayLook::SignedIn, TrayLook::Attention] {
-            let image = icon(look);
+            let image = icon(look).unwrap();
             assert_eq!((image.width(), image.height()), (64, 64), "{look:?}");
             assert_eq!(image.rgba().len(), 64 * 64 * 4);
             // Transparent corners: the badge sits on the panel, not on a box.

@@ -11,11 +11,11 @@ use crate::tray;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
 
-pub fn spawn<R: Runtime>(app: AppHandle<R>) {
+pub fn spawn<R: Runtime>(app: AppHandle<R>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("agent-watcher".into())
-        .spawn(move || watch(app))
-        .expect("cannot start the agent watcher thread");
+        .spawn(move || watch(app))?;
+    Ok(())
 }
 
 fn watch<R: Runtime>(app: AppHandle<R>) {

@@ -1,6 +1,14 @@
 //! Every Tauri command, invoked through Tauri's mock runtime the way the windows call them,
 //! against a fake agent and a fake desktop.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test binary: a failed unwrap, expect or panic is a failed test, its message says why"
+)]
+
 mod support;
 
 use std::sync::mpsc;

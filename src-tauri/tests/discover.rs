@@ -1,6 +1,14 @@
 //! The `discover` command against a small local IdP that serves only discovery and JWKS:
 //! what the settings form shows before a profile is saved.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test binary: a failed unwrap, expect or panic is a failed test, its message says why"
+)]
+
 mod support;
 
 use std::io::{BufRead, BufReader, Write};

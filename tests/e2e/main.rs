@@ -3,6 +3,14 @@
 //! scripts/with-keyring). One binary, one module per area, so `support` compiles and links
 //! once: `cargo test --test e2e` runs them all, `cargo test --test e2e sign_in::` one area.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test binary: a failed unwrap, expect or panic is a failed test, its message says why"
+)]
+
 mod support;
 
 mod audit;

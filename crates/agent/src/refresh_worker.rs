@@ -214,17 +214,18 @@ pub(crate) async fn run_in_worker(
             ));
         }
     };
-    let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
+    let (Some(mut stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        return unknown("the refresh worker was started without its stdin and stdout pipes".into());
+    };
     let exchange = async {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        let mut stdin = stdin.expect("piped");
         stdin.write_all(&request).await?;
         drop(stdin);
         // One line, not everything up to end-of-file: the worker's exit (closing its keychain
         // session) takes about as long as the refresh itself, and no caller should wait for it.
         // A worker that dies first gives end-of-file and a partial line, which fails to parse.
         let mut answer = Vec::new();
-        tokio::io::BufReader::new(stdout.expect("piped"))
+        tokio::io::BufReader::new(stdout)
             .read_until(b'\n', &mut answer)
             .await?;
         Ok::<_, std::io::Error>(answer)

@@ -19,6 +19,12 @@ pub mod proxy_config;
 pub mod refresh;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support (the fake IdP), built only for tests: a panic there is a failed test"
+)]
 pub mod testing;
 pub mod text;
 pub mod tokens;

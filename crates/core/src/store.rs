@@ -265,21 +265,26 @@ pub struct MemoryStore {
     entries: Mutex<std::collections::HashMap<String, Secret<String>>>,
 }
 
+impl MemoryStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Secret<String>>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
 impl SecretStore for MemoryStore {
     fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError> {
-        Ok(self.entries.lock().unwrap().get(account).cloned())
+        Ok(self.lock().get(account).cloned())
     }
 
     fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError> {
-        self.entries
-            .lock()
-            .unwrap()
-            .insert(account.to_string(), secret.clone());
+        self.lock().insert(account.to_string(), secret.clone());
         Ok(())
     }
 
     fn delete(&self, account: &str) -> Result<bool, KeychainError> {
-        Ok(self.entries.lock().unwrap().remove(account).is_some())
+        Ok(self.lock().remove(account).is_some())
     }
 }
 

@@ -7,6 +7,14 @@
 //!
 //!     FUZZ_SECONDS=60 cargo test --release -p stagepass-core --test fuzz_git_credential -- --ignored --nocapture
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    reason = "a test binary: a failed unwrap, expect or panic is a failed test, its message says why"
+)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 

@@ -33,15 +33,15 @@ pub(crate) struct BrowserAccess {
 
 impl BrowserAccess {
     /// A new launch token for `route`.
-    pub(crate) fn mint(&self, route: &str) -> Secret<String> {
-        let token = random_hex();
+    pub(crate) fn mint(&self, route: &str) -> std::io::Result<Secret<String>> {
+        let token = random_hex()?;
         let mut launches = lock(&self.launches);
         prune(&mut launches, |(_, expiry)| *expiry);
         launches.insert(
             digest(token.expose()),
             (route.to_string(), Instant::now() + LAUNCH_TTL),
         );
-        token
+        Ok(token)
     }
 
     /// Uses up `token`: the route it was minted for, when it is valid.
@@ -51,12 +51,12 @@ impl BrowserAccess {
     }
 
     /// A new session; its value goes into the cookie.
-    pub(crate) fn open_session(&self) -> Secret<String> {
-        let value = random_hex();
+    pub(crate) fn open_session(&self) -> std::io::Result<Secret<String>> {
+        let value = random_hex()?;
         let mut sessions = lock(&self.sessions);
         prune(&mut sessions, |expiry| *expiry);
         sessions.insert(digest(value.expose()), Instant::now() + SESSION_TTL);
-        value
+        Ok(value)
     }
 
     pub(crate) fn session_valid(&self, value: &str) -> bool {
@@ -93,11 +93,11 @@ mod tests {
     #[test]
     fn a_launch_token_works_once_and_sessions_are_checked() {
         let access = BrowserAccess::default();
-        let token = access.mint("backstage");
+        let token = access.mint("backstage").unwrap();
         assert_eq!(access.redeem("not-a-token"), None);
         assert_eq!(access.redeem(token.expose()).as_deref(), Some("backstage"));
         assert_eq!(access.redeem(token.expose()), None, "one time only");
-        let session = access.open_session();
+        let session = access.open_session().unwrap();
         assert!(access.session_valid(session.expose()));
         assert!(!access.session_valid(&session.expose()[1..]));
     }
@@ -106,7 +106,7 @@ mod tests {
     fn minting_in_a_loop_stays_bounded() {
         let access = BrowserAccess::default();
         for _ in 0..(MAX_ENTRIES + 10) {
-            access.mint("r");
+            access.mint("r").unwrap();
         }
         assert!(lock(&access.launches).len() <= MAX_ENTRIES);
     }

@@ -254,7 +254,7 @@ mod tests {
         );
         let expired = headers(&[("proxy-authorization", "Bearer old")]);
         assert!(authenticate(&expired, &key, &access, "sp", remote).is_err());
-        let session = access.open_session();
+        let session = access.open_session().unwrap();
         let cookie = HeaderValue::from_str(&format!("a=b; sp={}", session.expose())).unwrap();
         let mut map = HeaderMap::new();
         map.insert(COOKIE, cookie);

@@ -286,7 +286,13 @@ fn launch(
             "stagepass proxy: this launch link belongs to another origin",
         );
     }
-    let session = agent.proxy.access.open_session();
+    let Ok(session) = agent.proxy.access.open_session() else {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "stagepass proxy: the system's random source failed, so no session could be opened; \
+             try the launch link again with `stagepass open`",
+        );
+    };
     let cookie = format!(
         "{}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         listener.cookie_name(),

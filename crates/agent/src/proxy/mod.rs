@@ -198,7 +198,13 @@ pub(crate) fn launch(agent: &Agent, requested: Option<&str>) -> Result<Response,
         Local::Path(_) => format!("http://127.0.0.1:{}", started.port),
         Local::Host(host) => format!("http://{host}:{}", started.port),
     };
-    let token = agent.proxy.access.mint(&route.name);
+    let token = agent.proxy.access.mint(&route.name).map_err(|err| {
+        errors::reply(
+            ErrorKind::Internal,
+            format!("cannot mint a launch token: {err}"),
+            None,
+        )
+    })?;
     Ok(Response::ProxyLaunch(ProxyLaunch {
         route: route.name.clone(),
         url: Secret::new(format!(

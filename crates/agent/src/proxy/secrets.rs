@@ -12,10 +12,17 @@ use stagepass_proto::Secret;
 use subtle::ConstantTimeEq;
 
 /// 32 random bytes as 64 hex digits.
-pub(crate) fn random_hex() -> Secret<String> {
+pub(crate) fn random_hex() -> std::io::Result<Secret<String>> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS has a random source");
-    Secret::new(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    getrandom::fill(&mut bytes).map_err(|err| {
+        std::io::Error::other(format!(
+            "the operating system's random source failed ({err}); try again, and check the \
+             kernel's entropy source if it persists"
+        ))
+    })?;
+    Ok(Secret::new(
+        bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
+    ))
 }
 
 /// A one-way digest to look presented one-time values up by.
@@ -43,7 +50,7 @@ pub(crate) fn load_or_create_key(runtime_dir: &Path) -> std::io::Result<Secret<S
             }
         }
     }
-    let key = random_hex();
+    let key = random_hex()?;
     paths::write_private_file(&path, &[key.expose().as_bytes(), b"\n"])?;
     Ok(key)
 }
@@ -68,10 +75,10 @@ mod tests {
 
     #[test]
     fn keys_compare_exactly() {
-        let key = random_hex();
+        let key = random_hex().unwrap();
         assert!(same_key(key.expose(), key.expose()));
         assert!(!same_key(&key.expose()[1..], key.expose()));
         assert!(!same_key("", key.expose()));
-        assert_ne!(random_hex(), key);
+        assert_ne!(random_hex().unwrap(), key);
     }
 }

@@ -60,6 +60,27 @@ pub(crate) enum Outcome {
     UpstreamFailed,
 }
 
+impl Counts {
+    fn add(&mut self, outcome: Outcome, retried: bool) {
+        self.requests += 1;
+        self.retried += u64::from(retried);
+        match outcome {
+            Outcome::Answered(status) => {
+                let class = match status / 100 {
+                    1 => "1xx",
+                    2 => "2xx",
+                    3 => "3xx",
+                    4 => "4xx",
+                    _ => "5xx",
+                };
+                *self.status.entry(class).or_default() += 1;
+            }
+            Outcome::Refused => self.refused += 1,
+            Outcome::UpstreamFailed => self.upstream_failed += 1,
+        }
+    }
+}
+
 impl ProxyStats {
     /// Counts one request; `route` is `None` when it was refused before one was chosen,
     /// `remote` the remote key's name when one was presented.
@@ -76,41 +97,25 @@ impl ProxyStats {
             .unwrap_or_else(|poison| poison.into_inner());
         window.since.get_or_insert_with(SystemTime::now);
         let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
-        let counts = match remote {
+        match remote {
             // Remote uses are rarer than a local page's requests: one allocation is fine.
-            Some(key) => {
-                &mut window
-                    .remote
-                    .entry((route.to_string(), key.to_string()))
-                    .or_insert_with(|| (profile.to_string(), Counts::default()))
-                    .1
-            }
-            None => {
-                // A lookup first: the route's name is allocated once per window, not per
-                // request.
-                if !window.routes.contains_key(route) {
+            Some(key) => window
+                .remote
+                .entry((route.to_string(), key.to_string()))
+                .or_insert_with(|| (profile.to_string(), Counts::default()))
+                .1
+                .add(outcome, retried),
+            // A lookup first: the route's name is allocated once per window, not per request.
+            None => match window.routes.get_mut(route) {
+                Some((_, counts)) => counts.add(outcome, retried),
+                None => {
+                    let mut counts = Counts::default();
+                    counts.add(outcome, retried);
                     window
                         .routes
-                        .insert(route.to_string(), (profile.to_string(), Counts::default()));
+                        .insert(route.to_string(), (profile.to_string(), counts));
                 }
-                &mut window.routes.get_mut(route).expect("inserted above").1
-            }
-        };
-        counts.requests += 1;
-        counts.retried += u64::from(retried);
-        match outcome {
-            Outcome::Answered(status) => {
-                let class = match status / 100 {
-                    1 => "1xx",
-                    2 => "2xx",
-                    3 => "3xx",
-                    4 => "4xx",
-                    _ => "5xx",
-                };
-                *counts.status.entry(class).or_default() += 1;
-            }
-            Outcome::Refused => counts.refused += 1,
-            Outcome::UpstreamFailed => counts.upstream_failed += 1,
+            },
         }
     }
 

@@ -39,7 +39,16 @@ pub(crate) async fn grant(
     }
     let name = match request.name {
         Some(name) => name,
-        None => format!("remote-{}", &crate::proxy::random_hex().expose()[..6]),
+        None => {
+            let suffix = crate::proxy::random_hex().map_err(|err| {
+                errors::reply(
+                    ErrorKind::Internal,
+                    format!("cannot name the remote key: {err}"),
+                    None,
+                )
+            })?;
+            format!("remote-{}", &suffix.expose()[..6])
+        }
     };
     let valid_name = !name.is_empty()
         && name.len() <= 64

@@ -27,7 +27,11 @@ pub fn run(args: ExecArgs) -> Result<(), CommandError> {
     };
     let remote = remote_mode::remote()?;
     let grant = agent_link::token(args.profile.profile, kind, args.min_valid, interactive)?;
-    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let Some((program, rest)) = args.command.split_first() else {
+        return Err(CommandError::usage(
+            "name the command to run: stagepass exec [OPTIONS] -- COMMAND [ARGS]...",
+        ));
+    };
     let mut command = std::process::Command::new(program);
     command.args(rest).env(&args.env_var, grant.token.expose());
     let proxy = match &remote {

@@ -137,7 +137,11 @@ fn ssh(args: RemoteSshArgs) -> Result<(), CommandError> {
             "ssh",
             ssh_options.into_iter().chain([host.as_str()]).collect(),
         ),
-        (None, None) => unreachable!("clap requires a host or --codespace"),
+        (None, None) => {
+            return Err(CommandError::usage(
+                "name the machine to reach: a HOST or --codespace NAME",
+            ));
+        }
     };
     let target = args
         .codespace

@@ -39,6 +39,10 @@ async fn authorize(provider: &Provider, redirect_uri: &Url, http: &HttpClient) -
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "the host is one of our loopback literals and the path a constant: it always parses"
+)]
 fn loopback_uri(host: &str, port: Option<u16>, path: &str) -> Url {
     let port = port.map(|port| format!(":{port}")).unwrap_or_default();
     Url::parse(&format!("http://{host}{port}{path}")).expect("a loopback URL is valid")

@@ -91,7 +91,9 @@ fn docker_config_path() -> Result<PathBuf, CommandError> {
 /// A crash halfway must not leave docker with half a config: write a sibling, then rename.
 fn write_atomically(path: &std::path::Path, value: &serde_json::Value) -> Result<(), CommandError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let dir = path.parent().expect("a file path");
+    let dir = path.parent().ok_or_else(|| {
+        std::io::Error::other(format!("{} has no parent directory", path.display()))
+    })?;
     std::fs::create_dir_all(dir)?;
     let mode = std::fs::metadata(path).map_or(0o600, |meta| meta.permissions().mode() & 0o777);
     let temporary = path.with_extension("json.stagepass-tmp");
