@@ -211,3 +211,54 @@ fn set_secret_refuses_empty_input_and_backstage_profiles_and_stores_nothing() {
     refused.assert_stderr_contains("public clients only");
     assert_eq!(stored_secret("conf-bs"), None);
 }
+
+/// `set-secret` at a terminal: the prompt shows, the secret typed after it never does, and
+/// Ctrl-C (signals are off while it reads) cancels with the terminal restored, storing nothing.
+#[test]
+fn a_secret_typed_at_a_terminal_is_not_echoed_and_ctrl_c_stores_nothing() {
+    let idp = Idp::start();
+    let sandbox = confidential_sandbox("conf-tty", &idp);
+    let driver = support::repo_root().join("tests/e2e/tty/type-at-terminal.py");
+    let at_terminal = |typed: &str| -> serde_json::Value {
+        let output = sandbox
+            .tool("python3")
+            .arg(&driver)
+            .arg(typed)
+            .args([
+                env!("CARGO_BIN_EXE_stagepass"),
+                "config",
+                "set-secret",
+                "conf-tty",
+            ])
+            .output()
+            .expect("python3 runs the terminal driver");
+        serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&output.stderr)))
+    };
+
+    let cancelled = at_terminal("half-typed\u{3}");
+    assert_eq!(cancelled["code"], 2, "{cancelled}");
+    assert!(
+        cancelled["shown"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled; nothing was stored")
+    );
+    assert!(!cancelled["shown"].as_str().unwrap().contains("half-typed"));
+    assert_eq!(stored_secret("conf-tty"), None);
+
+    let typed = at_terminal(&format!("{SECRET}\n"));
+    assert_eq!(typed["code"], 0, "{typed}");
+    let shown = typed["shown"].as_str().unwrap();
+    assert!(
+        shown.contains("Client secret for profile `conf-tty` (not shown)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("stored the client secret of `conf-tty`"),
+        "{shown}"
+    );
+    assert!(!shown.contains(SECRET), "the secret was echoed: {shown}");
+    assert_eq!(stored_secret("conf-tty").as_deref(), Some(SECRET));
+    clear_secret("conf-tty");
+}

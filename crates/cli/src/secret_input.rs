@@ -2,12 +2,17 @@
 //! read it in /proc.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
-use rustix::termios::{LocalModes, OptionalActions, Termios, tcgetattr, tcsetattr};
+use rustix::termios::{
+    LocalModes, OptionalActions, SpecialCodeIndex, Termios, tcgetattr, tcsetattr,
+};
 use stagepass_proto::ClientSecret;
 
 use crate::error::CommandError;
+
+/// What Ctrl-C types once signals are off.
+const CTRL_C: u8 = 3;
 
 /// Longer input is not a client secret (and is not read to the end).
 const MAX_INPUT: u64 = 8 * 1024;
@@ -42,8 +47,9 @@ fn piped() -> Result<String, CommandError> {
     Ok(text)
 }
 
-/// Echo off so the secret never shows, and signals off so Ctrl-C arrives as a character and
-/// the terminal is restored before this process ends.
+/// Echo off so the secret never shows, and signals off so Ctrl-C arrives as a character (an
+/// extra end of line, so the read returns) and the terminal is restored before this process
+/// ends.
 fn typed(prompt: &str) -> Result<String, CommandError> {
     let failed = |err: std::io::Error| {
         CommandError::usage(format!("cannot ask for the secret at the terminal: {err}"))
@@ -60,13 +66,16 @@ fn typed(prompt: &str) -> Result<String, CommandError> {
         .local_modes
         .remove(LocalModes::ECHO | LocalModes::ISIG);
     quiet.local_modes.insert(LocalModes::ECHONL);
+    quiet.special_codes[SpecialCodeIndex::VEOL] = CTRL_C;
     (&tty).write_all(prompt.as_bytes()).map_err(failed)?;
     tcsetattr(&tty, OptionalActions::Flush, &quiet).map_err(|err| failed(err.into()))?;
     let restore = Restore { tty: &tty, saved };
-    let mut line = String::new();
-    let read = BufReader::new(&tty).take(MAX_INPUT).read_line(&mut line);
+    // One read: in canonical mode it returns one line, ended by Enter, Ctrl-C (VEOL) or
+    // Ctrl-D; a line reader would wait on past Ctrl-C for a newline.
+    let mut buffer = vec![0; MAX_INPUT as usize];
+    let read = (&tty).read(&mut buffer);
     drop(restore);
-    read.map_err(failed)?;
+    let line = String::from_utf8_lossy(&buffer[..read.map_err(failed)?]).into_owned();
     // ^C and ^D, as typed with signals off.
     if line.contains(['\u{3}', '\u{4}']) || line.is_empty() {
         return Err(CommandError::usage("cancelled; nothing was stored"));
