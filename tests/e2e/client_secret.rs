@@ -121,14 +121,9 @@ fn a_confidential_client_signs_in_refreshes_and_revokes_with_its_stored_secret()
     );
 
     let logout = sandbox.run(&["logout", "conf-flow"]);
-    logout.assert_ok();
-    assert!(
-        logout
-            .stdout()
-            .contains("the IdP revoked the refresh token"),
-        "{}",
-        logout.stdout()
-    );
+    logout
+        .assert_ok()
+        .assert_stdout_contains("the IdP revoked the refresh token");
     // A sign-out keeps the client secret; --delete removes it.
     assert_eq!(stored_secret("conf-flow").as_deref(), Some(SECRET));
     let deleted = sandbox.run(&["config", "set-secret", "conf-flow", "--delete"]);
@@ -158,14 +153,7 @@ fn doctor_tells_a_stale_secret_from_a_missing_one() {
     let missing = doctor(&sandbox);
     missing.run.assert_code(CHECKS_FAILED);
     missing.assert("idp.client", "fail", "holds no client secret");
-    assert!(
-        missing.check("idp.client")["fix"]
-            .as_str()
-            .unwrap()
-            .contains("stagepass config set-secret conf-doctor"),
-        "{}",
-        missing.check("idp.client")
-    );
+    missing.assert_fix("idp.client", &["stagepass config set-secret conf-doctor"]);
 
     set_secret(&sandbox, SECRET).assert_ok();
     let good = doctor(&sandbox);

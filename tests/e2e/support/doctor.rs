@@ -70,6 +70,19 @@ impl Doctor {
         );
     }
 
+    /// Asserts that the check's fix names each of `needles`.
+    #[track_caller]
+    pub fn assert_fix(&self, id: &str, needles: &[&str]) {
+        let check = self.check(id);
+        let fix = check["fix"].as_str().unwrap_or_default();
+        for needle in needles {
+            assert!(
+                fix.contains(needle),
+                "{id}: expected {needle:?} in the fix of {check}"
+            );
+        }
+    }
+
     pub fn failing(&self) -> Vec<&str> {
         self.checks
             .iter()

@@ -364,6 +364,16 @@ impl Run {
     }
 
     #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout().contains(needle),
+            "expected {needle:?} in stdout:\n{}",
+            self.stdout()
+        );
+        self
+    }
+
+    #[track_caller]
     pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
         assert!(
             self.stderr().contains(needle),
