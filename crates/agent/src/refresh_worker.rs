@@ -29,7 +29,7 @@ use stagepass_core::oidc::Provider;
 use stagepass_core::paths;
 use stagepass_core::store::{KeychainError, LoginStore, OsKeychain, StoredLogin};
 use stagepass_core::tokens::TokenSet;
-use stagepass_core::{ClientSecret, Secret};
+use stagepass_core::{ClientSecret, IdToken, RefreshToken};
 use stagepass_proto::{AgentError, ErrorKind};
 
 use crate::errors;
@@ -49,8 +49,8 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 pub(crate) struct RefreshJob {
     pub profile: String,
     pub settings: Profile,
-    pub refresh_token: Secret<String>,
-    pub previous_id: Option<(Secret<String>, serde_json::Value)>,
+    pub refresh_token: RefreshToken,
+    pub previous_id: Option<(IdToken, serde_json::Value)>,
     /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
     pub lock_dir: PathBuf,
 }
@@ -110,7 +110,7 @@ pub(crate) fn stored_login(
 }
 
 /// The id_token a stored login was last refreshed with, to check the next one against.
-pub(crate) fn previous_id(stored: &StoredLogin) -> Option<(Secret<String>, serde_json::Value)> {
+pub(crate) fn previous_id(stored: &StoredLogin) -> Option<(IdToken, serde_json::Value)> {
     let id_token = stored.id_token.clone()?;
     let claims = stagepass_core::jwt::unverified_claims(id_token.expose())?;
     Some((id_token, claims))

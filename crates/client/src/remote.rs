@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use stagepass_proto::remote::MAX_BODY;
-use stagepass_proto::{AgentError, Secret};
+use stagepass_proto::{AgentError, RemoteKey};
 
 use crate::ClientError;
 
@@ -35,7 +35,7 @@ pub struct Remote {
     address: SocketAddr,
     /// The Host header: exactly what the URL names, as the listener's allow-list expects.
     host: String,
-    pub key: Secret<String>,
+    pub key: RemoteKey,
 }
 
 impl Remote {
@@ -81,7 +81,7 @@ impl Remote {
             url: url.trim_end_matches('/').to_string(),
             address,
             host,
-            key: Secret::new(key),
+            key: RemoteKey::new(key),
         })
     }
 

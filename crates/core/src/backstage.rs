@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::http::HttpClient;
 use crate::tokens::TokenSet;
-use crate::{Error, Result, Secret};
+use crate::{AccessToken, Error, Result};
 
 /// What Backstage knows about the signed-in user.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +64,7 @@ struct UserInfoClaims {
 pub async fn whoami(
     base_url: &str,
     userinfo_endpoint: &str,
-    token: &Secret<String>,
+    token: &AccessToken,
     http: &HttpClient,
 ) -> Result<Identity> {
     let (status, body) = get(http, userinfo_endpoint, token).await?;
@@ -111,7 +111,7 @@ pub async fn whoami(
 pub async fn token_through_proxy(
     base_url: &str,
     provider: &str,
-    idp_token: &Secret<String>,
+    idp_token: &AccessToken,
     http: &HttpClient,
     received_at: SystemTime,
 ) -> Result<TokenSet> {
@@ -151,7 +151,7 @@ pub async fn token_through_proxy(
             received_at,
             http.clock_skew(),
         ),
-        access_token: Secret::new(token),
+        access_token: AccessToken::new(token),
         token_type: "Bearer".into(),
         refresh_token: None,
         id_token: None,
@@ -174,7 +174,7 @@ fn entity_url(base_url: &str, entity_ref: &str) -> Option<String> {
     Some(url.to_string())
 }
 
-async fn get(http: &HttpClient, url: &str, token: &Secret<String>) -> Result<(u16, Vec<u8>)> {
+async fn get(http: &HttpClient, url: &str, token: &AccessToken) -> Result<(u16, Vec<u8>)> {
     let request = http::Request::get(url)
         .header(http::header::ACCEPT, "application/json")
         // Backstage's auth refresh endpoints insist on it (a CSRF guard for browsers).

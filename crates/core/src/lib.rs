@@ -31,6 +31,6 @@ pub mod tokens;
 pub mod url_policy;
 
 pub use error::{Error, OAuthError};
-pub use stagepass_proto::{ClientSecret, Secret};
+pub use stagepass_proto::{AccessToken, ClientSecret, IdToken, RefreshToken, RemoteKey, Secret};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ClientSecret, Secret};
+use crate::{ClientSecret, IdToken, RefreshToken, Secret};
 
 pub const KEYCHAIN_SERVICE: &str = "stagepass";
 const RECORD_FORMAT: u32 = 1;
@@ -22,8 +22,8 @@ pub struct StoredLogin {
     /// changes either must not send this refresh token somewhere else.
     pub issuer: String,
     pub client_id: String,
-    pub refresh_token: Secret<String>,
-    pub id_token: Option<Secret<String>>,
+    pub refresh_token: RefreshToken,
+    pub id_token: Option<IdToken>,
     /// Unix seconds.
     pub saved_at: u64,
 }
@@ -32,8 +32,8 @@ impl StoredLogin {
     pub fn new(
         issuer: String,
         client_id: String,
-        refresh_token: Secret<String>,
-        id_token: Option<Secret<String>>,
+        refresh_token: RefreshToken,
+        id_token: Option<IdToken>,
         saved_at: u64,
     ) -> Self {
         StoredLogin {
@@ -300,7 +300,7 @@ mod tests {
         let login = StoredLogin::new(
             "https://idp".into(),
             "cli".into(),
-            Secret::new("rt-1".into()),
+            RefreshToken::new("rt-1".into()),
             None,
             42,
         );
@@ -326,7 +326,7 @@ mod tests {
         let login = StoredLogin::new(
             "https://idp".into(),
             "cli".into(),
-            Secret::new("rt".into()),
+            RefreshToken::new("rt".into()),
             None,
             1,
         );

@@ -4,19 +4,19 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::Secret;
 use crate::clock::{from_unix_secs, unix_secs};
 use crate::jwt;
+use crate::{AccessToken, IdToken, RefreshToken};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenSet {
-    pub access_token: Secret<String>,
+    pub access_token: AccessToken,
     pub token_type: String,
     /// The earlier of `expires_in` and the access token's own `exp`: some servers answer a
     /// fixed `expires_in` that outlives the token.
     pub expires_at: Option<SystemTime>,
-    pub refresh_token: Option<Secret<String>>,
-    pub id_token: Option<Secret<String>>,
+    pub refresh_token: Option<RefreshToken>,
+    pub id_token: Option<IdToken>,
     /// Claims of `id_token`, verified (signature, iss, aud, exp, nonce) when it was received.
     pub id_claims: Option<serde_json::Value>,
     pub received_at: SystemTime,
@@ -59,11 +59,7 @@ impl TokenSet {
     }
 
     /// The id_token, when it stays valid for at least `min_valid`.
-    pub fn id_token_valid_for(
-        &self,
-        now: SystemTime,
-        min_valid: Duration,
-    ) -> Option<&Secret<String>> {
+    pub fn id_token_valid_for(&self, now: SystemTime, min_valid: Duration) -> Option<&IdToken> {
         let claims = self.id_claims.as_ref()?;
         let expires_at = from_unix_secs(jwt::expiry(claims)?);
         let issued_at = claims
@@ -172,7 +168,7 @@ mod tests {
     fn validity_window() {
         let now = from_unix_secs(1_000);
         let set = TokenSet {
-            access_token: Secret::new("a".into()),
+            access_token: AccessToken::new("a".into()),
             token_type: "Bearer".into(),
             expires_at: Some(from_unix_secs(1_100)),
             refresh_token: None,

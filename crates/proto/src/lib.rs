@@ -13,7 +13,7 @@ mod secret;
 
 pub use frame::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
 pub use messages::*;
-pub use secret::{ClientSecret, Secret};
+pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken, RemoteKey, Secret};
 
 /// Bumped on every incompatible change of the types in this crate.
 pub const PROTOCOL_VERSION: u32 = 4;

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{ClientSecret, Secret};
+use crate::{ClientSecret, RemoteKey, Secret};
 
 /// First frame of every connection, sent by the client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,7 +148,7 @@ pub struct RemoteKeyInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteGranted {
     /// Shown once: the agent keeps only its SHA-256.
-    pub key: Secret<String>,
+    pub key: RemoteKey,
     pub info: RemoteKeyInfo,
     /// `http://127.0.0.1:PORT`: the listener the remote side reaches through its forward.
     pub proxy_url: String,

@@ -69,6 +69,50 @@ impl ClientSecret {
     }
 }
 
+/// A token kind: a [`Secret`] string under its own name, so one kind can never be passed
+/// where another is expected (a refresh call cannot take an access token). Serialized as
+/// the bare string, so keychain records and wire messages keep their shape.
+macro_rules! token_kind {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Secret<String>);
+
+        impl $name {
+            pub fn new(value: String) -> Self {
+                $name(Secret::new(value))
+            }
+
+            pub fn expose(&self) -> &str {
+                self.0.expose()
+            }
+
+            /// The bare secret, for a wire field that carries more than one kind.
+            pub fn to_secret(&self) -> Secret<String> {
+                self.0.clone()
+            }
+        }
+    };
+}
+
+token_kind!(
+    /// An OAuth access token (RFC 6749 §1.4): what a resource server accepts.
+    AccessToken
+);
+token_kind!(
+    /// An OAuth refresh token (RFC 6749 §1.5): only ever sent back to the IdP.
+    RefreshToken
+);
+token_kind!(
+    /// An OIDC id_token (a JWT about the user), as the IdP issued it.
+    IdToken
+);
+token_kind!(
+    /// A remote-access key: minted by the agent, shown once, kept only as a digest.
+    RemoteKey
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +146,45 @@ mod tests {
         assert!(ClientSecret::parse("two\nlines\n").is_err());
         let shown = format!("{:?}", ClientSecret::parse("s3cret").unwrap());
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    fn assert_redacted_and_transparent<T>(token: &T, raw: &str)
+    where
+        T: std::fmt::Debug + Serialize + serde::de::DeserializeOwned + PartialEq,
+    {
+        let shown = format!("{token:?} {:?}", Some(token));
+        assert!(!shown.contains(raw), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+        let json = serde_json::to_string(token).unwrap();
+        assert_eq!(json, format!("\"{raw}\""));
+        assert!(serde_json::from_str::<T>(&json).unwrap() == *token);
+    }
+
+    #[test]
+    fn access_token_is_redacted_and_transparent() {
+        let token = AccessToken::new("at-value-1".into());
+        assert_redacted_and_transparent(&token, "at-value-1");
+        assert_eq!(token.expose(), "at-value-1");
+    }
+
+    #[test]
+    fn refresh_token_is_redacted_and_transparent() {
+        let token = RefreshToken::new("rt-value-1".into());
+        assert_redacted_and_transparent(&token, "rt-value-1");
+        assert_eq!(token.expose(), "rt-value-1");
+    }
+
+    #[test]
+    fn id_token_is_redacted_and_transparent() {
+        let token = IdToken::new("id-value-1".into());
+        assert_redacted_and_transparent(&token, "id-value-1");
+        assert_eq!(token.expose(), "id-value-1");
+    }
+
+    #[test]
+    fn remote_key_is_redacted_and_transparent() {
+        let key = RemoteKey::new("rk-value-1".into());
+        assert_redacted_and_transparent(&key, "rk-value-1");
+        assert_eq!(key.expose(), "rk-value-1");
     }
 }

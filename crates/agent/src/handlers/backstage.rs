@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use stagepass_core::backstage;
-use stagepass_proto::{AgentError, BackstageIdentity, ErrorKind, Response, TokenKind};
+use stagepass_proto::{AccessToken, AgentError, BackstageIdentity, ErrorKind, Response, TokenKind};
 
 use crate::errors;
 use crate::session::{self, resolve_profile};
@@ -37,7 +37,9 @@ pub(crate) async fn whoami(agent: &Agent, requested: Option<&str>) -> Result<Res
     let userinfo = provider
         .userinfo_endpoint()
         .unwrap_or_else(|| format!("{}/v1/userinfo", profile.issuer()));
-    let identity = backstage::whoami(&url, &userinfo, &grant.token, &agent.deps.http)
+    // The grant was asked for as `TokenKind::Access`.
+    let token = AccessToken::new(grant.token.expose().clone());
+    let identity = backstage::whoami(&url, &userinfo, &token, &agent.deps.http)
         .await
         .map_err(|err| errors::from_core(&err, Some(&name)))?;
     Ok(Response::BackstageIdentity(BackstageIdentity {

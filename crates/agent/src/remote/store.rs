@@ -19,7 +19,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stagepass_core::paths;
-use stagepass_proto::{RemoteKeyInfo, Secret};
+use stagepass_proto::{RemoteKey, RemoteKeyInfo};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
@@ -160,10 +160,10 @@ impl RemoteKeys {
         &self,
         new: NewKey,
         now: u64,
-    ) -> Result<(Secret<String>, RemoteKeyInfo), String> {
+    ) -> Result<(RemoteKey, RemoteKeyInfo), String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|err| format!("no randomness: {err}"))?;
-        let key = Secret::new(URL_SAFE_NO_PAD.encode(bytes));
+        let key = RemoteKey::new(URL_SAFE_NO_PAD.encode(bytes));
         bytes.fill(0);
         let sha256 = hex(&digest(key.expose()));
         let info = self.with(|records| {

@@ -90,11 +90,11 @@ fn fresh_grant(
         TokenKind::Access => (
             tokens
                 .access_valid_for(now, min_valid)
-                .then(|| tokens.access_token.clone())?,
+                .then(|| tokens.access_token.to_secret())?,
             tokens.expires_at_unix(),
         ),
         TokenKind::Id => (
-            tokens.id_token_valid_for(now, min_valid)?.clone(),
+            tokens.id_token_valid_for(now, min_valid)?.to_secret(),
             tokens.id_token_expires_at(),
         ),
     };

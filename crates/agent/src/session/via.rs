@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use stagepass_core::backstage::token_through_proxy;
 use stagepass_core::config::ViaProfile;
-use stagepass_proto::{AgentError, ErrorKind, TokenKind};
+use stagepass_proto::{AccessToken, AgentError, ErrorKind, TokenKind};
 
 use super::{Session, resolve_profile, token_service, transitions};
 use crate::errors;
@@ -60,6 +60,8 @@ async fn fetch(
     ))
     .await?
     .token;
+    // Asked for as `TokenKind::Access` above.
+    let idp_token = AccessToken::new(idp_token.expose().clone());
     token_through_proxy(url, provider, &idp_token, &agent.deps.http, agent.now())
         .await
         .map_err(|err| {

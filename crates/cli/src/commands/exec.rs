@@ -37,7 +37,7 @@ pub fn run(args: ExecArgs) -> Result<(), CommandError> {
     let proxy = match &remote {
         // The forwarded port is the proxy too, and the remote key its key for the routes
         // in the key's scope (routes by their path or NAME.localhost under this URL).
-        Some(remote) => Some((remote.url.clone(), remote.key.clone())),
+        Some(remote) => Some((remote.url.clone(), remote.key.to_secret())),
         None => proxy_access(args.route.as_deref())?,
     };
     if let Some((url, key)) = proxy {

@@ -157,9 +157,7 @@ fn ssh(args: RemoteSshArgs) -> Result<(), CommandError> {
     write_env(
         &mut out,
         &url,
-        granted
-            .as_ref()
-            .map(|granted| granted.key.expose().as_str()),
+        granted.as_ref().map(|granted| granted.key.expose()),
     )?;
     let shown = format!("{program} {}", command_args.join(" "));
     if !args.run {

@@ -7,7 +7,7 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, DiscoveryError, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata, RefreshToken, RevocationUrl,
+    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata, RevocationUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use crate::http::{HttpClient, HttpError};
 use crate::profile::{Profile, ProfileKindTag};
 use crate::tokens::TokenSet;
 use crate::url_policy::is_secure_or_loopback;
-use crate::{ClientSecret, Error, Result, Secret};
+use crate::{ClientSecret, Error, IdToken, RefreshToken, Result};
 
 /// Discovery fields `openidconnect` does not model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,12 +292,13 @@ impl Provider {
     /// the refresh token, the old one is carried over; likewise the id_token.
     pub async fn refresh(
         &self,
-        refresh_token: &Secret<String>,
-        previous_id_token: Option<(&Secret<String>, &serde_json::Value)>,
+        refresh_token: &RefreshToken,
+        previous_id_token: Option<(&IdToken, &serde_json::Value)>,
         http: &HttpClient,
         now: SystemTime,
     ) -> Result<TokenSet> {
-        let refresh_token_value = RefreshToken::new(refresh_token.expose().clone());
+        let refresh_token_value =
+            openidconnect::RefreshToken::new(refresh_token.expose().to_string());
         let mut request = self
             .client
             .exchange_refresh_token(&refresh_token_value)
@@ -330,12 +331,12 @@ impl Provider {
     ///
     /// Done by hand rather than through `oauth2`, which refuses plain-http endpoints even on
     /// loopback; [`HttpClient`] already enforces https everywhere else.
-    pub async fn revoke(&self, refresh_token: &Secret<String>, http: &HttpClient) -> Result<bool> {
+    pub async fn revoke(&self, refresh_token: &RefreshToken, http: &HttpClient) -> Result<bool> {
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
         let form = [
-            ("token", refresh_token.expose().as_str()),
+            ("token", refresh_token.expose()),
             ("token_type_hint", "refresh_token"),
         ];
         let response = self

@@ -7,7 +7,7 @@ use super::Provider;
 use crate::jwt;
 use crate::profile::ProfileKindTag;
 use crate::tokens::{ClockSkew, TokenSet};
-use crate::{Error, Result, Secret};
+use crate::{AccessToken, Error, IdToken, RefreshToken, Result};
 
 impl Provider {
     /// Turns a token response into a [`TokenSet`], verifying the id_token when there is one:
@@ -44,7 +44,7 @@ impl Provider {
                 // payload just passed verification, so read it whole.
                 let claims = jwt::unverified_claims(&raw)
                     .ok_or_else(|| Error::IdToken("the payload is not a JSON object".into()))?;
-                (Some(Secret::new(raw)), Some(claims))
+                (Some(IdToken::new(raw)), Some(claims))
             }
         };
         let expires_in = match self.kind {
@@ -53,11 +53,11 @@ impl Provider {
         };
         Ok(TokenSet {
             expires_at: TokenSet::expiry(&access_token, expires_in, now, skew),
-            access_token: Secret::new(access_token),
+            access_token: AccessToken::new(access_token),
             token_type: token_type_name(response),
             refresh_token: response
                 .refresh_token()
-                .map(|token| Secret::new(token.secret().clone())),
+                .map(|token| RefreshToken::new(token.secret().clone())),
             id_token,
             id_claims,
             received_at: now,

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
-use stagepass_core::Secret;
 use stagepass_core::clock::{ManualClock, from_unix_secs};
 use stagepass_core::http::{HttpClient, HttpLimits};
 use stagepass_core::refresh::FixedJitter;
 use stagepass_core::store::{KeychainError, LoginStore, MemoryStore, SecretStore, StoredLogin};
 use stagepass_core::testing::{FakeIdp, Reply};
+use stagepass_core::{RefreshToken, Secret};
 use stagepass_proto::{AgentError, TokenGrant, TokenKind};
 
 use super::Session;
@@ -114,7 +114,7 @@ impl World {
         let login = StoredLogin::new(
             profile.issuer().into_owned(),
             profile.client_id().to_string(),
-            Secret::new("rt-0".into()),
+            RefreshToken::new("rt-0".into()),
             None,
             0,
         );

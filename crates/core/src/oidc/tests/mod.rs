@@ -15,7 +15,7 @@ use url::Url;
 use super::{CallbackError, PendingAuthorization, Provider};
 use crate::clock::from_unix_secs;
 use crate::http::{HttpClient, HttpError, HttpLimits};
-use crate::{Error, Secret};
+use crate::{Error, IdToken, RefreshToken};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
 const MAX_BODY: usize = 4096;
@@ -65,8 +65,8 @@ fn now() -> SystemTime {
     from_unix_secs(1_700_000_000)
 }
 
-fn old_refresh_token() -> Secret<String> {
-    Secret::new("old-refresh-token".into())
+fn old_refresh_token() -> RefreshToken {
+    RefreshToken::new("old-refresh-token".into())
 }
 
 async fn refresh(idp: &FakeIdp) -> Result<crate::tokens::TokenSet, Error> {

@@ -120,7 +120,7 @@ async fn refresh_without_rotation_keeps_the_old_tokens_and_honours_the_jwt_exp()
         ),
     );
     let provider = idp.provider().await;
-    let id_token = Secret::new(jwt(json!({ "sub": "alice" })));
+    let id_token = IdToken::new(jwt(json!({ "sub": "alice" })));
     let id_claims = json!({ "sub": "alice" });
     let tokens = provider
         .refresh(
@@ -135,11 +135,11 @@ async fn refresh_without_rotation_keeps_the_old_tokens_and_honours_the_jwt_exp()
     assert_eq!(tokens.token_type, "Bearer");
     assert_eq!(tokens.expires_at, Some(from_unix_secs(exp)));
     assert_eq!(
-        tokens.refresh_token.as_ref().map(Secret::expose),
+        tokens.refresh_token.as_ref().map(RefreshToken::expose),
         Some(old_refresh_token().expose())
     );
     assert_eq!(
-        tokens.id_token.as_ref().map(Secret::expose),
+        tokens.id_token.as_ref().map(IdToken::expose),
         Some(id_token.expose())
     );
     assert_eq!(tokens.id_claims, Some(id_claims));
@@ -162,8 +162,8 @@ async fn rotated_refresh_token_replaces_the_old_one() {
     );
     let tokens = refresh(&idp).await.unwrap();
     assert_eq!(
-        tokens.refresh_token.as_ref().map(Secret::expose),
-        Some(&"new-refresh-token".to_string())
+        tokens.refresh_token.as_ref().map(RefreshToken::expose),
+        Some("new-refresh-token")
     );
     assert_eq!(tokens.expires_at, Some(now() + Duration::from_secs(60)));
 }
