@@ -43,18 +43,19 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     let signed_in = Instant::now();
     let first = sandbox.run(&["token", "--min-valid", "0"]);
     first.assert_ok();
-    let trace = std::env::var_os("STAGEPASS_BENCH_WORKER_TRACE").map(|file| {
-        let status = sandbox.run(&["status", "--json"]);
-        let agent = status.json()["agent"]["pid"]
-            .as_u64()
-            .expect("the agent's pid");
-        trace_spare_worker(u32::try_from(agent).unwrap(), Path::new(&file))
-    });
+    let agent = sandbox.run(&["status", "--json"]).json()["agent"]["pid"]
+        .as_u64()
+        .map(|pid| u32::try_from(pid).unwrap())
+        .expect("the agent's pid");
+    let trace = std::env::var_os("STAGEPASS_BENCH_WORKER_TRACE")
+        .map(|file| trace_spare_worker(agent, Path::new(&file)));
     std::thread::sleep(Duration::from_millis(6500).saturating_sub(signed_in.elapsed()));
     let calls_before = idp.refresh_calls();
 
     let socket = sandbox.runtime_dir().join("agent.sock");
+    let cpu = CpuTime::start(agent);
     let results = run_burst(&socket);
+    let spent = cpu.spent();
 
     assert_eq!(
         idp.refresh_calls() - calls_before,
@@ -72,14 +73,16 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         "every caller got the same token"
     );
 
-    report("burst of", &results);
+    report("burst of", &results, spent);
     if let Some(Some((worker, perf))) = trace {
         stop_trace(worker, perf);
     }
 
     // The same request again, at once: the token the burst brought is cached (12 s tokens,
     // 6 s asked for), so no refresh.
+    let cpu = CpuTime::start(agent);
     let cached = run_burst(&socket);
+    let spent = cpu.spent();
     assert_eq!(
         idp.refresh_calls() - calls_before,
         1,
@@ -89,25 +92,74 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         cached.iter().all(|(each, _)| each == token),
         "every caller got the cached token"
     );
-    report("cached burst of", &cached);
+    report("cached burst of", &cached, spent);
 }
 
-/// Prints min/p50/p99/max of the callers' latencies, as text and as one JSON line (ms) for
-/// scripts/bench.
-fn report(what: &str, results: &[(String, Duration)]) {
+/// Prints min/p50/p99/max of the callers' latencies, and the CPU time the agent (all its
+/// threads) and the load generator spent per request, as text and as one JSON line (ms, µs)
+/// for scripts/bench. The CPU times tell the agent's own cost from the machine's: on two
+/// shared cores, the latencies also hold the time each waited for a core.
+fn report(what: &str, results: &[(String, Duration)], (agent_cpu, load_cpu): (Duration, Duration)) {
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
     let [min, p50, p99, max] =
         [0, CALLERS / 2, CALLERS * 99 / 100, CALLERS - 1].map(|rank| latencies[rank]);
-    eprintln!("{what} {CALLERS}: min {min:?}, p50 {p50:?}, p99 {p99:?}, max {max:?}");
+    let per_request = |cpu: Duration| cpu.as_secs_f64() * 1e6 / CALLERS as f64;
+    let (agent_us, load_us) = (per_request(agent_cpu), per_request(load_cpu));
+    eprintln!(
+        "{what} {CALLERS}: min {min:?}, p50 {p50:?}, p99 {p99:?}, max {max:?}; CPU per request: \
+         agent {agent_us:.1} µs, load generator {load_us:.1} µs"
+    );
     let ms = |latency: Duration| latency.as_secs_f64() * 1000.0;
     eprintln!(
         "bench-json {}",
         serde_json::json!({
             "what": what, "callers": CALLERS,
             "min_ms": ms(min), "p50_ms": ms(p50), "p99_ms": ms(p99), "max_ms": ms(max),
+            "agent_cpu_us_per_request": agent_us, "load_cpu_us_per_request": load_us,
         })
     );
+}
+
+/// CPU time on the clock of the scheduler (`/proc/PID/task/TID/schedstat`, nanoseconds): the
+/// agent's threads together, and this test's own (the load generator runs on this thread).
+struct CpuTime {
+    agent: u32,
+    agent_start: Duration,
+    load_start: Duration,
+}
+
+impl CpuTime {
+    fn start(agent: u32) -> CpuTime {
+        CpuTime {
+            agent,
+            agent_start: process_cpu(agent),
+            load_start: thread_cpu("/proc/thread-self/schedstat"),
+        }
+    }
+
+    fn spent(&self) -> (Duration, Duration) {
+        (
+            process_cpu(self.agent).saturating_sub(self.agent_start),
+            thread_cpu("/proc/thread-self/schedstat").saturating_sub(self.load_start),
+        )
+    }
+}
+
+/// Every thread of `pid` (a thread that ended before the second reading is missed, so the
+/// agent's short-lived ones are not counted; its loop and I/O threads live on).
+fn process_cpu(pid: u32) -> Duration {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .map(|task| thread_cpu(task.path().join("schedstat")))
+        .sum()
+}
+
+fn thread_cpu(schedstat: impl AsRef<Path>) -> Duration {
+    let text = std::fs::read_to_string(schedstat).unwrap_or_default();
+    let nanos = text.split(' ').next().and_then(|ns| ns.parse().ok());
+    Duration::from_nanos(nanos.unwrap_or(0))
 }
 
 /// Attaches `perf trace` to the agent's spare refresh worker (started once the profile holds

@@ -499,4 +499,20 @@ mod tests {
         agent.join().unwrap().unwrap();
         assert!(!socket.exists(), "a stopping agent removes its socket");
     }
+
+    /// Each connection's task is allocated and moved at its future's size, so a rare
+    /// request's large state (a sign-in's is ~13 KB) must be boxed where it is awaited, not
+    /// carried by every token request: that copy was a fifth of a cached hand-out's time.
+    #[tokio::test]
+    async fn a_connection_task_stays_small() {
+        let tmp = tempfile::tempdir().unwrap();
+        let agent = Arc::new(Agent::new(options(tmp.path()), deps()));
+        let lookups = PeerLookup::start();
+        let (stream, _client) = tokio::net::UnixStream::pair().unwrap();
+        let task = handle(agent, &lookups, stream);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 4096, "a connection's future is {size} bytes");
+        drop(task);
+        lookups.close();
+    }
 }

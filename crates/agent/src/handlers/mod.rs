@@ -19,6 +19,10 @@ use crate::conn::Connection;
 use crate::sessions::Agent;
 
 /// `pid`: the caller's, from the socket's peer credentials.
+///
+/// Every request but the token ones is boxed: a future is as large as its largest state, and
+/// each connection's task is allocated and copied at that size, so the rare requests (a
+/// sign-in, a subscription, a grant) must not make every `GetToken` carry their ~13 KB.
 pub(crate) async fn dispatch(
     agent: &Agent,
     conn: &mut Connection,
@@ -26,7 +30,7 @@ pub(crate) async fn dispatch(
     pid: Option<i32>,
 ) -> Response {
     let result = match request {
-        Request::Status => status::status(agent).await,
+        Request::Status => Box::pin(status::status(agent)).await,
         Request::GetToken {
             profile,
             kind,
@@ -45,7 +49,7 @@ pub(crate) async fn dispatch(
             )
             .await
         }
-        Request::Claims { profile } => claims::claims(agent, profile.as_deref()).await,
+        Request::Claims { profile } => Box::pin(claims::claims(agent, profile.as_deref())).await,
         Request::Login {
             profile,
             flow,
@@ -56,10 +60,10 @@ pub(crate) async fn dispatch(
                 browser_available,
                 pid,
             };
-            login::login(agent, conn, profile.as_deref(), request).await
+            Box::pin(login::login(agent, conn, profile.as_deref(), request)).await
         }
-        Request::Logout { profile } => logout::logout(agent, profile.as_deref()).await,
-        Request::Subscribe => subscribe::subscribe(agent, conn).await,
+        Request::Logout { profile } => Box::pin(logout::logout(agent, profile.as_deref())).await,
+        Request::Subscribe => Box::pin(subscribe::subscribe(agent, conn)).await,
         Request::Credential {
             tool,
             url,
@@ -73,13 +77,15 @@ pub(crate) async fn dispatch(
         Request::RejectCredential { tool, url, token } => {
             credential::reject(agent, tool, &url, &token)
         }
-        Request::BackstageWhoami { profile } => backstage::whoami(agent, profile.as_deref()).await,
+        Request::BackstageWhoami { profile } => {
+            Box::pin(backstage::whoami(agent, profile.as_deref())).await
+        }
         Request::ProxyLaunch { route } => crate::proxy::launch(agent, route.as_deref()),
-        Request::RemoteGrant(request) => crate::remote::grant(agent, request).await,
+        Request::RemoteGrant(request) => Box::pin(crate::remote::grant(agent, request)).await,
         Request::RemoteList => Ok(crate::remote::list(agent)),
-        Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name).await,
+        Request::RemoteRevoke { name } => Box::pin(crate::remote::revoke(agent, &name)).await,
         Request::SetClientSecret { profile, secret } => {
-            crate::client_secret::set(agent, &profile, secret).await
+            Box::pin(crate::client_secret::set(agent, &profile, secret)).await
         }
         Request::Shutdown => {
             agent.shutdown.notify_one();

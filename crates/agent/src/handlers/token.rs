@@ -40,7 +40,9 @@ pub(crate) async fn get_token(
     ) {
         (Err(err), Some(request)) if err.kind == ErrorKind::NeedsSignIn => {
             let signing_in = session::sign_in_profile(agent, &name);
-            login::sign_in(agent, conn, &signing_in, request).await?;
+            // Boxed: a sign-in's state (listeners, discovery, the IdP's answers) is ~13 KB
+            // that every token request's future would otherwise carry (see `dispatch`).
+            Box::pin(login::sign_in(agent, conn, &signing_in, request)).await?;
             if session.profile.via().is_some() {
                 return session::token(agent, &session, kind, min_valid).await;
             }
