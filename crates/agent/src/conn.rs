@@ -4,11 +4,14 @@ use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 use stagepass_proto::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Room for a client's hello and first request together (the client writes them at once):
+/// one read for both instead of two per frame. Larger frames are read past the buffer.
+const READ_BUFFER: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnError {
@@ -23,7 +26,8 @@ pub(crate) enum ConnError {
 }
 
 pub(crate) struct Connection {
-    stream: UnixStream,
+    /// Writes pass straight through the buffer to the socket.
+    stream: BufReader<UnixStream>,
     /// Frames waiting to go out with the next write: one write per answer means one
     /// wake-up of the client, which matters on the token fast path.
     queued: Vec<u8>,
@@ -32,7 +36,7 @@ pub(crate) struct Connection {
 impl Connection {
     pub(crate) fn new(stream: UnixStream) -> Self {
         Connection {
-            stream,
+            stream: BufReader::with_capacity(READ_BUFFER, stream),
             queued: Vec::new(),
         }
     }
