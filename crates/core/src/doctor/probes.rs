@@ -27,7 +27,7 @@ enum Authorize {
 }
 
 async fn authorize(provider: &Provider, redirect_uri: &Url, http: &HttpClient) -> Authorize {
-    let pending = match provider.authorization_request(redirect_uri) {
+    let pending = match provider.authorization_request(redirect_uri, false) {
         Ok(pending) => pending,
         Err(err) => return Authorize::Failed(err),
     };
