@@ -72,6 +72,12 @@ pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
                     "check `profiles.{name}.client_id`: the IdP does not know it, it may not use the {during} grant, or it wants a client secret; a confidential client (client_auth = \"secret\") whose secret was rotated needs `stagepass config set-secret {name}`; `stagepass doctor {name}` tells which"
                 )),
             ),
+            "invalid_request" if stagepass_core::doctor::missing_secret(source) => (
+                ErrorKind::Idp,
+                Some(format!(
+                    "the IdP wants this client's secret (a Google Desktop app client does): set `client_auth = \"secret\"` in [profiles.{name}] and run `stagepass config set-secret {name}`"
+                )),
+            ),
             "invalid_scope" => (
                 ErrorKind::Idp,
                 Some(format!("remove the scopes the IdP does not offer from `profiles.{name}.scopes`")),

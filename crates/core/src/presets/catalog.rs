@@ -230,9 +230,13 @@ const PRESETS: &[Preset] = &[
         groups_note: "Google's id_token carries no groups (a Workspace account's domain is in `hd`).",
         device_note: "Google's device flow needs another client of type \"TVs and Limited Input devices\" and allows only openid, email and profile.",
         unsupported: None,
-        build: |_| {
+        // --issuer only for a Google-compatible stand-in (a test server, a gateway).
+        build: |input| {
             Ok(BuiltProfile {
-                issuer: "https://accounts.google.com".into(),
+                issuer: input
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| "https://accounts.google.com".into()),
                 scopes: scopes(&["openid", "email", "profile"]),
                 audience: None,
             })
@@ -274,7 +278,7 @@ const PRESETS: &[Preset] = &[
     unsupported(
         "space",
         "JetBrains Space",
-        "JetBrains shut Space down on 1 June 2025: there is no Space server to sign in to. \
+        "JetBrains discontinued Space on 1 June 2025: there is no Space server to sign in to. \
          Sign in to the IdP your Space organisation federated with (Keycloak, Okta, Entra, \
          Google, GitHub…) with its preset; see docs/providers/space.md",
     ),
