@@ -216,6 +216,9 @@ fn doctor_flags_a_seven_day_refresh_token_in_testing_status_and_not_in_productio
     let testing = doctor(&sandbox);
     testing.assert("token.lifetimes", "warn", "dies within 7 days");
     testing.assert_fix("token.lifetimes", &["Testing status", "In production"]);
+    // From the keychain alone: a restarted agent holds no tokens in memory.
+    sandbox.run(&["agent", "stop"]).assert_ok();
+    doctor(&sandbox).assert("token.lifetimes", "warn", "dies within 7 days");
 
     // Published: a new sign-in (none held after the logout, so consent again) brings a
     // refresh token without that limit, and doctor is content.
