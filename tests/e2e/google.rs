@@ -95,6 +95,11 @@ fn a_desktop_client_signs_in_with_its_secret_keeps_its_refresh_token_and_asks_co
     assert_eq!(first["scope"], "openid email profile", "{first}");
     assert_eq!(server.stats()["refresh_tokens_issued"], 1);
     let refresh_token = sandbox.stored_refresh_token();
+    // Who signed in, as `status` (and the tray, which shows what it reports) says.
+    let status = sandbox.run(&["status", "--json"]).json();
+    let profile = &status["profiles"][0];
+    assert_eq!(profile["state"], "signed_in", "{profile}");
+    assert_eq!(profile["email"], "alice@example.com", "{profile}");
     // The secret went on the code exchange, as the discovery document allows (Basic first).
     let exchange = &server.stats()["token_requests"][0];
     assert_eq!(exchange["client_auth"], "basic", "{exchange}");
