@@ -322,3 +322,64 @@ pub(crate) fn token_rejected(agent: &Agent, session: &Session, rejected: &str) -
     }
     marked
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use stagepass_core::clock::from_unix_secs;
+    use stagepass_core::tokens::RefreshLifetime;
+    use stagepass_core::{AccessToken, IdToken, RefreshToken};
+
+    fn id_token(sub: &str) -> IdToken {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::json!({ "sub": sub }).to_string());
+        IdToken::new(format!("e30.{payload}.sig"))
+    }
+
+    /// A sign-in's answer without a refresh token, for `sub`.
+    fn answer(sub: &str) -> TokenSet {
+        TokenSet {
+            access_token: AccessToken::new("ya29.new".into()),
+            token_type: "Bearer".into(),
+            expires_at: None,
+            refresh_token: None,
+            refresh_lifetime: None,
+            id_token: Some(id_token(sub)),
+            id_claims: Some(serde_json::json!({ "sub": sub })),
+            received_at: from_unix_secs(2_000),
+        }
+    }
+
+    #[test]
+    fn a_sign_in_without_a_refresh_token_keeps_the_held_one_only_for_the_same_user() {
+        let life = RefreshLifetime {
+            issued_at: 1_000,
+            expires_at: 1_000 + 604_799,
+        };
+        let mut stored = StoredLogin::new(
+            "https://accounts.google.com".into(),
+            "c".into(),
+            RefreshToken::new("1//alice".into()),
+            Some(id_token("alice")),
+            1_000,
+        );
+        stored.refresh_lifetime = Some(life);
+        let data = SessionData {
+            stored: Some(stored),
+            loaded: true,
+            ..SessionData::default()
+        };
+        let mut same = answer("alice");
+        keep_held_refresh_token(&data, &mut same);
+        assert_eq!(
+            same.refresh_token.as_ref().map(RefreshToken::expose),
+            Some("1//alice")
+        );
+        assert_eq!(same.refresh_lifetime, Some(life));
+        // Another user must not get alice's refresh token.
+        let mut other = answer("bob");
+        keep_held_refresh_token(&data, &mut other);
+        assert!(other.refresh_token.is_none());
+    }
+}
