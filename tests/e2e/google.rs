@@ -197,6 +197,12 @@ fn google_refuses_a_refresh_without_the_secret_and_doctor_spots_a_rotated_one() 
     assert!(!stale.run.stdout().contains(SECRET));
     set_secret(&sandbox, "GOCSPX-rotated").assert_ok();
     doctor(&sandbox).assert("idp.client", "ok", "with its client secret");
+
+    // A Desktop app client may not use the device flow: the error says what to do instead.
+    let device = sandbox.run(&["login", "google-stale", "--device"]);
+    assert_ne!(device.code(), 0, "{}", device.stdout());
+    device.assert_stderr_contains("Invalid client type");
+    device.assert_stderr_contains("TVs and Limited Input devices");
     clear_secret("google-stale");
 }
 

@@ -66,6 +66,15 @@ pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
                 ErrorKind::NeedsSignIn,
                 Some(format!("the IdP no longer accepts this login (revoked, expired or reused refresh token); {}", login_hint(name))),
             ),
+            // Google refuses the device flow to a Desktop app client ("Invalid client type"):
+            // it needs a client of type "TVs and Limited Input devices".
+            // <https://developers.google.com/identity/protocols/oauth2/limited-input-device>
+            "invalid_client" if *during == "device authorization" && source.description.as_deref().is_some_and(|text| text.contains("client type")) => (
+                ErrorKind::Idp,
+                Some(format!(
+                    "this client may not use the device flow (a Google Desktop app client may not): sign in with `stagepass login {name} --browser`, or give the device flow its own client (Google: type \"TVs and Limited Input devices\") in another profile"
+                )),
+            ),
             "invalid_client" | "unauthorized_client" => (
                 ErrorKind::Idp,
                 Some(format!(
