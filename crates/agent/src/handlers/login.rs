@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stagepass_core::clock::unix_secs;
-use stagepass_core::config::FlowPreference;
+use stagepass_core::config::{FlowPreference, OfflineAccess};
 use stagepass_core::oidc::Provider;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response, TokenKind};
@@ -211,7 +211,9 @@ async fn lead_sign_in(
         ));
     };
     session::check_keychain(agent, &session).await?;
-    let holds_refresh_token = session::holds_refresh_token(agent, &session, &held).await;
+    // Only an access_type profile asks differently with one held (prompt=consent or not).
+    let holds_refresh_token = profile.offline_access() == OfflineAccess::AccessType
+        && session::holds_refresh_token(agent, &session, &held).await;
     let provider = agent
         .provider(&name, &profile)
         .await
