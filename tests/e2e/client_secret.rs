@@ -23,7 +23,7 @@ fn confidential_sandbox(profile: &str, idp: &Idp) -> Sandbox {
     sandbox
 }
 
-fn set_secret(sandbox: &Sandbox, secret: &str) -> Run {
+pub(crate) fn set_secret(sandbox: &Sandbox, secret: &str) -> Run {
     run_with_input(
         sandbox.command(&["config", "set-secret", &sandbox.profile]),
         &format!("{secret}\n"),
@@ -31,7 +31,7 @@ fn set_secret(sandbox: &Sandbox, secret: &str) -> Run {
 }
 
 /// What the real keychain holds as the profile's client secret.
-fn stored_secret(profile: &str) -> Option<String> {
+pub(crate) fn stored_secret(profile: &str) -> Option<String> {
     let output = Command::new("secret-tool")
         .args([
             "lookup",
@@ -46,7 +46,7 @@ fn stored_secret(profile: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-fn clear_secret(profile: &str) {
+pub(crate) fn clear_secret(profile: &str) {
     let _ = Command::new("secret-tool")
         .args([
             "clear",
@@ -59,7 +59,7 @@ fn clear_secret(profile: &str) {
 }
 
 /// Every file of the sandbox (config, agent log, audit, runtime dir), as text.
-fn sandbox_files(sandbox: &Sandbox) -> String {
+pub(crate) fn sandbox_files(sandbox: &Sandbox) -> String {
     fn walk(dir: &std::path::Path, into: &mut String) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;

@@ -66,10 +66,25 @@ pub fn from_core(err: &Error, profile: Option<&str>) -> AgentError {
                 ErrorKind::NeedsSignIn,
                 Some(format!("the IdP no longer accepts this login (revoked, expired or reused refresh token); {}", login_hint(name))),
             ),
+            // Google refuses the device flow to a Desktop app client ("Invalid client type"):
+            // it needs a client of type "TVs and Limited Input devices".
+            // <https://developers.google.com/identity/protocols/oauth2/limited-input-device>
+            "invalid_client" if *during == "device authorization" && source.description.as_deref().is_some_and(|text| text.contains("client type")) => (
+                ErrorKind::Idp,
+                Some(format!(
+                    "this client may not use the device flow (a Google Desktop app client may not): sign in with `stagepass login {name} --browser`, or give the device flow its own client (Google: type \"TVs and Limited Input devices\") in another profile"
+                )),
+            ),
             "invalid_client" | "unauthorized_client" => (
                 ErrorKind::Idp,
                 Some(format!(
                     "check `profiles.{name}.client_id`: the IdP does not know it, it may not use the {during} grant, or it wants a client secret; a confidential client (client_auth = \"secret\") whose secret was rotated needs `stagepass config set-secret {name}`; `stagepass doctor {name}` tells which"
+                )),
+            ),
+            "invalid_request" if stagepass_core::doctor::missing_secret(source) => (
+                ErrorKind::Idp,
+                Some(format!(
+                    "the IdP wants this client's secret (a Google Desktop app client does): set `client_auth = \"secret\"` in [profiles.{name}] and run `stagepass config set-secret {name}`"
                 )),
             ),
             "invalid_scope" => (

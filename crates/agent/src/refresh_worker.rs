@@ -28,7 +28,7 @@ use stagepass_core::http::{HttpClient, HttpError, HttpLimits};
 use stagepass_core::oidc::Provider;
 use stagepass_core::paths;
 use stagepass_core::store::{KeychainError, LoginStore, OsKeychain, StoredLogin};
-use stagepass_core::tokens::TokenSet;
+use stagepass_core::tokens::{RefreshLifetime, TokenSet};
 use stagepass_core::{ClientSecret, IdToken, RefreshToken};
 use stagepass_proto::{AgentError, ErrorKind};
 
@@ -51,6 +51,9 @@ pub(crate) struct RefreshJob {
     pub settings: Profile,
     pub refresh_token: RefreshToken,
     pub previous_id: Option<(IdToken, serde_json::Value)>,
+    /// The refresh token's life as the IdP stated it, carried over when it is not rotated.
+    #[serde(default)]
+    pub refresh_lifetime: Option<RefreshLifetime>,
     /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
     pub lock_dir: PathBuf,
 }
@@ -100,13 +103,15 @@ pub(crate) fn stored_login(
     tokens: &TokenSet,
     now: SystemTime,
 ) -> Option<StoredLogin> {
-    Some(StoredLogin::new(
+    let mut login = StoredLogin::new(
         settings.issuer().into_owned(),
         settings.client_id().to_string(),
         tokens.refresh_token.clone()?,
         tokens.id_token.clone(),
         unix_secs(now),
-    ))
+    );
+    login.refresh_lifetime = tokens.refresh_lifetime;
+    Some(login)
 }
 
 /// The id_token a stored login was last refreshed with, to check the next one against.
@@ -141,9 +146,17 @@ pub(crate) async fn refresh_and_save(
                     && stored.refresh_token.expose() != job.refresh_token.expose()
             })
     };
-    let (refresh_token, previous_id) = match &newer {
-        Some(stored) => (&stored.refresh_token, previous_id(stored)),
-        None => (&job.refresh_token, job.previous_id.clone()),
+    let (refresh_token, previous_id, previous_lifetime) = match &newer {
+        Some(stored) => (
+            &stored.refresh_token,
+            previous_id(stored),
+            stored.refresh_lifetime,
+        ),
+        None => (
+            &job.refresh_token,
+            job.previous_id.clone(),
+            job.refresh_lifetime,
+        ),
     };
     let refreshed = provider
         .refresh(
@@ -155,7 +168,13 @@ pub(crate) async fn refresh_and_save(
         .await;
     match refreshed {
         Err(err) => RefreshOutcome::failed(&err, &job.profile),
-        Ok(tokens) => {
+        Ok(mut tokens) => {
+            let rotated = tokens
+                .refresh_token
+                .as_ref()
+                .is_some_and(|token| token.expose() != refresh_token.expose());
+            tokens.refresh_lifetime =
+                RefreshLifetime::after_refresh(tokens.refresh_lifetime, previous_lifetime, rotated);
             let saved = match stored_login(&job.settings, &tokens, now) {
                 None => Ok(()),
                 Some(login) => {

@@ -154,6 +154,7 @@ pub async fn token_through_proxy(
         access_token: AccessToken::new(token),
         token_type: "Bearer".into(),
         refresh_token: None,
+        refresh_lifetime: None,
         id_token: None,
         id_claims: None,
         received_at,

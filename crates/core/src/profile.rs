@@ -61,6 +61,9 @@ pub enum ProfileKind {
         /// Whether the client is confidential: its secret is then in the keychain.
         #[serde(default)]
         client_auth: ClientAuth,
+        /// How the sign-in asks for a refresh token.
+        #[serde(default)]
+        offline: OfflineAccess,
     },
     /// Backstage's own OAuth 2.0 authorization server (`@backstage/plugin-auth-backend`
     /// 0.30+): public clients named by a client-ID metadata document URL, PKCE S256, tokens
@@ -100,6 +103,25 @@ pub enum ClientAuth {
     /// A confidential client: the secret `stagepass config set-secret` put in the keychain is
     /// sent as the IdP's discovery document allows (`client_secret_basic` or `_post`).
     Secret,
+}
+
+/// How an OIDC profile asks the IdP for a refresh token (the `offline` key).
+///
+/// A typed setting rather than a guess from the issuer: an IdP in front of Google, or a
+/// Google-compatible test server, says nothing by its URL, and a setting the preset writes
+/// shows in the config what stagepass will send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineAccess {
+    /// The `offline_access` scope (OpenID Connect Core 1.0 §11), listed in `scopes`.
+    #[default]
+    Scope,
+    /// Google's `access_type=offline` authorization parameter, plus `prompt=consent` while
+    /// stagepass holds no refresh token: Google issues one only with `access_type=offline`
+    /// and only on the first consent unless `prompt=consent` asks again, and refuses the
+    /// `offline_access` scope (`invalid_scope`). See
+    /// <https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server>.
+    AccessType,
 }
 
 /// The `kind` key: which of [`ProfileKind`] a table is, without its fields.
@@ -164,6 +186,14 @@ impl Profile {
         match &self.kind {
             ProfileKind::Oidc { client_auth, .. } => *client_auth,
             ProfileKind::Backstage { .. } => ClientAuth::None,
+        }
+    }
+
+    /// How the sign-in asks for a refresh token; Backstage takes the `offline_access` scope.
+    pub fn offline_access(&self) -> OfflineAccess {
+        match &self.kind {
+            ProfileKind::Oidc { offline, .. } => *offline,
+            ProfileKind::Backstage { .. } => OfflineAccess::Scope,
         }
     }
 
@@ -234,6 +264,7 @@ pub(crate) struct RawProfile {
     via_profile: Option<String>,
     auth_provider: Option<String>,
     client_auth: Option<ClientAuth>,
+    offline: Option<OfflineAccess>,
 }
 
 impl RawProfile {
@@ -307,12 +338,29 @@ impl RawProfile {
             ));
         }
         self.check_auth_provider(key)?;
+        let offline = self.offline.unwrap_or_default();
+        let mut scopes = self.scopes.clone();
+        if offline == OfflineAccess::AccessType {
+            // The defaults hold `offline_access`, which such an IdP refuses; one the user
+            // wrote is a mistake worth naming.
+            if self.scopes == default_scopes() {
+                scopes.retain(|scope| scope != "offline_access");
+            } else if scopes.iter().any(|scope| scope == "offline_access") {
+                return Err(format!(
+                    "{}: remove \"offline_access\": with offline = \"access_type\" the refresh \
+                     token is asked for with access_type=offline, and Google refuses the scope \
+                     (invalid_scope)",
+                    key("scopes")
+                ));
+            }
+        }
         Ok(ProfileKind::Oidc {
             issuer: self.issuer.clone(),
             client_id: self.client_id.clone(),
-            scopes: self.scopes.clone(),
+            scopes,
             audience: self.audience.clone(),
             client_auth: self.client_auth.unwrap_or_default(),
+            offline,
         })
     }
 
@@ -336,6 +384,12 @@ impl RawProfile {
             return Err(format!(
                 "{}: Backstage's auth server has public clients only; remove the key",
                 key("client_auth")
+            ));
+        }
+        if self.offline == Some(OfflineAccess::AccessType) {
+            return Err(format!(
+                "{}: Backstage takes the offline_access scope; remove the key",
+                key("offline")
             ));
         }
         let Some(url) = self.url.as_deref().map(|url| url.trim_end_matches('/')) else {
@@ -437,5 +491,36 @@ pub(crate) fn check_via(
             via.profile
         )),
         None => Err(format!("{key}: no profile `{}` in [profiles]", via.profile)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn parse(extra: &str) -> Result<Profile, String> {
+        let text = format!(
+            "[profiles.g]\nissuer = \"https://accounts.google.com\"\nclient_id = \"c\"\n{extra}"
+        );
+        Config::parse(std::path::Path::new("/t.toml"), &text)
+            .map(|config| config.profiles["g"].clone())
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn access_type_offline_drops_the_default_offline_access_scope_and_refuses_a_written_one() {
+        let google = parse("offline = \"access_type\"\n").unwrap();
+        assert_eq!(google.offline_access(), OfflineAccess::AccessType);
+        assert_eq!(google.scopes(), ["openid", "email", "profile"]);
+        let written = parse(
+            "offline = \"access_type\"\nscopes = [\"openid\", \"email\", \"offline_access\"]\n",
+        )
+        .unwrap_err();
+        assert!(written.contains("profiles.g.scopes"), "{written}");
+        assert!(written.contains("invalid_scope"), "{written}");
+        let standard = parse("").unwrap();
+        assert_eq!(standard.offline_access(), OfflineAccess::Scope);
+        assert!(standard.scopes().iter().any(|s| s == "offline_access"));
     }
 }

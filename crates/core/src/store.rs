@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::tokens::RefreshLifetime;
 use crate::{ClientSecret, IdToken, RefreshToken, Secret};
 
 pub const KEYCHAIN_SERVICE: &str = "stagepass";
@@ -26,6 +27,11 @@ pub struct StoredLogin {
     pub id_token: Option<IdToken>,
     /// Unix seconds.
     pub saved_at: u64,
+    /// The refresh token's life as the IdP stated it (`refresh_token_expires_in`), kept
+    /// with the login so `doctor` can warn after an agent restart too. Absent in records
+    /// of older versions and for IdPs that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_lifetime: Option<RefreshLifetime>,
 }
 
 impl StoredLogin {
@@ -43,6 +49,7 @@ impl StoredLogin {
             refresh_token,
             id_token,
             saved_at,
+            refresh_lifetime: None,
         }
     }
 

@@ -16,6 +16,9 @@ pub struct TokenSet {
     /// fixed `expires_in` that outlives the token.
     pub expires_at: Option<SystemTime>,
     pub refresh_token: Option<RefreshToken>,
+    /// When the IdP said how long the refresh token lives (`refresh_token_expires_in`).
+    #[serde(default)]
+    pub refresh_lifetime: Option<RefreshLifetime>,
     pub id_token: Option<IdToken>,
     /// Claims of `id_token`, verified (signature, iss, aud, exp, nonce) when it was received.
     pub id_claims: Option<serde_json::Value>,
@@ -85,6 +88,35 @@ impl TokenSet {
 
     pub fn email(&self) -> Option<&str> {
         self.id_claims.as_ref()?.get("email")?.as_str()
+    }
+}
+
+/// A refresh token's life as the IdP stated it, in Unix seconds: `issued_at` is when the
+/// token was received, `expires_at` that plus its `refresh_token_expires_in`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshLifetime {
+    pub issued_at: u64,
+    pub expires_at: u64,
+}
+
+impl RefreshLifetime {
+    /// The lifetime to keep after a refresh answered with `answered`. A rotated refresh
+    /// token has only its own; a kept one keeps the day it was issued, with the newest
+    /// expiry the IdP stated (Google answers a refresh without a new refresh token, and
+    /// with `refresh_token_expires_in` counting down, for tokens of limited life).
+    pub fn after_refresh(
+        answered: Option<RefreshLifetime>,
+        previous: Option<RefreshLifetime>,
+        rotated: bool,
+    ) -> Option<RefreshLifetime> {
+        match (answered, previous) {
+            _ if rotated => answered,
+            (Some(answered), Some(previous)) => Some(RefreshLifetime {
+                issued_at: previous.issued_at,
+                expires_at: answered.expires_at,
+            }),
+            (answered, previous) => answered.or(previous),
+        }
     }
 }
 
@@ -165,6 +197,26 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_refresh_token_keeps_its_issue_day_and_a_rotated_one_starts_afresh() {
+        let life = |issued_at, expires_at| RefreshLifetime {
+            issued_at,
+            expires_at,
+        };
+        let first = Some(life(1_000, 1_000 + 604_799));
+        let countdown = Some(life(5_000, 1_000 + 604_799));
+        assert_eq!(
+            RefreshLifetime::after_refresh(countdown, first, false),
+            Some(life(1_000, 1_000 + 604_799))
+        );
+        assert_eq!(RefreshLifetime::after_refresh(None, first, false), first);
+        assert_eq!(RefreshLifetime::after_refresh(None, first, true), None);
+        assert_eq!(
+            RefreshLifetime::after_refresh(countdown, first, true),
+            countdown
+        );
+    }
+
+    #[test]
     fn validity_window() {
         let now = from_unix_secs(1_000);
         let set = TokenSet {
@@ -172,6 +224,7 @@ mod tests {
             token_type: "Bearer".into(),
             expires_at: Some(from_unix_secs(1_100)),
             refresh_token: None,
+            refresh_lifetime: None,
             id_token: None,
             id_claims: None,
             received_at: now,

@@ -49,15 +49,17 @@ fn report(name: String, data: &SessionData) -> Result<Response, AgentError> {
         .tokens()
         .and_then(|tokens| tokens.refresh_token.as_ref())
         .or(data.stored().map(|stored| &stored.refresh_token));
-    // Only the lifetime leaves the agent, for `stagepass doctor`; never the token.
+    // Only the lifetime leaves the agent, for `stagepass doctor`; never the token. A JWT
+    // refresh token says it itself; for an opaque one, what the IdP stated on receipt.
     let refresh_token = match refresh_token {
         None => RefreshTokenState::None,
         Some(token) => {
             let claims = jwt::unverified_claims(token.expose());
             let claim = |name: &str| claims.as_ref()?.get(name)?.as_u64();
+            let stated = data.refresh_lifetime();
             RefreshTokenState::Held {
-                issued_at: claim("iat"),
-                expires_at: claim("exp"),
+                issued_at: claim("iat").or(stated.map(|life| life.issued_at)),
+                expires_at: claim("exp").or(stated.map(|life| life.expires_at)),
             }
         }
     };

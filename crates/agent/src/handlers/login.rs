@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stagepass_core::clock::unix_secs;
-use stagepass_core::config::FlowPreference;
+use stagepass_core::config::{FlowPreference, OfflineAccess};
 use stagepass_core::oidc::Provider;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response, TokenKind};
@@ -211,6 +211,9 @@ async fn lead_sign_in(
         ));
     };
     session::check_keychain(agent, &session).await?;
+    // Only an access_type profile asks differently with one held (prompt=consent or not).
+    let holds_refresh_token = profile.offline_access() == OfflineAccess::AccessType
+        && session::holds_refresh_token(agent, &session, &held).await;
     let provider = agent
         .provider(&name, &profile)
         .await
@@ -220,7 +223,9 @@ async fn lead_sign_in(
     let tokens = tokio::select! {
         tokens = async {
             match flow {
-                Flow::Browser => browser_sign_in(agent, conn, &name, &provider).await,
+                Flow::Browser => {
+                    browser_sign_in(agent, conn, &name, &provider, holds_refresh_token).await
+                }
                 Flow::Device => device_sign_in(agent, conn, &name, &provider).await,
             }
         } => tokens?,
@@ -241,6 +246,7 @@ async fn browser_sign_in(
     conn: &mut Connection,
     name: &str,
     provider: &Provider,
+    holds_refresh_token: bool,
 ) -> Result<TokenSet, AgentError> {
     let core_error = |err: stagepass_core::Error| errors::from_core(&err, Some(name));
     let listener = LoopbackListener::bind().await.map_err(|err| {
@@ -251,7 +257,7 @@ async fn browser_sign_in(
         )
     })?;
     let pending = provider
-        .authorization_request(&listener.redirect_uri)
+        .authorization_request(&listener.redirect_uri, holds_refresh_token)
         .map_err(core_error)?;
     provider
         .probe_authorization(&pending, &agent.deps.http)

@@ -39,6 +39,20 @@ pub(super) async fn load(
     Ok(())
 }
 
+/// Whether a refresh token is held for the session (in memory or in the keychain), for a
+/// sign-in deciding whether to ask the IdP for a new one. An unreadable keychain counts as
+/// none: asking again costs only a consent screen.
+pub(crate) async fn holds_refresh_token(
+    agent: &Agent,
+    session: &Session,
+    held: &Exclusive<'_>,
+) -> bool {
+    if load(agent, session, held).await.is_err() {
+        return false;
+    }
+    session.data().held_refresh().is_some()
+}
+
 /// Reads the keychain entry for reports (status, claims), unless a sign-in or refresh holds
 /// the session: then the report shows what memory holds. An interactive sign-in can wait
 /// minutes for the user, and nothing else may wait behind it.

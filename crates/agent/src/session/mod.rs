@@ -28,7 +28,9 @@ use tokio::sync::{Notify, broadcast};
 use crate::errors;
 use crate::sessions::Agent;
 
-pub(crate) use keychain::{check_reachable as check_keychain, load_unless_busy};
+pub(crate) use keychain::{
+    check_reachable as check_keychain, holds_refresh_token, load_unless_busy,
+};
 pub(crate) use refresh::{next_wake, refresh_if_due};
 pub(crate) use report::profile_status;
 pub(crate) use sign_out::{SignedOut, forget_tokens, sign_out};

@@ -157,6 +157,7 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
         settings: session.profile.clone(),
         refresh_token,
         previous_id,
+        refresh_lifetime: data.refresh_lifetime(),
         lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
     })
 }

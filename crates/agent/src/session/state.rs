@@ -3,10 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 
+use stagepass_core::RefreshToken;
 use stagepass_core::refresh::{self, Jitter};
 use stagepass_core::store::StoredLogin;
-use stagepass_core::tokens::TokenSet;
+use stagepass_core::tokens::{RefreshLifetime, TokenSet};
 use stagepass_proto::AgentError;
+
+/// What [`SessionData::held_refresh`] finds.
+pub(super) struct HeldRefresh {
+    pub token: RefreshToken,
+    pub lifetime: Option<RefreshLifetime>,
+    pub subject: Option<String>,
+}
 
 #[derive(Default)]
 pub(crate) struct SessionData {
@@ -52,6 +60,37 @@ impl SessionData {
 
     pub(crate) fn stored(&self) -> Option<&StoredLogin> {
         self.stored.as_ref()
+    }
+
+    /// The refresh token held (in memory, else in the keychain), with its stated life and
+    /// the `sub` it was issued to.
+    pub(super) fn held_refresh(&self) -> Option<HeldRefresh> {
+        if let Some(tokens) = &self.tokens
+            && let Some(token) = &tokens.refresh_token
+        {
+            return Some(HeldRefresh {
+                token: token.clone(),
+                lifetime: tokens.refresh_lifetime,
+                subject: tokens.subject().map(String::from),
+            });
+        }
+        let stored = self.stored.as_ref()?;
+        let claims = stored
+            .id_token
+            .as_ref()
+            .and_then(|id| stagepass_core::jwt::unverified_claims(id.expose()));
+        Some(HeldRefresh {
+            token: stored.refresh_token.clone(),
+            lifetime: stored.refresh_lifetime,
+            subject: claims
+                .as_ref()
+                .and_then(|claims| claims.get("sub")?.as_str().map(String::from)),
+        })
+    }
+
+    /// The held refresh token's life as the IdP stated it.
+    pub(crate) fn refresh_lifetime(&self) -> Option<RefreshLifetime> {
+        self.held_refresh().and_then(|held| held.lifetime)
     }
 
     /// Takes new tokens; they are handed out once the keychain holds their refresh token

@@ -8,11 +8,12 @@ use stagepass_core::store::StoredLogin;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, EventKind, StatusEvent};
 
-use super::{Exclusive, Session, keychain, refresh, report};
+use super::{Exclusive, Session, SessionData, keychain, refresh, report};
 use crate::audit::{Caller, Entry, fingerprint};
 use crate::notify;
 use crate::refresh_worker::stored_login;
 use crate::sessions::Agent;
+use stagepass_core::config::OfflineAccess;
 
 /// At most one refresh per profile this often because a server rejected a token: a server
 /// that rejects every token (wrong audience, say) must not make the agent hammer the IdP.
@@ -83,11 +84,14 @@ fn announce(agent: &Agent, session: &Session, kind: EventKind) {
 pub(crate) async fn signed_in(
     agent: &Agent,
     session: &Session,
-    tokens: TokenSet,
+    mut tokens: TokenSet,
     _held: &Exclusive<'_>,
 ) -> Result<(), AgentError> {
     {
         let mut data = session.data();
+        if session.profile.offline_access() == OfflineAccess::AccessType {
+            keep_held_refresh_token(&data, &mut tokens);
+        }
         let refresh_ahead = tokens.refresh_token.is_some();
         data.replace_tokens(tokens, refresh_ahead, agent.deps.jitter.as_ref());
         data.stored = None;
@@ -107,6 +111,23 @@ pub(crate) async fn signed_in(
     notify::signed_in(&agent.deps.notifier, session.name(), claims.as_ref());
     settle(agent, session, Change::Announced(EventKind::SignedIn));
     Ok(())
+}
+
+/// Google answers a sign-in of a user who consented before without a refresh token (it
+/// issues one on the first consent only): the one already held still works and is kept,
+/// when it was issued to the same user.
+/// <https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server>
+fn keep_held_refresh_token(data: &SessionData, tokens: &mut TokenSet) {
+    if tokens.refresh_token.is_some() {
+        return;
+    }
+    let Some(held) = data.held_refresh() else {
+        return;
+    };
+    if held.subject.is_some() && held.subject.as_deref() == tokens.subject() {
+        tokens.refresh_token = Some(held.token);
+        tokens.refresh_lifetime = held.lifetime;
+    }
 }
 
 /// A refresh brought `tokens`; `saved` says whether the keychain holds their refresh token
@@ -300,4 +321,65 @@ pub(crate) fn token_rejected(agent: &Agent, session: &Session, rejected: &str) -
         settle(agent, session, Change::Quiet);
     }
     marked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use stagepass_core::clock::from_unix_secs;
+    use stagepass_core::tokens::RefreshLifetime;
+    use stagepass_core::{AccessToken, IdToken, RefreshToken};
+
+    fn id_token(sub: &str) -> IdToken {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::json!({ "sub": sub }).to_string());
+        IdToken::new(format!("e30.{payload}.sig"))
+    }
+
+    /// A sign-in's answer without a refresh token, for `sub`.
+    fn answer(sub: &str) -> TokenSet {
+        TokenSet {
+            access_token: AccessToken::new("ya29.new".into()),
+            token_type: "Bearer".into(),
+            expires_at: None,
+            refresh_token: None,
+            refresh_lifetime: None,
+            id_token: Some(id_token(sub)),
+            id_claims: Some(serde_json::json!({ "sub": sub })),
+            received_at: from_unix_secs(2_000),
+        }
+    }
+
+    #[test]
+    fn a_sign_in_without_a_refresh_token_keeps_the_held_one_only_for_the_same_user() {
+        let life = RefreshLifetime {
+            issued_at: 1_000,
+            expires_at: 1_000 + 604_799,
+        };
+        let mut stored = StoredLogin::new(
+            "https://accounts.google.com".into(),
+            "c".into(),
+            RefreshToken::new("1//alice".into()),
+            Some(id_token("alice")),
+            1_000,
+        );
+        stored.refresh_lifetime = Some(life);
+        let data = SessionData {
+            stored: Some(stored),
+            loaded: true,
+            ..SessionData::default()
+        };
+        let mut same = answer("alice");
+        keep_held_refresh_token(&data, &mut same);
+        assert_eq!(
+            same.refresh_token.as_ref().map(RefreshToken::expose),
+            Some("1//alice")
+        );
+        assert_eq!(same.refresh_lifetime, Some(life));
+        // Another user must not get alice's refresh token.
+        let mut other = answer("bob");
+        keep_held_refresh_token(&data, &mut other);
+        assert!(other.refresh_token.is_none());
+    }
 }

@@ -73,6 +73,13 @@ fn init(args: ConfigInitArgs) -> Result<(), CommandError> {
         WriteOutcome::Replaced => "replaced (the old one is kept, commented out) in",
     };
     errln!("profile `{}` {done} {}", rendered.name, path.display());
+    if rendered.needs_secret {
+        errln!(
+            "next: store the client's secret in the keychain (it never goes in the config):\n  \
+             stagepass config set-secret {}",
+            rendered.name
+        );
+    }
     errln!(
         "next: set up the client at the IdP ({} in the stagepass repository), then\n  \
          stagepass doctor {name}\n  stagepass login {name}",

@@ -6,10 +6,15 @@ use stagepass_proto::RefreshTokenState;
 
 use super::{Check, ids};
 use crate::clock::human_span;
-use crate::config::Profile;
+use crate::config::{OfflineAccess, Profile};
 
 /// A refresh token that lives this long or less forces a sign-in every working day.
 const DAILY_SECS: u64 = 26 * 3600;
+/// A refresh token that lives this long or less dies within the week: Google issues such
+/// tokens to apps in "Testing" publishing status ("a refresh token expiring in 7 days",
+/// <https://developers.google.com/identity/protocols/oauth2#expiration>). An hour of slack
+/// for a lifetime counted from a response that took a moment.
+const WEEKLY_SECS: u64 = 7 * 24 * 3600 + 3600;
 
 /// The claims the agent reported for a signed-in profile.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +32,7 @@ pub fn token_checks(name: &str, profile: &Profile, tokens: HeldTokens<'_>) -> Ve
         scopes_check(name, profile, tokens.access_claims),
         groups_check(name, profile, tokens),
         claims_check(tokens),
-        lifetimes_check(name, tokens),
+        lifetimes_check(name, profile, tokens),
     ]
     .into_iter()
     .map(|check| check.for_profile(name))
@@ -209,7 +214,8 @@ fn lifetime(claims: &Value) -> Option<u64> {
     exp.checked_sub(iat)
 }
 
-fn lifetimes_check(name: &str, tokens: HeldTokens<'_>) -> Check {
+fn lifetimes_check(name: &str, profile: &Profile, tokens: HeldTokens<'_>) -> Check {
+    let access_type = profile.offline_access() == OfflineAccess::AccessType;
     let access = match tokens.access_claims.and_then(lifetime) {
         Some(secs) => format!("access token: {} (exp - iat)", human_span(secs)),
         None => "access token: lifetime not visible (opaque or no exp/iat)".to_string(),
@@ -220,10 +226,19 @@ fn lifetimes_check(name: &str, tokens: HeldTokens<'_>) -> Check {
             "the IdP issued no refresh token: every access token expiry means signing in again",
         )
         .evidence(access)
-        .fix(format!(
-            "request \"offline_access\" in `profiles.{name}.scopes` and allow the refresh token \
-             grant (and offline access) for the client at the IdP, then `stagepass login {name}`"
-        )),
+        .fix(if access_type {
+            format!(
+                "`stagepass logout {name}` then `stagepass login {name}`: a sign-in without a \
+                 refresh token asks Google with access_type=offline and prompt=consent, which \
+                 issues one to a Desktop app client"
+            )
+        } else {
+            format!(
+                "request \"offline_access\" in `profiles.{name}.scopes` and allow the refresh \
+                 token grant (and offline access) for the client at the IdP, then `stagepass \
+                 login {name}`"
+            )
+        }),
         RefreshTokenState::Held {
             issued_at: Some(issued_at),
             expires_at: Some(expires_at),
@@ -240,6 +255,34 @@ fn lifetimes_check(name: &str, tokens: HeldTokens<'_>) -> Check {
                  Max, or offline_access for offline sessions; Okta: the access policy rule's \
                  refresh token lifetime; Auth0: the API's refresh token expiration)",
             )
+        }
+        RefreshTokenState::Held {
+            issued_at: Some(issued_at),
+            expires_at: Some(expires_at),
+        } if expires_at.saturating_sub(issued_at) <= WEEKLY_SECS => {
+            let life = human_span(expires_at.saturating_sub(issued_at));
+            let check = Check::warn(
+                ids::TOKEN_LIFETIMES,
+                format!("the refresh token dies within 7 days of sign-in ({life})"),
+            )
+            .evidence(access)
+            .evidence(format!(
+                "refresh token: {life}, as the IdP stated (refresh_token_expires_in) or its exp - iat"
+            ));
+            if access_type {
+                check.fix(format!(
+                    "is the app still in Testing status? Google gives apps in Testing publishing \
+                     status refresh tokens that expire after 7 days (unless only openid, email \
+                     and profile are requested). Publish it (Google Auth Platform > Audience > \
+                     Publish app, \"In production\"), then `stagepass logout {name}` and \
+                     `stagepass login {name}` for a token without that limit"
+                ))
+            } else {
+                check.fix(
+                    "expect to sign in again every week; raise the refresh token or session \
+                     lifetime at the IdP",
+                )
+            }
         }
         RefreshTokenState::Held {
             issued_at,
@@ -305,6 +348,39 @@ mod tests {
             check(&checks, ids::TOKEN_AUDIENCE).status,
             super::super::Status::Ok
         );
+    }
+
+    #[test]
+    fn a_refresh_token_of_seven_days_asks_about_testing_status_for_google_style_profiles() {
+        let held = |life: u64| HeldTokens {
+            access_claims: None,
+            id_claims: None,
+            refresh_token: RefreshTokenState::Held {
+                issued_at: Some(1000),
+                expires_at: Some(1000 + life),
+            },
+        };
+        let google = profile("offline = \"access_type\"\n");
+        let testing = token_checks("p", &google, held(604_799));
+        let lifetimes = check(&testing, ids::TOKEN_LIFETIMES);
+        assert_eq!(
+            lifetimes.status,
+            super::super::Status::Warn,
+            "{lifetimes:?}"
+        );
+        assert!(lifetimes.summary.contains("within 7 days"), "{lifetimes:?}");
+        assert!(
+            lifetimes.fix.as_deref().unwrap().contains("Testing status"),
+            "{lifetimes:?}"
+        );
+        // Google's 6-month inactivity limit is no reason to warn.
+        let production = token_checks("p", &google, held(180 * 86_400));
+        let lifetimes = check(&production, ids::TOKEN_LIFETIMES);
+        assert_eq!(lifetimes.status, super::super::Status::Ok, "{lifetimes:?}");
+        let generic = token_checks("p", &profile(""), held(604_799));
+        let lifetimes = check(&generic, ids::TOKEN_LIFETIMES);
+        assert_eq!(lifetimes.status, super::super::Status::Warn);
+        assert!(!lifetimes.fix.as_deref().unwrap().contains("Testing"));
     }
 
     #[test]

@@ -142,6 +142,14 @@ pub(super) fn scopes_check(name: &str, profile: &Profile, metadata: &Value) -> C
 }
 
 pub(super) fn offline_access_check(name: &str, profile: &Profile, metadata: &Value) -> Check {
+    if profile.offline_access() == crate::config::OfflineAccess::AccessType {
+        return Check::ok(
+            ids::IDP_OFFLINE_ACCESS,
+            "refresh tokens are asked for with access_type=offline (and prompt=consent while \
+             none is held), not the offline_access scope",
+        )
+        .evidence(format!("profiles.{name}.offline = \"access_type\""));
+    }
     let advertised = strings(metadata, "scopes_supported")
         .is_some_and(|scopes| scopes.contains(&"offline_access"));
     let requested = profile

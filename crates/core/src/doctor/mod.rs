@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use claims::{HeldTokens, token_checks};
 pub use idp::idp_checks;
 pub use keychain::keychain_round_trip;
+pub use probes::missing_secret;
 
 /// backstage.client_id: a Backstage profile on the built-in CLI client shares its one
 /// refresh token per user with `backstage-cli`. `None` for other profiles.

@@ -27,7 +27,7 @@ enum Authorize {
 }
 
 async fn authorize(provider: &Provider, redirect_uri: &Url, http: &HttpClient) -> Authorize {
-    let pending = match provider.authorization_request(redirect_uri) {
+    let pending = match provider.authorization_request(redirect_uri, false) {
         Ok(pending) => pending,
         Err(err) => return Authorize::Failed(err),
     };
@@ -293,11 +293,23 @@ fn secret_refused(name: &str, provider: &Provider, error: &OAuthError, make_publ
 /// endpoint accepted it).
 fn wants_a_secret(error: &OAuthError) -> bool {
     error.code == "invalid_client"
+        || missing_secret(error)
         || (error.code == "unauthorized_client"
             && error
                 .description
                 .as_deref()
                 .is_some_and(|text| text.contains("client credentials")))
+}
+
+/// Google's answer to a Desktop app client that sent no secret: `invalid_request` with
+/// "client_secret is missing." (the secret is required on its token endpoint, see
+/// <https://developers.google.com/identity/protocols/oauth2/native-app#exchange-authorization-code>).
+pub fn missing_secret(error: &OAuthError) -> bool {
+    error.code == "invalid_request"
+        && error
+            .description
+            .as_deref()
+            .is_some_and(|text| text.contains("client_secret"))
 }
 
 fn authorize_fix(name: &str, error: &OAuthError, scopes: &[String]) -> String {

@@ -13,6 +13,7 @@ use url::Url;
 
 use super::Provider;
 use super::errors::request_error;
+use crate::profile::OfflineAccess;
 use crate::tokens::TokenSet;
 use crate::{Error, OAuthError, Result};
 
@@ -40,7 +41,13 @@ pub enum CallbackError {
 
 impl Provider {
     /// Builds the authorization request for `redirect_uri` (the loopback listener's URL).
-    pub fn authorization_request(&self, redirect_uri: &Url) -> Result<PendingAuthorization> {
+    /// `holds_refresh_token`: whether stagepass already has one for this profile, which
+    /// decides whether an [`OfflineAccess::AccessType`] IdP is asked to consent again.
+    pub fn authorization_request(
+        &self,
+        redirect_uri: &Url,
+        holds_refresh_token: bool,
+    ) -> Result<PendingAuthorization> {
         let redirect_uri = RedirectUrl::from_url(redirect_uri.clone());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client.clone().set_redirect_uri(redirect_uri.clone());
@@ -54,6 +61,17 @@ impl Provider {
             .add_scopes(self.scopes.iter().cloned().map(Scope::new));
         if let Some(resource) = &self.resource {
             request = request.add_extra_param("resource", resource.clone());
+        }
+        if self.offline == OfflineAccess::AccessType {
+            // Google: "offline" makes the code exchange return a refresh token, and only
+            // the first time the user consents; `prompt=consent` asks again, so a sign-in
+            // without a refresh token gets one. Once one is held, a sign-in leaves it be
+            // (no consent screen; the exchange answers without a refresh token and the held
+            // one is kept). <https://developers.google.com/identity/protocols/oauth2/native-app#step-2:-send-a-request-to-googles-oauth-2.0-server>
+            request = request.add_extra_param("access_type", "offline");
+            if !holds_refresh_token {
+                request = request.add_prompt(openidconnect::core::CoreAuthPrompt::Consent);
+            }
         }
         let (url, state, nonce) = request.url();
         Ok(PendingAuthorization {

@@ -1,19 +1,23 @@
 use std::time::SystemTime;
 
 use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
-    CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm,
-    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreClaimName, CoreClaimType, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, DiscoveryError, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata, RevocationUrl,
+    AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, DiscoveryError,
+    EmptyAdditionalClaims, EndpointMaybeSet, EndpointNotSet, EndpointSet, ExtraTokenFields,
+    IdTokenFields, IssuerUrl, ProviderMetadata, RevocationUrl, StandardErrorResponse,
+    StandardTokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
 use super::errors::request_error;
 use crate::http::{HttpClient, HttpError};
-use crate::profile::{Profile, ProfileKindTag};
+use crate::profile::{OfflineAccess, Profile, ProfileKindTag};
 use crate::tokens::TokenSet;
 use crate::url_policy::is_secure_or_loopback;
 use crate::{ClientSecret, Error, IdToken, RefreshToken, Result};
@@ -49,7 +53,42 @@ pub(super) type Metadata = ProviderMetadata<
     CoreSubjectIdentifierType,
 >;
 
-pub(super) type OidcClient = CoreClient<
+/// Token response fields beyond RFC 6749 §5.1 that stagepass reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct ExtraTokens {
+    /// Seconds the refresh token has left, where the IdP says: Google sends it for refresh
+    /// tokens of limited life (<https://developers.google.com/identity/protocols/oauth2/native-app#exchange-authorization-code>),
+    /// GitHub Apps for their 6-month refresh tokens. Recorded with the login so `doctor` can
+    /// warn before the token dies.
+    pub refresh_token_expires_in: Option<u64>,
+}
+
+impl ExtraTokenFields for ExtraTokens {}
+
+/// A token response as `openidconnect`'s core one, plus [`ExtraTokens`].
+pub(super) type TokenResponse = StandardTokenResponse<
+    IdTokenFields<
+        EmptyAdditionalClaims,
+        ExtraTokens,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+
+pub(super) type OidcClient = openidconnect::Client<
+    EmptyAdditionalClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    TokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
     EndpointSet,
     EndpointNotSet,
     EndpointNotSet,
@@ -113,6 +152,8 @@ pub struct Provider {
     /// Backstage's OAuth server speaks the same protocol, but its tokens differ: see
     /// [`Provider::token_set`].
     pub(super) kind: ProfileKindTag,
+    /// How the sign-in asks for a refresh token.
+    pub(super) offline: OfflineAccess,
     /// Set for a confidential client, by [`Provider::with_client_secret`].
     client_secret: Option<(ClientSecret, SecretMethod)>,
 }
@@ -169,7 +210,7 @@ impl Provider {
                 return Err(bad(format!("{name} {url} must use https")));
             }
         }
-        let client = CoreClient::from_provider_metadata(
+        let client = OidcClient::from_provider_metadata(
             metadata.clone(),
             ClientId::new(profile.client_id().to_string()),
             None,
@@ -185,6 +226,7 @@ impl Provider {
                 .cloned()
                 .collect(),
             kind: profile.tag(),
+            offline: profile.offline_access(),
             metadata,
             client,
             client_secret: None,

@@ -1,12 +1,13 @@
 use std::time::SystemTime;
 
-use openidconnect::core::CoreTokenResponse;
-use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse};
+use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse as _};
 
 use super::Provider;
+use super::provider::TokenResponse;
+use crate::clock::unix_secs;
 use crate::jwt;
 use crate::profile::ProfileKindTag;
-use crate::tokens::{ClockSkew, TokenSet};
+use crate::tokens::{ClockSkew, RefreshLifetime, TokenSet};
 use crate::{AccessToken, Error, IdToken, RefreshToken, Result};
 
 impl Provider {
@@ -19,7 +20,7 @@ impl Provider {
     /// 3600 whatever `auth.backstageTokenExpiration` says, so the expiry is the JWT's `exp`.
     pub(super) fn token_set(
         &self,
-        response: &CoreTokenResponse,
+        response: &TokenResponse,
         nonce: Option<&Nonce>,
         now: SystemTime,
         skew: ClockSkew,
@@ -51,13 +52,24 @@ impl Provider {
             ProfileKindTag::Backstage if jwt::unverified_claims(&access_token).is_some() => None,
             _ => response.expires_in(),
         };
+        let refresh_token = response
+            .refresh_token()
+            .map(|token| RefreshToken::new(token.secret().clone()));
+        // Only a lifetime the IdP states: an opaque refresh token says nothing itself.
+        let refresh_lifetime = response
+            .extra_fields()
+            .extra_fields()
+            .refresh_token_expires_in
+            .map(|secs| RefreshLifetime {
+                issued_at: unix_secs(now),
+                expires_at: unix_secs(now).saturating_add(secs),
+            });
         Ok(TokenSet {
             expires_at: TokenSet::expiry(&access_token, expires_in, now, skew),
             access_token: AccessToken::new(access_token),
             token_type: token_type_name(response),
-            refresh_token: response
-                .refresh_token()
-                .map(|token| RefreshToken::new(token.secret().clone())),
+            refresh_token,
+            refresh_lifetime,
             id_token,
             id_claims,
             received_at: now,
@@ -65,7 +77,7 @@ impl Provider {
     }
 }
 
-fn token_type_name(response: &CoreTokenResponse) -> String {
+fn token_type_name(response: &TokenResponse) -> String {
     // RFC 6749 token types are case-insensitive; print the conventional spelling.
     let name = response.token_type().as_ref();
     if name.eq_ignore_ascii_case("bearer") {

@@ -63,6 +63,32 @@ fn required<'a>(
         .ok_or(PresetError::Missing { preset, flag, what })
 }
 
+/// A key a preset writes beyond the ones every profile has, with its comment.
+pub(super) struct ExtraKey {
+    pub comment: &'static str,
+    pub line: &'static str,
+}
+
+/// The extra keys of preset `name`: kept apart from [`Preset`] so adding one touches no
+/// other preset.
+pub(super) fn extra_keys(name: &str) -> &'static [ExtraKey] {
+    match name {
+        "google" => &[
+            ExtraKey {
+                comment: "A Desktop app client sends its secret on the code exchange and on refresh; \
+                          `stagepass config set-secret` puts it in the keychain, never here.",
+                line: "client_auth = \"secret\"",
+            },
+            ExtraKey {
+                comment: "access_type=offline, and prompt=consent while no refresh token is held: \
+                          Google issues refresh tokens only so.",
+                line: "offline = \"access_type\"",
+            },
+        ],
+        _ => &[],
+    }
+}
+
 /// `sso.example.com` or a base URL (`http://localhost:8080`, `https://host/auth`), without
 /// a trailing slash.
 fn base_url(domain: &str) -> String {
@@ -188,17 +214,34 @@ const PRESETS: &[Preset] = &[
             })
         },
     },
-    unsupported(
-        "google",
-        "Google",
-        "Google requires a client secret even for desktop (installed app) clients, and \
-         stagepass has nowhere to keep one yet: secrets never go in the config file, and \
-         keychain-held client secrets are not implemented. Google also issues refresh \
-         tokens through its own access_type=offline parameter, not offline_access, and \
-         its tokens carry no groups. Sign in through an IdP that federates Google \
-         accounts (Keycloak, Okta, Entra, Auth0) with that preset; see \
-         docs/providers/google.md",
-    ),
+    Preset {
+        name: "google",
+        title: "Google",
+        quirks: &[
+            "The client: Google Auth Platform > Clients > Create client, type \"Desktop app\" (any \
+             loopback port, PKCE). Its secret must be sent although Google does not treat it as one: \
+             `stagepass config set-secret` keeps it in the keychain.",
+            "An app in \"Testing\" publishing status gets refresh tokens that die after 7 days \
+             (`stagepass doctor` warns); publish it (\"In production\") for lasting ones.",
+        ],
+        scopes_note: "Google refuses the offline_access scope: `offline` below asks for refresh tokens its way.",
+        audience_note: "Google access tokens are opaque and only for Google APIs; it takes no `resource`",
+        groups_claim: None,
+        groups_note: "Google's id_token carries no groups (a Workspace account's domain is in `hd`).",
+        device_note: "Google's device flow needs another client of type \"TVs and Limited Input devices\" and allows only openid, email and profile.",
+        unsupported: None,
+        // --issuer only for a Google-compatible stand-in (a test server, a gateway).
+        build: |input| {
+            Ok(BuiltProfile {
+                issuer: input
+                    .issuer
+                    .clone()
+                    .unwrap_or_else(|| "https://accounts.google.com".into()),
+                scopes: scopes(&["openid", "email", "profile"]),
+                audience: None,
+            })
+        },
+    },
     Preset {
         name: "gitlab",
         title: "GitLab",
@@ -235,7 +278,7 @@ const PRESETS: &[Preset] = &[
     unsupported(
         "space",
         "JetBrains Space",
-        "JetBrains shut Space down on 1 June 2025: there is no Space server to sign in to. \
+        "JetBrains discontinued Space on 1 June 2025: there is no Space server to sign in to. \
          Sign in to the IdP your Space organisation federated with (Keycloak, Okta, Entra, \
          Google, GitHub…) with its preset; see docs/providers/space.md",
     ),

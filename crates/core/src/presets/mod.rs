@@ -33,6 +33,9 @@ pub struct RenderedProfile {
     pub toml: String,
     /// Where the IdP-side setup is described.
     pub guide: String,
+    /// Whether the profile is a confidential client: `stagepass config set-secret` comes
+    /// before the first sign-in.
+    pub needs_secret: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,9 +123,25 @@ pub fn render(preset: &str, input: &PresetInput) -> Result<RenderedProfile, Pres
         }
         None => line(&format!("# groups_claim: {}", preset.groups_note)),
     }
+    for key in catalog::extra_keys(preset.name) {
+        line(&format!("# {}", key.comment));
+        line(key.line);
+    }
     line(&format!("# {}", preset.device_note));
     line("flow = \"auto\"");
-    Ok(RenderedProfile { name, toml, guide })
+    let parsed = crate::config::Config::parse(std::path::Path::new("preset.toml"), &toml).map_err(
+        |err| PresetError::Invalid(format!("the rendered profile does not parse: {err}")),
+    )?;
+    let needs_secret = parsed
+        .profiles
+        .get(&name)
+        .is_some_and(|profile| profile.client_auth() == crate::profile::ClientAuth::Secret);
+    Ok(RenderedProfile {
+        name,
+        toml,
+        guide,
+        needs_secret,
+    })
 }
 
 /// What a preset's builder decides from the input.
@@ -169,7 +188,35 @@ mod tests {
                 Err(err) => panic!("{preset}: {err}"),
             }
         }
-        assert_eq!(supported, 6);
+        assert_eq!(supported, 7);
+    }
+
+    #[test]
+    fn the_google_preset_writes_a_confidential_access_type_profile() {
+        let rendered = render(
+            "google",
+            &PresetInput {
+                client_id: Some("1234-abc.apps.googleusercontent.com".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(rendered.needs_secret);
+        let config = Config::parse(std::path::Path::new("/t.toml"), &rendered.toml).unwrap();
+        let google = &config.profiles["google"];
+        assert_eq!(google.issuer(), "https://accounts.google.com");
+        assert_eq!(google.client_auth(), crate::profile::ClientAuth::Secret);
+        assert_eq!(
+            google.offline_access(),
+            crate::profile::OfflineAccess::AccessType
+        );
+        assert!(
+            !google
+                .scopes()
+                .iter()
+                .any(|scope| scope == "offline_access")
+        );
+        assert!(!render("keycloak", &full_input()).unwrap().needs_secret);
     }
 
     #[test]

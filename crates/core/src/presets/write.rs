@@ -155,6 +155,7 @@ mod tests {
             name: name.into(),
             toml: format!("[profiles.{name}]\nissuer = \"{issuer}\"\nclient_id = \"c\"\n"),
             guide: String::new(),
+            needs_secret: false,
         }
     }
 

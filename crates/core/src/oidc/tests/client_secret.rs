@@ -82,3 +82,50 @@ fn a_provider_never_shows_its_secret() {
     let provider = runtime.block_on(confidential(None)).unwrap();
     assert!(!format!("{provider:?}").contains("s3cr"));
 }
+
+/// A Google-style profile (`offline = "access_type"`) asks for a refresh token with
+/// `access_type=offline`, adds `prompt=consent` only while none is held, and never sends the
+/// `offline_access` scope, which Google refuses.
+#[tokio::test]
+async fn access_type_offline_asks_for_consent_only_without_a_refresh_token() {
+    let idp = FakeIdp::with_discovery(|_| {}).await;
+    let text = format!(
+        "[profiles.g]\nissuer = \"{}\"\nclient_id = \"c\"\noffline = \"access_type\"\n",
+        idp.profile().issuer()
+    );
+    let config = crate::config::Config::parse(std::path::Path::new("/t.toml"), &text).unwrap();
+    let provider = Provider::discover(&config.profiles["g"], &http_client())
+        .await
+        .unwrap();
+    let params = |holds: bool| -> Vec<(String, String)> {
+        let pending = provider
+            .authorization_request(&Url::parse(REDIRECT_URI).unwrap(), holds)
+            .unwrap();
+        pending.url.query_pairs().into_owned().collect()
+    };
+    let param = |pairs: &[(String, String)], name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let first = params(false);
+    assert_eq!(param(&first, "access_type").as_deref(), Some("offline"));
+    assert_eq!(param(&first, "prompt").as_deref(), Some("consent"));
+    assert_eq!(
+        param(&first, "scope").as_deref(),
+        Some("openid email profile")
+    );
+    let again = params(true);
+    assert_eq!(param(&again, "access_type").as_deref(), Some("offline"));
+    assert_eq!(param(&again, "prompt"), None);
+
+    // The standard profile sends neither.
+    let standard = idp.provider().await;
+    let pending = standard
+        .authorization_request(&Url::parse(REDIRECT_URI).unwrap(), false)
+        .unwrap();
+    let pairs: Vec<(String, String)> = pending.url.query_pairs().into_owned().collect();
+    assert_eq!(param(&pairs, "access_type"), None);
+    assert_eq!(param(&pairs, "prompt"), None);
+}

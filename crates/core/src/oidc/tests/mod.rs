@@ -121,7 +121,7 @@ fn assert_timed_out(err: &Error, elapsed: Duration) {
 
 fn pending_authorization(provider: &Provider) -> (PendingAuthorization, String) {
     let pending = provider
-        .authorization_request(&Url::parse(REDIRECT_URI).unwrap())
+        .authorization_request(&Url::parse(REDIRECT_URI).unwrap(), false)
         .unwrap();
     let state = pending
         .url

@@ -195,3 +195,40 @@ async fn redirect_from_the_token_endpoint_is_not_followed() {
     assert_eq!(idp.hits("/token"), 1);
     assert_eq!(idp.hits("/elsewhere"), 0, "the redirect was followed");
 }
+
+/// `refresh_token_expires_in` (Google, for refresh tokens of limited life) is read into the
+/// token set; an answer without it states nothing.
+#[tokio::test]
+async fn a_stated_refresh_token_lifetime_is_kept_with_the_tokens() {
+    let idp = FakeIdp::standard().await;
+    idp.route(
+        "/token",
+        Reply::json(
+            200,
+            json!({ "access_token": "ya29.a", "token_type": "Bearer", "expires_in": 3599,
+                    "refresh_token": "1//new", "refresh_token_expires_in": 604_799 }),
+        ),
+    );
+    let provider = idp.provider().await;
+    let tokens = provider
+        .refresh(&old_refresh_token(), None, &http_client(), now())
+        .await
+        .unwrap();
+    let start = crate::clock::unix_secs(now());
+    assert_eq!(
+        tokens.refresh_lifetime,
+        Some(crate::tokens::RefreshLifetime {
+            issued_at: start,
+            expires_at: start + 604_799,
+        })
+    );
+    assert!(refresh(&idp).await.unwrap().refresh_lifetime.is_some());
+    idp.route(
+        "/token",
+        Reply::json(
+            200,
+            json!({ "access_token": "ya29.b", "token_type": "Bearer", "expires_in": 3599 }),
+        ),
+    );
+    assert_eq!(refresh(&idp).await.unwrap().refresh_lifetime, None);
+}
