@@ -36,7 +36,10 @@ pub(crate) async fn token(
     let backing_off = session.data().backing_off(agent.now());
     let outcome = match backing_off {
         Some(failure) => Err(failure),
-        None => refresh::refresh(agent, session, &held).await,
+        // Boxed: a refresh's state (the worker or the IdP call, the keychain write) is ~13 KB
+        // that every token request's future would otherwise carry into its connection's
+        // task, for the one caller in many that refreshes.
+        None => Box::pin(refresh::refresh(agent, session, &held)).await,
     };
     if let Err(err) = outcome {
         return match fresh_grant(session, kind, agent.now(), Duration::ZERO) {
