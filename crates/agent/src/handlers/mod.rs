@@ -78,6 +78,10 @@ pub(crate) async fn dispatch(
         Request::RemoteGrant(request) => crate::remote::grant(agent, request).await,
         Request::RemoteList => Ok(crate::remote::list(agent)),
         Request::RemoteRevoke { name } => crate::remote::revoke(agent, &name).await,
+        Request::DelegateCreate(request) => crate::delegation::create(agent, request).await,
+        Request::DelegateList => Ok(crate::delegation::list(agent)),
+        Request::DelegateRevoke { name } => crate::delegation::revoke_request(agent, &name).await,
+        Request::DelegateHold { name } => crate::delegation::hold(agent, conn, &name).await,
         Request::SetClientSecret { profile, secret } => {
             crate::client_secret::set(agent, &profile, secret).await
         }
