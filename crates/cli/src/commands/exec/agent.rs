@@ -2,7 +2,9 @@
 //! delegation instead of the developer's token. CMD gets `$STAGEPASS_PROXY` (the first
 //! delegated route's local URL), `$STAGEPASS_PROXY_KEY` (the delegation's key, which the
 //! proxy checks against its scope) and `$STAGEPASS_DELEGATION` (its name), and none of the
-//! developer's credentials: every `STAGEPASS_*` variable this process inherited is dropped.
+//! developer's credentials: the token and key variables this process inherited are dropped.
+//! A process of the same user can still reach the agent's socket and the proxy key file:
+//! keeping it from those takes an OS sandbox (another user, a container), which this is not.
 //!
 //! The delegation dies with CMD: this process holds a connection to the agent while CMD
 //! runs, and the agent revokes the delegation when that connection closes, whether this
@@ -20,6 +22,17 @@ use crate::agent_link;
 use crate::cli::ExecArgs;
 use crate::commands::delegate;
 use crate::error::CommandError;
+
+/// What carries a credential of the developer's into a process: removed from the command's
+/// environment. (`STAGEPASS_CONFIG` and the directories stay: they are no secret.)
+const CREDENTIAL_ENV: [&str; 6] = [
+    "STAGEPASS_TOKEN",
+    PROXY_KEY_ENV,
+    PROXY_ENV,
+    stagepass_client::remote::REMOTE_ENV,
+    stagepass_client::remote::REMOTE_KEY_ENV,
+    stagepass_client::remote::REMOTE_KEY_FILE_ENV,
+];
 
 /// The delegation's name, for the command's own logs; not a secret.
 const DELEGATION_ENV: &str = "STAGEPASS_DELEGATION";
@@ -50,11 +63,9 @@ pub fn run(name: &str, args: &ExecArgs) -> Result<(), CommandError> {
     let mut command = std::process::Command::new(program);
     command.args(rest);
     // None of the developer's credentials: not a token an outer `exec` put here, not the
-    // unscoped proxy key, not a remote key.
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STAGEPASS_") {
-            command.env_remove(key);
-        }
+    // unscoped proxy key, not a remote key (nor remote mode, which would use it).
+    for name in CREDENTIAL_ENV {
+        command.env_remove(name);
     }
     command
         .env(PROXY_ENV, url)
