@@ -270,10 +270,12 @@ fn a_scope_is_parsed_at_creation() {
     assert_eq!(listed.json(), serde_json::json!([]));
 }
 
-/// The child of `exec --agent`: writes its pid, waits for `go`, calls the proxy with what
-/// its environment holds (GET, then POST), and exits 7.
+/// The child of `exec --agent`: writes its pid, waits for `go` (30 s at most, so a failed
+/// test leaves nothing behind), calls the proxy with what its environment holds (GET, then
+/// POST), and exits 7.
 const CHILD: &str = r#"echo $$ > pid
-while [ ! -e go ]; do sleep 0.05; done
+i=0
+while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 printf 'Proxy-Authorization: Bearer %s\n' "$STAGEPASS_PROXY_KEY" > header
 curl -s -o /dev/null -w '%{http_code}' -H @header "$STAGEPASS_PROXY/echo" > get
 curl -s -o /dev/null -w '%{http_code}' -X POST -H @header "$STAGEPASS_PROXY/echo" > post
@@ -305,7 +307,9 @@ fn exec_agent_gives_the_child_a_scoped_key_not_a_token_and_revokes_it_on_exit() 
     exec.current_dir(dir.path())
         .env("STAGEPASS_TOKEN", &token)
         .env("STAGEPASS_PROXY_KEY", &proxy_key)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut running = exec.spawn().unwrap();
     let pid_file = dir.path().join("pid");
     wait_until("the child's pid", Duration::from_secs(20), || {
@@ -395,7 +399,11 @@ fn an_exec_delegation_dies_with_a_killed_cli() {
         "-c",
         "echo $$ > pid; printf '%s' \"$STAGEPASS_PROXY_KEY\" > key; exec sleep 30",
     ]);
-    exec.current_dir(dir.path()).stdin(Stdio::null());
+    // No pipe of the test harness held by a child that outlives a failed test.
+    exec.current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut running = exec.spawn().unwrap();
     let key_file = dir.path().join("key");
     wait_until("the child's key", Duration::from_secs(20), || {

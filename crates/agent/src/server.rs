@@ -316,7 +316,7 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
             );
             ("", None, remote_note.as_str())
         }
-        Response::Delegations(list) if target.event == "delegate_revoke" => {
+        Response::Delegations(list) if target.event == "delegate_revoke" && !list.is_empty() => {
             let name = list.first().map_or("", |info| info.name.as_str());
             about = caller.about_delegation(name);
             caller = &about;

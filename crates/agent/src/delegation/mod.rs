@@ -194,25 +194,28 @@ pub(crate) async fn hold(
             stagepass_core::text::one_line(name)
         )));
     }
-    loop {
-        match conn.read::<stagepass_proto::Request>().await {
-            // Quiet is the normal state; look whether it still lives, and wait on.
-            Err(crate::conn::ConnError::Timeout) => {
-                let live = agent
-                    .delegations
-                    .list(Some(DelegationKind::Exec))
-                    .iter()
-                    .any(|record| held(record) && record.info().expires_at > now(agent));
-                if !live {
-                    break;
-                }
-            }
-            // Closed, broken, or a request where none may come: the holder is gone.
-            _ => break,
+    // Quiet is the normal state: at each read timeout, look whether it still lives, and wait
+    // on. Anything else (closed, broken, a request where none may come): the holder is gone.
+    while let Err(crate::conn::ConnError::Timeout) = conn.read::<stagepass_proto::Request>().await {
+        let live = agent
+            .delegations
+            .list(Some(DelegationKind::Exec))
+            .iter()
+            .any(|record| held(record) && record.info().expires_at > now(agent));
+        if !live {
+            break;
         }
     }
-    let record = revoke(agent, name, Some(DelegationKind::Exec)).await?;
-    Ok(Response::Delegations(vec![record.info()]))
+    // Already gone when the CLI's own revoke came first, or `delegate revoke` did: nothing to
+    // record twice.
+    let revoked = agent
+        .delegations
+        .revoke(name, Some(DelegationKind::Exec), now(agent))
+        .await
+        .map_err(|message| errors::reply(ErrorKind::Internal, message, None))?;
+    Ok(Response::Delegations(
+        revoked.iter().map(Record::info).collect(),
+    ))
 }
 
 /// Revokes `name` (of `kind`, or any kind) at once; the one way out for every kind.
