@@ -272,13 +272,15 @@ fn a_scope_is_parsed_at_creation() {
 
 /// The child of `exec --agent`: writes its pid, waits for `go` (30 s at most, so a failed
 /// test leaves nothing behind), calls the proxy with what its environment holds (GET, then
-/// POST), and exits 7.
+/// POST), asks the agent's socket for the developer's token with `$SP token`, and exits 7.
 const CHILD: &str = r#"echo $$ > pid
 i=0
 while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done
 printf 'Proxy-Authorization: Bearer %s\n' "$STAGEPASS_PROXY_KEY" > header
 curl -s -o /dev/null -w '%{http_code}' -H @header "$STAGEPASS_PROXY/echo" > get
 curl -s -o /dev/null -w '%{http_code}' -X POST -H @header "$STAGEPASS_PROXY/echo" > post
+"$SP" token --no-interactive > token 2> token-error
+echo $? > token-code
 exit 7"#;
 
 #[test]
@@ -307,6 +309,7 @@ fn exec_agent_gives_the_child_a_scoped_key_not_a_token_and_revokes_it_on_exit() 
     exec.current_dir(dir.path())
         .env("STAGEPASS_TOKEN", &token)
         .env("STAGEPASS_PROXY_KEY", &proxy_key)
+        .env("SP", env!("CARGO_BIN_EXE_stagepass"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -364,6 +367,14 @@ fn exec_agent_gives_the_child_a_scoped_key_not_a_token_and_revokes_it_on_exit() 
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
     assert_eq!(read("get"), "200");
     assert_eq!(read("post"), "403");
+    // The agent's socket serves the child nothing: it runs under the delegation.
+    assert_eq!(read("token-code"), "11\n", "{}", read("token-error"));
+    assert!(!read("token").contains(&token));
+    assert!(
+        read("token-error").contains("runs under `stagepass exec --agent claude`"),
+        "{}",
+        read("token-error")
+    );
     assert_eq!(setup.reached(), ["GET /echo"]);
 
     // Gone once exec returned.

@@ -128,7 +128,7 @@ fn executable(pid: i32) -> Option<String> {
 
 /// The parent pid from /proc/PID/stat. The command name before it may hold spaces and
 /// parentheses, so the fields are read after the last `)`.
-fn parent_of(pid: i32) -> Option<i32> {
+pub(crate) fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, fields) = stat.rsplit_once(')')?;
     fields.split_whitespace().nth(1)?.parse().ok()

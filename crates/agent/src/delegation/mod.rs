@@ -5,6 +5,7 @@
 //! ([`scope::Scope::check`], applied by the proxy), one audit path (the caller's
 //! `delegation` name). A key is sent as `Proxy-Authorization: Bearer KEY`.
 
+pub(crate) mod held;
 pub(crate) mod scope;
 pub(crate) mod store;
 
@@ -181,6 +182,7 @@ pub(crate) async fn hold(
     agent: &Agent,
     conn: &mut crate::conn::Connection,
     name: &str,
+    pid: Option<i32>,
 ) -> Result<Response, AgentError> {
     let held = |record: &Record| record.name() == name;
     if !agent
@@ -194,6 +196,8 @@ pub(crate) async fn hold(
             stagepass_core::text::one_line(name)
         )));
     }
+    // What the holding CLI starts gets nothing from this socket while it holds.
+    let _holding = pid.map(|pid| agent.delegations.held.hold(pid, name));
     // Quiet is the normal state: at each read timeout, look whether it still lives, and wait
     // on. Anything else (closed, broken, a request where none may come): the holder is gone.
     while let Err(crate::conn::ConnError::Timeout) = conn.read::<stagepass_proto::Request>().await {
@@ -215,6 +219,26 @@ pub(crate) async fn hold(
         .map_err(|message| errors::reply(ErrorKind::Internal, message, None))?;
     Ok(Response::Delegations(
         revoked.iter().map(Record::info).collect(),
+    ))
+}
+
+/// Refuses every request but `status` from a process below a CLI that holds an `exec`
+/// delegation ([`held`]): it reaches the proxy with its key, and nothing else.
+pub(crate) fn refuse_held(
+    agent: &Agent,
+    request: &stagepass_proto::Request,
+    pid: Option<i32>,
+) -> Option<AgentError> {
+    if matches!(request, stagepass_proto::Request::Status) {
+        return None;
+    }
+    let name = agent.delegations.held.under(pid?)?;
+    Some(errors::reply(
+        ErrorKind::RemoteKey,
+        format!(
+            "this process runs under `stagepass exec --agent {name}`: it reaches the proxy with $STAGEPASS_PROXY_KEY, and the agent serves it nothing else"
+        ),
+        None,
     ))
 }
 

@@ -104,6 +104,8 @@ type Records = Arc<Mutex<Option<Vec<Record>>>>;
 type Saved = Result<(), String>;
 
 pub(crate) struct Delegations {
+    /// The CLIs holding `exec` delegations, whose processes get nothing but the proxy.
+    pub held: super::held::Held,
     path: PathBuf,
     records: Records,
     saver: IoThread<KeyFile>,
@@ -122,6 +124,7 @@ impl Delegations {
             },
         );
         Delegations {
+            held: Default::default(),
             path,
             records,
             saver,

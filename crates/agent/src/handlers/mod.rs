@@ -25,6 +25,9 @@ pub(crate) async fn dispatch(
     request: Request,
     pid: Option<i32>,
 ) -> Response {
+    if let Some(refused) = crate::delegation::refuse_held(agent, &request, pid) {
+        return Response::Error(refused);
+    }
     let result = match request {
         Request::Status => status::status(agent).await,
         Request::GetToken {
@@ -81,7 +84,7 @@ pub(crate) async fn dispatch(
         Request::DelegateCreate(request) => crate::delegation::create(agent, request).await,
         Request::DelegateList => Ok(crate::delegation::list(agent)),
         Request::DelegateRevoke { name } => crate::delegation::revoke_request(agent, &name).await,
-        Request::DelegateHold { name } => crate::delegation::hold(agent, conn, &name).await,
+        Request::DelegateHold { name } => crate::delegation::hold(agent, conn, &name, pid).await,
         Request::SetClientSecret { profile, secret } => {
             crate::client_secret::set(agent, &profile, secret).await
         }
