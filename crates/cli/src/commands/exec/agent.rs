@@ -3,8 +3,10 @@
 //! delegated route's local URL), `$STAGEPASS_PROXY_KEY` (the delegation's key, which the
 //! proxy checks against its scope) and `$STAGEPASS_DELEGATION` (its name), and none of the
 //! developer's credentials: the token and key variables this process inherited are dropped.
-//! A process of the same user can still reach the agent's socket and the proxy key file:
-//! keeping it from those takes an OS sandbox (another user, a container), which this is not.
+//! While the hold lasts, the agent serves the processes below this one nothing but `status`
+//! (the agent's `delegation::held`). A process of the same user that leaves this
+//! process tree, or reads the proxy key file, is not stopped: that takes an OS sandbox
+//! (another user, a container), which this is not.
 //!
 //! The delegation dies with CMD: this process holds a connection to the agent while CMD
 //! runs, and the agent revokes the delegation when that connection closes, whether this
