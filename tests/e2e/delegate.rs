@@ -223,6 +223,14 @@ fn a_delegation_reaches_only_its_routes_methods_and_paths_until_revoked() {
     assert!(has("POST", "/echo", "method", 403), "{requests:?}");
     assert!(has("GET", "/admin", "path", 403), "{requests:?}");
     assert!(has("GET", "/echo", "route", 403), "{requests:?}");
+    assert!(
+        lines.iter().any(|line| line["event"] == "token"
+            && line["outcome"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("proxy access only")),
+        "the refused raw token is audited"
+    );
     assert!(lines.iter().all(|line| line["delegation"] == "reader"));
     assert!(lines.iter().any(|line| line["event"] == "delegate_create"));
     assert!(lines.iter().any(|line| line["event"] == "delegate_revoke"));

@@ -118,9 +118,10 @@ struct RequestLine<'a> {
     outcome: &'a str,
 }
 
-/// Audits a refusal (the first of each window in full, as the remote endpoint's).
+/// Audits a refusal: one of the delegation's requests, the first of each window in full
+/// (the window's `proxy` line counts every refusal).
 pub(crate) fn audit(agent: &Agent, refusal: &Refusal<'_>) {
-    if !agent.proxy.stats.admit_refusal(&refusal.accepted.name) {
+    if !agent.proxy.stats.admit_request(&refusal.accepted.name) {
         return;
     }
     let caller = Caller::delegation(&refusal.accepted.name, refusal.accepted.kind);

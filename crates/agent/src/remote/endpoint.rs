@@ -73,14 +73,17 @@ async fn answer(agent: &Agent, request: Request<Incoming>) -> Result<Vec<u8>, Fa
     if accepted.kind != DelegationKind::Remote {
         // Raw tokens for a local delegation would be the developer's own, unscoped: it gets
         // proxy access only until tokens are down-scoped by exchange (RFC 8693).
-        return Err(fail(
+        let refused = fail(
             StatusCode::FORBIDDEN,
             ErrorKind::RemoteKey,
             format!(
                 "delegation `{}` gets proxy access only, never a raw token",
                 accepted.name
             ),
-        ));
+        );
+        let caller = Caller::delegation(&accepted.name, accepted.kind);
+        audit(agent, &caller, None, Err(&refused));
+        return Err(refused);
     }
     let path = request.uri().path().to_string();
     let body = Limited::new(request.into_body(), MAX_BODY)
@@ -263,7 +266,7 @@ fn audit(
             Cow::Borrowed("ok"),
         ),
         Err((_, err)) => {
-            let key = caller.remote_key.as_deref().unwrap_or_default();
+            let key = caller.delegation.as_deref().unwrap_or_default();
             if !agent.proxy.stats.admit_refusal(key) {
                 return;
             }
