@@ -19,6 +19,7 @@ mod bad_inputs;
 mod burst;
 mod client_secret;
 mod crash;
+mod delegate;
 mod docker_helper;
 mod doctor;
 mod events;

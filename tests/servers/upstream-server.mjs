@@ -19,7 +19,8 @@
 //                           credentials and shows what it got in <pre id=out>:
 //                           `DATA status body` or `BLOCKED error`
 //   POST /test/reject-next?n=N   the next N requests that carry a credential get 401
-//   GET  /test/stats        {authorizations: [the Authorization of each /echo, in order]}
+//   GET  /test/stats        {authorizations: [the Authorization of each /echo, in order],
+//                           requests: ["METHOD /path" of every request but /static and /test/]}
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ import { requestListener, sendJson, serve } from './common.mjs';
 
 const NAME = 'upstream-server';
 const PAUSE = Number(process.env.SSE_PAUSE_MS ?? 800);
-const stats = { authorizations: [], rejected: 0 };
+const stats = { authorizations: [], rejected: 0, requests: [] };
 let rejectNext = 0;
 let origin = '';
 
@@ -42,6 +43,7 @@ async function handle(req, res) {
     return res.end('hello, proxy\n');
   }
   if (url.pathname === '/test/stats') return sendJson(res, 200, stats);
+  if (!url.pathname.startsWith('/test/')) stats.requests.push(`${req.method} ${url.pathname}`);
   if (url.pathname === '/test/reject-next' && req.method === 'POST') {
     rejectNext = Number(url.searchParams.get('n') ?? 1);
     return sendJson(res, 200, { rejectNext });

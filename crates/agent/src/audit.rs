@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stagepass_core::paths;
+use stagepass_proto::DelegationKind;
 
 use crate::io_thread::{Batch, IoThread, Refused};
 
@@ -43,6 +44,10 @@ pub(crate) struct Caller {
     /// For consumer `remote`: the name of the remote key used (never the key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_key: Option<String>,
+    /// The delegation the line is about (a remote key's too): its name, never its key.
+    /// `stagepass audit --delegation NAME` selects on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegation: Option<String>,
 }
 
 impl Caller {
@@ -78,7 +83,29 @@ impl Caller {
         Caller {
             consumer: "remote".into(),
             remote_key: (!name.is_empty()).then(|| name.to_string()),
+            delegation: (!name.is_empty()).then(|| name.to_string()),
             ..Caller::default()
+        }
+    }
+
+    /// A caller known only by the delegation key it presented: a remote key's far side, or
+    /// a program on this machine (`delegate`, `exec`).
+    pub(crate) fn delegation(name: &str, kind: DelegationKind) -> Caller {
+        match kind {
+            DelegationKind::Remote => Caller::remote(name),
+            DelegationKind::Delegate | DelegationKind::Exec => Caller {
+                consumer: "delegation".into(),
+                delegation: (!name.is_empty()).then(|| name.to_string()),
+                ..Caller::default()
+            },
+        }
+    }
+
+    /// This caller, on a line about delegation `name` (it made or revoked it).
+    pub(crate) fn about_delegation(&self, name: &str) -> Caller {
+        Caller {
+            delegation: Some(name.to_string()),
+            ..self.clone()
         }
     }
 
@@ -101,7 +128,7 @@ fn executable(pid: i32) -> Option<String> {
 
 /// The parent pid from /proc/PID/stat. The command name before it may hold spaces and
 /// parentheses, so the fields are read after the last `)`.
-fn parent_of(pid: i32) -> Option<i32> {
+pub(crate) fn parent_of(pid: i32) -> Option<i32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, fields) = stat.rsplit_once(')')?;
     fields.split_whitespace().nth(1)?.parse().ok()
@@ -126,7 +153,7 @@ pub(crate) struct Entry<'a> {
 }
 
 /// `text` cut to `MAX` characters, saying how long it was.
-fn bounded<const MAX: usize, S: serde::Serializer>(
+pub(crate) fn bounded<const MAX: usize, S: serde::Serializer>(
     text: &&str,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {

@@ -10,6 +10,7 @@ mod client_secret;
 mod config_watch;
 mod conn;
 mod credentials;
+mod delegation;
 mod doctor_probe;
 mod errors;
 mod handlers;

@@ -96,7 +96,7 @@ pub(crate) async fn serve(
     crate::proxy::flush(&agent);
     // Everything queued reaches the disk before the socket goes: `agent stop` returns when
     // the socket is gone, and whoever reads the audit log next must find every line.
-    agent.remote.close();
+    agent.delegations.close();
     agent.audit.close();
     lookups.close();
     if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
@@ -224,6 +224,10 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         Request::BackstageWhoami { profile } => ("backstage_whoami", profile.clone(), None),
         Request::RemoteGrant(_) => ("remote_grant", None, None),
         Request::RemoteRevoke { .. } => ("remote_revoke", None, None),
+        Request::DelegateCreate(_) => ("delegate_create", None, None),
+        Request::DelegateRevoke { .. } | Request::DelegateHold { .. } => {
+            ("delegate_revoke", None, None)
+        }
         // Never the secret: who changed which profile's, and whether it was stored.
         Request::SetClientSecret { profile, secret } => (
             if secret.is_some() {
@@ -239,7 +243,8 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         | Request::Subscribe
         | Request::Shutdown
         | Request::ProxyLaunch { .. }
-        | Request::RemoteList => {
+        | Request::RemoteList
+        | Request::DelegateList => {
             return None;
         }
     };
@@ -255,6 +260,9 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
 async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
     let requested = target.requested.as_deref().unwrap_or("");
     let remote_note;
+    // For the lines about a delegation: the same caller (who made or revoked it), and its name.
+    let about;
+    let mut caller = caller;
     let (profile, grant, outcome) = match response {
         Response::Token(grant) => (grant.profile.as_str(), Some(grant), "ok"),
         Response::Credential(Some(credential)) => (
@@ -290,6 +298,29 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
                 "remote key `{}` revoked",
                 keys.first().map_or("", |key| key.name.as_str())
             );
+            ("", None, remote_note.as_str())
+        }
+        Response::DelegationCreated(created) => {
+            let info = &created.info;
+            about = caller.about_delegation(&info.name);
+            caller = &about;
+            remote_note = format!(
+                "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}",
+                info.name,
+                info.routes.join(", "),
+                info.methods
+                    .as_ref()
+                    .map_or("all".into(), |methods| methods.join(", ")),
+                info.paths.join(", "),
+                info.expires_at
+            );
+            ("", None, remote_note.as_str())
+        }
+        Response::Delegations(list) if target.event == "delegate_revoke" && !list.is_empty() => {
+            let name = list.first().map_or("", |info| info.name.as_str());
+            about = caller.about_delegation(name);
+            caller = &about;
+            remote_note = format!("delegation `{name}` revoked");
             ("", None, remote_note.as_str())
         }
         Response::ClientSecret(report) => (report.profile.as_str(), None, "ok"),
@@ -338,6 +369,10 @@ fn request_name(request: &Request) -> &'static str {
         Request::RemoteGrant(_) => "remote_grant",
         Request::RemoteList => "remote_list",
         Request::RemoteRevoke { .. } => "remote_revoke",
+        Request::DelegateCreate(_) => "delegate_create",
+        Request::DelegateList => "delegate_list",
+        Request::DelegateRevoke { .. } => "delegate_revoke",
+        Request::DelegateHold { .. } => "delegate_hold",
         Request::SetClientSecret { .. } => "set_client_secret",
     }
 }

@@ -27,8 +27,8 @@ pub(crate) struct Agent {
     pub pending_logins: Mutex<HashMap<String, Arc<crate::handlers::SharedLogin>>>,
     /// The local proxy's sessions, counters and upstream clients.
     pub proxy: crate::proxy::ProxyState,
-    /// Remote keys (digests only), loaded from the data dir on first use.
-    pub remote: crate::remote::RemoteKeys,
+    /// Delegations and remote keys (digests only), loaded from the data dir on first use.
+    pub delegations: crate::delegation::Delegations,
 }
 
 impl Agent {
@@ -36,7 +36,7 @@ impl Agent {
         let config = crate::config_watch::ConfigCache::new(options.config_path.clone());
         Agent {
             audit: AuditLog::new(&options.data_dir),
-            remote: crate::remote::RemoteKeys::new(&options.data_dir),
+            delegations: crate::delegation::Delegations::new(&options.data_dir),
             deps,
             options,
             shutdown: Notify::new(),

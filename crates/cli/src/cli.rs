@@ -151,6 +151,73 @@ Examples:
     /// scoped, expiring, revocable remote keys.
     #[command(subcommand)]
     Remote(RemoteAction),
+    /// Give a script, a CI job or an AI agent a scoped key instead of your token:
+    /// routes, HTTP methods and paths, expiring and revocable.
+    #[command(subcommand)]
+    Delegate(DelegateAction),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DelegateAction {
+    /// Create a delegation; its key is printed once, to stdout.
+    #[command(after_long_help = "\
+The key is sent to the local proxy as `Proxy-Authorization: Bearer KEY`, like the proxy key.
+The proxy forwards only what the scope allows, as you; anything else gets a 403 whose JSON
+body names what was missing (route, method or path) and never reaches the upstream. A
+delegation gets no raw token (proxy access only).
+
+Examples:
+  stagepass delegate create ci-bot --routes jenkins --methods GET,POST --paths /job/app/ --ttl 2h
+  stagepass delegate create reader --routes backstage --read-only --json
+  stagepass delegate create two --routes api,backstage --paths api:/v1/ backstage:/api/catalog/")]
+    Create(DelegateCreateArgs),
+    /// List delegations, remote keys included: scope, expiry and last use (never a key).
+    List(JsonArg),
+    /// Revoke a delegation (or a remote key): it stops working at once.
+    Revoke {
+        /// The delegation's name, as `delegate list` shows it.
+        name: String,
+    },
+}
+
+/// What a delegation may do; shared by `delegate create` and `exec --agent`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DelegateScopeArgs {
+    /// Proxy routes the delegation may use (comma-separated).
+    #[arg(long, value_name = "R1,R2", value_delimiter = ',')]
+    pub routes: Vec<String>,
+    /// The routes of these profiles too (comma-separated).
+    #[arg(long, value_name = "P1,P2", value_delimiter = ',')]
+    pub profiles: Vec<String>,
+    /// HTTP methods it may send (comma-separated; default: all).
+    #[arg(
+        long,
+        value_name = "M1,M2",
+        value_delimiter = ',',
+        conflicts_with = "read_only"
+    )]
+    pub methods: Vec<String>,
+    /// Only GET, HEAD and OPTIONS.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Path prefixes it may reach under its routes: /prefix/ for every route,
+    /// ROUTE:/prefix/ for one (default: every path).
+    #[arg(long, value_name = "PREFIX", num_args = 1..)]
+    pub paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DelegateCreateArgs {
+    /// A name for the delegation: it is what the audit shows.
+    pub name: String,
+    #[command(flatten)]
+    pub scope: DelegateScopeArgs,
+    /// How long it works: 30m, 8h, 2d (at most 7d).
+    #[arg(long, value_name = "SPAN", default_value = "8h")]
+    pub ttl: String,
+    /// Print {name, key, routes, methods, paths, expires_at, proxy_url}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,8 +342,19 @@ pub struct ExecArgs {
     #[arg(long, value_name = "ROUTE")]
     pub route: Option<String>,
     /// Pass the OIDC id_token instead of the access token.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "agent")]
     pub id_token: bool,
+    /// Run an AI agent or script with a delegation named NAME instead of your token: it gets
+    /// $STAGEPASS_PROXY and a scoped key in $STAGEPASS_PROXY_KEY, no token; the delegation
+    /// is revoked when the command exits.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// With --agent: what the delegation may do.
+    #[command(flatten)]
+    pub scope: DelegateScopeArgs,
+    /// With --agent: the delegation's life at most, should the command outlive it (at most 1d).
+    #[arg(long, value_name = "SPAN", requires = "agent")]
+    pub ttl: Option<String>,
     /// Refresh first when the token expires within this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub min_valid: u64,
@@ -421,6 +499,9 @@ pub struct AuditArgs {
     /// Only entries newer than this: 30m, 2h, 7d, or an RFC 3339 time.
     #[arg(long, value_name = "WHEN")]
     pub since: Option<String>,
+    /// Only what delegation (or remote key) NAME did, and its creation and revocation.
+    #[arg(long, value_name = "NAME")]
+    pub delegation: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use stagepass_proto::{
-    BackstageIdentity, ClaimsReport, ClientSecret, ClientSecretReport, CredentialGrant, Flow,
-    LoginProgress, ProfileStatus, ProxyLaunch, RemoteGrantRequest, RemoteGranted, RemoteKeyInfo,
-    Request, Response, Secret, SignOutReport, StatusEvent, StatusReport, TokenGrant, TokenKind,
-    Tool,
+    BackstageIdentity, ClaimsReport, ClientSecret, ClientSecretReport, CredentialGrant,
+    DelegateRequest, DelegationCreated, DelegationInfo, Flow, LoginProgress, ProfileStatus,
+    ProxyLaunch, RemoteGrantRequest, RemoteGranted, RemoteKeyInfo, Request, Response, Secret,
+    SignOutReport, StatusEvent, StatusReport, TokenGrant, TokenKind, Tool,
 };
 
 use crate::{Client, ClientError};
@@ -194,6 +194,33 @@ impl Client {
     pub fn remote_revoke(&mut self, name: String) -> Result<Vec<RemoteKeyInfo>, ClientError> {
         let request = Request::RemoteRevoke { name };
         self.answer(&request, body_of!(Response::RemoteKeys))
+    }
+
+    /// Creates a delegation: a key scoped to routes, methods and paths, shown only here.
+    pub fn delegate_create(
+        &mut self,
+        request: DelegateRequest,
+    ) -> Result<DelegationCreated, ClientError> {
+        let request = Request::DelegateCreate(request);
+        self.answer(&request, body_of!(Response::DelegationCreated))
+    }
+
+    /// Every delegation, remote keys included; never a key.
+    pub fn delegate_list(&mut self) -> Result<Vec<DelegationInfo>, ClientError> {
+        self.answer(&Request::DelegateList, body_of!(Response::Delegations))
+    }
+
+    /// Revokes the delegation `name` (of any kind); answers its record.
+    pub fn delegate_revoke(&mut self, name: String) -> Result<Vec<DelegationInfo>, ClientError> {
+        let request = Request::DelegateRevoke { name };
+        self.answer(&request, body_of!(Response::Delegations))
+    }
+
+    /// Ties the `exec` delegation `name` to this connection: the agent revokes it when the
+    /// connection closes. Sends only; keep the client open as long as the delegation should
+    /// live, then drop it.
+    pub fn delegate_hold(&mut self, name: String) -> Result<(), ClientError> {
+        self.send_only(&Request::DelegateHold { name })
     }
 
     /// Stores the client secret of `profile`'s confidential client in the keychain, or

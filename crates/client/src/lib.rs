@@ -188,6 +188,11 @@ impl Client {
         }
     }
 
+    /// Sends a request whose answer nobody reads ([`Request::DelegateHold`]).
+    fn send_only(&mut self, request: &Request) -> Result<(), ClientError> {
+        self.write(request)
+    }
+
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
         let first = self.hello.is_some();
         let mut frames = self.hello.take().unwrap_or_default();

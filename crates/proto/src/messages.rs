@@ -103,6 +103,23 @@ pub enum Request {
     RemoteRevoke {
         name: String,
     },
+    /// Creates a delegation (a named, expiring, revocable key scoped to routes, methods and
+    /// paths); answered with [`Response::DelegationCreated`], the only time the key is shown.
+    DelegateCreate(DelegateRequest),
+    /// Every delegation, remote keys included, never a key; answered with
+    /// [`Response::Delegations`].
+    DelegateList,
+    /// Revokes a delegation of any kind at once; answered with [`Response::Delegations`]
+    /// holding its record.
+    DelegateRevoke {
+        name: String,
+    },
+    /// Ties an `exec` delegation to this connection: the agent revokes it when the
+    /// connection closes (the CLI that runs the process exited, crashed or was killed).
+    /// The client sends nothing after it and reads no answer.
+    DelegateHold {
+        name: String,
+    },
     /// Stores the client secret of a confidential client in the keychain beside the
     /// profile's login, or deletes it (`secret: None`). The secret travels only over this
     /// socket, never in argv or a file. Answered with [`Response::ClientSecret`].
@@ -154,6 +171,71 @@ pub struct RemoteGranted {
     pub proxy_url: String,
 }
 
+/// What a delegation was made for. Remote keys are one kind of delegation: one store, one
+/// check, one audit path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegationKind {
+    /// `stagepass remote grant`: a `stagepass` on the far side of a port forward; may get
+    /// access tokens of its profiles.
+    #[default]
+    Remote,
+    /// `stagepass delegate create`: a script, a CI job or an AI agent on this machine; proxy
+    /// access only.
+    Delegate,
+    /// `stagepass exec --agent`: dies with the process it was made for.
+    Exec,
+}
+
+/// What `stagepass delegate create` (and `exec --agent`) asks for. The agent parses it into
+/// types and refuses what it cannot honour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegateRequest {
+    pub name: String,
+    pub kind: DelegationKind,
+    pub ttl_secs: u64,
+    pub routes: Vec<String>,
+    /// Routes of these profiles come along.
+    #[serde(default)]
+    pub profiles: Vec<String>,
+    /// HTTP methods; `None`: every method.
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Path prefixes, `/prefix/` for every route or `ROUTE:/prefix/` for one.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+/// What `--read-only` means: the safe methods of RFC 9110 §9.2.1 that tools use to read
+/// (TRACE left out: it echoes the request, credentials included).
+pub const READ_ONLY_METHODS: [&str; 3] = ["GET", "HEAD", "OPTIONS"];
+
+/// A delegation's record, as `delegate list` shows it: never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationInfo {
+    pub name: String,
+    pub kind: DelegationKind,
+    pub routes: Vec<String>,
+    pub profiles: Vec<String>,
+    /// `None`: every method.
+    pub methods: Option<Vec<String>>,
+    pub paths: Vec<String>,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// The answer to [`Request::DelegateCreate`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegationCreated {
+    /// Shown once: the agent keeps only its SHA-256. Sent as `Proxy-Authorization: Bearer`.
+    pub key: RemoteKey,
+    pub info: DelegationInfo,
+    /// `http://127.0.0.1:PORT`: the proxy.
+    pub proxy_url: String,
+}
+
 /// A tool the agent serves credentials to through a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -201,6 +283,8 @@ pub enum Response {
     ProxyLaunch(ProxyLaunch),
     RemoteGranted(RemoteGranted),
     RemoteKeys(Vec<RemoteKeyInfo>),
+    DelegationCreated(DelegationCreated),
+    Delegations(Vec<DelegationInfo>),
     ClientSecret(ClientSecretReport),
     Error(AgentError),
 }

@@ -29,6 +29,9 @@ pub(crate) async fn dispatch(
     request: Request,
     pid: Option<i32>,
 ) -> Response {
+    if let Some(refused) = crate::delegation::refuse_held(agent, &request, pid) {
+        return Response::Error(refused);
+    }
     let result = match request {
         Request::Status => Box::pin(status::status(agent)).await,
         Request::GetToken {
@@ -84,6 +87,16 @@ pub(crate) async fn dispatch(
         Request::RemoteGrant(request) => Box::pin(crate::remote::grant(agent, request)).await,
         Request::RemoteList => Ok(crate::remote::list(agent)),
         Request::RemoteRevoke { name } => Box::pin(crate::remote::revoke(agent, &name)).await,
+        Request::DelegateCreate(request) => {
+            Box::pin(crate::delegation::create(agent, request)).await
+        }
+        Request::DelegateList => Ok(crate::delegation::list(agent)),
+        Request::DelegateRevoke { name } => {
+            Box::pin(crate::delegation::revoke_request(agent, &name)).await
+        }
+        Request::DelegateHold { name } => {
+            Box::pin(crate::delegation::hold(agent, conn, &name, pid)).await
+        }
         Request::SetClientSecret { profile, secret } => {
             Box::pin(crate::client_secret::set(agent, &profile, secret)).await
         }

@@ -15,7 +15,7 @@ use http::header::{COOKIE, HOST, ORIGIN, PROXY_AUTHORIZATION};
 
 use super::access::BrowserAccess;
 use super::secrets::same_key;
-use crate::remote::{Accepted, Verdict};
+use crate::delegation::{Accepted, Verdict};
 
 /// Why a request was turned away; the text is the whole 403 body, and names no input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +26,8 @@ pub(crate) struct Refused(pub &'static str);
 pub(crate) enum Credential {
     /// The proxy key or a browser session: this user, on this machine.
     Local,
-    /// A remote key: only the routes in its scope.
-    Remote(Accepted),
+    /// A delegation (a remote key is one): only what its scope allows.
+    Delegation(Accepted),
 }
 
 /// The one Host header, lowercase, when it is allowed. `port`: the listener's; `forwarded`:
@@ -117,15 +117,15 @@ pub(crate) fn authenticate(
             return Ok(Credential::Local);
         }
         return match remote(presented) {
-            Verdict::Valid(accepted) => Ok(Credential::Remote(accepted)),
+            Verdict::Valid(accepted) => Ok(Credential::Delegation(accepted)),
             Verdict::Expired { .. } => Err(Refused(
-                "stagepass proxy: this remote key has expired; grant a new one \
-                 (`stagepass remote grant` on the desktop)",
+                "stagepass proxy: this remote key or delegation has expired; grant a new one \
+                 (`stagepass remote grant` or `stagepass delegate create` on the desktop)",
             )),
             Verdict::Unknown => Err(Refused(
-                "stagepass proxy: wrong proxy key, or an unknown or revoked remote key (the \
-                 proxy key is in the runtime dir's proxy.key; `stagepass exec` passes it as \
-                 $STAGEPASS_PROXY_KEY)",
+                "stagepass proxy: wrong proxy key, or an unknown or revoked remote key or \
+                 delegation (the proxy key is in the runtime dir's proxy.key; `stagepass exec` \
+                 passes it as $STAGEPASS_PROXY_KEY)",
             )),
         };
     }
@@ -239,6 +239,7 @@ mod tests {
         // A remote key is its own credential, and an expired one is refused.
         let accepted = Accepted {
             name: "cs".into(),
+            kind: stagepass_proto::DelegationKind::Remote,
             scope: Default::default(),
         };
         let remote = |presented: &str| {
@@ -250,7 +251,7 @@ mod tests {
         };
         assert_eq!(
             authenticate(&wrong, &key, &access, "sp", remote),
-            Ok(Credential::Remote(accepted.clone()))
+            Ok(Credential::Delegation(accepted.clone()))
         );
         let expired = headers(&[("proxy-authorization", "Bearer old")]);
         assert!(authenticate(&expired, &key, &access, "sp", remote).is_err());

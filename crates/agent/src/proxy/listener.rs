@@ -20,6 +20,7 @@ use super::access::{LAUNCH_PATH, SESSION_TTL};
 use super::forward::{Local, forward};
 use super::guard::{self, Credential, Refused};
 use super::reply::{Body, empty, text};
+use super::scope_refusal;
 use super::stats::Outcome;
 use crate::accept::Gate;
 use crate::sessions::Agent;
@@ -127,25 +128,29 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
             ),
         );
     };
-    let remote = match &credential {
+    let delegation = match &credential {
         Credential::Local => None,
-        Credential::Remote(accepted) => Some(accepted.name.as_str()),
+        Credential::Delegation(accepted) => Some(accepted),
     };
-    if let Credential::Remote(accepted) = &credential
-        && !accepted.scope.allows_route(&route.name)
+    let counted = delegation.map(|accepted| (accepted.name.as_str(), accepted.kind));
+    let method = request.method().clone();
+    if let Some(accepted) = delegation
+        && let Err(missing) = accepted.scope.check(&route.name, &method, rest)
     {
         let route_info = Some((route.name.as_str(), route.profile.as_str()));
         agent
             .proxy
             .stats
-            .count(route_info, Outcome::Refused, false, remote);
-        return text(
-            StatusCode::FORBIDDEN,
-            format!(
-                "stagepass proxy: remote key `{}` is not scoped to route `{}`",
-                accepted.name, route.name
-            ),
-        );
+            .count(route_info, Outcome::Refused, false, counted);
+        let refusal = scope_refusal::Refusal {
+            accepted,
+            route: &route.name,
+            method: &method,
+            path: rest,
+            missing,
+        };
+        scope_refusal::audit(agent, &refusal);
+        return scope_refusal::response(&refusal);
     }
     let local = Local {
         host: &host,
@@ -168,8 +173,18 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         Some((&route.name, &route.profile)),
         forwarded.outcome,
         forwarded.retried,
-        remote,
+        counted,
     );
+    if let Some(accepted) = delegation {
+        scope_refusal::audit_request(
+            agent,
+            accepted,
+            &route.name,
+            &method,
+            rest,
+            forwarded.outcome,
+        );
+    }
     forwarded.response
 }
 
@@ -191,7 +206,7 @@ fn admit(
         RouteLocal::Path(_) => None,
     });
     // The remote keys' ports are looked up only for a Host that does not name the listener's.
-    let host = guard::check_host(headers, listener.port, || agent.remote.ports(), named)?;
+    let host = guard::check_host(headers, listener.port, || agent.delegations.ports(), named)?;
     guard::check_browser(headers, &host)?;
     let path = request.uri().path();
     if path == LAUNCH_PATH || path.starts_with(PATH_PREFIX) {
@@ -202,7 +217,11 @@ fn admit(
         listener.key.expose(),
         &agent.proxy.access,
         listener.cookie_name(),
-        |presented| agent.remote.verify(presented, crate::remote::now(agent)),
+        |presented| {
+            agent
+                .delegations
+                .verify(presented, crate::delegation::now(agent))
+        },
     )?;
     Ok((host, Some(credential)))
 }

@@ -12,6 +12,7 @@ mod headers;
 mod identity;
 mod listener;
 pub(crate) mod reply;
+mod scope_refusal;
 mod secrets;
 mod stats;
 mod upstream;
@@ -48,7 +49,7 @@ struct Started {
 /// is on it); never fails the agent.
 pub(crate) async fn start(agent: &Arc<Agent>) {
     let Ok(config) = agent.config() else { return };
-    if config.routes.is_empty() && !agent.remote.any() {
+    if config.routes.is_empty() && !agent.delegations.any() {
         return;
     }
     let port = config.proxy.port;

@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use stagepass_proto::DelegationKind;
+
 use crate::audit::{Caller, Entry};
 use crate::sessions::Agent;
 
@@ -21,6 +23,10 @@ const NO_ROUTE: &str = "*";
 /// one count) and window; the rest are counted and written as one line when the window
 /// ends, so that a flood of refused requests cannot fill the audit.
 pub(crate) const REFUSALS_IN_FULL: u64 = 10;
+
+/// Requests of one delegation audited one by one per window (method, path, status: what an
+/// agent did); the window's counts have the rest.
+pub(crate) const REQUESTS_IN_FULL: u64 = 100;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Counts {
@@ -45,9 +51,11 @@ struct Window {
     since: Option<SystemTime>,
     /// Route -> (profile, counts).
     routes: BTreeMap<String, (String, Counts)>,
-    /// (Route, remote key name) -> (profile, counts): remote uses, audited as consumer
-    /// `remote` with the key's name.
-    remote: BTreeMap<(String, String), (String, Counts)>,
+    /// (Route, delegation name) -> (profile, kind, counts): uses of delegations (remote keys
+    /// among them), audited with the delegation's name.
+    remote: BTreeMap<(String, String), (String, DelegationKind, Counts)>,
+    /// Delegation name -> requests audited one by one in this window.
+    requests: BTreeMap<String, u64>,
     /// Remote key name (`""`: unknown keys) -> refusals of the remote endpoint.
     refusals: BTreeMap<String, u64>,
 }
@@ -83,13 +91,13 @@ impl Counts {
 
 impl ProxyStats {
     /// Counts one request; `route` is `None` when it was refused before one was chosen,
-    /// `remote` the remote key's name when one was presented.
+    /// `remote` the delegation's name and kind when one was presented.
     pub(crate) fn count(
         &self,
         route: Option<(&str, &str)>,
         outcome: Outcome,
         retried: bool,
-        remote: Option<&str>,
+        remote: Option<(&str, DelegationKind)>,
     ) {
         let mut window = self
             .window
@@ -99,11 +107,11 @@ impl ProxyStats {
         let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
         match remote {
             // Remote uses are rarer than a local page's requests: one allocation is fine.
-            Some(key) => window
+            Some((key, kind)) => window
                 .remote
                 .entry((route.to_string(), key.to_string()))
-                .or_insert_with(|| (profile.to_string(), Counts::default()))
-                .1
+                .or_insert_with(|| (profile.to_string(), kind, Counts::default()))
+                .2
                 .add(outcome, retried),
             // A lookup first: the route's name is allocated once per window, not per request.
             None => match window.routes.get_mut(route) {
@@ -122,23 +130,38 @@ impl ProxyStats {
     /// Counts a refusal of the remote endpoint for `key` (`""`: an unknown key); whether it
     /// is still among the first [`REFUSALS_IN_FULL`] of the window, to be audited in full.
     pub(crate) fn admit_refusal(&self, key: &str) -> bool {
+        self.admit(key, |window| &mut window.refusals) <= REFUSALS_IN_FULL
+    }
+
+    /// Counts a proxied request of delegation `name`; whether it is still among the first
+    /// [`REQUESTS_IN_FULL`] of the window, to be audited in full (the window's counts have
+    /// every one).
+    pub(crate) fn admit_request(&self, name: &str) -> bool {
+        self.admit(name, |window| &mut window.requests) <= REQUESTS_IN_FULL
+    }
+
+    fn admit(
+        &self,
+        key: &str,
+        counter: impl FnOnce(&mut Window) -> &mut BTreeMap<String, u64>,
+    ) -> u64 {
         let mut window = self
             .window
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
         window.since.get_or_insert_with(SystemTime::now);
+        let counts = counter(&mut window);
         // A lookup first: a flood allocates the key's name once per window, not per request.
-        let count = match window.refusals.get_mut(key) {
+        match counts.get_mut(key) {
             Some(count) => {
                 *count += 1;
                 *count
             }
             None => {
-                window.refusals.insert(key.to_string(), 1);
+                counts.insert(key.to_string(), 1);
                 1
             }
-        };
-        count <= REFUSALS_IN_FULL
+        }
     }
 
     /// Writes the window's lines, if anything happened, and starts a new window.
@@ -157,15 +180,17 @@ impl ProxyStats {
             consumer: "proxy".into(),
             ..Caller::agent()
         };
-        let remote = window.remote.iter().map(|((route, key), entry)| {
-            let caller = Caller::remote(key);
-            (route, entry, caller)
-        });
+        let remote = window
+            .remote
+            .iter()
+            .map(|((route, key), (profile, kind, counts))| {
+                (route, profile, counts, Caller::delegation(key, *kind))
+            });
         let local = window
             .routes
             .iter()
-            .map(|(route, entry)| (route, entry, caller.clone()));
-        for (route, (profile, counts), caller) in local.chain(remote) {
+            .map(|(route, (profile, counts))| (route, profile, counts, caller.clone()));
+        for (route, profile, counts, caller) in local.chain(remote) {
             agent.record(&Line {
                 event: "proxy",
                 caller: &caller,
@@ -261,7 +286,7 @@ mod tests {
             Some(("backstage", "bs")),
             Outcome::Answered(200),
             false,
-            Some("cs"),
+            Some(("cs", DelegationKind::Remote)),
         );
         let window = stats.window.lock().unwrap();
         let (profile, counts) = &window.routes["backstage"];
@@ -270,7 +295,7 @@ mod tests {
         assert_eq!(counts.status["2xx"], 2);
         assert_eq!((counts.upstream_failed, counts.retried), (1, 1));
         assert_eq!(window.routes[NO_ROUTE].1.refused, 1);
-        let remote = &window.remote[&("backstage".to_string(), "cs".to_string())].1;
+        let remote = &window.remote[&("backstage".to_string(), "cs".to_string())].2;
         assert_eq!((remote.requests, remote.status["2xx"]), (1, 1));
         assert_eq!(
             summary("backstage", counts),

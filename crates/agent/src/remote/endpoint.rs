@@ -13,11 +13,11 @@ use stagepass_proto::remote::{
     CREDENTIAL_PATH, CredentialAnswer, CredentialRequest, MAX_BODY, RemoteCredential, TOKEN_PATH,
     TokenAnswer, TokenRequest,
 };
-use stagepass_proto::{AgentError, ErrorKind, TokenGrant, TokenKind, Tool};
+use stagepass_proto::{AgentError, DelegationKind, ErrorKind, TokenGrant, TokenKind, Tool};
 
-use super::{Accepted, Verdict};
 use crate::audit::{Caller, Entry, fingerprint};
 use crate::credentials;
+use crate::delegation::{self, Accepted, Verdict};
 use crate::errors;
 use crate::proxy::reply::{Body, full};
 use crate::session::{self, resolve_profile};
@@ -70,6 +70,21 @@ async fn answer(agent: &Agent, request: Request<Incoming>) -> Result<Vec<u8>, Fa
         ));
     }
     let accepted = authenticate(agent, request.headers())?;
+    if accepted.kind != DelegationKind::Remote {
+        // Raw tokens for a local delegation would be the developer's own, unscoped: it gets
+        // proxy access only until tokens are down-scoped by exchange (RFC 8693).
+        let refused = fail(
+            StatusCode::FORBIDDEN,
+            ErrorKind::RemoteKey,
+            format!(
+                "delegation `{}` gets proxy access only, never a raw token",
+                accepted.name
+            ),
+        );
+        let caller = Caller::delegation(&accepted.name, accepted.kind);
+        audit(agent, &caller, None, Err(&refused));
+        return Err(refused);
+    }
     let path = request.uri().path().to_string();
     let body = Limited::new(request.into_body(), MAX_BODY)
         .collect()
@@ -136,7 +151,7 @@ fn authenticate(agent: &Agent, headers: &http::HeaderMap) -> Result<Accepted, Fa
         .and_then(|value| value.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or_default();
-    let refusal = match agent.remote.verify(presented, super::now(agent)) {
+    let refusal = match agent.delegations.verify(presented, delegation::now(agent)) {
         Verdict::Valid(accepted) => return Ok(accepted),
         Verdict::Expired { name } => (
             Caller::remote(&name),
@@ -251,7 +266,7 @@ fn audit(
             Cow::Borrowed("ok"),
         ),
         Err((_, err)) => {
-            let key = caller.remote_key.as_deref().unwrap_or_default();
+            let key = caller.delegation.as_deref().unwrap_or_default();
             if !agent.proxy.stats.admit_refusal(key) {
                 return;
             }

@@ -25,6 +25,11 @@ pub fn run(args: AuditArgs) -> Result<(), CommandError> {
         let Ok(entry) = serde_json::from_str::<Value>(line) else {
             return Ok(());
         };
+        if let Some(name) = &args.delegation
+            && entry["delegation"].as_str() != Some(name.as_str())
+        {
+            return Ok(());
+        }
         if let Some(since) = since {
             let at = entry["time"]
                 .as_str()
@@ -125,8 +130,29 @@ fn describe(entry: &Value) -> String {
         field("profile"),
         field("kind"),
         field("fingerprint"),
-        field("outcome"),
+        outcome(entry, &field),
     )
+}
+
+/// The outcome, with the delegation and, for its proxied requests, what it asked for.
+fn outcome(entry: &Value, field: &impl Fn(&str) -> String) -> String {
+    let mut text = String::new();
+    if entry["delegation"].is_string() {
+        text.push_str(&format!("[{}] ", field("delegation")));
+    }
+    if entry["method"].is_string() {
+        let status = entry["status"]
+            .as_u64()
+            .map_or_else(|| "-".to_string(), |status| status.to_string());
+        text.push_str(&format!(
+            "{} {} {} -> {status}: ",
+            field("method"),
+            field("route"),
+            field("path")
+        ));
+    }
+    text.push_str(&field("outcome"));
+    text
 }
 
 #[cfg(test)]

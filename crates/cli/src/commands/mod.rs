@@ -5,6 +5,7 @@ mod audit;
 mod backstage;
 mod claims;
 mod config;
+mod delegate;
 mod docker_credential;
 mod doctor;
 mod exec;
@@ -40,5 +41,6 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Backstage(action) => backstage::run(action),
         Command::Open(args) => open::run(args),
         Command::Remote(action) => remote::run(action),
+        Command::Delegate(action) => delegate::run(action),
     }
 }

@@ -1,6 +1,7 @@
-//! The remote keys: only the SHA-256 of each key is kept, with its name, scope, expiry and
-//! last use, in a 0600 file of the data dir, so keys outlive agent restarts and a leaked
-//! file gives nothing that can be presented.
+//! The delegations, remote keys among them: only the SHA-256 of each key is kept, with its
+//! name, kind, scope, expiry and last use, in a 0600 file of the data dir, so keys outlive
+//! agent restarts and a leaked file gives nothing that can be presented. (The file keeps its
+//! first name, `remote-keys.json`, so keys granted before delegations existed still work.)
 //!
 //! A presented key is hashed once and compared with every stored digest in constant time,
 //! without stopping at a match, so timing says nothing about which digest (or how much of it)
@@ -19,7 +20,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use stagepass_core::paths;
-use stagepass_proto::{RemoteKey, RemoteKeyInfo};
+use stagepass_proto::{DelegationInfo, DelegationKind, RemoteKey, RemoteKeyInfo};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
@@ -38,8 +39,11 @@ const FILE_VERSION: u32 = 1;
 const QUEUED_SAVES: usize = 64;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Record {
+pub(crate) struct Record {
     name: String,
+    /// Records written before delegations existed are remote keys.
+    #[serde(default)]
+    kind: DelegationKind,
     /// Hex SHA-256 of the key.
     sha256: String,
     #[serde(flatten)]
@@ -69,6 +73,7 @@ struct StoreFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Accepted {
     pub name: String,
+    pub kind: DelegationKind,
     pub scope: Scope,
 }
 
@@ -85,6 +90,7 @@ pub(crate) enum Verdict {
 /// A new key's parameters.
 pub(crate) struct NewKey {
     pub name: String,
+    pub kind: DelegationKind,
     pub scope: Scope,
     pub remote_port: Option<u16>,
     pub ttl_secs: u64,
@@ -97,14 +103,16 @@ type Records = Arc<Mutex<Option<Vec<Record>>>>;
 /// What a save answers: `Err` says why the file could not be written.
 type Saved = Result<(), String>;
 
-pub(crate) struct RemoteKeys {
+pub(crate) struct Delegations {
+    /// The CLIs holding `exec` delegations, whose processes get nothing but the proxy.
+    pub held: super::held::Held,
     path: PathBuf,
     records: Records,
     saver: IoThread<KeyFile>,
 }
 
-impl RemoteKeys {
-    pub(crate) fn new(data_dir: &Path) -> RemoteKeys {
+impl Delegations {
+    pub(crate) fn new(data_dir: &Path) -> Delegations {
         let path = paths::remote_keys_path(data_dir);
         let records = Records::default();
         let saver = IoThread::start(
@@ -115,7 +123,8 @@ impl RemoteKeys {
                 records: records.clone(),
             },
         );
-        RemoteKeys {
+        Delegations {
+            held: Default::default(),
             path,
             records,
             saver,
@@ -156,11 +165,7 @@ impl RemoteKeys {
     }
 
     /// Mints a key: shown once, only its digest kept. Granted once the file holds it.
-    pub(crate) async fn grant(
-        &self,
-        new: NewKey,
-        now: u64,
-    ) -> Result<(RemoteKey, RemoteKeyInfo), String> {
+    pub(crate) async fn grant(&self, new: NewKey, now: u64) -> Result<(RemoteKey, Record), String> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|err| format!("no randomness: {err}"))?;
         let key = RemoteKey::new(URL_SAFE_NO_PAD.encode(bytes));
@@ -173,13 +178,18 @@ impl RemoteKeys {
                     && !(record.revoked_at.is_some() && record.name == new.name)
             });
             if records.iter().any(|record| record.name == new.name) {
+                let (noun, command) = match new.kind {
+                    DelegationKind::Remote => ("a remote key", "remote revoke"),
+                    _ => ("a delegation", "delegate revoke"),
+                };
                 return Err(format!(
-                    "a remote key named `{}` exists; revoke it first (`stagepass remote revoke {}`) or pick another --name",
+                    "{noun} named `{}` exists; revoke it first (`stagepass {command} {}`) or pick another name",
                     new.name, new.name
                 ));
             }
             let record = Record {
                 name: new.name,
+                kind: new.kind,
                 sha256: sha256.clone(),
                 scope: new.scope,
                 remote_port: new.remote_port,
@@ -189,9 +199,8 @@ impl RemoteKeys {
                 revoked_at: None,
                 written_use: None,
             };
-            let info = info(&record);
-            records.push(record);
-            Ok(info)
+            records.push(record.clone());
+            Ok(record)
         })?;
         if let Err(err) = self.save().await {
             // Not on disk, so not granted. A save of other changes may have written it in
@@ -203,29 +212,36 @@ impl RemoteKeys {
         Ok((key, info))
     }
 
-    pub(crate) fn list(&self) -> Vec<RemoteKeyInfo> {
+    /// The live records (of `kind`, or all).
+    pub(crate) fn list(&self, kind: Option<DelegationKind>) -> Vec<Record> {
         self.with(|records| {
             records
                 .iter()
-                .filter(|record| record.revoked_at.is_none())
-                .map(info)
+                .filter(|record| {
+                    record.revoked_at.is_none() && kind.is_none_or(|kind| record.kind == kind)
+                })
+                .cloned()
                 .collect()
         })
     }
 
-    /// Deletes the digest of the key named `name`; its record, when there was one.
+    /// Deletes the digest of the key named `name` (of `kind`, or any); its record, when
+    /// there was one.
     pub(crate) async fn revoke(
         &self,
         name: &str,
+        kind: Option<DelegationKind>,
         now: u64,
-    ) -> Result<Option<RemoteKeyInfo>, String> {
+    ) -> Result<Option<Record>, String> {
         let removed = self.with(|records| {
-            let record = records
-                .iter_mut()
-                .find(|record| record.name == name && record.revoked_at.is_none())?;
+            let record = records.iter_mut().find(|record| {
+                record.name == name
+                    && record.revoked_at.is_none()
+                    && kind.is_none_or(|kind| record.kind == kind)
+            })?;
             record.sha256.clear();
             record.revoked_at = Some(now);
-            Some(info(record))
+            Some(record.clone())
         });
         let Some(removed) = removed else {
             return Ok(None);
@@ -264,6 +280,7 @@ impl RemoteKeys {
                 .is_none_or(|written| now >= written + LAST_USE_WRITE_INTERVAL);
             let accepted = Accepted {
                 name: record.name.clone(),
+                kind: record.kind,
                 scope: record.scope.clone(),
             };
             if stale {
@@ -315,9 +332,17 @@ fn load(path: &Path) -> Vec<Record> {
         Ok(file) if file.version == FILE_VERSION => file
             .keys
             .into_iter()
-            .map(|record| Record {
-                written_use: record.last_used_at,
-                ..record
+            .map(|mut record| {
+                // An `exec` delegation lives only while its CLI holds a connection to the
+                // agent that made it: none survives that agent.
+                if record.kind == DelegationKind::Exec && record.revoked_at.is_none() {
+                    record.sha256.clear();
+                    record.revoked_at = Some(record.last_used_at.unwrap_or(record.created_at));
+                }
+                Record {
+                    written_use: record.last_used_at,
+                    ..record
+                }
             })
             .collect(),
         Ok(file) => {
@@ -388,7 +413,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-fn info(record: &Record) -> RemoteKeyInfo {
+impl Record {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// As `delegate list` shows it.
+    pub(crate) fn info(&self) -> DelegationInfo {
+        DelegationInfo {
+            name: self.name.clone(),
+            kind: self.kind,
+            routes: self.scope.routes.clone(),
+            profiles: self.scope.profiles.clone(),
+            methods: self.scope.methods.map(|methods| methods.names()),
+            paths: self.scope.paths.iter().map(ToString::to_string).collect(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+
+    /// As `remote list` shows it.
+    pub(crate) fn remote_info(&self) -> RemoteKeyInfo {
+        remote_info(self)
+    }
+}
+
+fn remote_info(record: &Record) -> RemoteKeyInfo {
     RemoteKeyInfo {
         name: record.name.clone(),
         routes: record.scope.routes.clone(),
@@ -426,9 +477,11 @@ mod tests {
     fn new_key(name: &str, ttl_secs: u64) -> NewKey {
         NewKey {
             name: name.into(),
+            kind: DelegationKind::Remote,
             scope: Scope {
                 routes: vec!["api".into()],
                 profiles: vec!["corp".into()],
+                ..Scope::default()
             },
             remote_port: Some(9000),
             ttl_secs,
@@ -438,9 +491,10 @@ mod tests {
     #[tokio::test]
     async fn keys_verify_until_expiry_or_revocation_and_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RemoteKeys::new(dir.path());
+        let store = Delegations::new(dir.path());
         let (key, info) = store.grant(new_key("cs", 100), 1000).await.unwrap();
         assert_eq!(key.expose().len(), 43, "32 bytes, base64url");
+        let info = info.remote_info();
         assert_eq!((info.created_at, info.expires_at), (1000, 1100));
         let Verdict::Valid(accepted) = store.verify(key.expose(), 1050) else {
             panic!("a fresh key is valid");
@@ -461,24 +515,29 @@ mod tests {
         // Another agent reading the same file, once this one stopped: the key and its last
         // use are there.
         store.close();
-        let restarted = RemoteKeys::new(dir.path());
-        assert_eq!(restarted.list()[0].last_used_at, Some(1050));
+        let restarted = Delegations::new(dir.path());
+        assert_eq!(restarted.list(None)[0].info().last_used_at, Some(1050));
         assert!(matches!(
             restarted.verify(key.expose(), 1060),
             Verdict::Valid(_)
         ));
-        assert_eq!(restarted.list()[0].last_used_at, Some(1060));
+        assert_eq!(restarted.list(None)[0].info().last_used_at, Some(1060));
         assert_eq!(
-            restarted.revoke("cs", 1060).await.unwrap().unwrap().name,
+            restarted
+                .revoke("cs", None, 1060)
+                .await
+                .unwrap()
+                .unwrap()
+                .name(),
             "cs"
         );
-        assert_eq!(restarted.revoke("cs", 1060).await.unwrap(), None);
-        assert!(restarted.list().is_empty());
+        assert!(restarted.revoke("cs", None, 1060).await.unwrap().is_none());
+        assert!(restarted.list(None).is_empty());
         // Its port stays allowed, so its caller hears "revoked", not a Host refusal.
         assert_eq!(restarted.ports(), vec![9000]);
         assert_eq!(restarted.verify(key.expose(), 1060), Verdict::Unknown);
         assert_eq!(
-            RemoteKeys::new(dir.path()).verify(key.expose(), 1060),
+            Delegations::new(dir.path()).verify(key.expose(), 1060),
             Verdict::Unknown,
             "revoked for good"
         );
@@ -499,7 +558,7 @@ mod tests {
     #[tokio::test]
     async fn the_file_holds_no_key_and_is_private() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RemoteKeys::new(dir.path());
+        let store = Delegations::new(dir.path());
         let (key, _) = store.grant(new_key("cs", 100), 1000).await.unwrap();
         let path = paths::remote_keys_path(dir.path());
         let text = std::fs::read_to_string(&path).unwrap();
@@ -509,7 +568,7 @@ mod tests {
         // A file others could write is not trusted: a planted digest gets nothing.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
         assert_eq!(
-            RemoteKeys::new(dir.path()).verify(key.expose(), 1010),
+            Delegations::new(dir.path()).verify(key.expose(), 1010),
             Verdict::Unknown
         );
     }
@@ -517,26 +576,28 @@ mod tests {
     #[tokio::test]
     async fn a_last_use_reaches_the_file_by_the_stop_and_an_unwritten_grant_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RemoteKeys::new(dir.path());
+        let store = Delegations::new(dir.path());
         let (key, _) = store.grant(new_key("cs", 100), 1000).await.unwrap();
         assert!(matches!(
             store.verify(key.expose(), 1042),
             Verdict::Valid(_)
         ));
         // Noted in memory at once, written behind; the stop writes what is queued.
-        assert_eq!(store.list()[0].last_used_at, Some(1042));
+        assert_eq!(store.list(None)[0].info().last_used_at, Some(1042));
         store.close();
         assert_eq!(
-            RemoteKeys::new(dir.path()).list()[0].last_used_at,
+            Delegations::new(dir.path()).list(None)[0]
+                .info()
+                .last_used_at,
             Some(1042)
         );
 
         // A data dir that cannot be made (a file is in the way): nothing is granted.
         let blocked = dir.path().join("blocked");
         std::fs::write(&blocked, "").unwrap();
-        let store = RemoteKeys::new(&blocked);
+        let store = Delegations::new(&blocked);
         let err = store.grant(new_key("cs", 100), 1000).await.unwrap_err();
         assert!(err.contains("cannot write"), "{err}");
-        assert!(store.list().is_empty(), "not granted when not saved");
+        assert!(store.list(None).is_empty(), "not granted when not saved");
     }
 }

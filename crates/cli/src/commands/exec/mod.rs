@@ -12,7 +12,23 @@ use crate::cli::ExecArgs;
 use crate::error::CommandError;
 use crate::remote_mode;
 
+mod agent;
+
 pub fn run(args: ExecArgs) -> Result<(), CommandError> {
+    if let Some(name) = &args.agent {
+        return agent::run(name, &args);
+    }
+    let scoped = args.ttl.is_some()
+        || !args.scope.routes.is_empty()
+        || !args.scope.profiles.is_empty()
+        || !args.scope.methods.is_empty()
+        || args.scope.read_only
+        || !args.scope.paths.is_empty();
+    if scoped {
+        return Err(CommandError::usage(
+            "--routes, --profiles, --methods, --read-only, --paths and --ttl scope a delegation: add --agent NAME",
+        ));
+    }
     if args.env_var.is_empty() || args.env_var.contains(['=', '\0']) {
         return Err(CommandError::usage(format!(
             "--env-var `{}` is not a valid environment variable name",
@@ -52,8 +68,8 @@ pub fn run(args: ExecArgs) -> Result<(), CommandError> {
 }
 
 /// The local proxy's URL (a route's) and key, for programs that call it.
-const PROXY_ENV: &str = "STAGEPASS_PROXY";
-const PROXY_KEY_ENV: &str = "STAGEPASS_PROXY_KEY";
+pub(crate) const PROXY_ENV: &str = "STAGEPASS_PROXY";
+pub(crate) const PROXY_KEY_ENV: &str = "STAGEPASS_PROXY_KEY";
 
 /// The route's local URL and the proxy key, when the config has routes. The agent (started by
 /// the token request above) has written the key by now when its proxy serves.
