@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stagepass_core::paths;
 
+use crate::ancestry::{self, ProcessTable};
 use crate::io_thread::{Batch, IoThread, Refused};
 
 const MAX_BYTES: u64 = 4 << 20;
@@ -46,28 +48,37 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// Reads /proc: blocking, so off the event loop ([`crate::peer`]).
-    pub(crate) fn from_peer(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+    /// Reads the process table (/proc on Linux): blocking, so off the event loop
+    /// ([`crate::peer`]).
+    pub(crate) fn from_peer(
+        table: &dyn ProcessTable,
+        client: &str,
+        pid: Option<i32>,
+        uid: Option<u32>,
+    ) -> Caller {
         let mut caller = Caller::unresolved(client, pid, uid);
-        // Only for helpers: `stagepass token` is itself the consumer, and the extra /proc
-        // reads would sit on its hot path.
-        caller.parent_pid = pid
+        // Only for helpers: `stagepass token` is itself the consumer, and the extra reads
+        // would sit on its hot path.
+        if let Some((parent, exe)) = pid
             .filter(|_| matches!(caller.consumer.as_str(), "git" | "docker" | "kube"))
-            .and_then(parent_of);
-        caller.exe = pid.and_then(executable);
-        caller.parent_exe = caller.parent_pid.and_then(executable);
+            .and_then(|pid| ancestry::invoker(table, pid))
+        {
+            caller.parent_pid = Some(parent);
+            caller.parent_exe = exe;
+        }
+        caller.exe = pid.and_then(|pid| table.executable(pid));
         caller
     }
 
-    /// What the socket says, without the executables /proc would add.
-    pub(crate) fn unresolved(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+    /// What the transport says, without the executables the process table would add.
+    pub(crate) fn unresolved(client: &str, pid: Option<i32>, uid: Option<u32>) -> Caller {
         // Clients name themselves "stagepass-git 0.1.0": the consumer is the part after the
         // prefix.
         let name = client.split_whitespace().next().unwrap_or("unknown");
         Caller {
             consumer: name.strip_prefix("stagepass-").unwrap_or(name).to_string(),
             pid,
-            uid: Some(uid),
+            uid,
             ..Caller::default()
         }
     }
@@ -87,24 +98,11 @@ impl Caller {
         Caller {
             consumer: "agent".into(),
             pid: Some(std::process::id() as i32),
+            #[cfg(unix)]
             uid: Some(paths::current_uid()),
             ..Caller::default()
         }
     }
-}
-
-fn executable(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|path| path.display().to_string())
-}
-
-/// The parent pid from /proc/PID/stat. The command name before it may hold spaces and
-/// parentheses, so the fields are read after the last `)`.
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Debug, Serialize)]
@@ -372,19 +370,18 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
+    use crate::ancestry::OsProcesses;
 
     #[test]
     fn helpers_are_recorded_with_the_program_that_ran_them() {
         let me = std::process::id() as i32;
-        let git = Caller::from_peer("stagepass-git 0.1.0", Some(me), 0);
+        let git = Caller::from_peer(&OsProcesses, "stagepass-git 0.1.0", Some(me), Some(0));
         assert_eq!(git.consumer, "git");
-        assert_eq!(
-            git.parent_pid,
-            Some(std::os::unix::process::parent_id() as i32)
-        );
+        // The test runner's parent (cargo), or the first non-shell above it.
+        assert!(git.parent_pid.is_some_and(|pid| pid > 1), "{git:?}");
         assert!(git.parent_exe.is_some());
         // `stagepass token` is the consumer itself: no parent lookup on its hot path.
-        let cli = Caller::from_peer("stagepass-cli 0.1.0", Some(me), 0);
+        let cli = Caller::from_peer(&OsProcesses, "stagepass-cli 0.1.0", Some(me), Some(0));
         assert_eq!((cli.parent_pid, cli.parent_exe), (None, None));
     }
 
@@ -417,8 +414,12 @@ mod tests {
     async fn lines_are_json_without_the_token_and_the_file_is_private() {
         let tmp = tempfile::tempdir().unwrap();
         let log = AuditLog::new(&tmp.path().join("data"));
-        let caller =
-            Caller::from_peer("stagepass-git 0.1.0", Some(std::process::id() as i32), 1000);
+        let caller = Caller::from_peer(
+            &OsProcesses,
+            "stagepass-git 0.1.0",
+            Some(std::process::id() as i32),
+            Some(1000),
+        );
         // The hand-out's way: once it returns, the line is in the file.
         log.record_written(&entry(&caller, "ok"), ten_o_clock())
             .await;

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod credential_map;
 pub mod doctor;
+pub mod endpoint;
 mod error;
 pub mod git_credential;
 pub mod html;
