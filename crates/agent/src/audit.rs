@@ -5,10 +5,8 @@
 //! rotates at [`MAX_BYTES`], keeping [`paths::AUDIT_GENERATIONS`] previous files. Fields a
 //! caller chooses are bounded, so no line grows with what a caller sends.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-#[cfg(unix)]
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -346,23 +344,35 @@ impl AuditFile {
 /// another user, in a data dir in /tmp) would have the agent append to a file of their
 /// choosing, with the user's rights.
 fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|err| {
-            if err.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::other(format!(
-                    "{} is a symbolic link; the audit log is never written through one: \
-                     remove the link (the agent then starts a new log)",
-                    path.display()
-                ))
-            } else {
-                err
-            }
-        })
+    let mut options = paths::private_open_options();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    // No O_NOFOLLOW on Windows: the link is looked for first (in the user's profile, where
+    // no other user can plant one in between).
+    #[cfg(windows)]
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(symlink_refused(path));
+    }
+    #[cfg(unix)]
+    let opened = options.open(path).map_err(|err| {
+        if err.raw_os_error() == Some(libc::ELOOP) {
+            symlink_refused(path)
+        } else {
+            err
+        }
+    });
+    #[cfg(windows)]
+    let opened = options.open(path);
+    opened
+}
+
+fn symlink_refused(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} is a symbolic link; the audit log is never written through one: \
+         remove the link (the agent then starts a new log)",
+        path.display()
+    ))
 }
 
 #[cfg(test)]

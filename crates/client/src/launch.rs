@@ -97,16 +97,11 @@ fn detach(command: &mut Command) {
     command.process_group(0);
 }
 
-/// Its own process group (Ctrl-C and Ctrl-Break of the starting console do not reach it) and
-/// a hidden console of its own rather than none: with `DETACHED_PROCESS` instead, every
-/// console program the agent runs (its refresh workers) would pop up a window of its own.
-///
-/// <https://learn.microsoft.com/en-us/windows/win32/procthread/process-creation-flags>
+/// No console window, and out of the starting console's Ctrl-C
+/// ([`stagepass_core::platform::WINDOWS_BACKGROUND_FLAGS`]).
 #[cfg(windows)]
 fn detach(command: &mut Command) {
-    const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-    const CREATE_NO_WINDOW: u32 = 0x0800_0000;
-    command.creation_flags(CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW);
+    command.creation_flags(stagepass_core::platform::WINDOWS_BACKGROUND_FLAGS);
 }
 
 fn log_tail(path: &Path) -> Option<String> {

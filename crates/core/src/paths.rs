@@ -134,17 +134,41 @@ pub fn user_tag() -> String {
     tag
 }
 
+/// Options that create files readable and writable by the user only (0600 on Unix; on
+/// Windows a new file inherits the ACL of its directory, which in the user's profile admits the
+/// user, SYSTEM and Administrators only).
+pub fn private_open_options() -> fs::OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+}
+
+/// Whether a file holding a secret is still the user's own and closed to others (`mask` the
+/// mode bits others must not have): on Unix its owner and mode; on Windows, where the profile
+/// directory's ACL is what protects it, whether it is a plain file.
+pub fn is_private_file(meta: &fs::Metadata, mask: u32) -> bool {
+    #[cfg(unix)]
+    let private = meta.uid() == current_uid() && meta.permissions().mode() & mask == 0;
+    #[cfg(not(unix))]
+    let private = {
+        let _ = mask;
+        meta.is_file()
+    };
+    private
+}
+
 /// Replaces `path` with `parts`, readable and writable by the user only, atomically: a
 /// temporary file beside it, synced, then renamed, so a crash leaves the old file or the new
 /// one and never half of either.
 pub fn write_private_file(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    let mut file = options.open(&temporary)?;
+    let mut file = private_open_options()
+        .write(true)
+        .create_new(true)
+        .open(&temporary)?;
     for part in parts {
         file.write_all(part)?;
     }

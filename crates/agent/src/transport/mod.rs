@@ -26,6 +26,7 @@ pub(crate) struct PeerIdentity {
 pub(crate) enum PeerError {
     #[error("cannot read the peer's credentials: {0}")]
     Unreadable(#[from] std::io::Error),
+    #[cfg(unix)]
     #[error("refused a connection from uid {uid} (pid {pid:?}): another user")]
     OtherUser { uid: u32, pid: Option<i32> },
 }

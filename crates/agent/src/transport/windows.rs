@@ -72,7 +72,9 @@ pub(crate) struct Listener {
 
 impl Listener {
     pub(crate) fn bind(runtime_dir: &std::path::Path) -> Result<Listener, (String, io::Error)> {
-        let context = |what: &str| move |err| (what.to_string(), err);
+        fn context(what: &'static str) -> impl Fn(io::Error) -> (String, io::Error) {
+            move |err| (what.to_string(), err)
+        }
         let sid = endpoint::windows::current_user_sid().map_err(context("cannot read your SID"))?;
         let name = match endpoint::endpoint(runtime_dir).map_err(context("no pipe name"))? {
             Endpoint::Pipe(name) => name,
