@@ -118,9 +118,57 @@ mod windows {
     /// All instances busy is a moment's state (the agent makes a new one per accept).
     const BUSY_WAIT: Duration = Duration::from_secs(2);
 
-    /// Opens the pipe for reading and writing. Identification-level impersonation only:
-    /// the agent may learn who we are but never act as us.
+    /// Opens the pipe for reading and writing, and talks to it only if it belongs to us: a
+    /// pipe of that name created by someone else first (squatting) would otherwise receive our
+    /// requests, tokens included. Identification-level impersonation only: the agent may learn
+    /// who we are but never act as us.
     pub(super) fn open(name: &str) -> io::Result<File> {
+        let file = open_any(name)?;
+        let owner = owner_sid(&file)?;
+        let me = stagepass_core::endpoint::windows::current_user_sid()?;
+        if owner != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{name} belongs to {owner}, not to you ({me}): not an agent of yours"),
+            ));
+        }
+        Ok(file)
+    }
+
+    /// The owner of the pipe's server end, from its security descriptor.
+    #[allow(unsafe_code)]
+    fn owner_sid(file: &File) -> io::Result<String> {
+        use windows_sys::Win32::Foundation::{HLOCAL, LocalFree};
+        use windows_sys::Win32::Security::Authorization::{GetSecurityInfo, SE_KERNEL_OBJECT};
+        use windows_sys::Win32::Security::{
+            OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+        };
+        let mut owner: PSID = std::ptr::null_mut();
+        let mut descriptor: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        // SAFETY: the handle is open; `owner` points into `descriptor`, freed below.
+        let status = unsafe {
+            GetSecurityInfo(
+                file.as_raw_handle(),
+                SE_KERNEL_OBJECT,
+                OWNER_SECURITY_INFORMATION,
+                &mut owner,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                &mut descriptor,
+            )
+        };
+        if status != 0 {
+            return Err(io::Error::from_raw_os_error(status as i32));
+        }
+        // SAFETY: `owner` is valid while `descriptor` lives.
+        let sid = unsafe { stagepass_core::endpoint::windows::sid_string(owner) };
+        // SAFETY: allocated by GetSecurityInfo, freed once.
+        unsafe { LocalFree(descriptor as HLOCAL) };
+        sid
+    }
+
+    fn open_any(name: &str) -> io::Result<File> {
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
             let opened = OpenOptions::new()

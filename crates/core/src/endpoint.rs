@@ -93,7 +93,9 @@ pub mod windows {
 
     use windows_sys::Win32::Foundation::{CloseHandle, HANDLE, HLOCAL, LocalFree};
     use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
-    use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
+    use windows_sys::Win32::Security::{
+        GetTokenInformation, PSID, TOKEN_QUERY, TOKEN_USER, TokenUser,
+    };
     use windows_sys::Win32::System::Threading::{GetCurrentProcess, OpenProcessToken};
 
     /// The string SID of the user this process runs as (`S-1-5-21-…`).
@@ -132,6 +134,16 @@ pub mod windows {
         }
         // SAFETY: on success the buffer starts with a TOKEN_USER whose SID points inside it.
         let sid = unsafe { (*buffer.as_ptr().cast::<TOKEN_USER>()).User.Sid };
+        // SAFETY: `sid` points into `buffer`, which lives until the end of this function.
+        unsafe { sid_string(sid) }
+    }
+
+    /// A SID as its string form (`S-1-5-21-…`).
+    ///
+    /// # Safety
+    /// `sid` must point to a valid SID for the duration of the call.
+    #[allow(unsafe_code)]
+    pub unsafe fn sid_string(sid: PSID) -> io::Result<String> {
         let mut text: *mut u16 = std::ptr::null_mut();
         // SAFETY: `sid` is valid while `buffer` lives; `text` receives a LocalAlloc'd string.
         if unsafe { ConvertSidToStringSidW(sid, &mut text) } == 0 {
