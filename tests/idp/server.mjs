@@ -103,6 +103,15 @@ const USERS = {
     preferred_username: 'bob',
     groups: ['developers'],
   },
+  // In as many groups as an enterprise directory puts people in: the login stagepass keeps for
+  // her (refresh and ID token) is over Windows Credential Manager's 2,560 bytes per entry.
+  carol: {
+    email: 'carol@example.com',
+    email_verified: true,
+    name: 'Carol Example',
+    preferred_username: 'carol',
+    groups: Array.from({ length: 60 }, (_, i) => `team-${String(i).padStart(2, '0')}-engineering`),
+  },
   // Claims an IdP user could set themselves, built to drive a terminal (window title, clear
   // screen, colours, CSI as one C1 character, a bidi override) and a notification's markup.
   mallory: {

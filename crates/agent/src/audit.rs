@@ -5,9 +5,8 @@
 //! rotates at [`MAX_BYTES`], keeping [`paths::AUDIT_GENERATIONS`] previous files. Fields a
 //! caller chooses are bounded, so no line grows with what a caller sends.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -17,6 +16,7 @@ use sha2::{Digest, Sha256};
 use stagepass_core::paths;
 use stagepass_proto::DelegationKind;
 
+use crate::ancestry::{self, ProcessTable};
 use crate::io_thread::{Batch, IoThread, Refused};
 
 const MAX_BYTES: u64 = 4 << 20;
@@ -51,28 +51,37 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
-    /// Reads /proc: blocking, so off the event loop ([`crate::peer`]).
-    pub(crate) fn from_peer(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+    /// Reads the process table (/proc on Linux): blocking, so off the event loop
+    /// ([`crate::peer`]).
+    pub(crate) fn from_peer(
+        table: &dyn ProcessTable,
+        client: &str,
+        pid: Option<i32>,
+        uid: Option<u32>,
+    ) -> Caller {
         let mut caller = Caller::unresolved(client, pid, uid);
-        // Only for helpers: `stagepass token` is itself the consumer, and the extra /proc
-        // reads would sit on its hot path.
-        caller.parent_pid = pid
+        // Only for helpers: `stagepass token` is itself the consumer, and the extra reads
+        // would sit on its hot path.
+        if let Some((parent, exe)) = pid
             .filter(|_| matches!(caller.consumer.as_str(), "git" | "docker" | "kube"))
-            .and_then(parent_of);
-        caller.exe = pid.and_then(executable);
-        caller.parent_exe = caller.parent_pid.and_then(executable);
+            .and_then(|pid| ancestry::invoker(table, pid))
+        {
+            caller.parent_pid = Some(parent);
+            caller.parent_exe = exe;
+        }
+        caller.exe = pid.and_then(|pid| table.executable(pid));
         caller
     }
 
-    /// What the socket says, without the executables /proc would add.
-    pub(crate) fn unresolved(client: &str, pid: Option<i32>, uid: u32) -> Caller {
+    /// What the transport says, without the executables the process table would add.
+    pub(crate) fn unresolved(client: &str, pid: Option<i32>, uid: Option<u32>) -> Caller {
         // Clients name themselves "stagepass-git 0.1.0": the consumer is the part after the
         // prefix.
         let name = client.split_whitespace().next().unwrap_or("unknown");
         Caller {
             consumer: name.strip_prefix("stagepass-").unwrap_or(name).to_string(),
             pid,
-            uid: Some(uid),
+            uid,
             ..Caller::default()
         }
     }
@@ -114,24 +123,11 @@ impl Caller {
         Caller {
             consumer: "agent".into(),
             pid: Some(std::process::id() as i32),
+            #[cfg(unix)]
             uid: Some(paths::current_uid()),
             ..Caller::default()
         }
     }
-}
-
-fn executable(pid: i32) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .map(|path| path.display().to_string())
-}
-
-/// The parent pid from /proc/PID/stat. The command name before it may hold spaces and
-/// parentheses, so the fields are read after the last `)`.
-pub(crate) fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, fields) = stat.rsplit_once(')')?;
-    fields.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[derive(Debug, Serialize)]
@@ -375,23 +371,35 @@ impl AuditFile {
 /// another user, in a data dir in /tmp) would have the agent append to a file of their
 /// choosing, with the user's rights.
 fn open(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|err| {
-            if err.raw_os_error() == Some(libc::ELOOP) {
-                std::io::Error::other(format!(
-                    "{} is a symbolic link; the audit log is never written through one: \
-                     remove the link (the agent then starts a new log)",
-                    path.display()
-                ))
-            } else {
-                err
-            }
-        })
+    let mut options = paths::private_open_options();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    // No O_NOFOLLOW on Windows: the link is looked for first (in the user's profile, where
+    // no other user can plant one in between).
+    #[cfg(windows)]
+    if std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        return Err(symlink_refused(path));
+    }
+    #[cfg(unix)]
+    let opened = options.open(path).map_err(|err| {
+        if err.raw_os_error() == Some(libc::ELOOP) {
+            symlink_refused(path)
+        } else {
+            err
+        }
+    });
+    #[cfg(windows)]
+    let opened = options.open(path);
+    opened
+}
+
+fn symlink_refused(path: &Path) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{} is a symbolic link; the audit log is never written through one: \
+         remove the link (the agent then starts a new log)",
+        path.display()
+    ))
 }
 
 #[cfg(test)]
@@ -399,19 +407,18 @@ mod tests {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     use super::*;
+    use crate::ancestry::OsProcesses;
 
     #[test]
     fn helpers_are_recorded_with_the_program_that_ran_them() {
         let me = std::process::id() as i32;
-        let git = Caller::from_peer("stagepass-git 0.1.0", Some(me), 0);
+        let git = Caller::from_peer(&OsProcesses, "stagepass-git 0.1.0", Some(me), Some(0));
         assert_eq!(git.consumer, "git");
-        assert_eq!(
-            git.parent_pid,
-            Some(std::os::unix::process::parent_id() as i32)
-        );
+        // The test runner's parent (cargo), or the first non-shell above it.
+        assert!(git.parent_pid.is_some_and(|pid| pid > 1), "{git:?}");
         assert!(git.parent_exe.is_some());
         // `stagepass token` is the consumer itself: no parent lookup on its hot path.
-        let cli = Caller::from_peer("stagepass-cli 0.1.0", Some(me), 0);
+        let cli = Caller::from_peer(&OsProcesses, "stagepass-cli 0.1.0", Some(me), Some(0));
         assert_eq!((cli.parent_pid, cli.parent_exe), (None, None));
     }
 
@@ -444,8 +451,12 @@ mod tests {
     async fn lines_are_json_without_the_token_and_the_file_is_private() {
         let tmp = tempfile::tempdir().unwrap();
         let log = AuditLog::new(&tmp.path().join("data"));
-        let caller =
-            Caller::from_peer("stagepass-git 0.1.0", Some(std::process::id() as i32), 1000);
+        let caller = Caller::from_peer(
+            &OsProcesses,
+            "stagepass-git 0.1.0",
+            Some(std::process::id() as i32),
+            Some(1000),
+        );
         // The hand-out's way: once it returns, the line is in the file.
         log.record_written(&entry(&caller, "ok"), ten_o_clock())
             .await;

@@ -148,6 +148,32 @@ impl Drop for ConfigCache {
     }
 }
 
+/// Where there is no inotify (macOS, Windows) the config's stamp is checked on every request;
+/// a kqueue or `ReadDirectoryChangesW` watcher would slot in here.
+#[cfg(not(target_os = "linux"))]
+mod inotify {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use super::WatchState;
+
+    pub(super) enum Watcher {}
+
+    impl Watcher {
+        pub(super) fn new(_path: &Path) -> std::io::Result<Watcher> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "no file watch on this platform",
+            ))
+        }
+
+        pub(super) async fn run(self, _state: Arc<WatchState>) {
+            match self {}
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
 mod inotify {
     //! The few inotify calls the watch needs, through libc: a crate for this would be a
     //! second event loop and a dozen dependencies.

@@ -1,11 +1,10 @@
-//! Async framing over the agent's socket, with a timeout on every read and write.
+//! Async framing over a connection of the transport (socket or pipe), with a timeout on every read and write.
 
 use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
 use stagepass_proto::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -27,14 +26,14 @@ pub(crate) enum ConnError {
 
 pub(crate) struct Connection {
     /// Writes pass straight through the buffer to the socket.
-    stream: BufReader<UnixStream>,
+    stream: BufReader<crate::transport::Stream>,
     /// Frames waiting to go out with the next write: one write per answer means one
     /// wake-up of the client, which matters on the token fast path.
     queued: Vec<u8>,
 }
 
 impl Connection {
-    pub(crate) fn new(stream: UnixStream) -> Self {
+    pub(crate) fn new(stream: crate::transport::Stream) -> Self {
         Connection {
             stream: BufReader::with_capacity(READ_BUFFER, stream),
             queued: Vec::new(),

@@ -1,9 +1,8 @@
 //! One agent per runtime directory: an exclusive lock on `agent.lock` decides who serves,
 //! and only the lock holder may replace the socket.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use stagepass_core::paths;
@@ -29,12 +28,11 @@ impl InstanceLock {
         paths::ensure_private_dir(runtime_dir)
             .map_err(io(format!("runtime dir {}", runtime_dir.display())))?;
         let path = paths::lock_path(runtime_dir);
-        let mut file = OpenOptions::new()
+        let mut file = paths::private_open_options()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
             .open(&path)
             .map_err(io(format!("cannot open {}", path.display())))?;
         match file.try_lock() {

@@ -4,6 +4,7 @@
 //! directory, with framed and typed messages (`stagepass-proto`).
 
 mod accept;
+mod ancestry;
 mod audit;
 mod child_request;
 mod client_secret;
@@ -29,6 +30,8 @@ mod scheduler;
 mod server;
 mod session;
 mod sessions;
+mod signals;
+mod transport;
 mod worker_pool;
 
 use std::path::PathBuf;

@@ -5,8 +5,14 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::fd::AsFd;
+#[cfg(unix)]
+use std::os::fd::AsFd as AsOwnable;
+#[cfg(unix)]
 use std::os::unix::fs::FileExt;
+#[cfg(windows)]
+use std::os::windows::fs::FileExt;
+#[cfg(windows)]
+use std::os::windows::io::AsHandle as AsOwnable;
 use std::sync::Arc;
 
 /// A writer for `tracing_subscriber` (`.with_writer(log.clone())`): stderr, kept under
@@ -24,7 +30,10 @@ impl BoundedLog {
     /// Writes to this process's stderr (through a duplicate of the descriptor, which shares
     /// its file and offset).
     pub fn stderr() -> std::io::Result<BoundedLog> {
+        #[cfg(unix)]
         let fd = std::io::stderr().as_fd().try_clone_to_owned()?;
+        #[cfg(windows)]
+        let fd = std::io::stderr().as_handle().try_clone_to_owned()?;
         Ok(BoundedLog::new(File::from(fd), BoundedLog::CAP))
     }
 
@@ -44,10 +53,7 @@ impl BoundedLog {
         let keep = self.cap / 4;
         let mut tail = vec![0; usize::try_from(keep).unwrap_or(0)];
         // Readable when the launcher opened it so; otherwise the cap holds all the same.
-        let read = self
-            .file
-            .read_at(&mut tail, meta.len().saturating_sub(keep))
-            .unwrap_or(0);
+        let read = read_at(&self.file, &mut tail, meta.len().saturating_sub(keep)).unwrap_or(0);
         tail.truncate(read);
         let from = tail
             .iter()
@@ -65,6 +71,17 @@ impl BoundedLog {
         file.write_all(note.as_bytes())?;
         file.write_all(&tail[from..])
     }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    file.read_at(buffer, offset)
+}
+
+/// Moves the file's offset, which the next write of an append-mode handle ignores.
+#[cfg(windows)]
+fn read_at(file: &File, buffer: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    file.seek_read(buffer, offset)
 }
 
 impl Write for BoundedLog {

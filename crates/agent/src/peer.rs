@@ -1,9 +1,10 @@
-//! Who is on the other end of an IPC connection: the socket gives the pid and uid, /proc the
-//! executables (and a helper's parent). Reading /proc blocks, so it runs on a thread of its
+//! Who is on the other end of an IPC connection: the transport gives the pid (and on Unix the
+//! uid), the process table the executables (and who ran a helper). Reading it blocks, so it runs on a thread of its
 //! own, once per connection, and only for connections that make an audited request.
 
 use tokio::sync::oneshot;
 
+use crate::ancestry::OsProcesses;
 use crate::audit::Caller;
 use crate::io_thread::{Batch, IoThread};
 
@@ -18,7 +19,7 @@ pub(crate) struct PeerLookup {
 struct Peer {
     client: String,
     pid: Option<i32>,
-    uid: u32,
+    uid: Option<u32>,
 }
 
 struct Lookups;
@@ -28,7 +29,12 @@ impl Batch for Lookups {
 
     fn handle(&mut self, lookups: Vec<Self::Item>) {
         for (peer, reply) in lookups {
-            let _ = reply.send(Caller::from_peer(&peer.client, peer.pid, peer.uid));
+            let _ = reply.send(Caller::from_peer(
+                &OsProcesses,
+                &peer.client,
+                peer.pid,
+                peer.uid,
+            ));
         }
     }
 }
@@ -42,7 +48,7 @@ impl PeerLookup {
 
     /// The caller, as the audit log names it. Call while the client waits for an answer:
     /// a process that is gone has no /proc entry left to read.
-    pub(crate) async fn caller(&self, client: &str, pid: Option<i32>, uid: u32) -> Caller {
+    pub(crate) async fn caller(&self, client: &str, pid: Option<i32>, uid: Option<u32>) -> Caller {
         let (reply, answer) = oneshot::channel();
         let peer = Peer {
             client: client.to_string(),
@@ -72,14 +78,18 @@ mod tests {
     async fn the_caller_is_read_from_proc_off_the_loop() {
         let lookup = PeerLookup::start();
         let me = std::process::id() as i32;
-        let caller = lookup.caller("stagepass-git 0.1.0", Some(me), 1000).await;
+        let caller = lookup
+            .caller("stagepass-git 0.1.0", Some(me), Some(1000))
+            .await;
         assert_eq!(caller.consumer, "git");
         assert_eq!(caller.pid, Some(me));
         let exe = std::env::current_exe().unwrap().display().to_string();
         assert_eq!(caller.exe.as_deref(), Some(exe.as_str()));
         assert!(caller.parent_exe.is_some(), "a helper's parent is named");
         lookup.close();
-        let stopped = lookup.caller("stagepass-cli 0.1.0", Some(me), 1000).await;
+        let stopped = lookup
+            .caller("stagepass-cli 0.1.0", Some(me), Some(1000))
+            .await;
         assert_eq!((stopped.consumer.as_str(), stopped.exe), ("cli", None));
     }
 }

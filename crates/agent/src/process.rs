@@ -11,6 +11,7 @@ pub fn harden() -> std::io::Result<()> {
     set_not_dumpable()
 }
 
+#[cfg(unix)]
 #[allow(unsafe_code)]
 fn set_core_limit_zero() -> std::io::Result<()> {
     let zero = libc::rlimit {
@@ -34,6 +35,13 @@ fn set_not_dumpable() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Windows writes no core files; crash dumps are Windows Error Reporting's, which a user
+/// enables explicitly.
+#[cfg(windows)]
+fn set_core_limit_zero() -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(not(target_os = "linux"))]
 fn set_not_dumpable() -> std::io::Result<()> {
     Ok(())
@@ -47,6 +55,7 @@ pub fn leave_working_directory() -> std::io::Result<()> {
 }
 
 /// The soft limit on open descriptors, if it can be read.
+#[cfg(unix)]
 #[allow(unsafe_code)]
 pub(crate) fn open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
@@ -59,4 +68,11 @@ pub(crate) fn open_files_limit() -> Option<u64> {
     }
     #[allow(clippy::useless_conversion)] // rlim_t is u64 on Linux, not everywhere
     Some(u64::from(limit.rlim_cur))
+}
+
+/// Windows has no descriptor limit of this kind (handles are bounded by memory): the caps
+/// use the usual Unix default.
+#[cfg(windows)]
+pub(crate) fn open_files_limit() -> Option<u64> {
+    None
 }

@@ -13,9 +13,8 @@
 //! between (2) and (3). When the agent does not hear back, it forgets its copy of the refresh
 //! token and reads the keychain again under the lock.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -275,11 +274,10 @@ pub(crate) async fn run_in_worker(
 
 fn open_lock(lock_dir: &Path, profile: &str) -> std::io::Result<File> {
     paths::ensure_private_dir(lock_dir)?;
-    OpenOptions::new()
+    paths::private_open_options()
         .create(true)
         .truncate(false)
         .write(true)
-        .mode(0o600)
         .open(lock_dir.join(format!("refresh-{profile}.lock")))
 }
 

@@ -1,7 +1,6 @@
-//! The IPC server: a Unix socket in the private runtime dir, peer uid checked, one task per
-//! connection.
+//! The IPC server: the transport's listener (a Unix socket in the private runtime dir, or the
+//! user's named pipe), the peer checked, one task per connection.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,8 +11,7 @@ use stagepass_proto::{
 
 use crate::accept::{self, Gate};
 use crate::audit::{Caller, Entry, fingerprint};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::signal::unix::{SignalKind, signal};
+use crate::transport::{self, PeerIdentity};
 
 use crate::conn::{ConnError, Connection};
 use crate::instance::InstanceLock;
@@ -35,27 +33,9 @@ pub(crate) async fn serve(
     // Refused before anything is written there (audit log, remote keys, refresh locks).
     paths::ensure_data_dir(&options.data_dir)
         .map_err(io(format!("data dir {}", options.data_dir.display())))?;
-    let socket_path = paths::socket_path(&options.runtime_dir);
-    // Only the lock holder gets here, so whatever socket is left is a dead agent's.
-    match std::fs::remove_file(&socket_path) {
-        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io(format!(
-                "cannot remove the stale {}",
-                socket_path.display()
-            ))(err));
-        }
-        _ => {}
-    }
-    let listener = UnixListener::bind(&socket_path)
-        .map_err(io(format!("cannot listen on {}", socket_path.display())))?;
-    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io(format!("cannot restrict {}", socket_path.display())))?;
-    let socket_inode = std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok();
-
-    let mut terminate = signal(SignalKind::terminate()).map_err(io("signal handler".into()))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(io("signal handler".into()))?;
-    // The agent outlives the terminal that started it; a hangup is not a reason to stop.
-    let mut hangup = signal(SignalKind::hangup()).map_err(io("signal handler".into()))?;
+    let listener = transport::Listener::bind(&options.runtime_dir)
+        .map_err(|(context, source)| AgentStartError::Io { context, source })?;
+    let mut signals = crate::signals::Signals::new().map_err(io("signal handler".into()))?;
     let mut socket_check = tokio::time::interval(SOCKET_CHECK);
 
     let agent = Arc::new(Agent::new(options, deps));
@@ -64,7 +44,7 @@ pub(crate) async fn serve(
     crate::proxy::start(&agent).await;
     tracing::info!(
         pid = std::process::id(),
-        socket = %socket_path.display(),
+        socket = %listener.address(),
         config = %agent.config_path().display(),
         "agent started"
     );
@@ -80,12 +60,9 @@ pub(crate) async fn serve(
                 });
             }
             _ = agent.shutdown.notified() => { tracing::info!("stop requested"); break; }
-            _ = terminate.recv() => { tracing::info!("SIGTERM"); break; }
-            _ = interrupt.recv() => { tracing::info!("SIGINT"); break; }
-            _ = hangup.recv() => {}
+            signal = signals.stop() => { tracing::info!("{signal}"); break; }
             _ = socket_check.tick() => {
-                let current = std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok();
-                if current != socket_inode {
+                if !listener.still_ours() {
                     tracing::info!("the socket was removed or replaced; stopping");
                     break;
                 }
@@ -99,47 +76,37 @@ pub(crate) async fn serve(
     agent.delegations.close();
     agent.audit.close();
     lookups.close();
-    if std::fs::metadata(&socket_path).map(|meta| meta.ino()).ok() == socket_inode {
-        let _ = std::fs::remove_file(&socket_path);
-    }
+    listener.close();
     Ok(())
 }
 
-async fn handle(agent: Arc<Agent>, lookups: &PeerLookup, stream: UnixStream) {
-    let peer = match stream.peer_cred() {
-        Ok(cred) => cred,
+async fn handle(agent: Arc<Agent>, lookups: &PeerLookup, stream: transport::Stream) {
+    // The socket is 0600 in a 0700 dir (the pipe's DACL admits the user alone); this is the
+    // second lock on the door.
+    let identity = match transport::peer(&stream) {
+        Ok(identity) => identity,
         Err(err) => {
-            tracing::warn!("cannot read the peer's credentials: {err}");
+            tracing::warn!("{err}");
             return;
         }
     };
-    // The socket is 0600 in a 0700 dir; this is the second lock on the door.
-    if peer.uid() != paths::current_uid() {
-        tracing::warn!(uid = peer.uid(), pid = ?peer.pid(), "refused a connection from another user");
-        return;
-    }
     let mut conn = Connection::new(stream);
-    let peer = Peer {
-        lookups,
-        pid: peer.pid(),
-        uid: peer.uid(),
-    };
+    let peer = Peer { lookups, identity };
     if let Err(err) = converse(&agent, &mut conn, &peer).await
         && !matches!(err, ConnError::Closed)
     {
-        tracing::debug!(pid = ?peer.pid, "connection ended: {err}");
+        tracing::debug!(pid = ?peer.identity.pid, "connection ended: {err}");
     }
 }
 
-/// The other end of a connection, as the socket tells it.
+/// The other end of a connection, as the transport tells it.
 struct Peer<'a> {
     lookups: &'a PeerLookup,
-    pid: Option<i32>,
-    uid: u32,
+    identity: PeerIdentity,
 }
 
 async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Result<(), ConnError> {
-    let pid = peer.pid;
+    let pid = peer.identity.pid;
     let hello: Hello = conn.read().await?;
     // Read from /proc once, at the first audited request: most connections make one
     // request, and many (status, subscriptions) are never audited.
@@ -174,7 +141,11 @@ async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Resu
         // The lookup runs on its own thread while the request is served.
         let lookup = async {
             match (&audited, &caller) {
-                (Some(_), None) => Some(peer.lookups.caller(&hello.client, pid, peer.uid).await),
+                (Some(_), None) => Some(
+                    peer.lookups
+                        .caller(&hello.client, pid, peer.identity.uid)
+                        .await,
+                ),
                 _ => None,
             }
         };

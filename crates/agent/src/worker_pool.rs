@@ -65,13 +65,17 @@ impl WorkerPool {
 }
 
 fn spawn(program: &Path) -> std::io::Result<Child> {
-    Command::new(program)
+    let mut command = Command::new(program);
+    command
         .arg(WORKER_FLAG)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::inherit())
-        // Its own process group: whatever stops the agent must not stop a refresh halfway.
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
+        .kill_on_drop(false);
+    // Its own process group: whatever stops the agent must not stop a refresh halfway.
+    #[cfg(unix)]
+    command.process_group(0);
+    #[cfg(windows)]
+    command.creation_flags(stagepass_core::platform::WINDOWS_BACKGROUND_FLAGS);
+    command.spawn()
 }

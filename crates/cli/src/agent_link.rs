@@ -115,7 +115,8 @@ pub fn can_interact() -> bool {
 
 /// `stagepass-agent` next to this binary (how both are installed and built), else from PATH.
 pub fn agent_program() -> Result<PathBuf, CommandError> {
-    let sibling = std::env::current_exe()?.with_file_name(AGENT_BINARY);
+    let sibling = std::env::current_exe()?
+        .with_file_name(format!("{AGENT_BINARY}{}", std::env::consts::EXE_SUFFIX));
     Ok(if sibling.is_file() {
         sibling
     } else {

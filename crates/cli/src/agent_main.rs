@@ -3,6 +3,12 @@
 //! A binary of its own so that the CLI and the credential helpers, which git may run several
 //! times per command, stay small and start fast, while the network and keychain stacks live
 //! only here. Clients start it by themselves; `stagepass agent` runs it in the foreground.
+//!
+//! On Windows it is a GUI-subsystem program: no console window ever opens for it or for the
+//! refresh workers it runs (its own binary), at logon, from the tray or from a client. Its
+//! log still goes to the stderr handle it is given (the launcher's `agent.log`, or the
+//! console of `stagepass agent`).
+#![cfg_attr(windows, windows_subsystem = "windows")]
 
 use std::process::ExitCode;
 

@@ -12,15 +12,18 @@ mod error;
 mod exit;
 mod progress;
 mod remote_mode;
+mod replace;
 mod secret_input;
 
 fn main() -> std::process::ExitCode {
     // git and docker find helpers by name: `git-credential-stagepass` and
-    // `docker-credential-stagepass` are links to this binary.
+    // `docker-credential-stagepass` are links to this binary (on Windows hard links or copies
+    // named `….exe`, and Windows file names ignore case).
     let invoked_as = std::env::args_os()
         .next()
         .map(std::path::PathBuf::from)
-        .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()));
+        .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
+        .map(|name| helper_name(&name));
     let args: Vec<std::ffi::OsString> = match invoked_as.as_deref() {
         Some(name @ ("git-credential-stagepass" | "docker-credential-stagepass")) => {
             let subcommand = name.trim_end_matches("-stagepass");
@@ -36,5 +39,16 @@ fn main() -> std::process::ExitCode {
     match commands::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
+    }
+}
+
+/// The program name without Windows' `.exe`, lower-cased there (`GIT-CREDENTIAL-STAGEPASS.EXE`
+/// is the same file).
+fn helper_name(file_name: &str) -> String {
+    if cfg!(windows) {
+        let lower = file_name.to_ascii_lowercase();
+        lower.strip_suffix(".exe").unwrap_or(&lower).to_string()
+    } else {
+        file_name.to_string()
     }
 }

@@ -1,9 +1,13 @@
 //! Reading a secret the user types or pipes: never from argv, where every local user can
 //! read it in /proc.
 
+#[cfg(unix)]
 use std::fs::{File, OpenOptions};
-use std::io::{IsTerminal, Read, Write};
+#[cfg(unix)]
+use std::io::Write;
+use std::io::{IsTerminal, Read};
 
+#[cfg(unix)]
 use rustix::termios::{
     LocalModes, OptionalActions, SpecialCodeIndex, Termios, tcgetattr, tcsetattr,
 };
@@ -12,6 +16,7 @@ use stagepass_proto::ClientSecret;
 use crate::error::CommandError;
 
 /// What Ctrl-C types once signals are off.
+#[cfg(unix)]
 const CTRL_C: u8 = 3;
 
 /// Longer input is not a client secret (and is not read to the end).
@@ -47,9 +52,20 @@ fn piped() -> Result<String, CommandError> {
     Ok(text)
 }
 
+/// Windows consoles have no termios: rather than echo the secret, ask for it to be piped.
+#[cfg(windows)]
+fn typed(_prompt: &str) -> Result<String, CommandError> {
+    Err(
+        CommandError::usage("typing a secret at a Windows console is not supported yet").with_hint(
+            "pipe it in: `Get-Content secret.txt | stagepass config set-secret PROFILE`",
+        ),
+    )
+}
+
 /// Echo off so the secret never shows, and signals off so Ctrl-C arrives as a character (an
 /// extra end of line, so the read returns) and the terminal is restored before this process
 /// ends.
+#[cfg(unix)]
 fn typed(prompt: &str) -> Result<String, CommandError> {
     let failed = |err: std::io::Error| {
         CommandError::usage(format!("cannot ask for the secret at the terminal: {err}"))
@@ -84,11 +100,13 @@ fn typed(prompt: &str) -> Result<String, CommandError> {
 }
 
 /// Puts the terminal back as it was, also when reading failed.
+#[cfg(unix)]
 struct Restore<'t> {
     tty: &'t File,
     saved: Termios,
 }
 
+#[cfg(unix)]
 impl Drop for Restore<'_> {
     fn drop(&mut self) {
         let _ = tcsetattr(self.tty, OptionalActions::Now, &self.saved);

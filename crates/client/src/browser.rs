@@ -138,22 +138,33 @@ fn opener_command(page_url: &str) -> std::io::Result<Command> {
         .filter(|value| !value.trim().is_empty())
     {
         Some(browser) => browser_command(&browser, page_url),
-        None => {
-            let mut command = Command::new(if cfg!(target_os = "macos") {
-                "open"
-            } else {
-                "xdg-open"
-            });
-            command.arg(page_url);
-            Ok(command)
-        }
+        None => Ok(platform_opener(page_url)),
     }
 }
 
+/// The desktop's own way to open a URL: `open` on macOS, `xdg-open` on freedesktop systems,
+/// and on Windows the shell's URL handler through rundll32 (no `cmd /c start`, whose parsing
+/// of `&` and `^` in an argument is a command injection waiting to happen).
+fn platform_opener(page_url: &str) -> Command {
+    let mut command = if cfg!(windows) {
+        let mut command = Command::new("rundll32.exe");
+        command.arg("url.dll,FileProtocolHandler");
+        command
+    } else if cfg!(target_os = "macos") {
+        Command::new("open")
+    } else {
+        Command::new("xdg-open")
+    };
+    command.arg(page_url);
+    command
+}
+
 fn browser_command(browser: &str, url: &str) -> std::io::Result<Command> {
-    // Debian's convention: a colon-separated list of candidates; the first is used.
+    // Debian's convention: a colon-separated list of candidates; the first is used. Not on
+    // Windows, where a colon follows every drive letter.
+    let separator = if cfg!(windows) { '\0' } else { ':' };
     let first = browser
-        .split(':')
+        .split(separator)
         .find(|part| !part.trim().is_empty())
         .unwrap_or(browser);
     let mut words = first.split_whitespace();

@@ -1,8 +1,12 @@
 //! Starting an agent in the background when none runs.
 
 use std::fs::OpenOptions;
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
+#[cfg(unix)]
 use std::os::unix::process::CommandExt;
+#[cfg(windows)]
+use std::os::windows::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,30 +42,26 @@ impl AgentLauncher {
         let log_path = paths::agent_log_path(runtime_dir);
         let spawn = || {
             // Readable too: the agent keeps the log's last part when it reaches its cap.
-            let log = OpenOptions::new()
-                .create(true)
-                .read(true)
-                .append(true)
-                .mode(0o600)
-                .open(&log_path)?;
-            Command::new(&self.program)
+            let mut options = OpenOptions::new();
+            options.create(true).read(true).append(true);
+            #[cfg(unix)]
+            options.mode(0o600);
+            let log = options.open(&log_path)?;
+            let mut command = Command::new(&self.program);
+            command
                 .args(&self.args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(log)
-                // Its own process group: Ctrl-C in the terminal that started it must not
-                // stop the agent that every other program relies on.
-                .process_group(0)
-                .spawn()
-                .map_err(|err| {
-                    ClientError::Start(format!("cannot run {}: {err}", self.program.display()))
-                })
+                .stderr(log);
+            detach(&mut command);
+            command.spawn().map_err(|err| {
+                ClientError::Start(format!("cannot run {}: {err}", self.program.display()))
+            })
         };
         let mut child = spawn()?;
-        let socket = paths::socket_path(runtime_dir);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+            if crate::transport::connect(runtime_dir).is_ok() {
                 return Ok(());
             }
             match child.try_wait() {
@@ -76,7 +76,7 @@ impl AgentLauncher {
                 // lock is about to be released (start again).
                 Ok(Some(_)) => {
                     std::thread::sleep(Duration::from_millis(20));
-                    if std::os::unix::net::UnixStream::connect(&socket).is_err() {
+                    if crate::transport::connect(runtime_dir).is_err() {
                         child = spawn()?;
                     }
                 }
@@ -88,6 +88,20 @@ impl AgentLauncher {
             log_path.display()
         )))
     }
+}
+
+/// Its own process group: Ctrl-C in the terminal that started it must not stop the agent
+/// that every other program relies on.
+#[cfg(unix)]
+fn detach(command: &mut Command) {
+    command.process_group(0);
+}
+
+/// No console window, and out of the starting console's Ctrl-C
+/// ([`stagepass_core::platform::WINDOWS_BACKGROUND_FLAGS`]).
+#[cfg(windows)]
+fn detach(command: &mut Command) {
+    command.creation_flags(stagepass_core::platform::WINDOWS_BACKGROUND_FLAGS);
 }
 
 fn log_tail(path: &Path) -> Option<String> {

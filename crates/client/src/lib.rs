@@ -6,9 +6,9 @@ mod actions;
 pub mod browser;
 mod launch;
 pub mod remote;
+mod transport;
 
 use std::io::{BufReader, Read, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,16 +52,16 @@ pub enum ClientError {
 
 /// See [`Client::closer`].
 #[derive(Debug)]
-pub struct Closer(UnixStream);
+pub struct Closer(transport::Stream);
 
 impl Closer {
     pub fn close(&self) {
-        let _ = self.0.shutdown(std::net::Shutdown::Both);
+        self.0.shutdown();
     }
 }
 
 pub struct Client {
-    stream: BufReader<UnixStream>,
+    stream: BufReader<transport::Stream>,
     /// The hello frame, sent with the first request so the exchange is one write each way.
     hello: Option<Vec<u8>>,
     welcome: Option<Welcome>,
@@ -77,14 +77,9 @@ impl Client {
             }
             Err(err) => return Err(err.into()),
         }
-        let stream = match UnixStream::connect(paths::socket_path(runtime_dir)) {
+        let stream = match transport::connect(runtime_dir) {
             Ok(stream) => stream,
-            Err(err)
-                if matches!(
-                    err.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                ) =>
-            {
+            Err(err) if transport::no_agent(&err) => {
                 return Err(ClientError::NotRunning(runtime_dir.to_path_buf()));
             }
             Err(err) => return Err(err.into()),

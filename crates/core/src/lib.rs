@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod credential_map;
 pub mod doctor;
+pub mod endpoint;
 mod error;
 pub mod git_credential;
 pub mod html;
@@ -13,11 +14,13 @@ pub mod http;
 pub mod jwt;
 pub mod oidc;
 pub mod paths;
+pub mod platform;
 pub mod presets;
 pub mod profile;
 pub mod proxy_config;
 pub mod refresh;
 pub mod store;
+pub mod store_chunks;
 #[cfg(any(test, feature = "testing"))]
 #[allow(
     clippy::unwrap_used,

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io;
 use std::io::Write;
+#[cfg(unix)]
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -42,19 +43,24 @@ pub fn config_file() -> PathBuf {
 pub fn data_dir() -> PathBuf {
     from_env(DATA_DIR_ENV).unwrap_or_else(|| match project_dirs() {
         Some(dirs) => dirs.data_dir().to_path_buf(),
-        None => std::env::temp_dir().join(format!("stagepass-data-{}", current_uid())),
+        None => std::env::temp_dir().join(format!("stagepass-data-{}", user_tag())),
     })
 }
 
-/// `$STAGEPASS_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/stagepass`, else a per-user directory in
-/// the temp dir (macOS, containers without a session). The agent's socket lives here.
+/// `$STAGEPASS_RUNTIME_DIR`, else [`default_runtime_dir`]. The agent's socket, lock and log
+/// live here.
 pub fn runtime_dir() -> PathBuf {
-    from_env(RUNTIME_DIR_ENV).unwrap_or_else(|| {
-        match project_dirs().and_then(|dirs| dirs.runtime_dir().map(Path::to_path_buf)) {
-            Some(dir) => dir,
-            None => std::env::temp_dir().join(format!("stagepass-{}", current_uid())),
-        }
-    })
+    from_env(RUNTIME_DIR_ENV).unwrap_or_else(default_runtime_dir)
+}
+
+/// `$XDG_RUNTIME_DIR/stagepass`, else a per-user directory in the temp dir (macOS, where the
+/// temp dir is already per user; Windows, where it is `%LOCALAPPDATA%\Temp`; containers
+/// without a session).
+pub fn default_runtime_dir() -> PathBuf {
+    match project_dirs().and_then(|dirs| dirs.runtime_dir().map(Path::to_path_buf)) {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("stagepass-{}", user_tag())),
+    }
 }
 
 pub fn socket_path(runtime_dir: &Path) -> PathBuf {
@@ -111,10 +117,46 @@ pub fn audit_log_files(data_dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+#[cfg(unix)]
 #[allow(unsafe_code)]
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
+}
+
+/// Who the user is, for per-user names in shared places (the temp dir): the uid on Unix, the
+/// user name on Windows (a SID would do too, but needs a system call that can fail).
+pub fn user_tag() -> String {
+    #[cfg(unix)]
+    let tag = current_uid().to_string();
+    #[cfg(not(unix))]
+    let tag = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+    tag
+}
+
+/// Options that create files readable and writable by the user only (0600 on Unix; on
+/// Windows a new file inherits the ACL of its directory, which in the user's profile admits the
+/// user, SYSTEM and Administrators only).
+pub fn private_open_options() -> fs::OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut options = fs::OpenOptions::new();
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+}
+
+/// Whether a file holding a secret is still the user's own and closed to others (`mask` the
+/// mode bits others must not have): on Unix its owner and mode; on Windows, where the profile
+/// directory's ACL is what protects it, whether it is a plain file.
+pub fn is_private_file(meta: &fs::Metadata, mask: u32) -> bool {
+    #[cfg(unix)]
+    let private = meta.uid() == current_uid() && meta.permissions().mode() & mask == 0;
+    #[cfg(not(unix))]
+    let private = {
+        let _ = mask;
+        meta.is_file()
+    };
+    private
 }
 
 /// Replaces `path` with `parts`, readable and writable by the user only, atomically: a
@@ -123,10 +165,9 @@ pub fn current_uid() -> u32 {
 pub fn write_private_file(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
-    let mut file = fs::OpenOptions::new()
+    let mut file = private_open_options()
         .write(true)
         .create_new(true)
-        .mode(0o600)
         .open(&temporary)?;
     for part in parts {
         file.write_all(part)?;
@@ -155,6 +196,10 @@ pub fn ensure_data_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// What a directory of the user's may let others do, and how the user can move it.
+#[cfg_attr(
+    windows,
+    allow(dead_code, reason = "Windows relies on the profile's ACL")
+)]
 struct DirRule {
     forbidden_mode: u32,
     forbidden_what: &'static str,
@@ -173,6 +218,7 @@ const DATA: DirRule = DirRule {
     env: DATA_DIR_ENV,
 };
 
+#[cfg(unix)]
 fn ensure_own_dir(dir: &Path, rule: DirRule) -> io::Result<()> {
     match fs::symlink_metadata(dir) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -188,6 +234,32 @@ fn ensure_own_dir(dir: &Path, rule: DirRule) -> io::Result<()> {
     }
 }
 
+/// On Windows the default dirs are under the user's profile (`%LOCALAPPDATA%`), whose ACL
+/// admits the user, SYSTEM and Administrators only, and the agent's door is a pipe with its
+/// own DACL: the directory only has to be a directory.
+#[cfg(windows)]
+fn ensure_own_dir(dir: &Path, rule: DirRule) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir),
+        Err(err) => Err(err),
+        Ok(meta) => check_own_dir(dir, &meta, rule),
+    }
+}
+
+#[cfg(windows)]
+fn check_own_dir(dir: &Path, meta: &fs::Metadata, rule: DirRule) -> io::Result<()> {
+    if meta.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "{} is not a directory (a link or a file is not accepted): remove it or set {}",
+            dir.display(),
+            rule.env
+        )))
+    }
+}
+
+#[cfg(unix)]
 fn check_own_dir(dir: &Path, meta: &fs::Metadata, rule: DirRule) -> io::Result<()> {
     if !meta.is_dir() {
         return Err(io::Error::other(format!(
@@ -216,7 +288,7 @@ fn check_own_dir(dir: &Path, meta: &fs::Metadata, rule: DirRule) -> io::Result<(
     Ok(())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

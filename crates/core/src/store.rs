@@ -60,14 +60,42 @@ impl StoredLogin {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeychainError {
-    #[error(
-        "no keychain service is reachable ({0}). On Linux stagepass needs a Secret Service on \
-         the D-Bus session bus: start gnome-keyring or KeePassXC (Secret Service integration on), \
-         or, over SSH, run it in `dbus-run-session` with `gnome-keyring-daemon --unlock`"
+    #[cfg_attr(
+        not(any(windows, target_os = "macos")),
+        error(
+            "no keychain service is reachable ({0}). On Linux stagepass needs a Secret Service on \
+             the D-Bus session bus: start gnome-keyring or KeePassXC (Secret Service integration on), \
+             or, over SSH, run it in `dbus-run-session` with `gnome-keyring-daemon --unlock`"
+        )
+    )]
+    #[cfg_attr(
+        target_os = "macos",
+        error(
+            "the macOS Keychain is not reachable ({0}): log in to the desktop session (a \
+             LaunchAgent, not a LaunchDaemon), or unlock it with `security unlock-keychain`"
+        )
+    )]
+    #[cfg_attr(
+        windows,
+        error(
+            "Windows Credential Manager is not reachable ({0}): run stagepass in your own \
+             interactive logon session (not as a service or another user)"
+        )
     )]
     Unavailable(String),
-    #[error(
-        "the keychain is locked ({0}): unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock`) and retry"
+    #[cfg_attr(
+        not(any(windows, target_os = "macos")),
+        error(
+            "the keychain is locked ({0}): unlock it (log in to the desktop, or `gnome-keyring-daemon --unlock`) and retry"
+        )
+    )]
+    #[cfg_attr(
+        target_os = "macos",
+        error("the Keychain is locked ({0}): unlock it (`security unlock-keychain`) and retry")
+    )]
+    #[cfg_attr(
+        windows,
+        error("Credential Manager refused access ({0}): sign in to Windows as yourself and retry")
     )]
     Locked(String),
     #[error(
@@ -247,22 +275,59 @@ fn classify(err: keyring_core::Error) -> KeychainError {
     }
 }
 
-impl SecretStore for OsKeychain {
+/// One platform entry per account, as the keyring store holds it.
+struct Entries<'a>(&'a OsKeychain);
+
+impl SecretStore for Entries<'_> {
     fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError> {
         Ok(self
+            .0
             .run(account, |entry| entry.get_password())?
             .map(Secret::new))
     }
 
     fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError> {
-        self.run(account, |entry| entry.set_password(secret.expose()))
+        self.0
+            .run(account, |entry| entry.set_password(secret.expose()))
             .map(|_| ())
     }
 
     fn delete(&self, account: &str) -> Result<bool, KeychainError> {
         Ok(self
+            .0
             .run(account, |entry| entry.delete_credential())?
             .is_some())
+    }
+}
+
+impl OsKeychain {
+    /// The Secret Service and the macOS Keychain hold a login in one entry.
+    #[cfg(not(windows))]
+    fn entries(&self) -> Entries<'_> {
+        Entries(self)
+    }
+
+    /// Credential Manager holds 2,560 bytes per entry: larger logins are split.
+    #[cfg(windows)]
+    fn entries(&self) -> crate::store_chunks::Chunked<Entries<'_>> {
+        crate::store_chunks::Chunked::new(
+            Entries(self),
+            crate::store_chunks::CREDENTIAL_MANAGER_UNITS,
+        )
+    }
+}
+
+impl SecretStore for OsKeychain {
+    fn get(&self, account: &str) -> Result<Option<Secret<String>>, KeychainError> {
+        self.entries().get(account)
+    }
+
+    fn set(&self, account: &str, secret: &Secret<String>) -> Result<(), KeychainError> {
+        self.entries().set(account, secret)
+    }
+
+    fn delete(&self, account: &str) -> Result<bool, KeychainError> {
+        self.entries().delete(account)
     }
 }
 

@@ -9,6 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::ancestry::{OsProcesses, ProcessTable};
+
 /// How far up a process tree is walked: deeper trees are not a shell's.
 const MAX_DEPTH: usize = 64;
 
@@ -35,7 +37,7 @@ impl Held {
         }
         let mut current = pid;
         for _ in 0..MAX_DEPTH {
-            current = crate::audit::parent_of(current)?;
+            current = OsProcesses.parent(current)?;
             if current <= 1 {
                 return None;
             }

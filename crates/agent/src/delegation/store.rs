@@ -11,7 +11,6 @@
 //! no request waits on an fsync. That thread always writes the newest records, so saves
 //! queued together cost one write, and closing it writes whatever is still queued.
 
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -313,9 +312,7 @@ fn load(path: &Path) -> Vec<Record> {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return Vec::new();
     };
-    let trusted = meta.is_file()
-        && meta.uid() == paths::current_uid()
-        && meta.permissions().mode() & 0o022 == 0;
+    let trusted = meta.is_file() && paths::is_private_file(&meta, 0o022);
     if !trusted {
         tracing::error!(
             "ignoring {}: not a private file of this user; remote keys must be granted again",
@@ -400,10 +397,7 @@ impl KeyFile {
         };
         // As the audit log does: a missing data dir is created private.
         if let Some(dir) = self.path.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+            paths::ensure_data_dir(dir)?;
         }
         paths::write_private_file(&self.path, &[&text])
     }
@@ -472,6 +466,8 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
     use super::*;
 
     fn new_key(name: &str, ttl_secs: u64) -> NewKey {

@@ -3,7 +3,6 @@
 //! Lookups of presented values go through their SHA-256, so a map lookup's timing says
 //! nothing about the secret; the key itself is compared in constant time.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -40,9 +39,7 @@ pub(crate) fn same_key(presented: &str, key: &str) -> bool {
 pub(crate) fn load_or_create_key(runtime_dir: &Path) -> std::io::Result<Secret<String>> {
     let path = paths::proxy_key_path(runtime_dir);
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
-        let private = meta.is_file()
-            && meta.uid() == paths::current_uid()
-            && meta.permissions().mode() & 0o077 == 0;
+        let private = meta.is_file() && paths::is_private_file(&meta, 0o077);
         if private && let Ok(text) = std::fs::read_to_string(&path) {
             let key = text.trim();
             if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -57,6 +54,8 @@ pub(crate) fn load_or_create_key(runtime_dir: &Path) -> std::io::Result<Secret<S
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
     use super::*;
 
     #[test]

@@ -1,5 +1,3 @@
-use std::os::unix::process::CommandExt;
-
 use serde_json::json;
 use stagepass_client::{Client, ClientError};
 use stagepass_core::paths;
@@ -14,7 +12,7 @@ pub fn run(args: AgentArgs) -> Result<(), CommandError> {
         AgentAction::Run => {
             // Replaces this process: the agent runs in the foreground, logging here.
             let program = agent_program()?;
-            let err = std::process::Command::new(&program).exec();
+            let err = crate::replace::run_in_place(std::process::Command::new(&program));
             Err(CommandError::new(
                 Kind::Agent,
                 format!("cannot run {}: {err}", program.display()),

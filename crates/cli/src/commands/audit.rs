@@ -2,7 +2,6 @@
 //! the user's own file and holds no secret, so no agent is needed.
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -66,7 +65,7 @@ fn follow(
     let open = |from_end: bool| -> std::io::Result<Option<(BufReader<std::fs::File>, u64)>> {
         match std::fs::File::open(path) {
             Ok(mut file) => {
-                let inode = file.metadata()?.ino();
+                let inode = file_id(&file.metadata()?);
                 if from_end {
                     file.seek(SeekFrom::End(0))?;
                 }
@@ -89,7 +88,7 @@ fn follow(
                     show(line.trim_end())?;
                 }
             }
-            let rotated = std::fs::metadata(path).map(|meta| meta.ino()).ok() != Some(*inode);
+            let rotated = std::fs::metadata(path).map(|meta| file_id(&meta)).ok() != Some(*inode);
             if rotated {
                 current = open(false)?;
                 continue;
@@ -153,6 +152,18 @@ fn outcome(entry: &Value, field: &impl Fn(&str) -> String) -> String {
     }
     text.push_str(&field("outcome"));
     text
+}
+
+/// What tells a rotated log from the one being followed: the inode on Unix; on Windows the
+/// creation time (a rotation renames the file away and the agent creates a new one).
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(windows)]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    std::os::windows::fs::MetadataExt::creation_time(meta)
 }
 
 #[cfg(test)]

@@ -1,8 +1,6 @@
 //! `stagepass exec [PROFILE] -- CMD…`: runs CMD with a token in its environment, never in argv
 //! (argv is readable by every local user through /proc).
 
-use std::os::unix::process::CommandExt;
-
 use stagepass_core::config::Config;
 use stagepass_core::paths;
 use stagepass_proto::{Secret, TokenKind};
@@ -59,8 +57,8 @@ pub fn run(args: ExecArgs) -> Result<(), CommandError> {
     if let Some((url, key)) = proxy {
         command.env(PROXY_ENV, url).env(PROXY_KEY_ENV, key.expose());
     }
-    // exec replaces this process: the command's exit code and signals are stagepass's own.
-    let err = command.exec();
+    // The command's exit code (and on Unix its signals) are stagepass's own.
+    let err = crate::replace::run_in_place(command);
     Err(CommandError::from(std::io::Error::new(
         err.kind(),
         format!("cannot run `{}`: {err}", program.to_string_lossy()),

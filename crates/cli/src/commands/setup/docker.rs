@@ -90,23 +90,26 @@ fn docker_config_path() -> Result<PathBuf, CommandError> {
 
 /// A crash halfway must not leave docker with half a config: write a sibling, then rename.
 fn write_atomically(path: &std::path::Path, value: &serde_json::Value) -> Result<(), CommandError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let dir = path.parent().ok_or_else(|| {
         std::io::Error::other(format!("{} has no parent directory", path.display()))
     })?;
     std::fs::create_dir_all(dir)?;
-    let mode = std::fs::metadata(path).map_or(0o600, |meta| meta.permissions().mode() & 0o777);
+    #[cfg(unix)]
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).map_or(0o600, |meta| meta.permissions().mode() & 0o777)
+    };
     let temporary = path.with_extension("json.stagepass-tmp");
     let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::from)?;
     text.push('\n');
     {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&temporary)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        // The existing file's mode is kept (docker's own default is 0600).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        let mut file = options.open(&temporary)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
     }

@@ -42,6 +42,8 @@ fn this_program() -> Result<String, CommandError> {
 
 /// Whether `name` resolves to an executable on PATH.
 fn on_path(name: &str) -> bool {
+    // Windows finds programs by their `.exe` name.
+    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(&file).is_file()))
 }
