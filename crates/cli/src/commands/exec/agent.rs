@@ -13,8 +13,6 @@
 //! process ends normally, crashes or is killed; it also revokes it itself once CMD exits,
 //! so the key is refused by the time `exec` returns. Its TTL bounds it in any case.
 
-use std::os::unix::process::ExitStatusExt;
-
 use stagepass_core::config::Config;
 use stagepass_core::paths;
 use stagepass_proto::{DelegationCreated, DelegationKind};
@@ -85,11 +83,7 @@ pub fn run(name: &str, args: &ExecArgs) -> Result<(), CommandError> {
         ))
     })?;
     // The command's exit code becomes this one's; a signal as a shell reports it.
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1);
-    std::process::exit(code)
+    crate::replace::exit_as(status)
 }
 
 /// The first delegated route's local URL, else the proxy's own.
