@@ -23,6 +23,7 @@ mod docker_helper;
 mod doctor;
 mod events;
 mod git_helper;
+mod github;
 mod hardening;
 mod keycloak;
 mod kube_helper;

@@ -51,6 +51,10 @@ pub(crate) struct RefreshJob {
     pub settings: Profile,
     pub refresh_token: RefreshToken,
     pub previous_id: Option<(IdToken, serde_json::Value)>,
+    /// Who signed in, for a provider without id_tokens (GitHub): its refresh answers do not
+    /// say, so the new tokens carry this over.
+    #[serde(default)]
+    pub identity: Option<serde_json::Value>,
     /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
     pub lock_dir: PathBuf,
 }
@@ -94,19 +98,39 @@ impl RefreshOutcome {
     }
 }
 
-/// What the keychain keeps of a token set, when there is a refresh token to keep.
+/// What the keychain keeps of a token set: its refresh token, or for GitHub an access token
+/// that never expires (it is then the login). Nothing when neither.
 pub(crate) fn stored_login(
     settings: &Profile,
     tokens: &TokenSet,
     now: SystemTime,
 ) -> Option<StoredLogin> {
-    Some(StoredLogin::new(
+    let (issuer, client_id) = (
         settings.issuer().into_owned(),
         settings.client_id().to_string(),
-        tokens.refresh_token.clone()?,
-        tokens.id_token.clone(),
-        unix_secs(now),
-    ))
+    );
+    let mut login = match &tokens.refresh_token {
+        Some(refresh_token) => StoredLogin::new(
+            issuer,
+            client_id,
+            refresh_token.clone(),
+            tokens.id_token.clone(),
+            unix_secs(now),
+        ),
+        None if settings.github_url().is_some() && tokens.expires_at.is_none() => {
+            StoredLogin::non_expiring(
+                issuer,
+                client_id,
+                tokens.access_token.clone(),
+                unix_secs(now),
+            )
+        }
+        None => return None,
+    };
+    if tokens.id_token.is_none() {
+        login.identity = tokens.id_claims.clone();
+    }
+    Some(login)
 }
 
 /// The id_token a stored login was last refreshed with, to check the next one against.
@@ -138,12 +162,22 @@ pub(crate) async fn refresh_and_save(
             .flatten()
             .filter(|stored| {
                 stored.belongs_to(&job.settings.issuer(), job.settings.client_id())
-                    && stored.refresh_token.expose() != job.refresh_token.expose()
+                    && stored
+                        .refresh_token
+                        .as_ref()
+                        .is_some_and(|token| token.expose() != job.refresh_token.expose())
             })
     };
-    let (refresh_token, previous_id) = match &newer {
-        Some(stored) => (&stored.refresh_token, previous_id(stored)),
-        None => (&job.refresh_token, job.previous_id.clone()),
+    let (refresh_token, previous_id, identity) = match &newer {
+        Some(stored @ StoredLogin {
+            refresh_token: Some(token),
+            ..
+        }) => (token, previous_id(stored), stored.identity.clone()),
+        _ => (
+            &job.refresh_token,
+            job.previous_id.clone(),
+            job.identity.clone(),
+        ),
     };
     let refreshed = provider
         .refresh(
@@ -155,7 +189,10 @@ pub(crate) async fn refresh_and_save(
         .await;
     match refreshed {
         Err(err) => RefreshOutcome::failed(&err, &job.profile),
-        Ok(tokens) => {
+        Ok(mut tokens) => {
+            if tokens.id_token.is_none() && tokens.id_claims.is_none() {
+                tokens.id_claims = identity;
+            }
             let saved = match stored_login(&job.settings, &tokens, now) {
                 None => Ok(()),
                 Some(login) => {

@@ -153,10 +153,12 @@ impl Config {
             )));
         }
         let routes = proxy_config::parse_routes(file.route, &profiles).map_err(config_error)?;
+        let mut git = file.git;
+        git.extend(credential_map::github_hosts(&profiles, &git));
         Ok(Config {
             path: path.to_path_buf(),
             profiles,
-            git: file.git,
+            git,
             docker: file.docker,
             desktop: file.desktop,
             proxy: file.proxy,

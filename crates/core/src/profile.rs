@@ -33,6 +33,13 @@ pub const BACKSTAGE_SHARED_CLIENT_NOTE: &str = "signed in as Backstage's built-i
 /// token) matters to it, and its CLI client document declares these two.
 pub const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
 
+/// Where a `kind = "github"` profile signs in when it names no `url`.
+pub const GITHUB_URL: &str = "https://github.com";
+/// What an OAuth App asks for when a GitHub profile names no scopes: `repo` lets git reach
+/// private repositories. GitHub Apps ignore scopes (their permissions are set on the app).
+/// <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps>
+pub const GITHUB_SCOPES: [&str; 1] = ["repo"];
+
 /// Serialized only for the agent's own worker processes (refresh, doctor probe), which get it
 /// from their parent already parsed; a config file goes through [`RawProfile`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +83,19 @@ pub enum ProfileKind {
         /// A Backstage behind an identity-aware proxy: no sign-in of its own.
         via: Option<ViaProfile>,
     },
+    /// GitHub or GitHub Enterprise Server: OAuth 2.0 without OpenID Connect. Fixed endpoints
+    /// under `url` (no discovery), opaque tokens, the user from the REST API's `/user`.
+    /// <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps>
+    Github {
+        /// `https://github.com` or a GitHub Enterprise Server's base URL, no trailing slash.
+        url: String,
+        client_id: String,
+        scopes: Vec<String>,
+        /// With a secret, the browser flow (PKCE over loopback) and revocation are possible;
+        /// without one, the device flow signs in.
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
 }
 
 /// A Backstage behind an identity-aware proxy (oauth2-proxy with JWT bearer tokens allowed).
@@ -109,6 +129,7 @@ pub enum ProfileKindTag {
     #[default]
     Oidc,
     Backstage,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +147,7 @@ impl Profile {
         match self.kind {
             ProfileKind::Oidc { .. } => ProfileKindTag::Oidc,
             ProfileKind::Backstage { .. } => ProfileKindTag::Backstage,
+            ProfileKind::Github { .. } => ProfileKindTag::Github,
         }
     }
 
@@ -134,20 +156,31 @@ impl Profile {
         match &self.kind {
             ProfileKind::Oidc { issuer, .. } => Cow::Borrowed(issuer),
             ProfileKind::Backstage { url, .. } => Cow::Owned(backstage_issuer(url)),
+            ProfileKind::Github { url, .. } => Cow::Borrowed(url),
         }
     }
 
     pub fn client_id(&self) -> &str {
         match &self.kind {
-            ProfileKind::Oidc { client_id, .. } | ProfileKind::Backstage { client_id, .. } => {
-                client_id
-            }
+            ProfileKind::Oidc { client_id, .. }
+            | ProfileKind::Backstage { client_id, .. }
+            | ProfileKind::Github { client_id, .. } => client_id,
         }
     }
 
     pub fn scopes(&self) -> &[String] {
         match &self.kind {
-            ProfileKind::Oidc { scopes, .. } | ProfileKind::Backstage { scopes, .. } => scopes,
+            ProfileKind::Oidc { scopes, .. }
+            | ProfileKind::Backstage { scopes, .. }
+            | ProfileKind::Github { scopes, .. } => scopes,
+        }
+    }
+
+    /// For a GitHub profile: its web base URL (`https://github.com` or the GHES host).
+    pub fn github_url(&self) -> Option<&str> {
+        match &self.kind {
+            ProfileKind::Github { url, .. } => Some(url),
+            _ => None,
         }
     }
 
@@ -155,14 +188,16 @@ impl Profile {
     pub fn audience(&self) -> Option<&str> {
         match &self.kind {
             ProfileKind::Oidc { audience, .. } => audience.as_deref(),
-            ProfileKind::Backstage { .. } => None,
+            ProfileKind::Backstage { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
     /// Backstage's own OAuth server has public clients only.
     pub fn client_auth(&self) -> ClientAuth {
         match &self.kind {
-            ProfileKind::Oidc { client_auth, .. } => *client_auth,
+            ProfileKind::Oidc { client_auth, .. } | ProfileKind::Github { client_auth, .. } => {
+                *client_auth
+            }
             ProfileKind::Backstage { .. } => ClientAuth::None,
         }
     }
@@ -171,7 +206,7 @@ impl Profile {
     pub fn backstage_url(&self) -> Option<&str> {
         match &self.kind {
             ProfileKind::Backstage { url, .. } => Some(url),
-            ProfileKind::Oidc { .. } => None,
+            ProfileKind::Oidc { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
@@ -180,7 +215,7 @@ impl Profile {
     pub fn via(&self) -> Option<&ViaProfile> {
         match &self.kind {
             ProfileKind::Backstage { via, .. } => via.as_ref(),
-            ProfileKind::Oidc { .. } => None,
+            ProfileKind::Oidc { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
@@ -197,6 +232,16 @@ impl Profile {
             } => *client_id == backstage_cli_client(url),
             _ => false,
         }
+    }
+}
+
+/// The REST API base of a GitHub: `api.github.com` for github.com, `URL/api/v3` for GitHub
+/// Enterprise Server.
+/// <https://docs.github.com/en/enterprise-server@latest/rest/quickstart>
+pub fn github_api_url(url: &str) -> String {
+    match url {
+        GITHUB_URL => "https://api.github.com".to_string(),
+        other => format!("{other}/api/v3"),
     }
 }
 
@@ -253,6 +298,7 @@ impl RawProfile {
         let kind = match self.kind {
             ProfileKindTag::Oidc => self.oidc(&key)?,
             ProfileKindTag::Backstage => self.backstage(&key)?,
+            ProfileKindTag::Github => self.github(&key)?,
         };
         if self
             .groups_claim
@@ -383,6 +429,46 @@ impl RawProfile {
         })
     }
 
+    /// A GitHub profile: `url` (default github.com) and a client_id; nothing OIDC.
+    fn github(&self, key: &dyn Fn(&str) -> String) -> Result<ProfileKind, String> {
+        let not_used = |field: &str, why: &str| {
+            Err(format!(
+                "{}: not used with kind = \"github\"; {why}",
+                key(field)
+            ))
+        };
+        if !self.issuer.is_empty() {
+            return not_used("issuer", "set `url` for GitHub Enterprise Server instead");
+        }
+        if self.audience.is_some() {
+            return not_used("audience", "GitHub tokens are for GitHub; remove the key");
+        }
+        if self.via_profile.is_some() || self.auth_provider.is_some() {
+            return not_used(
+                "via_profile",
+                "only a Backstage profile signs in through another",
+            );
+        }
+        let url = self
+            .url
+            .as_deref()
+            .unwrap_or(GITHUB_URL)
+            .trim_end_matches('/');
+        check_issuer(&key("url"), url)?;
+        check_client_id(key, &self.client_id)?;
+        let scopes = if self.scopes == default_scopes() {
+            GITHUB_SCOPES.map(String::from).to_vec()
+        } else {
+            self.scopes.clone()
+        };
+        Ok(ProfileKind::Github {
+            url: url.to_string(),
+            client_id: self.client_id.clone(),
+            scopes,
+            client_auth: self.client_auth.unwrap_or_default(),
+        })
+    }
+
     /// `auth_provider` is only read next to `via_profile`.
     fn check_auth_provider(&self, key: &dyn Fn(&str) -> String) -> Result<Option<&str>, String> {
         match (&self.via_profile, &self.auth_provider) {
@@ -431,9 +517,9 @@ pub(crate) fn check_via(
     let key = format!("profiles.{name}.via_profile");
     match profiles.get(&via.profile).map(|upstream| &upstream.kind) {
         Some(ProfileKind::Oidc { .. }) => Ok(()),
-        Some(ProfileKind::Backstage { .. }) => Err(format!(
+        Some(ProfileKind::Backstage { .. } | ProfileKind::Github { .. }) => Err(format!(
             "{key}: `{}` must be an OpenID Connect profile (the IdP whose access token the \
-             proxy accepts), not another Backstage profile",
+             proxy accepts), not a Backstage or GitHub profile",
             via.profile
         )),
         None => Err(format!("{key}: no profile `{}` in [profiles]", via.profile)),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use stagepass_core::config::ProfileKind;
 use stagepass_core::paths;
+use stagepass_core::store::StoredLogin;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind};
 
@@ -144,9 +145,22 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
             }),
             _,
         ) => token.clone(),
-        (_, Some(stored)) => stored.refresh_token.clone(),
+        (
+            _,
+            Some(StoredLogin {
+                refresh_token: Some(token),
+                ..
+            }),
+        ) => token.clone(),
         _ => return Err(errors::not_signed_in(name)),
     };
+    // Who signed in, where no id_token says it (GitHub).
+    let identity = data
+        .tokens
+        .as_ref()
+        .filter(|tokens| tokens.id_token.is_none())
+        .and_then(|tokens| tokens.id_claims.clone())
+        .or_else(|| data.stored.as_ref()?.identity.clone());
     let previous_id = data
         .tokens
         .as_ref()
@@ -157,6 +171,7 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
         settings: session.profile.clone(),
         refresh_token,
         previous_id,
+        identity,
         lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
     })
 }
