@@ -88,7 +88,8 @@ impl GitHub {
         if let Some(decision) = decision {
             self.device(decision, &code);
         }
-        drop(lines);
+        // Read to the end: a closed pipe would end the login before its answer.
+        lines.for_each(drop);
         let output = login.wait_with_output().unwrap();
         assert!(!output.status.success(), "the sign-in failed");
         Run(output)

@@ -77,6 +77,9 @@ pub(super) async fn refresh(
     if session.data().unsaved {
         return persist(agent, session).await;
     }
+    if let Some(outcome) = non_expiring(session) {
+        return outcome;
+    }
     let job = job(agent, session)?;
     let provider = match agent.provider(session.name(), &session.profile).await {
         Ok(provider) => provider,
@@ -98,6 +101,25 @@ pub(super) async fn refresh(
         }
     };
     settle(agent, session, outcome).await
+}
+
+/// A token that never expires (read from the keychain just now) needs no refresh, and has
+/// none: once a server rejected it, only a new sign-in helps.
+fn non_expiring(session: &Session) -> Option<Result<(), AgentError>> {
+    let data = session.data();
+    let tokens = data.tokens.as_ref()?;
+    if tokens.expires_at.is_some() || tokens.refresh_token.is_some() {
+        return None;
+    }
+    if data.rejected.is_none() {
+        return Some(Ok(()));
+    }
+    let name = session.name();
+    Some(Err(errors::reply(
+        ErrorKind::NeedsSignIn,
+        format!("a server rejected the access token of profile `{name}`, which has no refresh token"),
+        Some(errors::login_hint(name)),
+    )))
 }
 
 /// Applies a refresh's outcome to the session, through the transition that fits it.
