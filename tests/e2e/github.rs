@@ -337,3 +337,58 @@ fn git_command(sandbox: &Sandbox, program: &str, args: &[&str]) -> Command {
         .stdin(Stdio::null());
     command
 }
+
+#[test]
+fn the_preset_signs_in_and_gh_token_reaches_a_command() {
+    let github = GitHub::start(&[]);
+    let name = unique_profile("gh-preset");
+    let sandbox = Sandbox::with_config(&name, "");
+    sandbox
+        .run(&[
+            "config",
+            "init",
+            "--preset",
+            "github",
+            "--name",
+            &name,
+            "--client-id",
+            support::github::GITHUB_CLIENT_ID,
+            "--domain",
+            github.url(),
+        ])
+        .assert_ok();
+    github.sign_in(&sandbox);
+    // What `gh` would do with GH_TOKEN: call the API as the user.
+    let script = format!(
+        "curl -s -H \"Authorization: Bearer $GH_TOKEN\" {}/api/v3/user",
+        github.url()
+    );
+    let exec = sandbox.run(&["exec", "--env-var", "GH_TOKEN", "--", "sh", "-c", &script]);
+    exec.assert_ok();
+    exec.assert_stdout_contains(&format!("\"login\":\"{GITHUB_LOGIN}\""));
+}
+
+#[test]
+fn with_the_client_secret_the_browser_signs_in_with_pkce() {
+    let github = GitHub::start(&[("GITHUB_CLIENT_SECRET", "app-secret-2")]);
+    let without = sandbox(&github, "gh-nobrowser", "");
+    let refused = without.run(&["login", "--browser"]);
+    assert_ne!(refused.code(), 0);
+    refused.assert_stderr_contains("needs the app's client secret");
+
+    let sandbox = sandbox(&github, "gh-browser", "client_auth = \"secret\"\n");
+    run_with_input(
+        sandbox.command(&["config", "set-secret", &sandbox.profile]),
+        "app-secret-2\n",
+    )
+    .assert_ok();
+    sandbox.login_browser();
+    assert!(token(&sandbox).starts_with("ghu_"));
+    let status = sandbox.run(&["status", "--json"]).json();
+    assert!(
+        status["profiles"][0]["user"]
+            .as_str()
+            .unwrap()
+            .starts_with(GITHUB_LOGIN)
+    );
+}

@@ -122,7 +122,6 @@ fn presets_the_config_cannot_express_explain_why_and_write_nothing() {
     let config = dir.path().join("config.toml");
     for (preset, reason) in [
         ("google", "client secret"),
-        ("github", "without OpenID Connect"),
         ("space", "JetBrains shut Space down on 1 June 2025"),
     ] {
         let run = stagepass(

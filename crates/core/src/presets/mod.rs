@@ -4,6 +4,7 @@
 //! domain.
 
 mod catalog;
+mod github;
 mod write;
 
 pub use catalog::NAMES;
@@ -77,13 +78,20 @@ pub fn render(preset: &str, input: &PresetInput) -> Result<RenderedProfile, Pres
             "profile name `{name}` may only use letters, digits, `-`, `_` and `.`"
         )));
     }
-    let profile = (preset.build)(input)?;
-    let client_id = input.client_id.as_deref().ok_or(PresetError::Missing {
-        preset: preset.name,
-        flag: "--client-id",
-        what: "the ID of the public client registered at the IdP",
-    })?;
+    let client_id = || {
+        input.client_id.as_deref().ok_or(PresetError::Missing {
+            preset: preset.name,
+            flag: "--client-id",
+            what: "the ID of the public client registered at the IdP",
+        })
+    };
     let guide = format!("docs/providers/{}.md", preset.name);
+    if preset.name == "github" {
+        let toml = github::render(&name, client_id()?, input);
+        return Ok(RenderedProfile { name, toml, guide });
+    }
+    let profile = (preset.build)(input)?;
+    let client_id = client_id()?;
     let mut toml = String::new();
     let mut line = |text: &str| {
         toml.push_str(text);
@@ -169,7 +177,7 @@ mod tests {
                 Err(err) => panic!("{preset}: {err}"),
             }
         }
-        assert_eq!(supported, 6);
+        assert_eq!(supported, 7);
     }
 
     #[test]
