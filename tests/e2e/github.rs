@@ -94,7 +94,10 @@ fn refresh_across_expiry_rotates_and_keeps_the_new_refresh_token_first() {
     });
     assert!(second.starts_with("ghu_"));
     let second_refresh = sandbox.stored_refresh_token();
-    assert_ne!(first_refresh, second_refresh, "the rotated token is in the keychain");
+    assert_ne!(
+        first_refresh, second_refresh,
+        "the rotated token is in the keychain"
+    );
     assert_eq!(github.stats()["refresh_refused"], 0);
     // GitHub: the used refresh token and the old access token no longer work.
     assert_eq!(github.user_status(&first), 401);
@@ -144,7 +147,10 @@ fn refresh_across_expiry_rotates_and_keeps_the_new_refresh_token_first() {
         before + 1,
         "one refresh: {stats}"
     );
-    assert_eq!(stats["refresh_refused"], 1, "only the test's own reuse: {stats}");
+    assert_eq!(
+        stats["refresh_refused"], 1,
+        "only the test's own reuse: {stats}"
+    );
     assert_ne!(sandbox.stored_refresh_token(), second_refresh);
 }
 
@@ -166,7 +172,11 @@ fn git_clone_through_the_helper_with_x_access_token() {
 
     let work = sandbox.path().join("work");
     let url = format!("{}/app.git", github.url());
-    let mut clone = git_command(&sandbox, "git", &["clone", "-q", &url, work.to_str().unwrap()]);
+    let mut clone = git_command(
+        &sandbox,
+        "git",
+        &["clone", "-q", &url, work.to_str().unwrap()],
+    );
     Run(clone.output().unwrap()).assert_ok();
     assert_eq!(
         std::fs::read_to_string(work.join("README")).unwrap(),
@@ -178,8 +188,15 @@ fn git_clone_through_the_helper_with_x_access_token() {
 
     // What git's helper protocol answers, exactly.
     let answer = run_with_input(
-        git_command(&sandbox, env!("CARGO_BIN_EXE_stagepass"), &["git-credential", "get"]),
-        &format!("protocol=http\nhost={}\n\n", github.url().trim_start_matches("http://")),
+        git_command(
+            &sandbox,
+            env!("CARGO_BIN_EXE_stagepass"),
+            &["git-credential", "get"],
+        ),
+        &format!(
+            "protocol=http\nhost={}\n\n",
+            github.url().trim_start_matches("http://")
+        ),
     );
     answer.assert_ok();
     answer.assert_stdout_contains("username=x-access-token\n");
@@ -223,7 +240,11 @@ fn logout_revokes_with_the_client_secret() {
     let access = token(&sandbox);
     let logout = sandbox.run(&["logout"]);
     logout.assert_ok();
-    assert!(!logout.stdout().contains("settings/connections"), "{}", logout.stdout());
+    assert!(
+        !logout.stdout().contains("settings/connections"),
+        "{}",
+        logout.stdout()
+    );
     assert_eq!(github.stats()["revoked"], 1);
     assert_eq!(github.user_status(&access), 401);
     assert!(sandbox.keychain_entry().is_none());
@@ -280,14 +301,28 @@ fn slow_down_adds_five_seconds_to_the_interval() {
     });
     let slowed = Instant::now();
     github.device("approve", &code);
+    // Bounded: a client that ignores slow_down gets slow_down again on every poll.
+    let mut exited = None;
+    support::wait_until("the sign-in to end", Duration::from_secs(20), || {
+        exited = login.try_wait().unwrap();
+        exited.is_some()
+    });
     lines.for_each(drop);
-    assert!(login.wait().unwrap().success());
+    assert!(exited.unwrap().success());
     // The interval was 1 s; after slow_down it is 6 s: the next poll waited that long.
-    assert!(slowed.elapsed() >= Duration::from_secs(5), "{:?}", slowed.elapsed());
+    assert!(
+        slowed.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        slowed.elapsed()
+    );
     let gaps = github.stats()["poll_gaps_ms"].clone();
     let last_gap = gaps.as_array().unwrap().last().unwrap().as_u64().unwrap();
     assert!(last_gap >= 6000, "poll gaps {gaps}");
-    assert_eq!(github.stats()["polls"]["slow_down"], 1, "no second slow_down");
+    assert_eq!(
+        github.stats()["polls"]["slow_down"],
+        1,
+        "no second slow_down"
+    );
 }
 
 /// A bare repository `bare` with one commit (README "hello").
@@ -298,13 +333,22 @@ fn seed_repository(sandbox: &Sandbox, bare: &Path) {
         command.current_dir(dir);
         Run(command.output().unwrap()).assert_ok();
     };
-    git(sandbox.path(), &["init", "-q", "-b", "main", seed.to_str().unwrap()]);
+    git(
+        sandbox.path(),
+        &["init", "-q", "-b", "main", seed.to_str().unwrap()],
+    );
     std::fs::write(seed.join("README"), "hello\n").unwrap();
     git(&seed, &["add", "README"]);
     git(&seed, &["commit", "-q", "-m", "first"]);
     git(
         sandbox.path(),
-        &["clone", "-q", "--bare", seed.to_str().unwrap(), bare.to_str().unwrap()],
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            seed.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
     );
 }
 

@@ -169,10 +169,12 @@ pub(crate) async fn refresh_and_save(
             })
     };
     let (refresh_token, previous_id, identity) = match &newer {
-        Some(stored @ StoredLogin {
-            refresh_token: Some(token),
-            ..
-        }) => (token, previous_id(stored), stored.identity.clone()),
+        Some(
+            stored @ StoredLogin {
+                refresh_token: Some(token),
+                ..
+            },
+        ) => (token, previous_id(stored), stored.identity.clone()),
         _ => (
             &job.refresh_token,
             job.previous_id.clone(),

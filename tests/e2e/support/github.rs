@@ -105,7 +105,9 @@ impl GitHub {
             .arg(format!("client_id={GITHUB_CLIENT_ID}"));
         for (key, value) in form {
             // Test-only tokens of a throwaway server; argv is acceptable here.
-            command.arg("--data-urlencode").arg(format!("{key}={value}"));
+            command
+                .arg("--data-urlencode")
+                .arg(format!("{key}={value}"));
         }
         let output = command.stdin(Stdio::null()).output().unwrap();
         serde_json::from_slice(&output.stdout).unwrap()

@@ -65,7 +65,9 @@ fn report(name: String, data: &SessionData, github: bool) -> Result<Response, Ag
     let refresh_token = data
         .tokens()
         .and_then(|tokens| tokens.refresh_token.as_ref())
-        .or(data.stored().and_then(|stored| stored.refresh_token.as_ref()));
+        .or(data
+            .stored()
+            .and_then(|stored| stored.refresh_token.as_ref()));
     // Only the lifetime leaves the agent, for `stagepass doctor`; never the token.
     let refresh_token = match refresh_token {
         None => RefreshTokenState::None,

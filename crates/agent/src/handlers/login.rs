@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use stagepass_core::clock::unix_secs;
 use stagepass_core::config::{FlowPreference, Profile};
-use stagepass_core::profile::ClientAuth;
 use stagepass_core::oidc::Provider;
+use stagepass_core::profile::ClientAuth;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response, TokenKind};
 
@@ -234,11 +234,7 @@ async fn lead_sign_in(
 
 /// The flow the request asks for, else the profile's. A GitHub app's web flow needs its
 /// client secret for the code exchange: without one, GitHub signs in with the device flow.
-fn choose_flow(
-    name: &str,
-    profile: &Profile,
-    request: &SignInRequest,
-) -> Result<Flow, AgentError> {
+fn choose_flow(name: &str, profile: &Profile, request: &SignInRequest) -> Result<Flow, AgentError> {
     let web_flow_possible =
         profile.github_url().is_none() || profile.client_auth() == ClientAuth::Secret;
     let flow = request.flow.unwrap_or(match profile.flow {

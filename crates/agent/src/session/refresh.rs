@@ -117,7 +117,9 @@ fn non_expiring(session: &Session) -> Option<Result<(), AgentError>> {
     let name = session.name();
     Some(Err(errors::reply(
         ErrorKind::NeedsSignIn,
-        format!("a server rejected the access token of profile `{name}`, which has no refresh token"),
+        format!(
+            "a server rejected the access token of profile `{name}`, which has no refresh token"
+        ),
         Some(errors::login_hint(name)),
     )))
 }

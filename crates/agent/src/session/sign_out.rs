@@ -6,11 +6,11 @@ use stagepass_proto::{AgentError, EventKind};
 use super::state::SessionData;
 use super::transitions::{Change, settle};
 use super::{Exclusive, Session, keychain, refresh};
-use std::time::Duration;
-use stagepass_core::profile::ClientAuth;
-use stagepass_core::oidc::github_revoke_page;
 use crate::errors;
 use crate::sessions::Agent;
+use stagepass_core::oidc::github_revoke_page;
+use stagepass_core::profile::ClientAuth;
+use std::time::Duration;
 
 /// What a sign-out did at the IdP.
 pub(crate) struct SignedOut {

@@ -12,8 +12,8 @@ use openidconnect::{
 use url::Url;
 
 use super::Provider;
-use crate::profile::ProfileKindTag;
 use super::errors::request_error;
+use crate::profile::ProfileKindTag;
 use crate::tokens::TokenSet;
 use crate::{Error, OAuthError, Result};
 

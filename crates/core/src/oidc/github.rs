@@ -93,7 +93,9 @@ impl Provider {
             TokenUrl::new(endpoint(TOKEN_PATH)).map_err(|err| bad(err.to_string()))?,
         ))
         // GitHub takes `client_id` and `client_secret` as body parameters.
-        .set_token_endpoint_auth_methods_supported(Some(vec![CoreClientAuthMethod::ClientSecretPost]))
+        .set_token_endpoint_auth_methods_supported(Some(vec![
+            CoreClientAuthMethod::ClientSecretPost,
+        ]))
         .set_jwks(CoreJsonWebKeySet::new(Vec::new()));
         let client = CoreClient::from_provider_metadata(
             metadata.clone(),
@@ -156,8 +158,13 @@ impl Provider {
             if now() > deadline {
                 return Err(Error::DeviceCodeExpired);
             }
-            let form = [("device_code", device_code.as_str()), ("grant_type", DEVICE_GRANT)];
-            let answer = self.github_token_call(http, &form, "device sign-in").await?;
+            let form = [
+                ("device_code", device_code.as_str()),
+                ("grant_type", DEVICE_GRANT),
+            ];
+            let answer = self
+                .github_token_call(http, &form, "device sign-in")
+                .await?;
             match answer.error.as_deref() {
                 None => return self.github_signed_in(answer, http, now()).await,
                 Some("authorization_pending") => {}
@@ -265,7 +272,11 @@ impl Provider {
 
     /// `GET {api}/user`: the signed-in user as claims stagepass reads (`sub` = the numeric
     /// `id` as a string, the key that never changes; `login`, `name`, `email` for display).
-    async fn github_user(&self, token: &AccessToken, http: &HttpClient) -> Result<serde_json::Value> {
+    async fn github_user(
+        &self,
+        token: &AccessToken,
+        http: &HttpClient,
+    ) -> Result<serde_json::Value> {
         let url = format!("{}/user", self.github_api());
         let request = http::Request::get(&url)
             .header(http::header::ACCEPT, GITHUB_JSON)
@@ -278,10 +289,13 @@ impl Provider {
                 during: "user lookup",
                 reason: err.to_string(),
             })?;
-        let response = http.execute(request).await.map_err(|source| Error::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+        let response = http
+            .execute(request)
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         if !response.status().is_success() {
             return Err(Error::BadResponse {
                 during: "user lookup",
@@ -317,7 +331,11 @@ impl Provider {
         let Some(secret) = self.client_secret() else {
             return Ok(false);
         };
-        let url = format!("{}/applications/{}/token", self.github_api(), self.client_id);
+        let url = format!(
+            "{}/applications/{}/token",
+            self.github_api(),
+            self.client_id
+        );
         let body = serde_json::json!({ "access_token": token.expose() }).to_string();
         let request = http::Request::delete(&url)
             .header(http::header::ACCEPT, GITHUB_JSON)
@@ -331,10 +349,13 @@ impl Provider {
                 during: "revocation",
                 reason: err.to_string(),
             })?;
-        let response = http.execute(request).await.map_err(|source| Error::Unreachable {
-            url: url.clone(),
-            source,
-        })?;
+        let response = http
+            .execute(request)
+            .await
+            .map_err(|source| Error::Unreachable {
+                url: url.clone(),
+                source,
+            })?;
         match response.status().as_u16() {
             204 | 200 => Ok(true),
             status => Err(Error::BadResponse {

@@ -381,7 +381,11 @@ impl Provider {
 impl Provider {
     /// Revokes an access token where the provider revokes access tokens rather than refresh
     /// tokens (GitHub, with the client secret). `Ok(false)` when it cannot.
-    pub async fn revoke_access_token(&self, token: &AccessToken, http: &HttpClient) -> Result<bool> {
+    pub async fn revoke_access_token(
+        &self,
+        token: &AccessToken,
+        http: &HttpClient,
+    ) -> Result<bool> {
         match self.kind {
             ProfileKindTag::Github => self.github_revoke(token, http).await,
             _ => Ok(false),

@@ -57,7 +57,10 @@ mod tests {
         let input = PresetInput::default();
         let toml = render("github", "Iv1.abc", &input);
         let config = Config::parse(std::path::Path::new("/t.toml"), &toml).unwrap();
-        assert_eq!(config.profiles["github"].github_url(), Some("https://github.com"));
+        assert_eq!(
+            config.profiles["github"].github_url(),
+            Some("https://github.com")
+        );
         let ghes = PresetInput {
             domain: Some("github.example.com".into()),
             ..PresetInput::default()
