@@ -525,3 +525,67 @@ pub(crate) fn check_via(
         None => Err(format!("{key}: no profile `{}` in [profiles]", via.profile)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::credential_map::{GITHUB_GIT_USERNAME, Target, match_git};
+
+    fn parse(text: &str) -> crate::Result<Config> {
+        Config::parse(std::path::Path::new("/t.toml"), text)
+    }
+
+    #[test]
+    fn a_github_profile_defaults_to_github_com_and_maps_its_git_host() {
+        let config = parse("[profiles.gh]\nkind = \"github\"\nclient_id = \"Iv1.x\"\n").unwrap();
+        let profile = &config.profiles["gh"];
+        assert_eq!(profile.github_url(), Some("https://github.com"));
+        assert_eq!(profile.scopes(), ["repo"]);
+        assert_eq!(
+            super::github_api_url("https://github.com"),
+            "https://api.github.com"
+        );
+        let asked = Target::parse("https://github.com/owner/repo.git").unwrap();
+        let host = match_git(&config.git, &asked).unwrap();
+        assert_eq!(host.profile, "gh");
+        assert_eq!(host.username.as_deref(), Some(GITHUB_GIT_USERNAME));
+        assert!(match_git(&config.git, &Target::parse("https://gitlab.com/x").unwrap()).is_none());
+    }
+
+    #[test]
+    fn enterprise_server_has_its_api_under_api_v3_and_a_written_git_entry_wins() {
+        let config = parse(
+            "[profiles.ghe]\nkind = \"github\"\nurl = \"https://github.example.com/\"\n\
+             client_id = \"Iv1.x\"\n\n[[git]]\nurl = \"https://github.example.com/\"\n\
+             profile = \"ghe\"\nusername = \"me\"\n",
+        )
+        .unwrap();
+        let url = config.profiles["ghe"].github_url().unwrap();
+        assert_eq!(url, "https://github.example.com");
+        assert_eq!(
+            super::github_api_url(url),
+            "https://github.example.com/api/v3"
+        );
+        assert_eq!(config.git.len(), 1);
+        assert_eq!(config.git[0].username.as_deref(), Some("me"));
+    }
+
+    #[test]
+    fn oidc_keys_are_refused_on_a_github_profile() {
+        for (key, value) in [
+            ("issuer", "\"https://github.com\""),
+            ("audience", "\"https://api.github.com\""),
+            ("via_profile", "\"x\""),
+        ] {
+            let text = format!(
+                "[profiles.gh]\nkind = \"github\"\nclient_id = \"Iv1.x\"\n{key} = {value}\n"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("profiles.gh.{key}")), "{err}");
+        }
+        let err = parse("[profiles.gh]\nkind = \"github\"\nurl = \"http://github.example.com\"\nclient_id = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must use https"), "{err}");
+    }
+}
