@@ -436,3 +436,26 @@ fn with_the_client_secret_the_browser_signs_in_with_pkce() {
             .starts_with(GITHUB_LOGIN)
     );
 }
+
+#[test]
+fn the_proxy_adds_the_github_token_as_bearer() {
+    use support::proxy::{curl, free_port, key_header};
+    let github = GitHub::start(&[]);
+    let name = unique_profile("gh-proxy");
+    let port = free_port();
+    let config = format!(
+        "{}[proxy]\nport = {port}\n[[route]]\nname = \"api\"\npath = \"/gh\"\nupstream = \"{}/api/v3\"\n\
+         profile = \"{name}\"\nidentity = \"bearer\"\n",
+        github.profile(&name, ""),
+        github.url()
+    );
+    let sandbox = Sandbox::with_config(&name, &config);
+    github.sign_in(&sandbox);
+    let key = std::fs::read_to_string(sandbox.runtime_dir().join("proxy.key")).unwrap();
+    let answer = curl(
+        &format!("http://127.0.0.1:{port}/gh/user"),
+        &["-H", &key_header(key.trim())],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["login"], GITHUB_LOGIN);
+}
