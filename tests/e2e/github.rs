@@ -459,3 +459,18 @@ fn the_proxy_adds_the_github_token_as_bearer() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.json()["login"], GITHUB_LOGIN);
 }
+
+#[test]
+fn doctor_does_not_look_for_a_discovery_document() {
+    let github = GitHub::start(&[]);
+    let sandbox = sandbox(&github, "gh-doctor", "");
+    github.sign_in(&sandbox);
+    let doctor = sandbox.run(&["doctor"]);
+    doctor.assert_stdout_contains("GitHub has fixed OAuth endpoints");
+    doctor.assert_stdout_contains(&format!("signed in as {GITHUB_LOGIN}"));
+    assert!(
+        !doctor.stdout().contains("openid-configuration"),
+        "{}",
+        doctor.stdout()
+    );
+}
