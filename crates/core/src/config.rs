@@ -30,7 +30,8 @@ use crate::credential_map::{self, DockerRegistry, GitHost};
 use crate::profile::{self, RawProfile};
 pub use crate::profile::{
     BACKSTAGE_AUTH_PATH, BACKSTAGE_CLI_CLIENT_PATH, BACKSTAGE_SCOPES, BACKSTAGE_SHARED_CLIENT_NOTE,
-    DEFAULT_PROXY_AUTH_PROVIDER, FlowPreference, Profile, ProfileKind, ProfileKindTag, ViaProfile,
+    DEFAULT_PROXY_AUTH_PROVIDER, FlowPreference, GITHUB_SCOPES, Profile, ProfileKind,
+    ProfileKindTag, ViaProfile,
 };
 use crate::proxy_config::{self, ProxySettings, RawRoute, Route};
 use crate::url_policy::is_secure_or_loopback;
