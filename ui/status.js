@@ -86,7 +86,7 @@ function lifetime(token) {
 
 function facts(details, profile) {
   const rows = [
-    ["Signed in as", details.email ?? profile.email ?? details.subject ?? "—"],
+    ["Signed in as", profile.user ?? details.email ?? profile.email ?? details.subject ?? "—"],
     ["Name", details.name],
     ["Groups", details.groups.length ? details.groups.map((g) => el("span", { class: "chip" }, g)) : "none in the token"],
     ["Access token", lifetime(details.access_token)],

@@ -110,6 +110,7 @@ mod tests {
                 "preferred_username": "alice", "roles": ["dev", "ops"], "iat": 100, "exp": 400})),
             access_token: set(json!({"sub": "user:default/alice", "aud": "backstage",
                 "ent": ["user:default/alice", "group:default/team-a"], "iat": 200, "exp": 500})),
+            user: None,
             refresh_token: RefreshTokenState::Held {
                 issued_at: Some(100),
                 expires_at: None,

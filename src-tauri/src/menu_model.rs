@@ -78,12 +78,17 @@ fn shorten(text: &str, max_chars: usize) -> String {
 
 /// One line saying where a profile stands: "signed in as alice@example.com · expires 14:32".
 pub fn profile_line(state: &TrayState, profile: &ProfileStatus, clock: &WallClock) -> String {
-    let who = profile.email.as_deref().or(profile.subject.as_deref());
+    let who = profile
+        .user
+        .as_deref()
+        .or(profile.email.as_deref())
+        .or(profile.subject.as_deref());
     match profile.state {
         SessionState::SignedIn => {
             let who = who.map(|who| format!(" as {}", shorten(who, WHO_MAX_CHARS)));
             let expiry = match profile.access_token_expires_at {
                 Some(at) => format!(" · expires {}", clock.time_of(at)),
+                None if profile.never_expires => " · does not expire".into(),
                 None => String::new(),
             };
             let failing = if state.refresh_failing.contains(&profile.name) {

@@ -25,6 +25,8 @@ fn profile(name: &str, state: SessionState, email: Option<&str>) -> ProfileStatu
             .then_some(NOON + 2 * 3600 + 32 * 60),
         reason: None,
         notes: Vec::new(),
+        user: None,
+        never_expires: false,
     }
 }
 

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use stagepass_core::config::{
-    BACKSTAGE_SCOPES, Config, Desktop, FlowPreference, Profile, ProfileKind, ProfileKindTag,
+    BACKSTAGE_SCOPES, Config, Desktop, FlowPreference, GITHUB_SCOPES, Profile, ProfileKind,
+    ProfileKindTag,
 };
 use toml_edit::{Array, DocumentMut, Item, Table, Value, value};
 
@@ -50,6 +51,9 @@ impl ProfileForm {
                     profile.client_id().to_string()
                 },
             ),
+            ProfileKind::Github { url, client_id, .. } => {
+                (Some(url.clone()), None, client_id.clone())
+            }
         };
         ProfileForm {
             name: name.to_string(),
@@ -351,6 +355,20 @@ fn write_profile_keys(table: &mut Table, form: &ProfileForm) {
             table.remove("audience");
             set_optional(table, "client_id", Some(&form.client_id));
             if form.scopes.iter().map(String::as_str).eq(BACKSTAGE_SCOPES) {
+                table.remove("scopes");
+            } else {
+                set_value(table, "scopes", form.scopes.iter().collect::<Array>());
+            }
+        }
+        // GitHub: `url` (github.com when absent) and the app's client_id; nothing OIDC.
+        ProfileKindTag::Github => {
+            set_value(table, "kind", "github");
+            set_optional(table, "url", form.url.as_deref());
+            for not_github in ["issuer", "audience", "via_profile", "auth_provider"] {
+                table.remove(not_github);
+            }
+            set_value(table, "client_id", &form.client_id);
+            if form.scopes.iter().map(String::as_str).eq(GITHUB_SCOPES) {
                 table.remove("scopes");
             } else {
                 set_value(table, "scopes", form.scopes.iter().collect::<Array>());

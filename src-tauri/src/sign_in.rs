@@ -123,7 +123,11 @@ impl SignIns {
                 }
                 view.phase = match &result {
                     Ok(status) => SignInPhase::SignedIn {
-                        who: status.email.clone().or(status.subject.clone()),
+                        who: status
+                            .user
+                            .clone()
+                            .or(status.email.clone())
+                            .or(status.subject.clone()),
                     },
                     Err(error) => SignInPhase::Failed {
                         error: error.clone(),

@@ -24,6 +24,7 @@ mod docker_helper;
 mod doctor;
 mod events;
 mod git_helper;
+mod github;
 mod google;
 mod hardening;
 mod keycloak;

@@ -53,6 +53,10 @@ pub(crate) struct RefreshJob {
     /// The refresh token's life as the IdP stated it, carried over when it is not rotated.
     #[serde(default)]
     pub refresh_lifetime: Option<RefreshLifetime>,
+    /// Who signed in, for a provider without id_tokens (GitHub): its refresh answers do not
+    /// say, so the new tokens carry this over.
+    #[serde(default)]
+    pub identity: Option<serde_json::Value>,
     /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
     pub lock_dir: PathBuf,
 }
@@ -96,20 +100,39 @@ impl RefreshOutcome {
     }
 }
 
-/// What the keychain keeps of a token set, when there is a refresh token to keep.
+/// What the keychain keeps of a token set: its refresh token, or for GitHub an access token
+/// that never expires (it is then the login). Nothing when neither.
 pub(crate) fn stored_login(
     settings: &Profile,
     tokens: &TokenSet,
     now: SystemTime,
 ) -> Option<StoredLogin> {
-    let mut login = StoredLogin::new(
+    let (issuer, client_id) = (
         settings.issuer().into_owned(),
         settings.client_id().to_string(),
-        tokens.refresh_token.clone()?,
-        tokens.id_token.clone(),
-        unix_secs(now),
     );
+    let mut login = match &tokens.refresh_token {
+        Some(refresh_token) => StoredLogin::new(
+            issuer,
+            client_id,
+            refresh_token.clone(),
+            tokens.id_token.clone(),
+            unix_secs(now),
+        ),
+        None if settings.github_url().is_some() && tokens.expires_at.is_none() => {
+            StoredLogin::non_expiring(
+                issuer,
+                client_id,
+                tokens.access_token.clone(),
+                unix_secs(now),
+            )
+        }
+        None => return None,
+    };
     login.refresh_lifetime = tokens.refresh_lifetime;
+    if tokens.id_token.is_none() {
+        login.identity = tokens.id_claims.clone();
+    }
     Some(login)
 }
 
@@ -142,19 +165,29 @@ pub(crate) async fn refresh_and_save(
             .flatten()
             .filter(|stored| {
                 stored.belongs_to(&job.settings.issuer(), job.settings.client_id())
-                    && stored.refresh_token.expose() != job.refresh_token.expose()
+                    && stored
+                        .refresh_token
+                        .as_ref()
+                        .is_some_and(|token| token.expose() != job.refresh_token.expose())
             })
     };
-    let (refresh_token, previous_id, previous_lifetime) = match &newer {
-        Some(stored) => (
-            &stored.refresh_token,
+    let (refresh_token, previous_id, previous_lifetime, identity) = match &newer {
+        Some(
+            stored @ StoredLogin {
+                refresh_token: Some(token),
+                ..
+            },
+        ) => (
+            token,
             previous_id(stored),
             stored.refresh_lifetime,
+            stored.identity.clone(),
         ),
-        None => (
+        _ => (
             &job.refresh_token,
             job.previous_id.clone(),
             job.refresh_lifetime,
+            job.identity.clone(),
         ),
     };
     let refreshed = provider
@@ -174,6 +207,9 @@ pub(crate) async fn refresh_and_save(
                 .is_some_and(|token| token.expose() != refresh_token.expose());
             tokens.refresh_lifetime =
                 RefreshLifetime::after_refresh(tokens.refresh_lifetime, previous_lifetime, rotated);
+            if tokens.id_token.is_none() && tokens.id_claims.is_none() {
+                tokens.id_claims = identity;
+            }
             let saved = match stored_login(&job.settings, &tokens, now) {
                 None => Ok(()),
                 Some(login) => {

@@ -413,6 +413,8 @@ mod tests {
             access_token_expires_at: None,
             reason: None,
             notes: Vec::new(),
+            user: None,
+            never_expires: false,
         };
         let (mut client, _dir, agent) = scripted(vec![
             Response::LoginProgress(step.clone()),

@@ -30,8 +30,8 @@ use crate::credential_map::{self, DockerRegistry, GitHost};
 use crate::profile::{self, RawProfile};
 pub use crate::profile::{
     BACKSTAGE_AUTH_PATH, BACKSTAGE_CLI_CLIENT_PATH, BACKSTAGE_SCOPES, BACKSTAGE_SHARED_CLIENT_NOTE,
-    DEFAULT_PROXY_AUTH_PROVIDER, FlowPreference, OfflineAccess, Profile, ProfileKind,
-    ProfileKindTag, ViaProfile,
+    DEFAULT_PROXY_AUTH_PROVIDER, FlowPreference, GITHUB_SCOPES, OfflineAccess, Profile,
+    ProfileKind, ProfileKindTag, ViaProfile,
 };
 use crate::proxy_config::{self, ProxySettings, RawRoute, Route};
 use crate::url_policy::is_secure_or_loopback;
@@ -154,10 +154,12 @@ impl Config {
             )));
         }
         let routes = proxy_config::parse_routes(file.route, &profiles).map_err(config_error)?;
+        let mut git = file.git;
+        git.extend(credential_map::github_hosts(&profiles, &git));
         Ok(Config {
             path: path.to_path_buf(),
             profiles,
-            git: file.git,
+            git,
             docker: file.docker,
             desktop: file.desktop,
             proxy: file.proxy,

@@ -148,6 +148,47 @@ impl Target {
     }
 }
 
+/// What GitHub's git over HTTPS takes as the username beside a user access token.
+/// <https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/authenticating-as-a-github-app-installation#about-authentication-as-a-github-app-installation>
+pub const GITHUB_GIT_USERNAME: &str = "x-access-token";
+
+/// A `[[git]]` entry for every GitHub profile whose host no written entry names: git on
+/// `https://github.com/` (or the GHES host) then works with no more config, with the
+/// username GitHub expects. Written entries win.
+pub(crate) fn github_hosts(
+    profiles: &std::collections::BTreeMap<String, crate::profile::Profile>,
+    written: &[GitHost],
+) -> Vec<GitHost> {
+    let mut implied: Vec<GitHost> = Vec::new();
+    for (name, profile) in profiles {
+        let Some(url) = profile.github_url() else {
+            continue;
+        };
+        let Some(target) = Target::parse(url) else {
+            continue;
+        };
+        let named = |hosts: &[GitHost]| {
+            hosts.iter().any(|host| {
+                Target::parse(&host.url).is_some_and(|host| {
+                    host.scheme == target.scheme && host.authority == target.authority
+                })
+            })
+        };
+        if named(written) || named(&implied) {
+            continue;
+        }
+        implied.push(GitHost {
+            url: format!("{url}/"),
+            profile: name.clone(),
+            username: Some(GITHUB_GIT_USERNAME.to_string()),
+            username_from: None,
+            token: MappedToken::Access,
+            auth: GitAuth::Basic,
+        });
+    }
+    implied
+}
+
 /// The most specific `[[git]]` entry for `asked`: the longest matching path prefix wins.
 pub fn match_git<'a>(hosts: &'a [GitHost], asked: &Target) -> Option<&'a GitHost> {
     hosts

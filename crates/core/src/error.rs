@@ -102,6 +102,11 @@ impl Error {
     /// Whether the stored login is dead: only a definitive answer of the IdP counts, never a
     /// network failure, so an outage can't sign anyone out.
     pub fn login_is_dead(&self) -> bool {
-        matches!(self.oauth_code(), Some("invalid_grant"))
+        // GitHub answers a used or expired refresh token with `bad_refresh_token`:
+        // <https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/refreshing-user-access-tokens>
+        matches!(
+            self.oauth_code(),
+            Some("invalid_grant" | "bad_refresh_token")
+        )
     }
 }

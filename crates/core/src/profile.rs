@@ -33,6 +33,13 @@ pub const BACKSTAGE_SHARED_CLIENT_NOTE: &str = "signed in as Backstage's built-i
 /// token) matters to it, and its CLI client document declares these two.
 pub const BACKSTAGE_SCOPES: [&str; 2] = ["openid", "offline_access"];
 
+/// Where a `kind = "github"` profile signs in when it names no `url`.
+pub const GITHUB_URL: &str = "https://github.com";
+/// What an OAuth App asks for when a GitHub profile names no scopes: `repo` lets git reach
+/// private repositories. GitHub Apps ignore scopes (their permissions are set on the app).
+/// <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/scopes-for-oauth-apps>
+pub const GITHUB_SCOPES: [&str; 1] = ["repo"];
+
 /// Serialized only for the agent's own worker processes (refresh, doctor probe), which get it
 /// from their parent already parsed; a config file goes through [`RawProfile`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +85,19 @@ pub enum ProfileKind {
         scopes: Vec<String>,
         /// A Backstage behind an identity-aware proxy: no sign-in of its own.
         via: Option<ViaProfile>,
+    },
+    /// GitHub or GitHub Enterprise Server: OAuth 2.0 without OpenID Connect. Fixed endpoints
+    /// under `url` (no discovery), opaque tokens, the user from the REST API's `/user`.
+    /// <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps>
+    Github {
+        /// `https://github.com` or a GitHub Enterprise Server's base URL, no trailing slash.
+        url: String,
+        client_id: String,
+        scopes: Vec<String>,
+        /// With a secret, the browser flow (PKCE over loopback) and revocation are possible;
+        /// without one, the device flow signs in.
+        #[serde(default)]
+        client_auth: ClientAuth,
     },
 }
 
@@ -131,6 +151,7 @@ pub enum ProfileKindTag {
     #[default]
     Oidc,
     Backstage,
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +169,7 @@ impl Profile {
         match self.kind {
             ProfileKind::Oidc { .. } => ProfileKindTag::Oidc,
             ProfileKind::Backstage { .. } => ProfileKindTag::Backstage,
+            ProfileKind::Github { .. } => ProfileKindTag::Github,
         }
     }
 
@@ -156,20 +178,31 @@ impl Profile {
         match &self.kind {
             ProfileKind::Oidc { issuer, .. } => Cow::Borrowed(issuer),
             ProfileKind::Backstage { url, .. } => Cow::Owned(backstage_issuer(url)),
+            ProfileKind::Github { url, .. } => Cow::Borrowed(url),
         }
     }
 
     pub fn client_id(&self) -> &str {
         match &self.kind {
-            ProfileKind::Oidc { client_id, .. } | ProfileKind::Backstage { client_id, .. } => {
-                client_id
-            }
+            ProfileKind::Oidc { client_id, .. }
+            | ProfileKind::Backstage { client_id, .. }
+            | ProfileKind::Github { client_id, .. } => client_id,
         }
     }
 
     pub fn scopes(&self) -> &[String] {
         match &self.kind {
-            ProfileKind::Oidc { scopes, .. } | ProfileKind::Backstage { scopes, .. } => scopes,
+            ProfileKind::Oidc { scopes, .. }
+            | ProfileKind::Backstage { scopes, .. }
+            | ProfileKind::Github { scopes, .. } => scopes,
+        }
+    }
+
+    /// For a GitHub profile: its web base URL (`https://github.com` or the GHES host).
+    pub fn github_url(&self) -> Option<&str> {
+        match &self.kind {
+            ProfileKind::Github { url, .. } => Some(url),
+            _ => None,
         }
     }
 
@@ -177,23 +210,26 @@ impl Profile {
     pub fn audience(&self) -> Option<&str> {
         match &self.kind {
             ProfileKind::Oidc { audience, .. } => audience.as_deref(),
-            ProfileKind::Backstage { .. } => None,
+            ProfileKind::Backstage { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
     /// Backstage's own OAuth server has public clients only.
     pub fn client_auth(&self) -> ClientAuth {
         match &self.kind {
-            ProfileKind::Oidc { client_auth, .. } => *client_auth,
+            ProfileKind::Oidc { client_auth, .. } | ProfileKind::Github { client_auth, .. } => {
+                *client_auth
+            }
             ProfileKind::Backstage { .. } => ClientAuth::None,
         }
     }
 
-    /// How the sign-in asks for a refresh token; Backstage takes the `offline_access` scope.
+    /// How the sign-in asks for a refresh token; Backstage takes the `offline_access` scope,
+    /// and GitHub asks for nothing (a GitHub App's user tokens come with a refresh token).
     pub fn offline_access(&self) -> OfflineAccess {
         match &self.kind {
             ProfileKind::Oidc { offline, .. } => *offline,
-            ProfileKind::Backstage { .. } => OfflineAccess::Scope,
+            ProfileKind::Backstage { .. } | ProfileKind::Github { .. } => OfflineAccess::Scope,
         }
     }
 
@@ -201,7 +237,7 @@ impl Profile {
     pub fn backstage_url(&self) -> Option<&str> {
         match &self.kind {
             ProfileKind::Backstage { url, .. } => Some(url),
-            ProfileKind::Oidc { .. } => None,
+            ProfileKind::Oidc { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
@@ -210,7 +246,7 @@ impl Profile {
     pub fn via(&self) -> Option<&ViaProfile> {
         match &self.kind {
             ProfileKind::Backstage { via, .. } => via.as_ref(),
-            ProfileKind::Oidc { .. } => None,
+            ProfileKind::Oidc { .. } | ProfileKind::Github { .. } => None,
         }
     }
 
@@ -227,6 +263,16 @@ impl Profile {
             } => *client_id == backstage_cli_client(url),
             _ => false,
         }
+    }
+}
+
+/// The REST API base of a GitHub: `api.github.com` for github.com, `URL/api/v3` for GitHub
+/// Enterprise Server.
+/// <https://docs.github.com/en/enterprise-server@latest/rest/quickstart>
+pub fn github_api_url(url: &str) -> String {
+    match url {
+        GITHUB_URL => "https://api.github.com".to_string(),
+        other => format!("{other}/api/v3"),
     }
 }
 
@@ -284,6 +330,7 @@ impl RawProfile {
         let kind = match self.kind {
             ProfileKindTag::Oidc => self.oidc(&key)?,
             ProfileKindTag::Backstage => self.backstage(&key)?,
+            ProfileKindTag::Github => self.github(&key)?,
         };
         if self
             .groups_claim
@@ -437,6 +484,46 @@ impl RawProfile {
         })
     }
 
+    /// A GitHub profile: `url` (default github.com) and a client_id; nothing OIDC.
+    fn github(&self, key: &dyn Fn(&str) -> String) -> Result<ProfileKind, String> {
+        let not_used = |field: &str, why: &str| {
+            Err(format!(
+                "{}: not used with kind = \"github\"; {why}",
+                key(field)
+            ))
+        };
+        if !self.issuer.is_empty() {
+            return not_used("issuer", "set `url` for GitHub Enterprise Server instead");
+        }
+        if self.audience.is_some() {
+            return not_used("audience", "GitHub tokens are for GitHub; remove the key");
+        }
+        if self.via_profile.is_some() || self.auth_provider.is_some() {
+            return not_used(
+                "via_profile",
+                "only a Backstage profile signs in through another",
+            );
+        }
+        let url = self
+            .url
+            .as_deref()
+            .unwrap_or(GITHUB_URL)
+            .trim_end_matches('/');
+        check_issuer(&key("url"), url)?;
+        check_client_id(key, &self.client_id)?;
+        let scopes = if self.scopes == default_scopes() {
+            GITHUB_SCOPES.map(String::from).to_vec()
+        } else {
+            self.scopes.clone()
+        };
+        Ok(ProfileKind::Github {
+            url: url.to_string(),
+            client_id: self.client_id.clone(),
+            scopes,
+            client_auth: self.client_auth.unwrap_or_default(),
+        })
+    }
+
     /// `auth_provider` is only read next to `via_profile`.
     fn check_auth_provider(&self, key: &dyn Fn(&str) -> String) -> Result<Option<&str>, String> {
         match (&self.via_profile, &self.auth_provider) {
@@ -485,9 +572,9 @@ pub(crate) fn check_via(
     let key = format!("profiles.{name}.via_profile");
     match profiles.get(&via.profile).map(|upstream| &upstream.kind) {
         Some(ProfileKind::Oidc { .. }) => Ok(()),
-        Some(ProfileKind::Backstage { .. }) => Err(format!(
+        Some(ProfileKind::Backstage { .. } | ProfileKind::Github { .. }) => Err(format!(
             "{key}: `{}` must be an OpenID Connect profile (the IdP whose access token the \
-             proxy accepts), not another Backstage profile",
+             proxy accepts), not a Backstage or GitHub profile",
             via.profile
         )),
         None => Err(format!("{key}: no profile `{}` in [profiles]", via.profile)),
@@ -498,8 +585,67 @@ pub(crate) fn check_via(
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::credential_map::{GITHUB_GIT_USERNAME, Target, match_git};
 
-    fn parse(extra: &str) -> Result<Profile, String> {
+    fn parse(text: &str) -> crate::Result<Config> {
+        Config::parse(std::path::Path::new("/t.toml"), text)
+    }
+
+    #[test]
+    fn a_github_profile_defaults_to_github_com_and_maps_its_git_host() {
+        let config = parse("[profiles.gh]\nkind = \"github\"\nclient_id = \"Iv1.x\"\n").unwrap();
+        let profile = &config.profiles["gh"];
+        assert_eq!(profile.github_url(), Some("https://github.com"));
+        assert_eq!(profile.scopes(), ["repo"]);
+        assert_eq!(
+            super::github_api_url("https://github.com"),
+            "https://api.github.com"
+        );
+        let asked = Target::parse("https://github.com/owner/repo.git").unwrap();
+        let host = match_git(&config.git, &asked).unwrap();
+        assert_eq!(host.profile, "gh");
+        assert_eq!(host.username.as_deref(), Some(GITHUB_GIT_USERNAME));
+        assert!(match_git(&config.git, &Target::parse("https://gitlab.com/x").unwrap()).is_none());
+    }
+
+    #[test]
+    fn enterprise_server_has_its_api_under_api_v3_and_a_written_git_entry_wins() {
+        let config = parse(
+            "[profiles.ghe]\nkind = \"github\"\nurl = \"https://github.example.com/\"\n\
+             client_id = \"Iv1.x\"\n\n[[git]]\nurl = \"https://github.example.com/\"\n\
+             profile = \"ghe\"\nusername = \"me\"\n",
+        )
+        .unwrap();
+        let url = config.profiles["ghe"].github_url().unwrap();
+        assert_eq!(url, "https://github.example.com");
+        assert_eq!(
+            super::github_api_url(url),
+            "https://github.example.com/api/v3"
+        );
+        assert_eq!(config.git.len(), 1);
+        assert_eq!(config.git[0].username.as_deref(), Some("me"));
+    }
+
+    #[test]
+    fn oidc_keys_are_refused_on_a_github_profile() {
+        for (key, value) in [
+            ("issuer", "\"https://github.com\""),
+            ("audience", "\"https://api.github.com\""),
+            ("via_profile", "\"x\""),
+        ] {
+            let text = format!(
+                "[profiles.gh]\nkind = \"github\"\nclient_id = \"Iv1.x\"\n{key} = {value}\n"
+            );
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("profiles.gh.{key}")), "{err}");
+        }
+        let err = parse("[profiles.gh]\nkind = \"github\"\nurl = \"http://github.example.com\"\nclient_id = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must use https"), "{err}");
+    }
+
+    fn parse_google(extra: &str) -> Result<Profile, String> {
         let text = format!(
             "[profiles.g]\nissuer = \"https://accounts.google.com\"\nclient_id = \"c\"\n{extra}"
         );
@@ -510,16 +656,16 @@ mod tests {
 
     #[test]
     fn access_type_offline_drops_the_default_offline_access_scope_and_refuses_a_written_one() {
-        let google = parse("offline = \"access_type\"\n").unwrap();
+        let google = parse_google("offline = \"access_type\"\n").unwrap();
         assert_eq!(google.offline_access(), OfflineAccess::AccessType);
         assert_eq!(google.scopes(), ["openid", "email", "profile"]);
-        let written = parse(
+        let written = parse_google(
             "offline = \"access_type\"\nscopes = [\"openid\", \"email\", \"offline_access\"]\n",
         )
         .unwrap_err();
         assert!(written.contains("profiles.g.scopes"), "{written}");
         assert!(written.contains("invalid_scope"), "{written}");
-        let standard = parse("").unwrap();
+        let standard = parse_google("").unwrap();
         assert_eq!(standard.offline_access(), OfflineAccess::Scope);
         assert!(standard.scopes().iter().any(|s| s == "offline_access"));
     }

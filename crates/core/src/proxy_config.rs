@@ -414,11 +414,13 @@ fn parse_identity(
             ));
         }
     }
-    if route.token == MappedToken::Id && backstage {
+    let github = profile.github_url().is_some();
+    if route.token == MappedToken::Id && (backstage || github) {
         return Err(format!(
-            "{}: profile `{}` is a Backstage profile, which has no id_token",
+            "{}: profile `{}` is a {} profile, which has no id_token",
             key("token"),
-            route.profile
+            route.profile,
+            if github { "GitHub" } else { "Backstage" }
         ));
     }
     Ok(identity)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::tokens::RefreshLifetime;
-use crate::{ClientSecret, IdToken, RefreshToken, Secret};
+use crate::{AccessToken, ClientSecret, IdToken, RefreshToken, Secret};
 
 pub const KEYCHAIN_SERVICE: &str = "stagepass";
 const RECORD_FORMAT: u32 = 1;
@@ -23,7 +23,10 @@ pub struct StoredLogin {
     /// changes either must not send this refresh token somewhere else.
     pub issuer: String,
     pub client_id: String,
-    pub refresh_token: RefreshToken,
+    /// What renews the login. Absent only for a login whose access token never expires
+    /// (`access_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<RefreshToken>,
     pub id_token: Option<IdToken>,
     /// Unix seconds.
     pub saved_at: u64,
@@ -32,6 +35,14 @@ pub struct StoredLogin {
     /// of older versions and for IdPs that do not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_lifetime: Option<RefreshLifetime>,
+    /// An access token that never expires (a GitHub OAuth App's): it is then the login
+    /// itself, with no refresh token, so it is kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<AccessToken>,
+    /// Who signed in, for a provider without id_tokens (GitHub's `GET /user`): shown by
+    /// `status` after a restart and carried over by every refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<serde_json::Value>,
 }
 
 impl StoredLogin {
@@ -46,9 +57,31 @@ impl StoredLogin {
             format: RECORD_FORMAT,
             issuer,
             client_id,
-            refresh_token,
+            refresh_token: Some(refresh_token),
             id_token,
             saved_at,
+            refresh_lifetime: None,
+            access_token: None,
+            identity: None,
+        }
+    }
+
+    /// A login that is an access token which never expires.
+    pub fn non_expiring(
+        issuer: String,
+        client_id: String,
+        access_token: AccessToken,
+        saved_at: u64,
+    ) -> Self {
+        StoredLogin {
+            format: RECORD_FORMAT,
+            issuer,
+            client_id,
+            refresh_token: None,
+            id_token: None,
+            saved_at,
+            access_token: Some(access_token),
+            identity: None,
             refresh_lifetime: None,
         }
     }
@@ -378,7 +411,7 @@ mod tests {
         );
         store.save("corp", &login).unwrap();
         let back = store.load("corp").unwrap().unwrap();
-        assert_eq!(back.refresh_token.expose(), "rt-1");
+        assert_eq!(back.refresh_token.as_ref().unwrap().expose(), "rt-1");
         assert!(back.belongs_to("https://idp", "cli"));
         assert!(!back.belongs_to("https://idp", "other"));
 
@@ -406,7 +439,13 @@ mod tests {
         let secret = ClientSecret::parse("s3cret").unwrap();
         store.save_client_secret("corp", &secret).unwrap();
         assert_eq!(
-            store.load("corp").unwrap().unwrap().refresh_token.expose(),
+            store
+                .load("corp")
+                .unwrap()
+                .unwrap()
+                .refresh_token
+                .unwrap()
+                .expose(),
             "rt"
         );
         assert!(store.delete("corp").unwrap());

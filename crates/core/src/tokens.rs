@@ -100,6 +100,15 @@ pub struct RefreshLifetime {
 }
 
 impl RefreshLifetime {
+    /// The life an IdP stated on receipt at `now` (`refresh_token_expires_in`, seconds).
+    pub fn stated(now: SystemTime, expires_in_secs: u64) -> RefreshLifetime {
+        let issued_at = crate::clock::unix_secs(now);
+        RefreshLifetime {
+            issued_at,
+            expires_at: issued_at.saturating_add(expires_in_secs),
+        }
+    }
+
     /// The lifetime to keep after a refresh answered with `answered`. A rotated refresh
     /// token has only its own; a kept one keeps the day it was issued, with the newest
     /// expiry the IdP stated (Google answers a refresh without a new refresh token, and

@@ -380,6 +380,13 @@ pub struct ProfileStatus {
     /// another tool), for `status` and the tray.
     #[serde(default)]
     pub notes: Vec<String>,
+    /// Who signed in where the provider names users by a handle rather than an email
+    /// (GitHub: `login (name, id N)`), escaped for one line. Shown before `email`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The access token in memory never expires (a GitHub OAuth App's).
+    #[serde(default)]
+    pub never_expires: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -402,6 +409,10 @@ pub struct ClaimsReport {
     pub profile: String,
     pub id_token: Option<ClaimSet>,
     pub access_token: Option<ClaimSet>,
+    /// Who signed in, from a provider's user API where there is no id_token (GitHub's
+    /// `GET /user`).
+    #[serde(default)]
+    pub user: Option<ClaimSet>,
     /// Whether the agent holds a refresh token, and its lifetime when the token says (a JWT
     /// refresh token, as Keycloak issues). Never the token itself.
     #[serde(default)]

@@ -33,6 +33,8 @@ pub fn signed_in(name: &str) -> ProfileStatus {
         access_token_expires_at: Some(EXPIRES_AT),
         reason: None,
         notes: Vec::new(),
+        user: None,
+        never_expires: false,
     }
 }
 
@@ -81,6 +83,7 @@ impl Agent for FakeAgent {
             access_token: set(
                 json!({"sub": "u1", "aud": "backstage", "iat": EXPIRES_AT - 300, "exp": EXPIRES_AT}),
             ),
+            user: None,
             refresh_token: RefreshTokenState::Held {
                 issued_at: None,
                 expires_at: None,

@@ -8,6 +8,7 @@ mod alone;
 pub mod backstage;
 pub mod crash;
 pub mod doctor;
+pub mod github;
 pub mod keycloak;
 pub mod local_user;
 pub mod oauth2_proxy;

@@ -13,11 +13,28 @@ pub(crate) async fn claims(agent: &Agent, requested: Option<&str>) -> Result<Res
     session::load_unless_busy(agent, &session)
         .await
         .map_err(|err| errors::keychain(&err))?;
-    session.read(|data| report(name, data))
+    let github = profile.github_url().is_some();
+    session.read(|data| report(name, data, github))
 }
 
-fn report(name: String, data: &SessionData) -> Result<Response, AgentError> {
+/// For GitHub, `GET /user` as read at sign-in; it has no id_token.
+fn github_user(data: &SessionData) -> Option<ClaimSet> {
+    let claims = data
+        .tokens()
+        .and_then(|tokens| tokens.id_claims.clone())
+        .or_else(|| data.stored()?.identity.clone())?;
+    Some(ClaimSet {
+        verified: false,
+        note: "GitHub's GET /user, read by the agent with the access token at sign-in".into(),
+        verified_at: None,
+        claims,
+    })
+}
+
+fn report(name: String, data: &SessionData, github: bool) -> Result<Response, AgentError> {
+    let user = github.then(|| github_user(data)).flatten();
     let id_token = match (data.tokens(), data.stored()) {
+        _ if github => None,
         (Some(tokens), _) if tokens.id_claims.is_some() => Some(ClaimSet {
             verified: true,
             note: "signature, iss, aud, exp and nonce checked by the agent on receipt".into(),
@@ -42,13 +59,15 @@ fn report(name: String, data: &SessionData) -> Result<Response, AgentError> {
             claims: jwt::unverified_claims(tokens.access_token.expose())?,
         })
     });
-    if id_token.is_none() && access_token.is_none() {
+    if id_token.is_none() && access_token.is_none() && user.is_none() {
         return Err(errors::not_signed_in(&name));
     }
     let refresh_token = data
         .tokens()
         .and_then(|tokens| tokens.refresh_token.as_ref())
-        .or(data.stored().map(|stored| &stored.refresh_token));
+        .or(data
+            .stored()
+            .and_then(|stored| stored.refresh_token.as_ref()));
     // Only the lifetime leaves the agent, for `stagepass doctor`; never the token. A JWT
     // refresh token says it itself; for an opaque one, what the IdP stated on receipt.
     let refresh_token = match refresh_token {
@@ -67,6 +86,7 @@ fn report(name: String, data: &SessionData) -> Result<Response, AgentError> {
         profile: name,
         id_token,
         access_token,
+        user,
         refresh_token,
     }))
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stagepass_core::clock::unix_secs;
-use stagepass_core::config::{FlowPreference, OfflineAccess};
+use stagepass_core::config::{FlowPreference, OfflineAccess, Profile};
 use stagepass_core::oidc::Provider;
+use stagepass_core::profile::ClientAuth;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind, Flow, LoginProgress, Response, TokenKind};
 
@@ -196,12 +197,7 @@ async fn lead_sign_in(
     cancel: &tokio::sync::Notify,
 ) -> Result<(), AgentError> {
     let (name, profile) = resolve_profile(agent, Some(name))?;
-    let flow = request.flow.unwrap_or(match profile.flow {
-        FlowPreference::Browser => Flow::Browser,
-        FlowPreference::Device => Flow::Device,
-        FlowPreference::Auto if request.browser_available => Flow::Browser,
-        FlowPreference::Auto => Flow::Device,
-    });
+    let flow = choose_flow(&name, &profile, &request)?;
     let session = agent.session(&name, &profile);
     let Ok(held) = tokio::time::timeout(BUSY_WAIT, session.exclusive()).await else {
         return Err(errors::reply(
@@ -239,6 +235,34 @@ async fn lead_sign_in(
     };
     tracing::info!(profile = %name, flow = ?flow, "signed in");
     session::signed_in(agent, &session, tokens, &held).await
+}
+
+/// The flow the request asks for, else the profile's. A GitHub app's web flow needs its
+/// client secret for the code exchange: without one, GitHub signs in with the device flow.
+fn choose_flow(name: &str, profile: &Profile, request: &SignInRequest) -> Result<Flow, AgentError> {
+    let web_flow_possible =
+        profile.github_url().is_none() || profile.client_auth() == ClientAuth::Secret;
+    let flow = request.flow.unwrap_or(match profile.flow {
+        _ if !web_flow_possible => Flow::Device,
+        FlowPreference::Browser => Flow::Browser,
+        FlowPreference::Device => Flow::Device,
+        FlowPreference::Auto if request.browser_available => Flow::Browser,
+        FlowPreference::Auto => Flow::Device,
+    });
+    if flow == Flow::Browser && !web_flow_possible {
+        return Err(errors::reply(
+            ErrorKind::Config,
+            format!(
+                "profile `{name}`: GitHub's browser sign-in needs the app's client secret for \
+                 the code exchange"
+            ),
+            Some(format!(
+                "use `stagepass login {name} --device`, or set client_auth = \"secret\" and run \
+                 `stagepass config set-secret {name}`"
+            )),
+        ));
+    }
+    Ok(flow)
 }
 
 async fn browser_sign_in(

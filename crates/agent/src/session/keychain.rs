@@ -2,6 +2,7 @@
 
 use stagepass_core::paths;
 use stagepass_core::store::{KeychainError, StoredLogin};
+use stagepass_core::tokens::TokenSet;
 
 use stagepass_proto::AgentError;
 
@@ -31,6 +32,9 @@ pub(super) async fn load(
     data.stored = stored
         .filter(|login| login.belongs_to(&session.profile.issuer(), session.profile.client_id()));
     data.loaded = true;
+    if data.tokens.is_none() {
+        data.tokens = data.stored.as_ref().and_then(non_expiring_tokens);
+    }
     let signed_in = data.stored.is_some();
     drop(data);
     if signed_in {
@@ -51,6 +55,21 @@ pub(crate) async fn holds_refresh_token(
         return false;
     }
     session.data().held_refresh().is_some()
+}
+
+/// A login that is an access token which never expires (GitHub OAuth Apps) is served from
+/// the keychain as it is: there is nothing to refresh.
+fn non_expiring_tokens(stored: &StoredLogin) -> Option<TokenSet> {
+    Some(TokenSet {
+        access_token: stored.access_token.clone()?,
+        token_type: "Bearer".into(),
+        expires_at: None,
+        refresh_token: None,
+        id_token: None,
+        id_claims: stored.identity.clone(),
+        refresh_lifetime: None,
+        received_at: stagepass_core::clock::from_unix_secs(stored.saved_at),
+    })
 }
 
 /// Reads the keychain entry for reports (status, claims), unless a sign-in or refresh holds

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use stagepass_core::config::ProfileKind;
 use stagepass_core::paths;
+use stagepass_core::store::StoredLogin;
 use stagepass_core::tokens::TokenSet;
 use stagepass_proto::{AgentError, ErrorKind};
 
@@ -76,6 +77,9 @@ pub(super) async fn refresh(
     if session.data().unsaved {
         return persist(agent, session).await;
     }
+    if let Some(outcome) = non_expiring(session) {
+        return outcome;
+    }
     let job = job(agent, session)?;
     let provider = match agent.provider(session.name(), &session.profile).await {
         Ok(provider) => provider,
@@ -97,6 +101,27 @@ pub(super) async fn refresh(
         }
     };
     settle(agent, session, outcome).await
+}
+
+/// A token that never expires (read from the keychain just now) needs no refresh, and has
+/// none: once a server rejected it, only a new sign-in helps.
+fn non_expiring(session: &Session) -> Option<Result<(), AgentError>> {
+    let data = session.data();
+    let tokens = data.tokens.as_ref()?;
+    if tokens.expires_at.is_some() || tokens.refresh_token.is_some() {
+        return None;
+    }
+    if data.rejected.is_none() {
+        return Some(Ok(()));
+    }
+    let name = session.name();
+    Some(Err(errors::reply(
+        ErrorKind::NeedsSignIn,
+        format!(
+            "a server rejected the access token of profile `{name}`, which has no refresh token"
+        ),
+        Some(errors::login_hint(name)),
+    )))
 }
 
 /// Applies a refresh's outcome to the session, through the transition that fits it.
@@ -144,9 +169,22 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
             }),
             _,
         ) => token.clone(),
-        (_, Some(stored)) => stored.refresh_token.clone(),
+        (
+            _,
+            Some(StoredLogin {
+                refresh_token: Some(token),
+                ..
+            }),
+        ) => token.clone(),
         _ => return Err(errors::not_signed_in(name)),
     };
+    // Who signed in, where no id_token says it (GitHub).
+    let identity = data
+        .tokens
+        .as_ref()
+        .filter(|tokens| tokens.id_token.is_none())
+        .and_then(|tokens| tokens.id_claims.clone())
+        .or_else(|| data.stored.as_ref()?.identity.clone());
     let previous_id = data
         .tokens
         .as_ref()
@@ -158,6 +196,7 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
         refresh_token,
         previous_id,
         refresh_lifetime: data.refresh_lifetime(),
+        identity,
         lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
     })
 }

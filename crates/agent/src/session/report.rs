@@ -22,6 +22,7 @@ pub(crate) fn profile_status(
             let id_token = data.stored.as_ref()?.id_token.as_ref()?;
             stagepass_core::jwt::unverified_claims(id_token.expose())
         })
+        .or_else(|| data.stored.as_ref()?.identity.clone())
         .or_else(|| {
             // Backstage issues no OIDC id_token: its user token names the user itself
             // (`sub` = user entity ref). For display only.
@@ -61,7 +62,30 @@ pub(crate) fn profile_status(
             .and_then(|tokens| tokens.expires_at_unix()),
         reason,
         notes: profile_notes(&session.profile),
+        user: session
+            .profile
+            .github_url()
+            .and(claims.as_ref())
+            .and_then(github_user),
+        never_expires: data
+            .tokens
+            .as_ref()
+            .is_some_and(|tokens| tokens.expires_at.is_none() && tokens.refresh_token.is_none()),
     }
+}
+
+/// `login (name, id N)` from GitHub's `/user` claims, one line, escaped: GitHub lets users
+/// put anything in their name.
+fn github_user(claims: &serde_json::Value) -> Option<String> {
+    let login = claims.get("login")?.as_str()?;
+    let id = claims.get("id").and_then(serde_json::Value::as_u64);
+    let shown = match (claims.get("name").and_then(|name| name.as_str()), id) {
+        (Some(name), Some(id)) => format!("{login} ({name}, id {id})"),
+        (None, Some(id)) => format!("{login} (id {id})"),
+        (Some(name), None) => format!("{login} ({name})"),
+        (None, None) => login.to_string(),
+    };
+    Some(stagepass_core::text::one_line(&shown).into_owned())
 }
 
 /// For a Backstage profile behind a proxy: whether its IdP profile is signed in, and why it

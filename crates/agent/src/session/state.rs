@@ -80,7 +80,7 @@ impl SessionData {
             .as_ref()
             .and_then(|id| stagepass_core::jwt::unverified_claims(id.expose()));
         Some(HeldRefresh {
-            token: stored.refresh_token.clone(),
+            token: stored.refresh_token.clone()?,
             lifetime: stored.refresh_lifetime,
             subject: claims
                 .as_ref()

@@ -19,10 +19,14 @@ pub fn run(args: ProfileJsonArgs) -> Result<(), CommandError> {
             "profile": report.profile,
             "id_token": report.id_token.as_ref().map(set_json),
             "access_token": report.access_token.as_ref().map(set_json),
+            "user": report.user.as_ref().map(set_json),
         }))?;
         return Ok(());
     }
     outln!("profile {}", report.profile);
+    if report.user.is_some() {
+        print_set("user", report.user.as_ref())?;
+    }
     print_set("id_token", report.id_token.as_ref())?;
     print_set("access token", report.access_token.as_ref())?;
     Ok(())

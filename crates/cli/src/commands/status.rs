@@ -87,13 +87,16 @@ fn profile_json(profile: &ProfileStatus) -> serde_json::Value {
         "access_token_expires_at": profile.access_token_expires_at.map(rfc3339),
         "reason": profile.reason,
         "notes": profile.notes,
+        "user": profile.user,
+        "never_expires": profile.never_expires,
     })
 }
 
 fn describe(profile: &ProfileStatus) -> String {
     let who = profile
-        .email
+        .user
         .as_deref()
+        .or(profile.email.as_deref())
         .or(profile.subject.as_deref())
         .map(|who| format!(" as {who}"))
         .unwrap_or_default();
@@ -101,6 +104,7 @@ fn describe(profile: &ProfileStatus) -> String {
         SessionState::SignedIn => {
             let expiry = match profile.access_token_expires_at {
                 Some(at) => format!(" · access token expires {}", when(at)),
+                None if profile.never_expires => " · access token does not expire".into(),
                 None => " · no access token in memory yet (fetched on first use)".into(),
             };
             format!("signed in{who}{expiry}")

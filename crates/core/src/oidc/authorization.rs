@@ -13,7 +13,7 @@ use url::Url;
 
 use super::Provider;
 use super::errors::request_error;
-use crate::profile::OfflineAccess;
+use crate::profile::{OfflineAccess, ProfileKindTag};
 use crate::tokens::TokenSet;
 use crate::{Error, OAuthError, Result};
 
@@ -50,6 +50,9 @@ impl Provider {
     ) -> Result<PendingAuthorization> {
         let redirect_uri = RedirectUrl::from_url(redirect_uri.clone());
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        if self.kind == ProfileKindTag::Github {
+            return Ok(self.github_authorization_request(redirect_uri, &challenge, verifier));
+        }
         let client = self.client.clone().set_redirect_uri(redirect_uri.clone());
         let mut request = client
             .authorize_url(
@@ -91,6 +94,17 @@ impl Provider {
         http: &crate::http::HttpClient,
         now: SystemTime,
     ) -> Result<TokenSet> {
+        if self.kind == ProfileKindTag::Github {
+            // GitHub's web flow: the code, the redirect URI and the PKCE verifier, plus the
+            // client secret (`post_form` adds it), which its code exchange requires.
+            let form = [
+                ("grant_type", "authorization_code"),
+                ("code", code.secret().as_str()),
+                ("redirect_uri", pending.redirect_uri.as_str()),
+                ("code_verifier", pending.verifier.secret().as_str()),
+            ];
+            return self.github_exchange(&form, http, now).await;
+        }
         let client = self
             .client
             .clone()
@@ -111,13 +125,42 @@ impl Provider {
             .map_err(|err| request_error("code exchange", &self.token_endpoint(), err))?;
         let tokens = self.token_set(&response, Some(&pending.nonce), now, http.clock_skew())?;
         // Backstage's tokens say who signed in themselves (`sub` is the user entity ref).
-        if tokens.id_token.is_none() && self.kind == crate::profile::ProfileKindTag::Oidc {
+        if tokens.id_token.is_none() && self.kind == ProfileKindTag::Oidc {
             return Err(Error::BadResponse {
                 during: "code exchange",
                 reason: "no id_token in the token response (is `openid` among the scopes the client may request?)".into(),
             });
         }
         Ok(tokens)
+    }
+}
+
+impl Provider {
+    /// GitHub's web flow authorization URL: no `openid` scope and no nonce (it is OAuth 2.0
+    /// only), PKCE S256 (accepted since July 2025), a loopback redirect.
+    /// <https://docs.github.com/en/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps#1-request-a-users-github-identity>
+    fn github_authorization_request(
+        &self,
+        redirect_uri: RedirectUrl,
+        challenge: &PkceCodeChallenge,
+        verifier: PkceCodeVerifier,
+    ) -> PendingAuthorization {
+        let state = CsrfToken::new_random();
+        let mut url = self.metadata.authorization_endpoint().url().clone();
+        url.query_pairs_mut()
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", redirect_uri.as_str())
+            .append_pair("scope", &self.scopes.join(" "))
+            .append_pair("state", state.secret())
+            .append_pair("code_challenge", challenge.as_str())
+            .append_pair("code_challenge_method", challenge.method().as_str());
+        PendingAuthorization {
+            url,
+            state,
+            nonce: Nonce::new_random(),
+            verifier,
+            redirect_uri,
+        }
     }
 }
 

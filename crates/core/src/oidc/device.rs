@@ -8,6 +8,7 @@ use openidconnect::{DeviceAuthorizationUrl, PkceCodeChallenge, PkceCodeVerifier,
 use super::Provider;
 use super::errors::request_error;
 use crate::http::HttpClient;
+use crate::profile::ProfileKindTag;
 use crate::tokens::TokenSet;
 use crate::{Error, Result};
 
@@ -22,6 +23,28 @@ pub struct DeviceAuthorization {
     /// PKCE on the device grant: Keycloak demands it of a client whose PKCE method is S256
     /// ("Missing parameter: code_challenge_method"); IdPs without it ignore the parameters.
     verifier: PkceCodeVerifier,
+}
+
+impl DeviceAuthorization {
+    pub(super) fn new(
+        details: CoreDeviceAuthorizationResponse,
+        verifier: PkceCodeVerifier,
+    ) -> DeviceAuthorization {
+        DeviceAuthorization {
+            verification_uri: details.verification_uri().to_string(),
+            verification_uri_complete: details
+                .verification_uri_complete()
+                .map(|uri| uri.secret().clone()),
+            user_code: details.user_code().secret().clone(),
+            expires_in: details.expires_in(),
+            details,
+            verifier,
+        }
+    }
+
+    pub(super) fn details(&self) -> &CoreDeviceAuthorizationResponse {
+        &self.details
+    }
 }
 
 impl Provider {
@@ -43,6 +66,9 @@ impl Provider {
         &self,
         http: &HttpClient,
     ) -> Result<DeviceAuthorization> {
+        if self.kind == ProfileKindTag::Github {
+            return self.github_device_start(http).await;
+        }
         let endpoint = self.device_endpoint()?;
         let url = endpoint.to_string();
         let client = self.client.clone().set_device_authorization_url(endpoint);
@@ -63,16 +89,7 @@ impl Provider {
             .request_async(http)
             .await
             .map_err(|err| request_error("device authorization", &url, err))?;
-        Ok(DeviceAuthorization {
-            verification_uri: details.verification_uri().to_string(),
-            verification_uri_complete: details
-                .verification_uri_complete()
-                .map(|uri| uri.secret().clone()),
-            user_code: details.user_code().secret().clone(),
-            expires_in: details.expires_in(),
-            details,
-            verifier,
-        })
+        Ok(DeviceAuthorization::new(details, verifier))
     }
 
     /// Polls the token endpoint until the user approves, denies, or the code expires
@@ -83,6 +100,9 @@ impl Provider {
         http: &HttpClient,
         now: impl Fn() -> SystemTime,
     ) -> Result<TokenSet> {
+        if self.kind == ProfileKindTag::Github {
+            return self.github_device_finish(authorization, http, now).await;
+        }
         let endpoint = self.device_endpoint()?;
         let client = self.client.clone().set_device_authorization_url(endpoint);
         let mut request = client

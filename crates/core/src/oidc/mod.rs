@@ -6,6 +6,7 @@
 mod authorization;
 mod device;
 mod errors;
+mod github;
 mod probe;
 mod provider;
 mod token_response;
@@ -15,6 +16,7 @@ mod tests;
 
 pub use authorization::{CallbackError, PendingAuthorization};
 pub use device::DeviceAuthorization;
+pub use github::github_revoke_page;
 pub use openidconnect::AuthorizationCode;
 pub use probe::TokenEndpointProbe;
 pub use provider::{Capabilities, Provider, SecretMethod};

@@ -20,7 +20,7 @@ use crate::http::{HttpClient, HttpError};
 use crate::profile::{OfflineAccess, Profile, ProfileKindTag};
 use crate::tokens::TokenSet;
 use crate::url_policy::is_secure_or_loopback;
-use crate::{ClientSecret, Error, IdToken, RefreshToken, Result};
+use crate::{AccessToken, ClientSecret, Error, IdToken, RefreshToken, Result};
 
 /// Discovery fields `openidconnect` does not model.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,7 +161,11 @@ pub struct Provider {
 impl Provider {
     /// Fetches `{issuer}/.well-known/openid-configuration` and the JWKS (OpenID Connect
     /// Discovery 1.0 §4). The document's `issuer` must equal the configured one exactly.
+    /// A GitHub profile has fixed endpoints: nothing is fetched.
     pub async fn discover(profile: &Profile, http: &HttpClient) -> Result<Provider> {
+        if let Some(url) = profile.github_url() {
+            return Self::github(profile, url);
+        }
         Self::discover_at(&profile.issuer(), profile, http).await
     }
 
@@ -215,8 +219,12 @@ impl Provider {
             ClientId::new(profile.client_id().to_string()),
             None,
         );
-        Ok(Provider {
-            issuer,
+        Ok(Self::assemble(metadata, client, profile))
+    }
+
+    pub(super) fn assemble(metadata: Metadata, client: OidcClient, profile: &Profile) -> Provider {
+        Provider {
+            issuer: metadata.issuer().as_str().to_string(),
             client_id: profile.client_id().to_string(),
             resource: profile.audience().map(String::from),
             scopes: profile
@@ -230,7 +238,7 @@ impl Provider {
             metadata,
             client,
             client_secret: None,
-        })
+        }
     }
 
     /// This provider as a confidential client: every token, device and revocation request
@@ -279,6 +287,9 @@ impl Provider {
 
     /// The inverse of [`Provider::export`].
     pub fn import(exported: serde_json::Value, profile: &Profile) -> Result<Provider> {
+        if let Some(url) = profile.github_url() {
+            return Self::github(profile, url);
+        }
         #[derive(Deserialize)]
         struct Exported {
             metadata: Metadata,
@@ -339,6 +350,9 @@ impl Provider {
         http: &HttpClient,
         now: SystemTime,
     ) -> Result<TokenSet> {
+        if self.kind == ProfileKindTag::Github {
+            return self.github_refresh(refresh_token, http, now).await;
+        }
         let refresh_token_value =
             openidconnect::RefreshToken::new(refresh_token.expose().to_string());
         let mut request = self
@@ -374,6 +388,10 @@ impl Provider {
     /// Done by hand rather than through `oauth2`, which refuses plain-http endpoints even on
     /// loopback; [`HttpClient`] already enforces https everywhere else.
     pub async fn revoke(&self, refresh_token: &RefreshToken, http: &HttpClient) -> Result<bool> {
+        if self.kind == ProfileKindTag::Github {
+            // GitHub revokes access tokens only: see `revoke_access_token`.
+            return Ok(false);
+        }
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
@@ -403,6 +421,19 @@ impl Provider {
 }
 
 impl Provider {
+    /// Revokes an access token where the provider revokes access tokens rather than refresh
+    /// tokens (GitHub, with the client secret). `Ok(false)` when it cannot.
+    pub async fn revoke_access_token(
+        &self,
+        token: &AccessToken,
+        http: &HttpClient,
+    ) -> Result<bool> {
+        match self.kind {
+            ProfileKindTag::Github => self.github_revoke(token, http).await,
+            _ => Ok(false),
+        }
+    }
+
     /// POSTs `form` to an IdP endpoint as this client: `client_id` in the body for a public
     /// client, plus the secret as [`SecretMethod`] says for a confidential one (RFC 6749
     /// §2.3.1). No redirects are followed.
@@ -461,7 +492,7 @@ impl Provider {
 }
 
 /// RFC 6749 §2.3.1: both parts form-encoded before they are joined and base64-encoded.
-fn basic_credentials(client_id: &str, secret: &ClientSecret) -> String {
+pub(super) fn basic_credentials(client_id: &str, secret: &ClientSecret) -> String {
     use base64::Engine;
     let encode =
         |value: &str| url::form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>();

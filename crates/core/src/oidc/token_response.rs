@@ -4,7 +4,6 @@ use openidconnect::{Nonce, OAuth2TokenResponse, TokenResponse as _};
 
 use super::Provider;
 use super::provider::TokenResponse;
-use crate::clock::unix_secs;
 use crate::jwt;
 use crate::profile::ProfileKindTag;
 use crate::tokens::{ClockSkew, RefreshLifetime, TokenSet};
@@ -60,10 +59,7 @@ impl Provider {
             .extra_fields()
             .extra_fields()
             .refresh_token_expires_in
-            .map(|secs| RefreshLifetime {
-                issued_at: unix_secs(now),
-                expires_at: unix_secs(now).saturating_add(secs),
-            });
+            .map(|secs| RefreshLifetime::stated(now, secs));
         Ok(TokenSet {
             expires_at: TokenSet::expiry(&access_token, expires_in, now, skew),
             access_token: AccessToken::new(access_token),

@@ -91,7 +91,7 @@ pub(super) fn extra_keys(name: &str) -> &'static [ExtraKey] {
 
 /// `sso.example.com` or a base URL (`http://localhost:8080`, `https://host/auth`), without
 /// a trailing slash.
-fn base_url(domain: &str) -> String {
+pub(super) fn base_url(domain: &str) -> String {
     let domain = domain.trim_end_matches('/');
     if domain.contains("://") {
         domain.to_string()
@@ -266,15 +266,19 @@ const PRESETS: &[Preset] = &[
             })
         },
     },
-    unsupported(
-        "github",
-        "GitHub",
-        "GitHub sign-in is OAuth 2.0 without OpenID Connect: fixed endpoints, no \
-         discovery document, no id_token, so nothing verifiable says who signed in. \
-         stagepass profiles are OpenID Connect only. Federate GitHub accounts \
-         through an OpenID Connect IdP (Keycloak, Auth0, Okta) and use its preset; \
-         see docs/providers/github.md",
-    ),
+    // Rendered by `presets::github`: a GitHub profile has no issuer, scopes or claims to set.
+    Preset {
+        name: "github",
+        title: "GitHub",
+        quirks: &[],
+        scopes_note: "",
+        audience_note: "",
+        groups_claim: None,
+        groups_note: "",
+        device_note: "",
+        build: |_| Err(PresetError::Invalid("rendered by presets::github".into())),
+        unsupported: None,
+    },
     unsupported(
         "space",
         "JetBrains Space",

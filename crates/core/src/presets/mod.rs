@@ -4,6 +4,7 @@
 //! domain.
 
 mod catalog;
+mod github;
 mod write;
 
 pub use catalog::NAMES;
@@ -80,13 +81,26 @@ pub fn render(preset: &str, input: &PresetInput) -> Result<RenderedProfile, Pres
             "profile name `{name}` may only use letters, digits, `-`, `_` and `.`"
         )));
     }
-    let profile = (preset.build)(input)?;
-    let client_id = input.client_id.as_deref().ok_or(PresetError::Missing {
-        preset: preset.name,
-        flag: "--client-id",
-        what: "the ID of the public client registered at the IdP",
-    })?;
+    let client_id = || {
+        input.client_id.as_deref().ok_or(PresetError::Missing {
+            preset: preset.name,
+            flag: "--client-id",
+            what: "the ID of the public client registered at the IdP",
+        })
+    };
     let guide = format!("docs/providers/{}.md", preset.name);
+    if preset.name == "github" {
+        let toml = github::render(&name, client_id()?, input);
+        // The device flow needs no secret; the browser flow's is optional (docs/providers/github.md).
+        return Ok(RenderedProfile {
+            name,
+            toml,
+            guide,
+            needs_secret: false,
+        });
+    }
+    let profile = (preset.build)(input)?;
+    let client_id = client_id()?;
     let mut toml = String::new();
     let mut line = |text: &str| {
         toml.push_str(text);
@@ -188,7 +202,7 @@ mod tests {
                 Err(err) => panic!("{preset}: {err}"),
             }
         }
-        assert_eq!(supported, 7);
+        assert_eq!(supported, 8);
     }
 
     #[test]

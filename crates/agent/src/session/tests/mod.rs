@@ -161,7 +161,7 @@ impl World {
 
     fn saved_refresh_token(&self) -> Option<String> {
         let login = self.agent.deps.logins.load(PROFILE).unwrap()?;
-        Some(login.refresh_token.expose().to_string())
+        Some(login.refresh_token?.expose().to_string())
     }
 
     fn held_refresh_token(&self) -> Option<String> {

@@ -121,8 +121,17 @@ pub fn token_checks(name: &str, profile: &Profile) -> Vec<Check> {
         }
     }
     let id_claims = report.id_token.as_ref().map(|set| &set.claims);
+    // GitHub has no id_token: its user (`GET /user`) says who signed in.
+    let user_claims = report.user.as_ref().map(|set| &set.claims);
     let who = id_claims
-        .and_then(|claims| claims.get("email").or_else(|| claims.get("sub")))
+        .or(user_claims)
+        .and_then(|claims| {
+            claims
+                .get("email")
+                .filter(|email| email.is_string())
+                .or_else(|| claims.get("login"))
+                .or_else(|| claims.get("sub"))
+        })
         .and_then(|who| who.as_str())
         .unwrap_or("an unknown user");
     let mut checks =

@@ -25,12 +25,24 @@ pub fn run(args: DoctorArgs) -> Result<(), CommandError> {
     let profiles = config_checks(&config_path, args.profile.as_deref(), &mut report);
 
     // A Backstage behind a proxy has no IdP of its own to probe: its IdP profile's checks
-    // cover the sign-in.
+    // cover the sign-in. GitHub has no discovery document to probe.
     let (through_proxy, probed): (Vec<_>, Vec<_>) = profiles
         .iter()
         .cloned()
-        .partition(|(_, profile)| profile.via().is_some());
+        .partition(|(_, profile)| profile.via().is_some() || profile.github_url().is_some());
     for (name, profile) in &through_proxy {
+        if let Some(url) = profile.github_url() {
+            report.add(
+                Check::info(
+                    ids::IDP_DISCOVERY,
+                    "GitHub has fixed OAuth endpoints and no discovery document to check",
+                )
+                .for_profile(name)
+                .evidence(format!(
+                    "{url}/login/oauth/access_token; `stagepass login {name}` shows what GitHub says"
+                )),
+            );
+        }
         if let ProfileKind::Backstage {
             url,
             via: Some(via),
