@@ -183,19 +183,8 @@ async fn get(http: &HttpClient, url: &str, token: &AccessToken) -> Result<(u16, 
         .header(
             http::header::AUTHORIZATION,
             format!("Bearer {}", token.expose()),
-        )
-        .body(Vec::new())
-        .map_err(|err| Error::BadResponse {
-            during: "Backstage request",
-            reason: err.to_string(),
-        })?;
-    let response = http
-        .execute(request)
-        .await
-        .map_err(|source| Error::Unreachable {
-            url: url.to_string(),
-            source,
-        })?;
+        );
+    let response = http.send(request, Vec::new(), "Backstage request").await?;
     Ok((response.status().as_u16(), response.into_body()))
 }
 

@@ -111,6 +111,26 @@ impl HttpClient {
         self.limits
     }
 
+    /// Builds and executes a request, with stagepass's errors: a request that cannot be
+    /// built is a bad answer `during` the step, a failed call says which URL was unreachable.
+    pub(crate) async fn send(
+        &self,
+        request: http::request::Builder,
+        body: Vec<u8>,
+        during: &'static str,
+    ) -> crate::Result<HttpResponse> {
+        let request = request
+            .body(body)
+            .map_err(|err| crate::Error::BadResponse {
+                during,
+                reason: err.to_string(),
+            })?;
+        let url = request.uri().to_string();
+        self.execute(request)
+            .await
+            .map_err(|source| crate::Error::Unreachable { url, source })
+    }
+
     pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let url = url::Url::parse(&request.uri().to_string())
             .map_err(|err| HttpError::Other(format!("bad URL {}: {err}", request.uri())))?;

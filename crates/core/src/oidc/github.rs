@@ -285,19 +285,8 @@ impl Provider {
             .header(
                 http::header::AUTHORIZATION,
                 format!("Bearer {}", token.expose()),
-            )
-            .body(Vec::new())
-            .map_err(|err| Error::BadResponse {
-                during: "user lookup",
-                reason: err.to_string(),
-            })?;
-        let response = http
-            .execute(request)
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            );
+        let response = http.send(request, Vec::new(), "user lookup").await?;
         if !response.status().is_success() {
             return Err(Error::BadResponse {
                 during: "user lookup",
@@ -345,19 +334,8 @@ impl Provider {
             .header(
                 http::header::AUTHORIZATION,
                 super::provider::basic_credentials(&self.client_id, secret),
-            )
-            .body(body.into_bytes())
-            .map_err(|err| Error::BadResponse {
-                during: "revocation",
-                reason: err.to_string(),
-            })?;
-        let response = http
-            .execute(request)
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: url.clone(),
-                source,
-            })?;
+            );
+        let response = http.send(request, body.into_bytes(), "revocation").await?;
         match response.status().as_u16() {
             204 | 200 => Ok(true),
             status => Err(Error::BadResponse {

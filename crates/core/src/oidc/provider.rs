@@ -454,18 +454,7 @@ impl Provider {
         if let Some(authorization) = authorization {
             request = request.header(http::header::AUTHORIZATION, authorization);
         }
-        let request = request
-            .body(body.into_bytes())
-            .map_err(|err| Error::BadResponse {
-                during,
-                reason: err.to_string(),
-            })?;
-        http.execute(request)
-            .await
-            .map_err(|source| Error::Unreachable {
-                url: endpoint.to_string(),
-                source,
-            })
+        http.send(request, body.into_bytes(), during).await
     }
 }
 
