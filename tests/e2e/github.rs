@@ -8,7 +8,7 @@ use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::github::{GITHUB_LOGIN, GITHUB_USER_ID, GitHub};
 use support::{Run, Sandbox, run_with_input, unique_profile};
@@ -296,25 +296,21 @@ fn slow_down_adds_five_seconds_to_the_interval() {
     let sandbox = sandbox(&github, "gh-slow", "");
     let (mut login, lines, code) = github.start_sign_in(&sandbox);
     github.device("slow-down", &code);
-    support::wait_until("the slow_down answer", Duration::from_secs(5), || {
+    // Generous: each look at the stats starts a node process, slow on a loaded machine.
+    support::wait_until("the slow_down answer", Duration::from_secs(20), || {
         github.stats()["polls"]["slow_down"] == 1
     });
-    let slowed = Instant::now();
     github.device("approve", &code);
     // Bounded: a client that ignores slow_down gets slow_down again on every poll.
     let mut exited = None;
-    support::wait_until("the sign-in to end", Duration::from_secs(20), || {
+    support::wait_until("the sign-in to end", Duration::from_secs(30), || {
         exited = login.try_wait().unwrap();
         exited.is_some()
     });
     lines.for_each(drop);
     assert!(exited.unwrap().success());
-    // The interval was 1 s; after slow_down it is 6 s: the next poll waited that long.
-    assert!(
-        slowed.elapsed() >= Duration::from_secs(5),
-        "{:?}",
-        slowed.elapsed()
-    );
+    // The interval was 1 s; after slow_down it is 6 s: the next poll waited that long. The
+    // server's clock measures it: the test's own sees the slow_down late on a loaded machine.
     let gaps = github.stats()["poll_gaps_ms"].clone();
     let last_gap = gaps.as_array().unwrap().last().unwrap().as_u64().unwrap();
     assert!(last_gap >= 6000, "poll gaps {gaps}");
