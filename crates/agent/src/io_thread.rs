@@ -61,6 +61,9 @@ struct Queue<I> {
     /// The last ticket given out.
     issued: u64,
     closed: bool,
+    /// The thread waits for items: only then does a new one need a wake-up (a system call
+    /// on the event loop's thread, and most of a burst finds the thread busy).
+    waiting: bool,
 }
 
 impl<B: Batch> IoThread<B> {
@@ -71,6 +74,7 @@ impl<B: Batch> IoThread<B> {
                 items: Vec::new(),
                 issued: 0,
                 closed: false,
+                waiting: false,
             }),
             wake: Condvar::new(),
             done: watch::Sender::new(0),
@@ -121,8 +125,11 @@ impl<B: Batch> IoThread<B> {
         queue.items.push(item);
         queue.issued += 1;
         let ticket = Ticket(queue.issued);
+        let waiting = std::mem::take(&mut queue.waiting);
         drop(queue);
-        self.shared.wake.notify_one();
+        if waiting {
+            self.shared.wake.notify_one();
+        }
         Ok(ticket)
     }
 
@@ -196,11 +203,13 @@ fn run<B: Batch>(shared: &Shared<B::Item>, mut batch: B) {
         let (items, last, closed) = {
             let mut queue = lock(&shared.queue);
             while queue.items.is_empty() && !queue.closed {
+                queue.waiting = true;
                 queue = shared
                     .wake
                     .wait(queue)
                     .unwrap_or_else(|poison| poison.into_inner());
             }
+            queue.waiting = false;
             (std::mem::take(&mut queue.items), queue.issued, queue.closed)
         };
         shared.room.notify_waiters();
