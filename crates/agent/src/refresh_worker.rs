@@ -76,6 +76,8 @@ pub(crate) enum RefreshOutcome {
     Refreshed {
         tokens: TokenSet,
         saved: Result<(), AgentError>,
+        #[serde(default)]
+        took: RefreshTimings,
     },
     /// The IdP refused or could not be reached; `login_dead` when only a new sign-in helps.
     Failed {
@@ -87,6 +89,23 @@ pub(crate) enum RefreshOutcome {
     /// The worker gave no answer: whether the IdP rotated the token is unknown, so the agent
     /// must read the keychain again before the next refresh.
     Unknown { error: AgentError },
+}
+
+/// Where a refresh's time went, as the one who ran it measured (a worker, or the agent): the
+/// agent logs it, so a slow IdP can be told from a slow keychain and from the agent itself.
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct RefreshTimings {
+    /// Reading the keychain for a newer refresh token, in µs.
+    pub keychain_read_us: u64,
+    /// The IdP's token endpoint (and its id_token checks), in µs.
+    pub idp_us: u64,
+    /// Writing the new refresh token to the keychain, in µs.
+    pub keychain_write_us: u64,
+}
+
+/// Microseconds since `start`, for [`RefreshTimings`].
+fn micros_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 impl RefreshOutcome {
@@ -156,6 +175,8 @@ pub(crate) async fn refresh_and_save(
     // that worker took the lock starts a successor that reads the keychain too early. A
     // strict IdP revokes the whole grant when a consumed refresh token comes back, so the
     // keychain's token wins whenever the two differ.
+    let mut took = RefreshTimings::default();
+    let reading = Instant::now();
     let newer = {
         let (logins, profile) = (logins.clone(), job.profile.clone());
         tokio::task::spawn_blocking(move || logins.load(&profile))
@@ -171,6 +192,7 @@ pub(crate) async fn refresh_and_save(
                         .is_some_and(|token| token.expose() != job.refresh_token.expose())
             })
     };
+    took.keychain_read_us = micros_since(reading);
     let (refresh_token, previous_id, previous_lifetime, identity) = match &newer {
         Some(
             stored @ StoredLogin {
@@ -190,6 +212,7 @@ pub(crate) async fn refresh_and_save(
             job.identity.clone(),
         ),
     };
+    let asking = Instant::now();
     let refreshed = provider
         .refresh(
             refresh_token,
@@ -198,6 +221,7 @@ pub(crate) async fn refresh_and_save(
             now,
         )
         .await;
+    took.idp_us = micros_since(asking);
     match refreshed {
         Err(err) => RefreshOutcome::failed(&err, &job.profile),
         Ok(mut tokens) => {
@@ -210,6 +234,7 @@ pub(crate) async fn refresh_and_save(
             if tokens.id_token.is_none() && tokens.id_claims.is_none() {
                 tokens.id_claims = identity;
             }
+            let writing = Instant::now();
             let saved = match stored_login(&job.settings, &tokens, now) {
                 None => Ok(()),
                 Some(login) => {
@@ -220,7 +245,12 @@ pub(crate) async fn refresh_and_save(
                         .map_err(|err| errors::keychain(&err))
                 }
             };
-            RefreshOutcome::Refreshed { tokens, saved }
+            took.keychain_write_us = micros_since(writing);
+            RefreshOutcome::Refreshed {
+                tokens,
+                saved,
+                took,
+            }
         }
     }
 }

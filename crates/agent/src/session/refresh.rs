@@ -17,7 +17,7 @@ use stagepass_proto::{AgentError, ErrorKind};
 use super::{Exclusive, Session, keychain, transitions, via};
 use crate::errors;
 use crate::refresh_worker::{
-    RefreshJob, RefreshOutcome, previous_id, refresh_and_save, run_in_worker,
+    RefreshJob, RefreshOutcome, RefreshTimings, previous_id, refresh_and_save, run_in_worker,
 };
 use crate::sessions::Agent;
 
@@ -87,6 +87,8 @@ pub(super) async fn refresh(
             return settle(agent, session, RefreshOutcome::failed(&err, session.name())).await;
         }
     };
+    // A measurement, not the agent's notion of time: the injected clock stays out of it.
+    let started = std::time::Instant::now();
     let outcome = match &agent.deps.refresh_worker {
         Some(workers) => run_in_worker(workers, job, &provider).await,
         None => {
@@ -100,7 +102,24 @@ pub(super) async fn refresh(
             .await
         }
     };
+    if let RefreshOutcome::Refreshed { took, .. } = &outcome {
+        log_timings(session, started.elapsed(), took);
+    }
     settle(agent, session, outcome).await
+}
+
+/// One line per refresh: how long callers waited for it, and where that went. The rest of
+/// `total` (a worker's start, the pipe, the agent's own work) is the agent's share.
+fn log_timings(session: &Session, total: std::time::Duration, took: &RefreshTimings) {
+    let ms = |micros: u64| micros as f64 / 1000.0;
+    tracing::info!(
+        profile = %session.name(),
+        total_ms = total.as_secs_f64() * 1000.0,
+        keychain_read_ms = ms(took.keychain_read_us),
+        idp_ms = ms(took.idp_us),
+        keychain_write_ms = ms(took.keychain_write_us),
+        "refreshed"
+    );
 }
 
 /// A token that never expires (read from the keychain just now) needs no refresh, and has
@@ -131,7 +150,7 @@ async fn settle(
     outcome: RefreshOutcome,
 ) -> Result<(), AgentError> {
     match outcome {
-        RefreshOutcome::Refreshed { tokens, saved } => {
+        RefreshOutcome::Refreshed { tokens, saved, .. } => {
             transitions::refreshed(agent, session, tokens, saved)
         }
         RefreshOutcome::Failed {
