@@ -15,6 +15,7 @@ pub mod jwt;
 pub mod oidc;
 pub mod paths;
 pub mod platform;
+pub mod tool_files;
 pub mod presets;
 pub mod profile;
 pub mod proxy_config;
