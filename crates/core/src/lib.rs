@@ -15,7 +15,6 @@ pub mod jwt;
 pub mod oidc;
 pub mod paths;
 pub mod platform;
-pub mod tool_files;
 pub mod presets;
 pub mod profile;
 pub mod proxy_config;
@@ -32,6 +31,7 @@ pub mod store_chunks;
 pub mod testing;
 pub mod text;
 pub mod tokens;
+pub mod tool_files;
 pub mod url_policy;
 
 pub use error::{Error, OAuthError};

@@ -123,7 +123,11 @@ mod tests {
         );
         assert_eq!(
             file,
-            Some(PathBuf::from(r"C:\Users\carol").join(".docker").join("config.json"))
+            Some(
+                PathBuf::from(r"C:\Users\carol")
+                    .join(".docker")
+                    .join("config.json")
+            )
         );
     }
 

@@ -50,7 +50,11 @@ mod tests {
             let mode = quiet(found);
             assert_eq!(mode & ENABLE_ECHO_INPUT, 0, "{found:#06x}");
             assert_eq!(mode & ENABLE_LINE_INPUT, ENABLE_LINE_INPUT, "{found:#06x}");
-            assert_eq!(mode & !0x0007, found & !0x0007, "{found:#06x}: other bits kept");
+            assert_eq!(
+                mode & !0x0007,
+                found & !0x0007,
+                "{found:#06x}: other bits kept"
+            );
         }
     }
 }

@@ -52,7 +52,6 @@ fn piped() -> Result<String, CommandError> {
     Ok(text)
 }
 
-
 /// The terminal or console could not be set up or read.
 fn failed(err: std::io::Error) -> CommandError {
     CommandError::usage(format!("cannot ask for the secret at the terminal: {err}"))

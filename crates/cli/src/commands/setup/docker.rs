@@ -85,7 +85,9 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
 /// Where docker reads its config on this platform (`tool_files`).
 fn docker_config_path() -> Result<PathBuf, CommandError> {
     ToolEnv::current().docker_config_file().ok_or_else(|| {
-        CommandError::usage("no home directory (HOME, or USERPROFILE on Windows): set DOCKER_CONFIG")
+        CommandError::usage(
+            "no home directory (HOME, or USERPROFILE on Windows): set DOCKER_CONFIG",
+        )
     })
 }
 

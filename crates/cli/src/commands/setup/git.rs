@@ -78,7 +78,10 @@ fn helper_command() -> Result<String, CommandError> {
     if ensure_helper(GIT_HELPER)? {
         return Ok("stagepass".into());
     }
-    Ok(tool_files::git_helper_by_path(Os::CURRENT, &this_program()?))
+    Ok(tool_files::git_helper_by_path(
+        Os::CURRENT,
+        &this_program()?,
+    ))
 }
 
 fn get_all(key: &str) -> Result<Vec<String>, CommandError> {
