@@ -6,6 +6,7 @@ mod output;
 mod agent_link;
 // Opening a browser is shared with the tray app, so it lives in the client crate.
 use stagepass_client::browser;
+use stagepass_core::tool_files::{DOCKER_HELPER, GIT_HELPER};
 mod cli;
 mod commands;
 mod error;
@@ -25,7 +26,7 @@ fn main() -> std::process::ExitCode {
         .and_then(|path| Some(path.file_name()?.to_string_lossy().into_owned()))
         .map(|name| helper_name(&name));
     let args: Vec<std::ffi::OsString> = match invoked_as.as_deref() {
-        Some(name @ ("git-credential-stagepass" | "docker-credential-stagepass")) => {
+        Some(name @ (GIT_HELPER | DOCKER_HELPER)) => {
             let subcommand = name.trim_end_matches("-stagepass");
             ["stagepass".into(), subcommand.into()]
                 .into_iter()

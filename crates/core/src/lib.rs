@@ -31,6 +31,7 @@ pub mod store_chunks;
 pub mod testing;
 pub mod text;
 pub mod tokens;
+pub mod tool_files;
 pub mod url_policy;
 
 pub use error::{Error, OAuthError};

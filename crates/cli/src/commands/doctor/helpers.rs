@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use stagepass_core::config::Config;
 use stagepass_core::doctor::{Check, Status, ids};
+use stagepass_core::platform;
+use stagepass_core::tool_files::{DOCKER_HELPER, GIT_HELPER, ToolEnv};
 
 pub fn helper_checks(config: Option<&Config>) -> Vec<Check> {
     let git_hosts: Vec<String> = config.map_or_else(Vec::new, |config| {
@@ -51,9 +53,7 @@ fn find_program(program: &str) -> Option<PathBuf> {
         let path = PathBuf::from(program);
         return path.is_file().then_some(path);
     }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(program))
-        .find(|path| path.is_file())
+    platform::find_on_path(program)
 }
 
 /// Runs a program for its stdout; `None` when it is not installed.
@@ -134,22 +134,14 @@ fn git_check(mapped: &[String]) -> Check {
     // `helper = stagepass` makes git look for git-credential-stagepass on PATH; the form
     // `setup git` writes without that link names this executable by path instead.
     if entries.iter().any(|(_, helper)| helper == "stagepass") {
-        require_helper(ok, "git-credential-stagepass")
+        require_helper(ok, GIT_HELPER)
     } else {
         ok
     }
 }
 
-fn docker_config_path() -> Option<PathBuf> {
-    let dir = match std::env::var_os("DOCKER_CONFIG") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".docker"),
-    };
-    Some(dir.join("config.json"))
-}
-
 fn docker_check(mapped: &[String]) -> Check {
-    let Some(path) = docker_config_path() else {
+    let Some(path) = ToolEnv::current().docker_config_file() else {
         return Check::info(ids::HELPER_DOCKER, "no home directory: no docker config");
     };
     let text = match std::fs::read_to_string(&path) {
@@ -214,7 +206,7 @@ fn docker_check(mapped: &[String]) -> Check {
             ids::HELPER_DOCKER,
             format!("docker uses stagepass for {}", ours.join(", ")),
         ),
-        "docker-credential-stagepass",
+        DOCKER_HELPER,
     )
 }
 

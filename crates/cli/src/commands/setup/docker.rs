@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use stagepass_core::config::Config;
 
-use super::{on_path, show};
+use stagepass_core::platform::Os;
+use stagepass_core::tool_files::{DOCKER_HELPER, ToolEnv};
+
+use super::{ensure_helper, show};
 use crate::error::CommandError;
 
 const HELPER: &str = "stagepass";
@@ -69,23 +72,23 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
         write_atomically(&path, &file)?;
         outln!("  wrote {}", path.display());
     }
-    if !undo && !on_path("docker-credential-stagepass") {
+    // Windows: made beside this program, with its own warning when that is not on PATH.
+    if !undo && !ensure_helper(DOCKER_HELPER)? && Os::CURRENT != Os::Windows {
         errln!(
-            "warning: docker runs `docker-credential-stagepass`, which is not on PATH: link it to \
-             stagepass (scripts/install does), e.g. `ln -s \"$(command -v stagepass)\" ~/.local/bin/docker-credential-stagepass`"
+            "warning: docker runs `{DOCKER_HELPER}`, which is not on PATH: link it to \
+             stagepass (scripts/install does), e.g. `ln -s \"$(command -v stagepass)\" ~/.local/bin/{DOCKER_HELPER}`"
         );
     }
     Ok(())
 }
 
-/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+/// Where docker reads its config on this platform (`tool_files`).
 fn docker_config_path() -> Result<PathBuf, CommandError> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
-        return Ok(PathBuf::from(dir).join("config.json"));
-    }
-    let home = std::env::var_os("HOME")
-        .ok_or_else(|| CommandError::usage("HOME is not set; set DOCKER_CONFIG instead"))?;
-    Ok(PathBuf::from(home).join(".docker").join("config.json"))
+    ToolEnv::current().docker_config_file().ok_or_else(|| {
+        CommandError::usage(
+            "no home directory (HOME, or USERPROFILE on Windows): set DOCKER_CONFIG",
+        )
+    })
 }
 
 /// A crash halfway must not leave docker with half a config: write a sibling, then rename.

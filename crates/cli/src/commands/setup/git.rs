@@ -9,7 +9,10 @@ use std::process::Command;
 use stagepass_core::config::Config;
 use stagepass_core::credential_map::Target;
 
-use super::{on_path, show, this_program};
+use stagepass_core::platform::Os;
+use stagepass_core::tool_files::{self, GIT_HELPER};
+
+use super::{ensure_helper, show, this_program};
 use crate::error::CommandError;
 
 pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
@@ -69,20 +72,16 @@ pub fn run(config: &Config, undo: bool) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// `stagepass` when git can find `git-credential-stagepass` on PATH, else this executable by
-/// absolute path (git runs an absolute helper as a shell command with the action appended).
+/// `stagepass` when git can find `git-credential-stagepass` on PATH (made beside this program
+/// on Windows), else this executable by absolute path.
 fn helper_command() -> Result<String, CommandError> {
-    if on_path("git-credential-stagepass") {
+    if ensure_helper(GIT_HELPER)? {
         return Ok("stagepass".into());
     }
-    let program = this_program()?;
-    Ok(
-        if program.contains(|c: char| !(c.is_ascii_alphanumeric() || "/._-+".contains(c))) {
-            format!("!'{}' git-credential", program.replace('\'', r"'\''"))
-        } else {
-            format!("{program} git-credential")
-        },
-    )
+    Ok(tool_files::git_helper_by_path(
+        Os::CURRENT,
+        &this_program()?,
+    ))
 }
 
 fn get_all(key: &str) -> Result<Vec<String>, CommandError> {

@@ -7,6 +7,7 @@ mod kube;
 
 use stagepass_core::config::Config;
 use stagepass_core::paths;
+use stagepass_core::platform::{self, Os};
 
 use crate::cli::{SetupArgs, SetupTool};
 use crate::error::CommandError;
@@ -40,10 +41,48 @@ fn this_program() -> Result<String, CommandError> {
         .ok_or_else(|| CommandError::usage(format!("the path {} is not UTF-8", exe.display())))
 }
 
-/// Whether `name` resolves to an executable on PATH.
+/// Whether `name` resolves to an executable on PATH (`name.exe` on Windows).
 fn on_path(name: &str) -> bool {
-    // Windows finds programs by their `.exe` name.
-    let file = format!("{name}{}", std::env::consts::EXE_SUFFIX);
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(&file).is_file()))
+    platform::find_on_path(name).is_some()
+}
+
+/// Makes the helper `name` runnable the way git or docker run it, where the platform has no
+/// install script making it: on Windows it is created beside this program as a hard link (a
+/// copy where the volume has none, e.g. FAT or some network shares), since symlinks there need
+/// a privilege or developer mode. Returns whether it is on PATH afterwards. Elsewhere
+/// scripts/install makes symlinks, and a missing one is left to the caller to name.
+fn ensure_helper(name: &str) -> Result<bool, CommandError> {
+    if on_path(name) {
+        return Ok(true);
+    }
+    if Os::CURRENT != Os::Windows {
+        return Ok(false);
+    }
+    let program = std::env::current_exe()?;
+    let Some(dir) = program.parent() else {
+        return Ok(false);
+    };
+    let helper = dir.join(Os::CURRENT.program_file(name));
+    if !helper.is_file() {
+        let how = match std::fs::hard_link(&program, &helper) {
+            Ok(()) => "hard link",
+            Err(_) => {
+                std::fs::copy(&program, &helper)?;
+                "copy"
+            }
+        };
+        show(
+            '+',
+            &format!("{} ({how} of {})", helper.display(), program.display()),
+        )?;
+    }
+    if on_path(name) {
+        return Ok(true);
+    }
+    errln!(
+        "warning: {} is not on PATH, so `{name}` is not found there: add that directory to \
+         PATH (Settings > System > About > Advanced system settings > Environment Variables)",
+        dir.display()
+    );
+    Ok(false)
 }

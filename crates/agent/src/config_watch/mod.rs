@@ -13,9 +13,9 @@
 //! events: the watcher then gives way after a budget of reads, and an edit may take one more
 //! turn of the loop to be seen.
 //!
-//! Where no watch can be set up (no inotify, the directory missing) or the watch ends (the
-//! directory removed or renamed), every request checks the file's mtime and size instead,
-//! as the agent always did: slower, never stale.
+//! On macOS the same watch is kqueue's (`kqueue.rs`). Where no watch can be set up (Windows,
+//! the directory missing) or the watch ends (the directory removed or renamed), every request
+//! checks the file's mtime and size instead, as the agent always did: slower, never stale.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,7 +67,7 @@ impl ConfigCache {
     pub(crate) fn new(path: PathBuf) -> ConfigCache {
         let watch = tokio::runtime::Handle::try_current()
             .ok()
-            .and_then(|_| match inotify::Watcher::new(&path) {
+            .and_then(|_| match backend::Watcher::new(&path) {
                 Ok(watcher) => Some(watcher),
                 Err(err) => {
                     tracing::info!(
@@ -148,10 +148,19 @@ impl Drop for ConfigCache {
     }
 }
 
-/// Where there is no inotify (macOS, Windows) the config's stamp is checked on every request;
-/// a kqueue or `ReadDirectoryChangesW` watcher would slot in here.
-#[cfg(not(target_os = "linux"))]
-mod inotify {
+#[cfg(target_os = "linux")]
+use self::inotify as backend;
+#[cfg(target_os = "macos")]
+mod kqueue;
+#[cfg(target_os = "macos")]
+use self::kqueue as backend;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+use self::none as backend;
+
+/// Where there is no watch (Windows) the config's stamp is checked on every request; a
+/// `ReadDirectoryChangesW` watcher would slot in here.
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+mod none {
     use std::path::Path;
     use std::sync::Arc;
 
