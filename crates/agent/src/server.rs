@@ -215,7 +215,10 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         | Request::Shutdown
         | Request::ProxyLaunch { .. }
         | Request::RemoteList
-        | Request::DelegateList => {
+        | Request::DelegateList
+        // The proxy's side records each decision, with who answered.
+        | Request::DelegatePending
+        | Request::DelegateAnswer { .. } => {
             return None;
         }
     };
@@ -344,6 +347,8 @@ fn request_name(request: &Request) -> &'static str {
         Request::DelegateList => "delegate_list",
         Request::DelegateRevoke { .. } => "delegate_revoke",
         Request::DelegateHold { .. } => "delegate_hold",
+        Request::DelegatePending => "delegate_pending",
+        Request::DelegateAnswer { .. } => "delegate_answer",
         Request::SetClientSecret { .. } => "set_client_secret",
     }
 }
