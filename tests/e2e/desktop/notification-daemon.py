@@ -1,6 +1,6 @@
 """A freedesktop notification daemon for the approval tests, on the session bus the tests run
 in (scripts/with-keyring): it owns org.freedesktop.Notifications, writes each Notify call as a
-JSON line to LOG, and for a notification whose body contains MARKER and which offers ACTION,
+JSON line to LOG, and for a notification whose summary or body contains MARKER and which offers ACTION,
 emits ActionInvoked(id, ACTION) after a second, as a real daemon does when the user clicks
 that button (https://specifications.freedesktop.org/notification-spec/latest/protocol.html).
 Prints "ready" once it owns the name.
@@ -61,7 +61,7 @@ def on_call(connection, sender, path, interface, method, params, invocation):
              "timeout": timeout})
         invocation.return_value(GLib.Variant("(u)", (notification,)))
         keys = actions[0::2]
-        if marker in body and action in keys:
+        if (marker in summary or marker in body) and action in keys:
             GLib.timeout_add(1000, click, connection, notification)
     elif method == "CloseNotification":
         (notification,) = params.unpack()
