@@ -26,12 +26,7 @@ fn call_later(setup: &ProxySetup, key: &str, method: &str, path: &str) -> JoinHa
     std::thread::spawn(move || {
         support::proxy::curl(
             &format!("http://127.0.0.1:{port}{path}"),
-            &[
-                "-X",
-                &method,
-                "-H",
-                &support::proxy::key_header(&key),
-            ],
+            &["-X", &method, "-H", &support::proxy::key_header(&key)],
         )
     })
 }
@@ -119,7 +114,14 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
         .assert_ok();
     let (key, _) = setup.delegate(
         "asker",
-        &["--routes", "api", "--read-only", "--ask", "--ask-timeout", "30"],
+        &[
+            "--routes",
+            "api",
+            "--read-only",
+            "--ask",
+            "--ask-timeout",
+            "30",
+        ],
     );
 
     // Allowed once, from another process.
@@ -137,7 +139,11 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
         .run(&["delegate", "pending"])
         .assert_ok()
         .assert_stdout_contains(&format!("{id}  asker: POST /echo on route api"));
-    assert_eq!(setup.reached(), ["GET /echo"], "nothing reaches it while it waits");
+    assert_eq!(
+        setup.reached(),
+        ["GET /echo"],
+        "nothing reaches it while it waits"
+    );
     setup
         .sandbox
         .run(&["delegate", "approve", &id])
@@ -160,7 +166,10 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
         .assert_stdout_contains("denied: POST /echo");
     let body = assert_refused(&waiting.join().unwrap(), "denied");
     assert!(
-        body["message"].as_str().unwrap().contains("denied it (cli)"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("denied it (cli)"),
         "{body}"
     );
     assert_eq!(
@@ -186,6 +195,11 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
     );
     let audit = std::fs::read_to_string(setup.sandbox.data_dir().join("audit.jsonl")).unwrap();
     assert!(!audit.contains(&key));
+    setup
+        .sandbox
+        .run(&["audit", "--delegation", "asker"])
+        .assert_ok()
+        .assert_stdout_contains("[asker] POST api /echo -> -: allowed once (answered by cli)");
 }
 
 #[test]
@@ -193,7 +207,14 @@ fn always_widens_the_scope_by_that_request_only_and_revocation_refuses_what_wait
     let setup = setup(&support::unique_profile("approval-always"));
     let (key, _) = setup.delegate(
         "widening",
-        &["--routes", "api", "--read-only", "--ask", "--ask-timeout", "30s"],
+        &[
+            "--routes",
+            "api",
+            "--read-only",
+            "--ask",
+            "--ask-timeout",
+            "30s",
+        ],
     );
     let waiting = call_later(&setup, &key, "POST", "/api/echo/a");
     let id = wait_pending(&setup.sandbox, 1)[0]["id"]
@@ -309,7 +330,12 @@ fn exec_agent_asks_and_its_child_cannot_answer_for_itself() {
         code.exists()
     });
     let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
-    assert_eq!(read("self-approve-code"), "11\n", "{}", read("self-approve"));
+    assert_eq!(
+        read("self-approve-code"),
+        "11\n",
+        "{}",
+        read("self-approve")
+    );
     assert!(
         read("self-approve").contains("runs under `stagepass exec --agent asking-agent`"),
         "{}",
@@ -318,10 +344,7 @@ fn exec_agent_asks_and_its_child_cannot_answer_for_itself() {
     assert_eq!(pending(&setup.sandbox).len(), 1, "still waiting");
     assert_eq!(setup.reached(), Vec::<String>::new());
     let id = listed[0]["id"].as_str().unwrap().to_string();
-    setup
-        .sandbox
-        .run(&["delegate", "approve", &id])
-        .assert_ok();
+    setup.sandbox.run(&["delegate", "approve", &id]).assert_ok();
     assert!(running.wait().unwrap().success());
     assert_eq!(read("post"), "200");
     assert_eq!(setup.reached(), ["POST /echo"]);
@@ -359,7 +382,11 @@ impl Daemon {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut ready)
             .unwrap();
-        assert_eq!(ready.trim(), "ready", "the daemon owns the notification name");
+        assert_eq!(
+            ready.trim(),
+            "ready",
+            "the daemon owns the notification name"
+        );
         Some(Daemon {
             child,
             log,
@@ -395,13 +422,23 @@ fn the_notifications_allow_action_lets_the_request_through() {
     let setup = setup(&support::unique_profile("approval-notify"));
     let (key, _) = setup.delegate(
         "notified-agent",
-        &["--routes", "api", "--read-only", "--ask", "--ask-timeout", "30s"],
+        &[
+            "--routes",
+            "api",
+            "--read-only",
+            "--ask",
+            "--ask-timeout",
+            "30s",
+        ],
     );
     // `&` in the path: the body is freedesktop markup, so it arrives as an entity.
     let started = Instant::now();
     let answer = setup.call(&key, "POST", "/api/echo&x");
     assert_eq!(answer.status, 404, "{} {:?}", answer.body, daemon.lines());
-    assert!(started.elapsed() < Duration::from_secs(20), "answered by the click");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "answered by the click"
+    );
     assert_eq!(setup.reached(), ["POST /echo&x"]);
     let lines = daemon.lines();
     let shown = lines

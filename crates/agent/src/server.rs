@@ -279,14 +279,16 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
             about = caller.about_delegation(&info.name);
             caller = &about;
             remote_note = format!(
-                "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}",
+                "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}{}",
                 info.name,
                 info.routes.join(", "),
                 info.methods
                     .as_ref()
                     .map_or("all".into(), |methods| methods.join(", ")),
                 info.paths.join(", "),
-                info.expires_at
+                info.expires_at,
+                info.ask_timeout_secs
+                    .map_or(String::new(), |secs| format!(", asks (waits {secs} s)"))
             );
             ("", None, remote_note.as_str())
         }

@@ -293,7 +293,12 @@ impl Scope {
         path: &str,
     ) -> Result<(), Missing> {
         match self.check_declared(route, method, path) {
-            Err(_) if self.approved.iter().any(|grant| grant.covers(route, method, path)) => {
+            Err(_)
+                if self
+                    .approved
+                    .iter()
+                    .any(|grant| grant.covers(route, method, path)) =>
+            {
                 Ok(())
             }
             checked => checked,

@@ -469,7 +469,12 @@ impl Record {
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
             ask_timeout_secs: self.scope.ask,
-            approved: self.scope.approved.iter().map(ToString::to_string).collect(),
+            approved: self
+                .scope
+                .approved
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 

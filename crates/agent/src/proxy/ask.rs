@@ -145,10 +145,7 @@ async fn decide(
         _ => {}
     }
     // Allowed: unless the delegation ended in the meantime (expired while it waited).
-    if !agent
-        .delegations
-        .live(name, crate::delegation::now(agent))
-    {
+    if !agent.delegations.live(name, crate::delegation::now(agent)) {
         return Err(Asked::Revoked);
     }
     if answer.decision == Decision::AllowOnce {
@@ -174,11 +171,14 @@ async fn decide(
         decision: Decision::AllowOnce,
         by: AnsweredBy::Covered,
     };
-    agent.delegations.approvals.answer_all(name, covered, |other| {
-        other.id != info.id
-            && http::Method::from_bytes(other.method.as_bytes())
-                .is_ok_and(|method| grant.covers(&other.route, &method, &other.path))
-    });
+    agent
+        .delegations
+        .approvals
+        .answer_all(name, covered, |other| {
+            other.id != info.id
+                && http::Method::from_bytes(other.method.as_bytes())
+                    .is_ok_and(|method| grant.covers(&other.route, &method, &other.path))
+        });
     Ok("allowed; the delegation's scope now covers it")
 }
 
@@ -197,7 +197,7 @@ fn record(
         (Ok(_), _) => "allow_once",
     };
     let outcome = match decided {
-        Ok(note) => note.to_string(),
+        Ok(note) => format!("{note} (answered by {})", answer.by.as_str()),
         Err(asked) => format!("refused: {}", asked.describe()),
     };
     agent.record(&DecisionLine {

@@ -147,7 +147,10 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         };
         // A delegation made with `--ask` waits for the developer's answer instead.
         let refused = match accepted.scope.ask {
-            Some(secs) => super::ask::wait(agent, &refusal, secs).await.err().map(Some),
+            Some(secs) => super::ask::wait(agent, &refusal, secs)
+                .await
+                .err()
+                .map(Some),
             None => Some(None),
         };
         if let Some(asked) = refused {

@@ -3,8 +3,8 @@
 //! Method and path come from whoever called the proxy: escaped before they are shown.
 
 use stagepass_client::Client;
-use stagepass_proto::approval::{DEFAULT_ASK_TIMEOUT_SECS, Decision, PendingRequest};
 use stagepass_core::text::one_line;
+use stagepass_proto::approval::{DEFAULT_ASK_TIMEOUT_SECS, Decision, PendingRequest};
 
 use crate::agent_link;
 use crate::cli::AskArgs;
@@ -56,7 +56,9 @@ pub fn pending(json: bool) -> Result<(), CommandError> {
             request.deadline.saturating_sub(now)
         );
     }
-    outln!("\nAnswer with `stagepass delegate approve ID [--always]` or `stagepass delegate deny ID`.");
+    outln!(
+        "\nAnswer with `stagepass delegate approve ID [--always]` or `stagepass delegate deny ID`."
+    );
     Ok(())
 }
 
