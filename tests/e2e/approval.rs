@@ -31,6 +31,29 @@ fn call_later(setup: &ProxySetup, key: &str, method: &str, path: &str) -> JoinHa
     })
 }
 
+/// An `--ask` delegation, read-only on route `api`, waiting `timeout`: its key and record.
+fn asking(setup: &ProxySetup, name: &str, timeout: &str) -> (String, serde_json::Value) {
+    setup.delegate(
+        name,
+        &[
+            "--routes",
+            "api",
+            "--read-only",
+            "--ask",
+            "--ask-timeout",
+            timeout,
+        ],
+    )
+}
+
+/// The id of the one request that waits, once it does.
+fn the_waiting_id(sandbox: &Sandbox) -> String {
+    wait_pending(sandbox, 1)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn pending(sandbox: &Sandbox) -> Vec<serde_json::Value> {
     let run = sandbox.run(&["delegate", "pending", "--json"]);
     run.assert_ok();
@@ -71,17 +94,7 @@ fn decisions(setup: &ProxySetup, name: &str) -> Vec<(String, String)> {
 #[test]
 fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
     let setup = setup(&support::unique_profile("approval"));
-    let (key, created) = setup.delegate(
-        "asker",
-        &[
-            "--routes",
-            "api",
-            "--read-only",
-            "--ask",
-            "--ask-timeout",
-            "2s",
-        ],
-    );
+    let (key, created) = asking(&setup, "asker", "2s");
     assert_eq!(created["ask_timeout_secs"], 2);
     setup
         .sandbox
@@ -112,17 +125,7 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
         .sandbox
         .run(&["delegate", "revoke", "asker"])
         .assert_ok();
-    let (key, _) = setup.delegate(
-        "asker",
-        &[
-            "--routes",
-            "api",
-            "--read-only",
-            "--ask",
-            "--ask-timeout",
-            "30",
-        ],
-    );
+    let (key, _) = asking(&setup, "asker", "30");
 
     // Allowed once, from another process.
     let waiting = call_later(&setup, &key, "POST", "/api/echo");
@@ -155,10 +158,7 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
     assert_eq!(setup.reached(), ["GET /echo", "POST /echo"]);
     // Once: the next one asks again, and this time is denied.
     let waiting = call_later(&setup, &key, "POST", "/api/echo");
-    let id = wait_pending(&setup.sandbox, 1)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_waiting_id(&setup.sandbox);
     setup
         .sandbox
         .run(&["delegate", "deny", &id])
@@ -205,22 +205,9 @@ fn a_request_outside_the_scope_waits_and_is_allowed_denied_or_timed_out() {
 #[test]
 fn always_widens_the_scope_by_that_request_only_and_revocation_refuses_what_waits() {
     let setup = setup(&support::unique_profile("approval-always"));
-    let (key, _) = setup.delegate(
-        "widening",
-        &[
-            "--routes",
-            "api",
-            "--read-only",
-            "--ask",
-            "--ask-timeout",
-            "30s",
-        ],
-    );
+    let (key, _) = asking(&setup, "widening", "30s");
     let waiting = call_later(&setup, &key, "POST", "/api/echo/a");
-    let id = wait_pending(&setup.sandbox, 1)[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = the_waiting_id(&setup.sandbox);
     setup
         .sandbox
         .run(&["delegate", "approve", &id, "--always"])
@@ -420,17 +407,7 @@ fn the_notifications_allow_action_lets_the_request_through() {
         return;
     };
     let setup = setup(&support::unique_profile("approval-notify"));
-    let (key, _) = setup.delegate(
-        "notified-agent",
-        &[
-            "--routes",
-            "api",
-            "--read-only",
-            "--ask",
-            "--ask-timeout",
-            "30s",
-        ],
-    );
+    let (key, _) = asking(&setup, "notified-agent", "30s");
     // `&` in the path: the body is freedesktop markup, so it arrives as an entity.
     let started = Instant::now();
     let answer = setup.call(&key, "POST", "/api/echo&x");

@@ -11,18 +11,13 @@
 //! determined process running as them (an OS sandbox is that).
 
 use stagepass_core::text::one_line;
-use stagepass_proto::approval::Decision;
+use stagepass_proto::approval::{Decision, PendingRequest};
 
-/// A request waiting for an answer, as a notification asks about it. `method` and `path`
-/// come from the caller: escaped before they are shown.
+/// A request waiting for an answer, as a notification asks about it. Its `method` and
+/// `path` come from the caller: escaped before they are shown.
 #[derive(Debug, Clone)]
 pub struct Question {
-    pub id: String,
-    pub delegation: String,
-    pub route: String,
-    pub method: String,
-    pub path: String,
-    pub missing: String,
+    pub request: PendingRequest,
     pub timeout_secs: u64,
 }
 
@@ -45,19 +40,20 @@ pub(crate) fn decision(action: &str) -> Option<Decision> {
 
 impl Question {
     pub(crate) fn summary(&self) -> String {
-        format!("stagepass: allow `{}`?", one_line(&self.delegation))
+        format!("stagepass: allow `{}`?", one_line(&self.request.delegation))
     }
 
     /// Plain text; the notifier escapes markup.
     pub(crate) fn body(&self) -> String {
+        let request = &self.request;
         format!(
             "{} {} on route {} is outside the delegation's {}. Refused in {} s unless allowed (or: stagepass delegate approve {}).",
-            one_line(&self.method),
-            one_line(&self.path),
-            one_line(&self.route),
-            one_line(&self.missing),
+            one_line(&request.method),
+            one_line(&request.path),
+            one_line(&request.route),
+            one_line(&request.missing),
             self.timeout_secs,
-            self.id
+            request.id
         )
     }
 }
@@ -96,7 +92,7 @@ pub(crate) fn ask_desktop(
                     Err(err) => {
                         tracing::info!(
                             "no desktop notification ({err}): request {} waits for `stagepass delegate approve|deny`",
-                            question.id
+                            question.request.id
                         );
                         return;
                     }
@@ -149,12 +145,16 @@ mod tests {
     #[test]
     fn the_question_escapes_what_the_caller_sent() {
         let question = Question {
-            id: "0a1b2c3d".into(),
-            delegation: "claude".into(),
-            route: "api".into(),
-            method: "POST".into(),
-            path: "/x\u{1b}[2J\n".into(),
-            missing: "method".into(),
+            request: PendingRequest {
+                id: "0a1b2c3d".into(),
+                delegation: "claude".into(),
+                route: "api".into(),
+                method: "POST".into(),
+                path: "/x\u{1b}[2J\n".into(),
+                missing: "method".into(),
+                since: 0,
+                deadline: 60,
+            },
             timeout_secs: 60,
         };
         let body = question.body();

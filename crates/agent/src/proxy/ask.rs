@@ -99,12 +99,10 @@ pub(crate) async fn wait(agent: &Agent, refusal: &Refusal<'_>, secs: u64) -> Res
         Err(Full::NoId) => return Err(Asked::TimedOut),
     };
     let question = Question {
-        id: waiter.id.clone(),
-        delegation: info.delegation.clone(),
-        route: info.route.clone(),
-        method: info.method.clone(),
-        path: info.path.clone(),
-        missing: info.missing.clone(),
+        request: PendingRequest {
+            id: waiter.id.clone(),
+            ..info.clone()
+        },
         timeout_secs: secs,
     };
     let replies = approvals.clone();
