@@ -445,4 +445,26 @@ fn the_notifications_allow_action_lets_the_request_through() {
         decisions(&setup, "notified-agent"),
         [("allow_once".to_string(), "notification".to_string())]
     );
+
+    // Answered in a terminal instead: the notification nobody clicked is closed.
+    let (quiet, _) = asking(&setup, "quiet-agent", "30s");
+    let waiting = call_later(&setup, &quiet, "POST", "/api/echo");
+    let id = the_waiting_id(&setup.sandbox);
+    let shown_id = || {
+        daemon.lines().iter().find_map(|line| {
+            (line["summary"] == "stagepass: allow `quiet-agent`?").then(|| line["id"].clone())
+        })
+    };
+    wait_until("the notification", Duration::from_secs(10), || {
+        shown_id().is_some()
+    });
+    setup.sandbox.run(&["delegate", "deny", &id]).assert_ok();
+    assert_refused(&waiting.join().unwrap(), "denied");
+    let notification = shown_id().unwrap();
+    wait_until("the notification closed", Duration::from_secs(10), || {
+        daemon
+            .lines()
+            .iter()
+            .any(|line| line["closed"] == notification)
+    });
 }
