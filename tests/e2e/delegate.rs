@@ -12,7 +12,7 @@ use support::proxy::{Answer, ProxySetup, curl, key_header};
 use support::{Run, wait_until};
 
 /// A signed-in sandbox whose proxy routes `api` and `other` to the counting upstream.
-fn setup(profile: &str) -> ProxySetup {
+pub(crate) fn setup(profile: &str) -> ProxySetup {
     ProxySetup::start(profile, &[], |_, upstream| {
         let url = &upstream.url;
         format!(
@@ -24,7 +24,7 @@ fn setup(profile: &str) -> ProxySetup {
 
 impl ProxySetup {
     /// `delegate create NAME ARGS --json`: the key and the record.
-    fn delegate(&self, name: &str, args: &[&str]) -> (String, serde_json::Value) {
+    pub(crate) fn delegate(&self, name: &str, args: &[&str]) -> (String, serde_json::Value) {
         let mut all = vec!["delegate", "create", name];
         all.extend_from_slice(args);
         all.push("--json");
@@ -35,7 +35,7 @@ impl ProxySetup {
     }
 
     /// A request through the proxy with `key` as the proxy key.
-    fn call(&self, key: &str, method: &str, path: &str) -> Answer {
+    pub(crate) fn call(&self, key: &str, method: &str, path: &str) -> Answer {
         curl(
             &format!("http://127.0.0.1:{}{path}", self.port),
             &["--path-as-is", "-X", method, "-H", &key_header(key)],
@@ -43,7 +43,7 @@ impl ProxySetup {
     }
 
     /// Every request the upstream received, as "METHOD /path".
-    fn reached(&self) -> Vec<String> {
+    pub(crate) fn reached(&self) -> Vec<String> {
         self.upstream.stats()["requests"]
             .as_array()
             .unwrap()
@@ -52,7 +52,7 @@ impl ProxySetup {
             .collect()
     }
 
-    fn audit_of(&self, name: &str) -> Vec<serde_json::Value> {
+    pub(crate) fn audit_of(&self, name: &str) -> Vec<serde_json::Value> {
         let run = self.sandbox.run(&["audit", "--delegation", name, "--json"]);
         run.assert_ok();
         run.stdout()
@@ -63,7 +63,7 @@ impl ProxySetup {
 }
 
 /// A 403 of the scope check: JSON, naming what was missing.
-fn assert_outside(answer: &Answer, missing: &str) -> serde_json::Value {
+pub(crate) fn assert_outside(answer: &Answer, missing: &str) -> serde_json::Value {
     assert_eq!(answer.status, 403, "{}", answer.body);
     assert_eq!(answer.header("content-type"), ["application/json"]);
     assert_eq!(answer.header("x-content-type-options"), ["nosniff"]);

@@ -13,6 +13,7 @@
 
 mod support;
 
+mod approval;
 mod audit;
 mod backstage;
 mod bad_inputs;

@@ -20,6 +20,7 @@ mod io_thread;
 mod log;
 mod loopback;
 pub mod notify;
+mod notify_ask;
 mod peer;
 mod process;
 mod providers;

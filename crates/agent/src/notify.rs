@@ -6,9 +6,18 @@ use std::sync::Arc;
 
 use stagepass_core::text::one_line;
 
+pub use crate::notify_ask::{Question, Reply};
+
 /// Injected so the agent's logic is testable without a desktop.
 pub trait Notifier: Send + Sync {
     fn notify(&self, summary: &str, body: &str);
+
+    /// Asks the developer about a request of an `--ask` delegation, with actions; `reply`
+    /// gets the answer, if one is chosen; `done` resolves when the request no longer waits.
+    /// By default nothing is shown: the request waits for `stagepass delegate approve|deny`.
+    fn ask(&self, question: Question, reply: Reply, done: tokio::sync::oneshot::Receiver<()>) {
+        let _ = (question, reply, done);
+    }
 }
 
 /// The desktop's notification service. A missing service is a log line, never a failure.
@@ -30,6 +39,12 @@ impl Notifier for DesktopNotifier {
                 tracing::info!("no desktop notification ({err}): {summary}: {body}");
             }
         });
+    }
+
+    #[cfg(all(unix, not(target_os = "macos")))]
+    fn ask(&self, question: Question, reply: Reply, done: tokio::sync::oneshot::Receiver<()>) {
+        let body = markup_safe(&question.body());
+        crate::notify_ask::ask_desktop(question, body, reply, done);
     }
 }
 
@@ -70,11 +85,22 @@ pub struct ConfigGated {
 
 impl Notifier for ConfigGated {
     fn notify(&self, summary: &str, body: &str) {
-        let enabled = stagepass_core::config::Config::load(&self.config_path)
-            .map_or(true, |config| config.desktop.notifications);
-        if enabled {
+        if self.enabled() {
             self.inner.notify(summary, body);
         }
+    }
+
+    fn ask(&self, question: Question, reply: Reply, done: tokio::sync::oneshot::Receiver<()>) {
+        if self.enabled() {
+            self.inner.ask(question, reply, done);
+        }
+    }
+}
+
+impl ConfigGated {
+    fn enabled(&self) -> bool {
+        stagepass_core::config::Config::load(&self.config_path)
+            .map_or(true, |config| config.desktop.notifications)
     }
 }
 

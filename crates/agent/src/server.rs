@@ -215,7 +215,10 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
         | Request::Shutdown
         | Request::ProxyLaunch { .. }
         | Request::RemoteList
-        | Request::DelegateList => {
+        | Request::DelegateList
+        // The proxy's side records each decision, with who answered.
+        | Request::DelegatePending
+        | Request::DelegateAnswer { .. } => {
             return None;
         }
     };
@@ -276,14 +279,16 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
             about = caller.about_delegation(&info.name);
             caller = &about;
             remote_note = format!(
-                "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}",
+                "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}{}",
                 info.name,
                 info.routes.join(", "),
                 info.methods
                     .as_ref()
                     .map_or("all".into(), |methods| methods.join(", ")),
                 info.paths.join(", "),
-                info.expires_at
+                info.expires_at,
+                info.ask_timeout_secs
+                    .map_or(String::new(), |secs| format!(", asks (waits {secs} s)"))
             );
             ("", None, remote_note.as_str())
         }
@@ -344,6 +349,8 @@ fn request_name(request: &Request) -> &'static str {
         Request::DelegateList => "delegate_list",
         Request::DelegateRevoke { .. } => "delegate_revoke",
         Request::DelegateHold { .. } => "delegate_hold",
+        Request::DelegatePending => "delegate_pending",
+        Request::DelegateAnswer { .. } => "delegate_answer",
         Request::SetClientSecret { .. } => "set_client_secret",
     }
 }

@@ -169,7 +169,8 @@ delegation gets no raw token (proxy access only).
 Examples:
   stagepass delegate create ci-bot --routes jenkins --methods GET,POST --paths /job/app/ --ttl 2h
   stagepass delegate create reader --routes backstage --read-only --json
-  stagepass delegate create two --routes api,backstage --paths api:/v1/ backstage:/api/catalog/")]
+  stagepass delegate create two --routes api,backstage --paths api:/v1/ backstage:/api/catalog/
+  stagepass delegate create helper --routes backstage --read-only --ask   # writes ask you first")]
     Create(DelegateCreateArgs),
     /// List delegations, remote keys included: scope, expiry and last use (never a key).
     List(JsonArg),
@@ -178,6 +179,38 @@ Examples:
         /// The delegation's name, as `delegate list` shows it.
         name: String,
     },
+    /// List the requests of `--ask` delegations that wait for your answer.
+    Pending(JsonArg),
+    /// Let a waiting request through (once, or with --always from now on).
+    #[command(after_long_help = "\
+--always widens the delegation's scope by the request's route, method and path (as a prefix:
+the path and what is under it), so the next such request goes through without asking; it
+widens nothing else. `stagepass delegate list` shows what was approved.")]
+    Approve {
+        /// The request's id, as `delegate pending` shows it.
+        id: String,
+        /// Allow this route, method and path prefix for the delegation from now on.
+        #[arg(long)]
+        always: bool,
+    },
+    /// Refuse a waiting request: its caller gets a 403 and the upstream never sees it.
+    Deny {
+        /// The request's id, as `delegate pending` shows it.
+        id: String,
+    },
+}
+
+/// `--ask`: ask the developer about requests outside the scope instead of refusing them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AskArgs {
+    /// A request outside the scope waits for your answer (a desktop notification with
+    /// Allow once / Allow for this delegation / Deny, or `stagepass delegate approve|deny`)
+    /// instead of a 403 at once; refused when nobody answers in time.
+    #[arg(long)]
+    pub ask: bool,
+    /// With --ask: how long a request waits for an answer (default 60s, at most 10m).
+    #[arg(long, value_name = "SPAN", requires = "ask")]
+    pub ask_timeout: Option<String>,
 }
 
 /// What a delegation may do; shared by `delegate create` and `exec --agent`.
@@ -204,6 +237,8 @@ pub struct DelegateScopeArgs {
     /// ROUTE:/prefix/ for one (default: every path).
     #[arg(long, value_name = "PREFIX", num_args = 1..)]
     pub paths: Vec<String>,
+    #[command(flatten)]
+    pub ask: AskArgs,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use stagepass_proto::approval::{Decision, PendingRequest};
 use stagepass_proto::{
     BackstageIdentity, ClaimsReport, ClientSecret, ClientSecretReport, CredentialGrant,
     DelegateRequest, DelegationCreated, DelegationInfo, Flow, LoginProgress, ProfileStatus,
@@ -221,6 +222,21 @@ impl Client {
     /// live, then drop it.
     pub fn delegate_hold(&mut self, name: String) -> Result<(), ClientError> {
         self.send_only(&Request::DelegateHold { name })
+    }
+
+    /// The proxied requests of `--ask` delegations waiting for the developer's answer.
+    pub fn delegate_pending(&mut self) -> Result<Vec<PendingRequest>, ClientError> {
+        self.answer(&Request::DelegatePending, body_of!(Response::Pending))
+    }
+
+    /// Answers the waiting request `id`; answers its record.
+    pub fn delegate_answer(
+        &mut self,
+        id: String,
+        decision: Decision,
+    ) -> Result<Vec<PendingRequest>, ClientError> {
+        let request = Request::DelegateAnswer { id, decision };
+        self.answer(&request, body_of!(Response::Pending))
     }
 
     /// Stores the client secret of `profile`'s confidential client in the keychain, or

@@ -6,6 +6,7 @@
 //! [`Request::Login`], which streams [`Response::LoginProgress`] frames before its final answer.
 //! The agent refuses any other protocol version with [`ErrorKind::ProtocolMismatch`].
 
+pub mod approval;
 mod frame;
 mod messages;
 pub mod remote;
@@ -16,4 +17,4 @@ pub use messages::*;
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken, RemoteKey, Secret};
 
 /// Bumped on every incompatible change of the types in this crate.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;

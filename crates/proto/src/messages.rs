@@ -1,5 +1,6 @@
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{Decision, PendingRequest};
 use crate::{ClientSecret, RemoteKey, Secret};
 
 /// First frame of every connection, sent by the client.
@@ -120,6 +121,14 @@ pub enum Request {
     DelegateHold {
         name: String,
     },
+    /// The proxied requests waiting for the developer's answer (delegations made with
+    /// `ask`); answered with [`Response::Pending`].
+    DelegatePending,
+    /// Answers a waiting request; answered with [`Response::Pending`] holding it.
+    DelegateAnswer {
+        id: String,
+        decision: Decision,
+    },
     /// Stores the client secret of a confidential client in the keychain beside the
     /// profile's login, or deletes it (`secret: None`). The secret travels only over this
     /// socket, never in argv or a file. Answered with [`Response::ClientSecret`].
@@ -204,6 +213,10 @@ pub struct DelegateRequest {
     /// Path prefixes, `/prefix/` for every route or `ROUTE:/prefix/` for one.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// `Some(secs)`: a request outside the scope waits this long for the developer's answer
+    /// instead of being refused at once ([`crate::approval`]).
+    #[serde(default)]
+    pub ask_timeout_secs: Option<u64>,
 }
 
 /// What `--read-only` means: the safe methods of RFC 9110 §9.2.1 that tools use to read
@@ -224,6 +237,12 @@ pub struct DelegationInfo {
     pub created_at: u64,
     pub expires_at: u64,
     pub last_used_at: Option<u64>,
+    /// `Some(secs)`: requests outside the scope wait this long for an answer.
+    #[serde(default)]
+    pub ask_timeout_secs: Option<u64>,
+    /// What "allow for this delegation" answers added: `METHOD ROUTE:/prefix`.
+    #[serde(default)]
+    pub approved: Vec<String>,
 }
 
 /// The answer to [`Request::DelegateCreate`].
@@ -285,6 +304,7 @@ pub enum Response {
     RemoteKeys(Vec<RemoteKeyInfo>),
     DelegationCreated(DelegationCreated),
     Delegations(Vec<DelegationInfo>),
+    Pending(Vec<PendingRequest>),
     ClientSecret(ClientSecretReport),
     Error(AgentError),
 }

@@ -5,6 +5,8 @@
 //! ([`scope::Scope::check`], applied by the proxy), one audit path (the caller's
 //! `delegation` name). A key is sent as `Proxy-Authorization: Bearer KEY`.
 
+pub(crate) mod answer;
+pub(crate) mod approval;
 pub(crate) mod held;
 pub(crate) mod scope;
 pub(crate) mod store;
@@ -154,7 +156,9 @@ fn scope_of(agent: &Agent, request: &DelegateRequest) -> Result<Scope, AgentErro
         .map_err(bad)?;
     // Delegations get no raw tokens (proxy access only): their profiles are those of
     // their routes, for the record.
-    scope.limited(methods, paths).map_err(bad)
+    let mut scope = scope.limited(methods, paths).map_err(bad)?;
+    scope.ask = answer::check_ask(request.ask_timeout_secs)?;
+    Ok(scope)
 }
 
 /// `Request::DelegateList`.

@@ -4,8 +4,11 @@
 //! explicitly, so `delegate list` shows exactly what a key can do and a later config edit
 //! never widens it.
 
+mod grant;
+
 use std::fmt;
 
+pub(crate) use grant::{Grant, MAX_GRANTS};
 use serde::{Deserialize, Serialize};
 use stagepass_core::config::Config;
 
@@ -190,6 +193,13 @@ pub(crate) struct Scope {
     /// Empty: every path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathRule>,
+    /// `Some(secs)`: a request outside the scope waits this long for the developer's answer
+    /// (`--ask`, [`crate::delegation::approval`]) instead of a 403 at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ask: Option<u64>,
+    /// What "allow for this delegation" answers added, each a route, method and prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved: Vec<Grant>,
 }
 
 impl Scope {
@@ -275,8 +285,28 @@ impl Scope {
     }
 
     /// The one check of a proxied request: route, then method, then path (the path the
-    /// upstream sees, after the route's local prefix).
+    /// upstream sees, after the route's local prefix); else a grant the developer approved.
     pub(crate) fn check(
+        &self,
+        route: &str,
+        method: &http::Method,
+        path: &str,
+    ) -> Result<(), Missing> {
+        match self.check_declared(route, method, path) {
+            Err(_)
+                if self
+                    .approved
+                    .iter()
+                    .any(|grant| grant.covers(route, method, path)) =>
+            {
+                Ok(())
+            }
+            checked => checked,
+        }
+    }
+
+    /// The scope as it was created: routes, methods, paths.
+    fn check_declared(
         &self,
         route: &str,
         method: &http::Method,

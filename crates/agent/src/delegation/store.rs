@@ -105,6 +105,8 @@ type Saved = Result<(), String>;
 pub(crate) struct Delegations {
     /// The CLIs holding `exec` delegations, whose processes get nothing but the proxy.
     pub held: super::held::Held,
+    /// Requests of `ask` delegations waiting for an answer; they die with their delegation.
+    pub approvals: super::approval::Approvals,
     path: PathBuf,
     records: Records,
     saver: IoThread<KeyFile>,
@@ -124,6 +126,7 @@ impl Delegations {
         );
         Delegations {
             held: Default::default(),
+            approvals: Default::default(),
             path,
             records,
             saver,
@@ -245,11 +248,52 @@ impl Delegations {
         let Some(removed) = removed else {
             return Ok(None);
         };
+        // Its waiting requests are refused now, not when they time out.
+        self.approvals.end(name);
         // Still refused from memory; the file keeps it until the next write.
         self.save()
             .await
             .map_err(|err| format!("revoked in the agent, but {err}"))?;
         Ok(Some(removed))
+    }
+
+    /// Adds `grant` to the live delegation `name` ("allow for this delegation"); saved before
+    /// it answers. `Ok(false)`: no such live delegation, or its grants are full.
+    pub(crate) async fn widen(
+        &self,
+        name: &str,
+        grant: super::scope::Grant,
+        now: u64,
+    ) -> Result<bool, String> {
+        let widened = self.with(|records| {
+            let Some(record) = records.iter_mut().find(|record| {
+                record.name == name && record.revoked_at.is_none() && now < record.expires_at
+            }) else {
+                return false;
+            };
+            let approved = &mut record.scope.approved;
+            if approved.contains(&grant) {
+                return true;
+            }
+            if approved.len() >= super::scope::MAX_GRANTS {
+                return false;
+            }
+            approved.push(grant);
+            true
+        });
+        if widened {
+            self.save().await?;
+        }
+        Ok(widened)
+    }
+
+    /// Whether `name` is a live delegation at `now` (not revoked, not expired).
+    pub(crate) fn live(&self, name: &str, now: u64) -> bool {
+        self.with(|records| {
+            records.iter().any(|record| {
+                record.name == name && record.revoked_at.is_none() && now < record.expires_at
+            })
+        })
     }
 
     /// Checks a presented key, and notes its use when it is valid.
@@ -424,6 +468,13 @@ impl Record {
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
+            ask_timeout_secs: self.scope.ask,
+            approved: self
+                .scope
+                .approved
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 

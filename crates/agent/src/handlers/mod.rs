@@ -97,6 +97,10 @@ pub(crate) async fn dispatch(
         Request::DelegateHold { name } => {
             Box::pin(crate::delegation::hold(agent, conn, &name, pid)).await
         }
+        Request::DelegatePending => Ok(crate::delegation::answer::pending(agent)),
+        Request::DelegateAnswer { id, decision } => {
+            crate::delegation::answer::answer(agent, &id, decision)
+        }
         Request::SetClientSecret { profile, secret } => {
             Box::pin(crate::client_secret::set(agent, &profile, secret)).await
         }

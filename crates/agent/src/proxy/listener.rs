@@ -137,20 +137,32 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     if let Some(accepted) = delegation
         && let Err(missing) = accepted.scope.check(&route.name, &method, rest)
     {
-        let route_info = Some((route.name.as_str(), route.profile.as_str()));
-        agent
-            .proxy
-            .stats
-            .count(route_info, Outcome::Refused, false, counted);
-        let refusal = scope_refusal::Refusal {
+        let mut refusal = scope_refusal::Refusal {
             accepted,
             route: &route.name,
             method: &method,
             path: rest,
             missing,
+            asked: None,
         };
-        scope_refusal::audit(agent, &refusal);
-        return scope_refusal::response(&refusal);
+        // A delegation made with `--ask` waits for the developer's answer instead.
+        let refused = match accepted.scope.ask {
+            Some(secs) => super::ask::wait(agent, &refusal, secs)
+                .await
+                .err()
+                .map(Some),
+            None => Some(None),
+        };
+        if let Some(asked) = refused {
+            refusal.asked = asked;
+            let route_info = Some((route.name.as_str(), route.profile.as_str()));
+            agent
+                .proxy
+                .stats
+                .count(route_info, Outcome::Refused, false, counted);
+            scope_refusal::audit(agent, &refusal);
+            return scope_refusal::response(&refusal);
+        }
     }
     let local = Local {
         host: &host,

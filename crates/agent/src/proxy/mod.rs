@@ -6,6 +6,7 @@
 //! taken), the agent serves everything else, and `status` says why the proxy does not.
 
 mod access;
+mod ask;
 mod forward;
 mod guard;
 mod headers;

@@ -25,6 +25,8 @@ pub(crate) struct Refusal<'a> {
     /// The path after the route's prefix, as the upstream would see it (no query).
     pub path: &'a str,
     pub missing: Missing,
+    /// For a delegation made with `--ask`: how the asking ended.
+    pub asked: Option<super::ask::Asked>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +40,9 @@ struct RefusalBody<'a> {
     path: &'a str,
     /// What the delegation allows on this route, for the missing part.
     allowed: Vec<String>,
+    /// `denied`, `timed_out`, `revoked` or `too_many_pending`, when the developer was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval: Option<&'static str>,
     message: String,
 }
 
@@ -55,6 +60,14 @@ impl Refusal<'_> {
     }
 
     fn message(&self, allowed: &[String]) -> String {
+        let message = self.scope_message(allowed);
+        match self.asked {
+            Some(asked) => format!("{message}; asked for approval: {}", asked.describe()),
+            None => message,
+        }
+    }
+
+    fn scope_message(&self, allowed: &[String]) -> String {
         let name = &self.accepted.name;
         let allowed = allowed.join(", ");
         match self.missing {
@@ -87,6 +100,7 @@ pub(crate) fn response(refusal: &Refusal<'_>) -> Response<Body> {
         path: &path,
         message: refusal.message(&allowed),
         allowed,
+        approval: refusal.asked.map(super::ask::Asked::as_str),
     };
     let mut response = Response::new(full(serde_json::to_vec(&body).unwrap_or_default()));
     *response.status_mut() = StatusCode::FORBIDDEN;
@@ -133,10 +147,17 @@ pub(crate) fn audit(agent: &Agent, refusal: &Refusal<'_>) {
         path: refusal.path,
         status: Some(403),
         missing: Some(refusal.missing.as_str()),
-        outcome: &format!(
-            "refused: outside the delegation's {}",
-            refusal.missing.as_str()
-        ),
+        outcome: &match refusal.asked {
+            Some(asked) => format!(
+                "refused: outside the delegation's {}; {}",
+                refusal.missing.as_str(),
+                asked.describe()
+            ),
+            None => format!(
+                "refused: outside the delegation's {}",
+                refusal.missing.as_str()
+            ),
+        },
     });
 }
 

@@ -5,12 +5,14 @@
 use std::io::Write;
 
 use stagepass_client::Client;
+use stagepass_proto::approval::Decision;
 use stagepass_proto::{
     DelegateRequest, DelegationCreated, DelegationInfo, DelegationKind, READ_ONLY_METHODS,
 };
 
 use crate::agent_link;
 use crate::cli::{DelegateAction, DelegateScopeArgs};
+use crate::commands::delegate_approval;
 use crate::error::CommandError;
 use crate::output::{parse_span, print_json, rfc3339, when};
 
@@ -42,6 +44,16 @@ pub fn run(action: DelegateAction) -> Result<(), CommandError> {
             }
             Ok(())
         }
+        DelegateAction::Pending(json) => delegate_approval::pending(json.json),
+        DelegateAction::Approve { id, always } => {
+            let decision = if always {
+                Decision::AllowAlways
+            } else {
+                Decision::AllowOnce
+            };
+            delegate_approval::answer(&id, decision)
+        }
+        DelegateAction::Deny { id } => delegate_approval::answer(&id, Decision::Deny),
         DelegateAction::Revoke { name } => {
             let (revoked, _) = agent_link::call(|client| client.delegate_revoke(name.clone()))?;
             for info in revoked {
@@ -82,6 +94,7 @@ pub fn request(
         profiles: scope.profiles.clone(),
         methods,
         paths: scope.paths.clone(),
+        ask_timeout_secs: delegate_approval::ask_timeout(&scope.ask)?,
     })
 }
 
@@ -119,7 +132,7 @@ fn kind_name(kind: DelegationKind) -> &'static str {
 }
 
 fn describe(info: &DelegationInfo) -> String {
-    format!(
+    let mut text = format!(
         "{} ({})\n  routes:   {}\n  methods:  {}\n  paths:    {}\n  expires:  {}\n  last use: {}",
         info.name,
         kind_name(info.kind),
@@ -130,7 +143,16 @@ fn describe(info: &DelegationInfo) -> String {
         list(&info.paths, "all"),
         when(info.expires_at),
         info.last_used_at.map_or_else(|| "never".to_string(), when),
-    )
+    );
+    if let Some(secs) = info.ask_timeout_secs {
+        text.push_str(&format!(
+            "\n  ask:      requests outside the scope wait {secs} s for your answer"
+        ));
+    }
+    if !info.approved.is_empty() {
+        text.push_str(&format!("\n  approved: {}", info.approved.join(", ")));
+    }
+    text
 }
 
 fn info_json(info: &DelegationInfo) -> serde_json::Value {
@@ -145,5 +167,7 @@ fn info_json(info: &DelegationInfo) -> serde_json::Value {
         "expires_at": rfc3339(info.expires_at),
         "expired": info.expires_at <= crate::output::now_unix(),
         "last_used_at": info.last_used_at.map(rfc3339),
+        "ask_timeout_secs": info.ask_timeout_secs,
+        "approved": info.approved,
     })
 }

@@ -6,6 +6,7 @@ mod backstage;
 mod claims;
 mod config;
 mod delegate;
+mod delegate_approval;
 mod docker_credential;
 mod doctor;
 mod exec;
