@@ -16,4 +16,4 @@ pub use messages::*;
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken, RemoteKey, Secret};
 
 /// Bumped on every incompatible change of the types in this crate.
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;

@@ -190,6 +190,10 @@ pub(crate) struct Scope {
     /// Empty: every path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathRule>,
+    /// The raw tokens a local delegation may get, and how they are narrowed
+    /// ([`super::minted`]); `None`: proxy access only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<stagepass_proto::DelegatedTokens>,
 }
 
 impl Scope {

@@ -74,6 +74,8 @@ pub(crate) struct Accepted {
     pub name: String,
     pub kind: DelegationKind,
     pub scope: Scope,
+    /// Unix seconds: nothing minted for it outlives this.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,8 @@ type Saved = Result<(), String>;
 pub(crate) struct Delegations {
     /// The CLIs holding `exec` delegations, whose processes get nothing but the proxy.
     pub held: super::held::Held,
+    /// Raw tokens minted for delegations: in memory only.
+    pub minted: super::minted::MintedTokens,
     path: PathBuf,
     records: Records,
     saver: IoThread<KeyFile>,
@@ -124,6 +128,7 @@ impl Delegations {
         );
         Delegations {
             held: Default::default(),
+            minted: Default::default(),
             path,
             records,
             saver,
@@ -281,6 +286,7 @@ impl Delegations {
                 name: record.name.clone(),
                 kind: record.kind,
                 scope: record.scope.clone(),
+                expires_at: record.expires_at,
             };
             if stale {
                 record.written_use = Some(now);
@@ -424,6 +430,7 @@ impl Record {
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
+            tokens: self.scope.tokens.clone(),
         }
     }
 

@@ -131,7 +131,7 @@ async fn settle(
     outcome: RefreshOutcome,
 ) -> Result<(), AgentError> {
     match outcome {
-        RefreshOutcome::Refreshed { tokens, saved } => {
+        RefreshOutcome::Refreshed { tokens, saved, .. } => {
             transitions::refreshed(agent, session, tokens, saved)
         }
         RefreshOutcome::Failed {
@@ -198,7 +198,67 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
         refresh_lifetime: data.refresh_lifetime(),
         identity,
         lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
+        narrow_scope: None,
     })
+}
+
+/// A refresh asking for `scope` only (RFC 6749 §6), for a delegation
+/// ([`crate::delegation::minted`]): the same transaction as any refresh (the worker writes a
+/// rotated refresh token to the keychain before it answers), but the session keeps the
+/// developer's access token and takes only the new refresh token. The narrowed tokens and
+/// the `scope` the IdP answered go back to the caller, never into the session.
+pub(crate) async fn narrowed(
+    agent: &Agent,
+    session: &Session,
+    scope: &str,
+) -> Result<(TokenSet, Option<String>), AgentError> {
+    let held = session.exclusive().await;
+    keychain::load(agent, session, &held)
+        .await
+        .map_err(|err| errors::keychain(&err))?;
+    if session.data().unsaved {
+        persist(agent, session).await?;
+    }
+    let mut job = job(agent, session)?;
+    job.narrow_scope = Some(scope.to_string());
+    let provider = agent
+        .provider(session.name(), &session.profile)
+        .await
+        .map_err(|err| errors::from_core(&err, Some(session.name())))?;
+    let outcome = match &agent.deps.refresh_worker {
+        Some(workers) => run_in_worker(workers, job, &provider).await,
+        None => {
+            refresh_and_save(
+                &job,
+                &provider,
+                &agent.deps.http,
+                &agent.deps.logins,
+                agent.now(),
+            )
+            .await
+        }
+    };
+    let RefreshOutcome::Refreshed {
+        tokens,
+        saved,
+        granted_scope,
+    } = outcome
+    else {
+        settle(agent, session, outcome).await?;
+        return Err(errors::reply(
+            ErrorKind::Internal,
+            "the narrowed refresh gave no tokens",
+            None,
+        ));
+    };
+    // The developer's tokens, with the refresh token the IdP answered (rotated or kept).
+    let Some(mut kept) = session.data().tokens.clone() else {
+        return Err(errors::not_signed_in(session.name()));
+    };
+    kept.refresh_token = tokens.refresh_token.clone();
+    kept.refresh_lifetime = tokens.refresh_lifetime;
+    transitions::refreshed(agent, session, kept, saved)?;
+    Ok((tokens, granted_scope))
 }
 
 /// Writes the session's current refresh token (and id_token) to the keychain; the tokens
