@@ -232,8 +232,33 @@ fn a_public_client_gets_a_fewer_scopes_refresh_that_keeps_the_developers_login()
     let audit = audit_of(sandbox, "narrow");
     assert!(audit.contains("minted by a fewer-scopes refresh"), "{audit}");
     assert!(!audit.contains(&token));
+    // Never served beyond the delegation's own expiry, and not at all after it.
+    let short = create(sandbox, "short", &["--token-scopes", "openid", "--ttl", "3s"]);
+    short.assert_ok();
+    let short = short.json();
+    let short_key = short["key"].as_str().unwrap().to_string();
+    let answer = delegated_token(setup.port, &short_key);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Created before now, with a 3 s life.
+    let ends = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3;
+    assert!(
+        answer.json()["expires_at"].as_u64().unwrap() <= ends,
+        "{} outlives the delegation ({})",
+        answer.body,
+        short["expires_at"]
+    );
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let expired = delegated_token(setup.port, &short_key);
+    assert_eq!(expired.status, 401, "{}", expired.body);
+    assert!(expired.body.contains("expired"), "{}", expired.body);
+
     // The keychain's refresh token is the live one, with the grant's whole scope.
-    let (status, body) = setup.idp.refresh_directly(&stored_after);
+    // (Read again: the mint of `short` rotated it once more.)
+    let (status, body) = setup.idp.refresh_directly(&sandbox.stored_refresh_token());
     assert_eq!(status, 200, "{body}");
     assert!(
         body["scope"].as_str().unwrap_or_default().contains("profile"),

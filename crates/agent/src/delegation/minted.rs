@@ -218,7 +218,11 @@ pub(crate) async fn token(
         token: stagepass_proto::Secret::new(minted.access_token.expose().to_string()),
         token_type: minted.token_type,
         expires_at,
-        audience: tokens.audience.clone(),
+        // A refresh keeps the profile's audience; an exchange narrows it.
+        audience: tokens
+            .audience
+            .clone()
+            .or_else(|| profile.audience().map(str::to_string)),
         kind: TokenKind::Access,
     };
     record_mint(agent, accepted, &grant, tokens.method);
