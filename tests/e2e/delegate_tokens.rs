@@ -124,7 +124,10 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
     let narrowed = claims(&token);
     assert_eq!(audiences(&narrowed), [NARROW_AUDIENCE], "{narrowed}");
     assert_eq!(scopes_of(&narrowed), ["email", "openid"], "{narrowed}");
-    assert_eq!(narrowed["sub"], developer["sub"], "the developer's identity");
+    assert_eq!(
+        narrowed["sub"], developer["sub"],
+        "the developer's identity"
+    );
     assert_eq!(narrowed["azp"], EXCHANGE_CLIENT);
     // Never served longer than the developer's token lives.
     let developer_now = claims(&sandbox.run(&["token", "--no-interactive"]).stdout());
@@ -152,7 +155,12 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
         let created = create(
             &sandbox,
             &name,
-            &["--token-scopes", "openid,email", "--token-audience", NARROW_AUDIENCE],
+            &[
+                "--token-scopes",
+                "openid,email",
+                "--token-audience",
+                NARROW_AUDIENCE,
+            ],
         );
         created.assert_ok();
         let key = created.json()["key"].as_str().unwrap().to_string();
@@ -185,7 +193,10 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
     // The developer's own token is untouched.
     let developer_after = sandbox.run(&["token", "--no-interactive"]);
     developer_after.assert_ok();
-    assert_eq!(userinfo_status(&kc.issuer(REALM), developer_after.stdout().trim()), 200);
+    assert_eq!(
+        userinfo_status(&kc.issuer(REALM), developer_after.stdout().trim()),
+        200
+    );
     clear_secret(profile);
 }
 
@@ -226,14 +237,28 @@ fn a_public_client_gets_a_fewer_scopes_refresh_that_keeps_the_developers_login()
     // The IdP rotated the refresh token on that refresh: the new one is in the keychain, and
     // the developer keeps their own, wider token and a login that still refreshes.
     let stored_after = sandbox.stored_refresh_token();
-    assert_ne!(stored_before, stored_after, "the rotated token was not saved");
+    assert_ne!(
+        stored_before, stored_after,
+        "the rotated token was not saved"
+    );
     let own = claims(&setup.token());
-    assert_eq!(scopes_of(&own), scopes_of(&developer), "the developer's token was narrowed");
+    assert_eq!(
+        scopes_of(&own),
+        scopes_of(&developer),
+        "the developer's token was narrowed"
+    );
     let audit = audit_of(sandbox, "narrow");
-    assert!(audit.contains("minted by a fewer-scopes refresh"), "{audit}");
+    assert!(
+        audit.contains("minted by a fewer-scopes refresh"),
+        "{audit}"
+    );
     assert!(!audit.contains(&token));
     // Never served beyond the delegation's own expiry, and not at all after it.
-    let short = create(sandbox, "short", &["--token-scopes", "openid", "--ttl", "3s"]);
+    let short = create(
+        sandbox,
+        "short",
+        &["--token-scopes", "openid", "--ttl", "3s"],
+    );
     short.assert_ok();
     let short = short.json();
     let short_key = short["key"].as_str().unwrap().to_string();
@@ -261,7 +286,10 @@ fn a_public_client_gets_a_fewer_scopes_refresh_that_keeps_the_developers_login()
     let (status, body) = setup.idp.refresh_directly(&sandbox.stored_refresh_token());
     assert_eq!(status, 200, "{body}");
     assert!(
-        body["scope"].as_str().unwrap_or_default().contains("profile"),
+        body["scope"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("profile"),
         "{body}"
     );
 }
@@ -289,7 +317,11 @@ fn where_neither_applies_the_delegation_is_proxy_only_and_wider_scopes_are_refus
     );
     let refused = delegated_token(setup.port, json["key"].as_str().unwrap());
     assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(refused.body.contains("proxy access only"), "{}", refused.body);
+    assert!(
+        refused.body.contains("proxy access only"),
+        "{}",
+        refused.body
+    );
     let text = sandbox.run(&[
         "delegate",
         "create",
@@ -303,6 +335,27 @@ fn where_neither_applies_the_delegation_is_proxy_only_and_wider_scopes_are_refus
     ]);
     text.assert_ok()
         .assert_stdout_contains("Raw tokens: none, proxy access only");
+
+    // Nor git's credential: that would be the developer's own token.
+    let credential = curl(
+        &format!("http://127.0.0.1:{}/.stagepass/v1/credential", setup.port),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {}", json["key"].as_str().unwrap()),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"url": "https://git.example.com/a.git", "bearer_ok": true}"#,
+        ],
+    );
+    assert_eq!(credential.status, 403, "{}", credential.body);
+    assert!(
+        credential.body.contains("no git credential"),
+        "{}",
+        credential.body
+    );
 
     // No token scopes asked: proxy only, and said so.
     let plain = create(sandbox, "plain", &[]);

@@ -141,7 +141,10 @@ pub(crate) async fn token(
                 "delegation `{}` gets proxy access only, never a raw token",
                 accepted.name
             ),
-            Some("create it with --token-scopes (and --token-audience) to allow narrowed tokens".into()),
+            Some(
+                "create it with --token-scopes (and --token-audience) to allow narrowed tokens"
+                    .into(),
+            ),
         ));
     };
     if tokens.method == TokenMethod::ProxyOnly {
@@ -155,12 +158,17 @@ pub(crate) async fn token(
     }
     let now = unix_secs(agent.now());
     let min_valid_until = now + min_valid.as_secs().max(REUSE_MARGIN_SECS);
-    if let Some(grant) = agent.delegations.minted.get(&accepted.name, min_valid_until) {
+    if let Some(grant) = agent
+        .delegations
+        .minted
+        .get(&accepted.name, min_valid_until)
+    {
         return Ok(grant);
     }
     let (name, profile) = resolve_profile(agent, Some(&tokens.profile))?;
     let session = agent.session(&name, &profile);
     // The developer's token: the subject of an exchange, and the bound of any delegated one.
+    let min_valid = min_valid.max(Duration::from_secs(REUSE_MARGIN_SECS));
     let developer = session::token(agent, &session, TokenKind::Access, min_valid).await?;
     let minted = match tokens.method {
         TokenMethod::Exchange => {
@@ -261,10 +269,7 @@ pub(crate) async fn revoked(agent: &Agent, name: &str) {
         return;
     };
     let token = stagepass_core::AccessToken::new(grant.token.expose().to_string());
-    if let Err(err) = provider
-        .revoke_delegated(&token, &agent.deps.http)
-        .await
-    {
+    if let Err(err) = provider.revoke_delegated(&token, &agent.deps.http).await {
         tracing::warn!(delegation = name, "the IdP did not revoke its token: {err}");
     }
 }
