@@ -91,7 +91,7 @@ pub(crate) async fn create(
     check_ttl(request.ttl_secs, max, noun)?;
     check_name(&request.name, "delegation")?;
     let mut scope = scope_of(agent, &request)?;
-    scope.tokens = tokens_of(agent, &request, &scope).await?;
+    scope.tokens = tokens_of(agent, &request, &scope).await?.map(Box::new);
     let proxy_url = proxy_url(agent, "a delegation's only door")?;
     let (key, record) = agent
         .delegations

@@ -193,7 +193,8 @@ pub(crate) struct Scope {
     /// The raw tokens a local delegation may get, and how they are narrowed
     /// ([`super::minted`]); `None`: proxy access only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<stagepass_proto::DelegatedTokens>,
+    /// (Boxed: most keys have none, and every proxied request carries a scope.)
+    pub tokens: Option<Box<stagepass_proto::DelegatedTokens>>,
 }
 
 impl Scope {

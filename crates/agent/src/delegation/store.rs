@@ -430,7 +430,7 @@ impl Record {
             created_at: self.created_at,
             expires_at: self.expires_at,
             last_used_at: self.last_used_at,
-            tokens: self.scope.tokens.clone(),
+            tokens: self.scope.tokens.as_deref().cloned(),
         }
     }
 
