@@ -5,6 +5,7 @@
 //! with the delegation key as `Authorization: Bearer`.
 
 use crate::client_secret::{clear_secret, sandbox_files, set_secret};
+use crate::keycloak::audiences;
 use crate::support;
 
 use std::time::Instant;
@@ -58,17 +59,6 @@ fn scopes_of(claims: &serde_json::Value) -> Vec<String> {
         .collect();
     scopes.sort();
     scopes
-}
-
-fn audiences(claims: &serde_json::Value) -> Vec<String> {
-    match &claims["aud"] {
-        serde_json::Value::String(one) => vec![one.clone()],
-        serde_json::Value::Array(many) => many
-            .iter()
-            .map(|aud| aud.as_str().unwrap().to_string())
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 fn userinfo_status(issuer: &str, token: &str) -> u16 {

@@ -87,20 +87,29 @@ pub(super) async fn refresh(
             return settle(agent, session, RefreshOutcome::failed(&err, session.name())).await;
         }
     };
-    let outcome = match &agent.deps.refresh_worker {
-        Some(workers) => run_in_worker(workers, job, &provider).await,
+    let outcome = run(agent, job, &provider).await;
+    settle(agent, session, outcome).await
+}
+
+/// The refresh transaction, in a worker process when the agent has them.
+async fn run(
+    agent: &Agent,
+    job: RefreshJob,
+    provider: &stagepass_core::oidc::Provider,
+) -> RefreshOutcome {
+    match &agent.deps.refresh_worker {
+        Some(workers) => run_in_worker(workers, job, provider).await,
         None => {
             refresh_and_save(
                 &job,
-                &provider,
+                provider,
                 &agent.deps.http,
                 &agent.deps.logins,
                 agent.now(),
             )
             .await
         }
-    };
-    settle(agent, session, outcome).await
+    }
 }
 
 /// A token that never expires (read from the keychain just now) needs no refresh, and has
@@ -225,19 +234,7 @@ pub(crate) async fn narrowed(
         .provider(session.name(), &session.profile)
         .await
         .map_err(|err| errors::from_core(&err, Some(session.name())))?;
-    let outcome = match &agent.deps.refresh_worker {
-        Some(workers) => run_in_worker(workers, job, &provider).await,
-        None => {
-            refresh_and_save(
-                &job,
-                &provider,
-                &agent.deps.http,
-                &agent.deps.logins,
-                agent.now(),
-            )
-            .await
-        }
-    };
+    let outcome = run(agent, job, &provider).await;
     let RefreshOutcome::Refreshed {
         tokens,
         saved,

@@ -13,7 +13,7 @@ use openidconnect::core::CoreGrantType;
 use serde::Deserialize;
 
 use super::Provider;
-use crate::error::OAuthError;
+use super::provider::refusal;
 use crate::http::HttpClient;
 use crate::profile::ProfileKindTag;
 use crate::tokens::TokenSet;
@@ -124,18 +124,7 @@ impl Provider {
             .post_form(http, &self.token_endpoint(), &form, DURING)
             .await?;
         if !response.status().is_success() {
-            let error: Option<oauth2::basic::BasicErrorResponse> =
-                serde_json::from_slice(response.body()).ok();
-            return Err(match error {
-                Some(error) => Error::OAuth {
-                    during: DURING,
-                    source: OAuthError::from(error),
-                },
-                None => Error::BadResponse {
-                    during: DURING,
-                    reason: format!("HTTP {} without an OAuth error", response.status()),
-                },
-            });
+            return Err(refusal(&response, DURING));
         }
         let answer: ExchangeResponse =
             serde_json::from_slice(response.body()).map_err(|err| Error::BadResponse {
@@ -168,19 +157,11 @@ impl Provider {
 impl Provider {
     /// Revokes a delegated access token (RFC 7009 §2.1, `token_type_hint=access_token`), with
     /// the client secret when there is one. `Ok(false)` when the IdP has no revocation
-    /// endpoint; IdPs that revoke only refresh tokens may answer 200 and do nothing.
+    /// endpoint, an error when it refuses; IdPs that revoke only refresh tokens may answer 200
+    /// and do nothing.
     pub async fn revoke_delegated(&self, token: &AccessToken, http: &HttpClient) -> Result<bool> {
-        let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
-            return Ok(false);
-        };
-        let form = [
-            ("token", token.expose()),
-            ("token_type_hint", "access_token"),
-        ];
-        let response = self
-            .post_form(http, &endpoint.to_string(), &form, "revocation")
-            .await?;
-        Ok(response.status().is_success())
+        self.revoke_token(token.expose(), "access_token", http)
+            .await
     }
 }
 

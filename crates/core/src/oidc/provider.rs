@@ -431,31 +431,45 @@ impl Provider {
             // GitHub revokes access tokens only: see `revoke_access_token`.
             return Ok(false);
         }
+        self.revoke_token(refresh_token.expose(), "refresh_token", http)
+            .await
+    }
+
+    /// RFC 7009 §2.1: `token` of the kind `hint` says. `Ok(false)` when the IdP has no
+    /// revocation endpoint.
+    pub(super) async fn revoke_token(
+        &self,
+        token: &str,
+        hint: &str,
+        http: &HttpClient,
+    ) -> Result<bool> {
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
-        let form = [
-            ("token", refresh_token.expose()),
-            ("token_type_hint", "refresh_token"),
-        ];
+        let form = [("token", token), ("token_type_hint", hint)];
         let response = self
             .post_form(http, &endpoint.to_string(), &form, "revocation")
             .await?;
         if response.status().is_success() {
             return Ok(true);
         }
-        let error: Option<oauth2::basic::BasicErrorResponse> =
-            serde_json::from_slice(response.body()).ok();
-        Err(match error {
-            Some(error) => Error::OAuth {
-                during: "revocation",
-                source: error.into(),
-            },
-            None => Error::BadResponse {
-                during: "revocation",
-                reason: format!("HTTP {} without an OAuth error", response.status()),
-            },
-        })
+        Err(refusal(&response, "revocation"))
+    }
+}
+
+/// The IdP's OAuth error (RFC 6749 §5.2) in a non-2xx answer, or what else it was.
+pub(super) fn refusal(response: &oauth2::HttpResponse, during: &'static str) -> Error {
+    let error: Option<oauth2::basic::BasicErrorResponse> =
+        serde_json::from_slice(response.body()).ok();
+    match error {
+        Some(error) => Error::OAuth {
+            during,
+            source: error.into(),
+        },
+        None => Error::BadResponse {
+            during,
+            reason: format!("HTTP {} without an OAuth error", response.status()),
+        },
     }
 }
 
