@@ -82,7 +82,7 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
         kc.profile(profile, REALM, EXCHANGE_CLIENT, SCOPES)
     );
     clear_secret(profile);
-    let sandbox = kc.sandbox_with(profile, "grace", &config);
+    let sandbox = kc.sandbox_with(profile, "heidi", &config);
     set_secret(&sandbox, EXCHANGE_SECRET).assert_ok();
     sandbox.run(&["login", profile, "--browser"]).assert_ok();
     let developer = sandbox.run(&["token", "--no-interactive"]);
@@ -188,6 +188,39 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
         200
     );
     clear_secret(profile);
+}
+
+/// Keycloak's public client adds its default client scopes (`profile`, `email`) to every
+/// token, whatever a refresh asks for: the narrowed token is wider than asked and is not
+/// handed out, while the refresh token Keycloak rotated on the way is saved all the same.
+#[test]
+fn keycloak_public_client_does_not_narrow_below_its_default_scopes_so_nothing_is_handed_out() {
+    let Some(kc) = keycloak::keycloak() else {
+        return;
+    };
+    let profile = "kc-fewer";
+    let port = free_port();
+    let config = format!(
+        "{}[proxy]\nport = {port}\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n",
+        kc.profile(profile, REALM, keycloak::CLIENT, SCOPES)
+    );
+    let sandbox = kc.sandbox_with(profile, "dave", &config);
+    sandbox.run(&["login", profile, "--browser"]).assert_ok();
+    let stored_before = sandbox.stored_refresh_token();
+    let created = create(&sandbox, "openid-only", &["--token-scopes", "openid"]);
+    created.assert_ok();
+    let created = created.json();
+    assert_eq!(created["token_method"], "fewer_scopes", "{created}");
+    let refused = delegated_token(port, created["key"].as_str().unwrap());
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert!(refused.body.contains("did not narrow"), "{}", refused.body);
+    // Keycloak rotated the refresh token (this realm revokes reused ones): the new one is in
+    // the keychain and works.
+    let stored_after = sandbox.stored_refresh_token();
+    assert_ne!(stored_before, stored_after);
+    let (status, body) = kc.refresh_directly(keycloak::CLIENT, &stored_after);
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A signed-in sandbox of the test IdP (public client, rotating refresh tokens) with a route.
