@@ -69,6 +69,22 @@ fn userinfo_status(issuer: &str, token: &str) -> u16 {
     .status
 }
 
+/// A Keycloak profile of `client` (with `extra` lines) and a route `api` for delegations to
+/// name; nothing is proxied, so its upstream is a closed port.
+fn keycloak_config(
+    kc: &keycloak::Keycloak,
+    profile: &str,
+    client: &str,
+    extra: &str,
+    port: u16,
+) -> String {
+    format!(
+        "{}{extra}[proxy]\nport = {port}\n\
+         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n",
+        kc.profile(profile, REALM, client, SCOPES)
+    )
+}
+
 #[test]
 fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
     let Some(kc) = keycloak::keycloak() else {
@@ -76,10 +92,12 @@ fn keycloak_exchanges_a_narrower_token_that_dies_with_the_delegation() {
     };
     let profile = "kc-exchange";
     let port = free_port();
-    let config = format!(
-        "{}client_auth = \"secret\"\n[proxy]\nport = {port}\n\
-         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n",
-        kc.profile(profile, REALM, EXCHANGE_CLIENT, SCOPES)
+    let config = keycloak_config(
+        kc,
+        profile,
+        EXCHANGE_CLIENT,
+        "client_auth = \"secret\"\n",
+        port,
     );
     clear_secret(profile);
     let sandbox = kc.sandbox_with(profile, "heidi", &config);
@@ -200,11 +218,7 @@ fn keycloak_public_client_does_not_narrow_below_its_default_scopes_so_nothing_is
     };
     let profile = "kc-fewer";
     let port = free_port();
-    let config = format!(
-        "{}[proxy]\nport = {port}\n\
-         [[route]]\nname = \"api\"\npath = \"/api\"\nupstream = \"http://127.0.0.1:9\"\nprofile = \"{profile}\"\nidentity = \"bearer\"\n",
-        kc.profile(profile, REALM, keycloak::CLIENT, SCOPES)
-    );
+    let config = keycloak_config(kc, profile, keycloak::CLIENT, "", port);
     let sandbox = kc.sandbox_with(profile, "dave", &config);
     sandbox.run(&["login", profile, "--browser"]).assert_ok();
     let stored_before = sandbox.stored_refresh_token();
