@@ -29,7 +29,7 @@ fn token(sandbox: &Sandbox) -> String {
     run.stdout().trim().to_string()
 }
 
-fn audiences(claims: &serde_json::Value) -> Vec<String> {
+pub(crate) fn audiences(claims: &serde_json::Value) -> Vec<String> {
     match &claims["aud"] {
         serde_json::Value::String(one) => vec![one.clone()],
         serde_json::Value::Array(many) => many

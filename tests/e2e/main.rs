@@ -21,6 +21,7 @@ mod burst;
 mod client_secret;
 mod crash;
 mod delegate;
+mod delegate_tokens;
 mod docker_helper;
 mod doctor;
 mod events;

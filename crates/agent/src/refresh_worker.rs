@@ -59,6 +59,10 @@ pub(crate) struct RefreshJob {
     pub identity: Option<serde_json::Value>,
     /// `paths::refresh_lock_dir`: shared by every agent that uses the same keychain.
     pub lock_dir: PathBuf,
+    /// Ask for these scopes only (RFC 6749 §6), for a delegation's narrower access token
+    /// ([`crate::delegation::minted`]); the rotated refresh token is saved all the same.
+    #[serde(default)]
+    pub narrow_scope: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -71,6 +75,10 @@ struct WorkerRequest {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one outcome per refresh, moved once from the worker's answer to the session"
+)]
 pub(crate) enum RefreshOutcome {
     /// New tokens; `saved` says whether the keychain holds their refresh token.
     Refreshed {
@@ -78,6 +86,9 @@ pub(crate) enum RefreshOutcome {
         saved: Result<(), AgentError>,
         #[serde(default)]
         took: RefreshTimings,
+        /// The `scope` the IdP answered, for a narrowed refresh.
+        #[serde(default)]
+        granted_scope: Option<String>,
     },
     /// The IdP refused or could not be reached; `login_dead` when only a new sign-in helps.
     Failed {
@@ -213,18 +224,22 @@ pub(crate) async fn refresh_and_save(
         ),
     };
     let asking = Instant::now();
-    let refreshed = provider
-        .refresh(
-            refresh_token,
-            previous_id.as_ref().map(|(token, claims)| (token, claims)),
-            http,
-            now,
-        )
-        .await;
+    let previous_id = previous_id.as_ref().map(|(token, claims)| (token, claims));
+    let refreshed = match &job.narrow_scope {
+        None => provider
+            .refresh(refresh_token, previous_id, http, now)
+            .await
+            .map(|tokens| (tokens, None)),
+        Some(scope) => {
+            provider
+                .refresh_narrowed(refresh_token, previous_id, scope, http, now)
+                .await
+        }
+    };
     took.idp_us = micros_since(asking);
     match refreshed {
         Err(err) => RefreshOutcome::failed(&err, &job.profile),
-        Ok(mut tokens) => {
+        Ok((mut tokens, granted_scope)) => {
             let rotated = tokens
                 .refresh_token
                 .as_ref()
@@ -250,6 +265,7 @@ pub(crate) async fn refresh_and_save(
                 tokens,
                 saved,
                 took,
+                granted_scope,
             }
         }
     }

@@ -171,7 +171,7 @@ Examples:
   stagepass delegate create reader --routes backstage --read-only --json
   stagepass delegate create two --routes api,backstage --paths api:/v1/ backstage:/api/catalog/
   stagepass delegate create helper --routes backstage --read-only --ask   # writes ask you first")]
-    Create(DelegateCreateArgs),
+    Create(Box<DelegateCreateArgs>),
     /// List delegations, remote keys included: scope, expiry and last use (never a key).
     List(JsonArg),
     /// Revoke a delegation (or a remote key): it stops working at once.
@@ -250,7 +250,14 @@ pub struct DelegateCreateArgs {
     /// How long it works: 30m, 8h, 2d (at most 7d).
     #[arg(long, value_name = "SPAN", default_value = "8h")]
     pub ttl: String,
-    /// Print {name, key, routes, methods, paths, expires_at, proxy_url}.
+    /// Let it get raw access tokens carrying only these OAuth scopes (a subset of the
+    /// profile's), narrowed by token exchange or a fewer-scopes refresh (comma-separated).
+    #[arg(long, value_name = "S1,S2", value_delimiter = ',')]
+    pub token_scopes: Vec<String>,
+    /// The audience those tokens are narrowed to (token exchange only; a client ID at Keycloak).
+    #[arg(long, value_name = "AUDIENCE", requires = "token_scopes")]
+    pub token_audience: Option<String>,
+    /// Print {name, key, routes, methods, paths, expires_at, proxy_url, token_method, tokens}.
     #[arg(long)]
     pub json: bool,
 }

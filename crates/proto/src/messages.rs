@@ -217,6 +217,36 @@ pub struct DelegateRequest {
     /// instead of being refused at once ([`crate::approval`]).
     #[serde(default)]
     pub ask_timeout_secs: Option<u64>,
+    /// The OAuth scopes a raw token for the delegation may carry; empty with no
+    /// `token_audience`: no raw tokens (proxy access only).
+    #[serde(default)]
+    pub token_scopes: Vec<String>,
+    /// The audience a raw token is narrowed to (a client ID at Keycloak).
+    #[serde(default)]
+    pub token_audience: Option<String>,
+}
+
+/// How a delegation gets raw tokens narrower than the developer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenMethod {
+    /// OAuth 2.0 Token Exchange (RFC 8693): audience and scopes narrowed.
+    Exchange,
+    /// A refresh asking for fewer scopes (RFC 6749 §6): scopes narrowed, audience as is.
+    FewerScopes,
+    /// None applies: the delegation reaches its routes through the proxy only.
+    ProxyOnly,
+}
+
+/// What raw tokens a delegation may get, and how they are narrowed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegatedTokens {
+    pub profile: String,
+    pub scopes: Vec<String>,
+    pub audience: Option<String>,
+    pub method: TokenMethod,
+    /// Why this method (and not a narrower one) applies.
+    pub why: String,
 }
 
 /// What `--read-only` means: the safe methods of RFC 9110 §9.2.1 that tools use to read
@@ -243,6 +273,9 @@ pub struct DelegationInfo {
     /// What "allow for this delegation" answers added: `METHOD ROUTE:/prefix`.
     #[serde(default)]
     pub approved: Vec<String>,
+    /// `None`: no raw tokens were asked for (proxy access only).
+    #[serde(default)]
+    pub tokens: Option<DelegatedTokens>,
 }
 
 /// The answer to [`Request::DelegateCreate`].

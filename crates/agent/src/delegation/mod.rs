@@ -8,6 +8,7 @@
 pub(crate) mod answer;
 pub(crate) mod approval;
 pub(crate) mod held;
+pub(crate) mod minted;
 pub(crate) mod scope;
 pub(crate) mod store;
 
@@ -91,7 +92,8 @@ pub(crate) async fn create(
     };
     check_ttl(request.ttl_secs, max, noun)?;
     check_name(&request.name, "delegation")?;
-    let scope = scope_of(agent, &request)?;
+    let mut scope = scope_of(agent, &request)?;
+    scope.tokens = tokens_of(agent, &request, &scope).await?.map(Box::new);
     let proxy_url = proxy_url(agent, "a delegation's only door")?;
     let (key, record) = agent
         .delegations
@@ -107,6 +109,8 @@ pub(crate) async fn create(
         )
         .await
         .map_err(bad)?;
+    // A token minted for an earlier delegation of the same name is not this one's.
+    agent.delegations.minted.forget(record.name());
     Ok(Response::DelegationCreated(DelegationCreated {
         key,
         info: record.info(),
@@ -154,11 +158,38 @@ fn scope_of(agent: &Agent, request: &DelegateRequest) -> Result<Scope, AgentErro
         .map(|text| PathRule::parse(text))
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
-    // Delegations get no raw tokens (proxy access only): their profiles are those of
-    // their routes, for the record.
+    // Their profiles are those of their routes: raw tokens, when asked for, are of those.
     let mut scope = scope.limited(methods, paths).map_err(bad)?;
     scope.ask = answer::check_ask(request.ask_timeout_secs)?;
     Ok(scope)
+}
+
+/// The raw tokens the delegation may get (`--token-scopes`, `--token-audience`), for the
+/// one profile of its scope, and how they are narrowed; `None` when none were asked for.
+async fn tokens_of(
+    agent: &Agent,
+    request: &DelegateRequest,
+    scope: &Scope,
+) -> Result<Option<stagepass_proto::DelegatedTokens>, AgentError> {
+    if request.token_scopes.is_empty() && request.token_audience.is_none() {
+        return Ok(None);
+    }
+    let [profile] = scope.profiles.as_slice() else {
+        return Err(bad(format!(
+            "raw tokens are for one profile; this delegation's routes use {}: narrow --routes or --profiles",
+            scope.profiles.join(", ")
+        )));
+    };
+    let (name, settings) = crate::session::resolve_profile(agent, Some(profile))?;
+    minted::decide(
+        agent,
+        &name,
+        &settings,
+        &request.token_scopes,
+        request.token_audience.as_deref(),
+    )
+    .await
+    .map(Some)
 }
 
 /// `Request::DelegateList`.
@@ -221,6 +252,7 @@ pub(crate) async fn hold(
         .revoke(name, Some(DelegationKind::Exec), now(agent))
         .await
         .map_err(|message| errors::reply(ErrorKind::Internal, message, None))?;
+    minted::revoked(agent, name).await;
     Ok(Response::Delegations(
         revoked.iter().map(Record::info).collect(),
     ))
@@ -253,7 +285,10 @@ pub(crate) async fn revoke(
     kind: Option<DelegationKind>,
 ) -> Result<Record, AgentError> {
     match agent.delegations.revoke(name, kind, now(agent)).await {
-        Ok(Some(record)) => Ok(record),
+        Ok(Some(record)) => {
+            minted::revoked(agent, name).await;
+            Ok(record)
+        }
         Ok(None) => {
             let names: Vec<String> = agent
                 .delegations

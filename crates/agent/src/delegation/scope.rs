@@ -200,6 +200,11 @@ pub(crate) struct Scope {
     /// What "allow for this delegation" answers added, each a route, method and prefix.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approved: Vec<Grant>,
+    /// The raw tokens a local delegation may get, and how they are narrowed
+    /// ([`super::minted`]); `None`: proxy access only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Boxed: most keys have none, and every proxied request carries a scope.)
+    pub tokens: Option<Box<stagepass_proto::DelegatedTokens>>,
 }
 
 impl Scope {

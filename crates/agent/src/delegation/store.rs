@@ -74,6 +74,8 @@ pub(crate) struct Accepted {
     pub name: String,
     pub kind: DelegationKind,
     pub scope: Scope,
+    /// Unix seconds: nothing minted for it outlives this.
+    pub expires_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +109,8 @@ pub(crate) struct Delegations {
     pub held: super::held::Held,
     /// Requests of `ask` delegations waiting for an answer; they die with their delegation.
     pub approvals: super::approval::Approvals,
+    /// Raw tokens minted for delegations: in memory only.
+    pub minted: super::minted::MintedTokens,
     path: PathBuf,
     records: Records,
     saver: IoThread<KeyFile>,
@@ -127,6 +131,7 @@ impl Delegations {
         Delegations {
             held: Default::default(),
             approvals: Default::default(),
+            minted: Default::default(),
             path,
             records,
             saver,
@@ -325,6 +330,7 @@ impl Delegations {
                 name: record.name.clone(),
                 kind: record.kind,
                 scope: record.scope.clone(),
+                expires_at: record.expires_at,
             };
             if stale {
                 record.written_use = Some(now);
@@ -475,6 +481,7 @@ impl Record {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            tokens: self.scope.tokens.as_deref().cloned(),
         }
     }
 

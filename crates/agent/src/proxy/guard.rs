@@ -241,6 +241,7 @@ mod tests {
             name: "cs".into(),
             kind: stagepass_proto::DelegationKind::Remote,
             scope: Default::default(),
+            expires_at: u64::MAX,
         };
         let remote = |presented: &str| {
             if presented == "kkk" {

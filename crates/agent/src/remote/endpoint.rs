@@ -17,7 +17,7 @@ use stagepass_proto::{AgentError, DelegationKind, ErrorKind, TokenGrant, TokenKi
 
 use crate::audit::{Caller, Entry, fingerprint};
 use crate::credentials;
-use crate::delegation::{self, Accepted, Verdict};
+use crate::delegation::{self, Accepted, Verdict, minted};
 use crate::errors;
 use crate::proxy::reply::{Body, full};
 use crate::session::{self, resolve_profile};
@@ -70,21 +70,6 @@ async fn answer(agent: &Agent, request: Request<Incoming>) -> Result<Vec<u8>, Fa
         ));
     }
     let accepted = authenticate(agent, request.headers())?;
-    if accepted.kind != DelegationKind::Remote {
-        // Raw tokens for a local delegation would be the developer's own, unscoped: it gets
-        // proxy access only until tokens are down-scoped by exchange (RFC 8693).
-        let refused = fail(
-            StatusCode::FORBIDDEN,
-            ErrorKind::RemoteKey,
-            format!(
-                "delegation `{}` gets proxy access only, never a raw token",
-                accepted.name
-            ),
-        );
-        let caller = Caller::delegation(&accepted.name, accepted.kind);
-        audit(agent, &caller, None, Err(&refused));
-        return Err(refused);
-    }
     let path = request.uri().path().to_string();
     let body = Limited::new(request.into_body(), MAX_BODY)
         .collect()
@@ -104,7 +89,7 @@ async fn answer(agent: &Agent, request: Request<Incoming>) -> Result<Vec<u8>, Fa
             format!("the request body is not the expected JSON: {err}"),
         )
     };
-    let caller = Caller::remote(&accepted.name);
+    let caller = Caller::delegation(&accepted.name, accepted.kind);
     match path.as_str() {
         TOKEN_PATH => {
             let asked: TokenRequest = serde_json::from_slice(&body).map_err(parse_error)?;
@@ -185,6 +170,20 @@ async fn token(
     accepted: &Accepted,
     asked: &TokenRequest,
 ) -> Result<TokenGrant, Failure> {
+    let min_valid = Duration::from_secs(asked.min_valid_secs.min(MAX_MIN_VALID));
+    if accepted.kind != DelegationKind::Remote {
+        // A local delegation gets its own narrower token, never the developer's.
+        if asked.kind != TokenKind::Access {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                ErrorKind::RemoteKey,
+                "delegations get access tokens only, never an id_token".into(),
+            ));
+        }
+        return minted::token(agent, accepted, min_valid)
+            .await
+            .map_err(failure);
+    }
     if asked.kind != TokenKind::Access {
         return Err(fail(
             StatusCode::FORBIDDEN,
@@ -200,7 +199,6 @@ async fn token(
         .scope
         .profile_for(asked.profile.as_deref(), default.as_deref())
         .map_err(|message| fail(StatusCode::FORBIDDEN, ErrorKind::RemoteKey, message))?;
-    let min_valid = Duration::from_secs(asked.min_valid_secs.min(MAX_MIN_VALID));
     served(agent, &profile, min_valid).await.map_err(failure)
 }
 
@@ -222,6 +220,17 @@ async fn credential(
     accepted: &Accepted,
     asked: &CredentialRequest,
 ) -> Result<Option<(TokenGrant, String, bool)>, Failure> {
+    if accepted.kind != DelegationKind::Remote {
+        // git's credential would be the developer's own token.
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            ErrorKind::RemoteKey,
+            format!(
+                "delegation `{}` gets no git credential: it reaches git through the proxy",
+                accepted.name
+            ),
+        ));
+    }
     let fetch = async |profile: &str, kind: TokenKind| {
         if kind != TokenKind::Access {
             return Err(errors::reply(

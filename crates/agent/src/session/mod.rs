@@ -31,7 +31,7 @@ use crate::sessions::Agent;
 pub(crate) use keychain::{
     check_reachable as check_keychain, holds_refresh_token, load_unless_busy,
 };
-pub(crate) use refresh::{next_wake, refresh_if_due};
+pub(crate) use refresh::{narrowed as narrowed_refresh, next_wake, refresh_if_due};
 pub(crate) use report::profile_status;
 pub(crate) use sign_out::{SignedOut, forget_tokens, sign_out};
 pub(crate) use state::SessionData;

@@ -87,14 +87,25 @@ pub(super) async fn refresh(
             return settle(agent, session, RefreshOutcome::failed(&err, session.name())).await;
         }
     };
+    let outcome = run(agent, job, &provider).await;
+    settle(agent, session, outcome).await
+}
+
+/// The refresh transaction, in a worker process when the agent has them.
+async fn run(
+    agent: &Agent,
+    job: RefreshJob,
+    provider: &stagepass_core::oidc::Provider,
+) -> RefreshOutcome {
+    let profile = job.profile.clone();
     // A measurement, not the agent's notion of time: the injected clock stays out of it.
     let started = std::time::Instant::now();
     let outcome = match &agent.deps.refresh_worker {
-        Some(workers) => run_in_worker(workers, job, &provider).await,
+        Some(workers) => run_in_worker(workers, job, provider).await,
         None => {
             refresh_and_save(
                 &job,
-                &provider,
+                provider,
                 &agent.deps.http,
                 &agent.deps.logins,
                 agent.now(),
@@ -103,17 +114,17 @@ pub(super) async fn refresh(
         }
     };
     if let RefreshOutcome::Refreshed { took, .. } = &outcome {
-        log_timings(session, started.elapsed(), took);
+        log_timings(&profile, started.elapsed(), took);
     }
-    settle(agent, session, outcome).await
+    outcome
 }
 
 /// One line per refresh: how long callers waited for it, and where that went. The rest of
 /// `total` (a worker's start, the pipe, the agent's own work) is the agent's share.
-fn log_timings(session: &Session, total: std::time::Duration, took: &RefreshTimings) {
+fn log_timings(profile: &str, total: std::time::Duration, took: &RefreshTimings) {
     let ms = |micros: u64| micros as f64 / 1000.0;
     tracing::info!(
-        profile = %session.name(),
+        profile = %profile,
         total_ms = total.as_secs_f64() * 1000.0,
         keychain_read_ms = ms(took.keychain_read_us),
         idp_ms = ms(took.idp_us),
@@ -217,7 +228,56 @@ fn job(agent: &Agent, session: &Session) -> Result<RefreshJob, AgentError> {
         refresh_lifetime: data.refresh_lifetime(),
         identity,
         lock_dir: paths::refresh_lock_dir(&agent.options.data_dir),
+        narrow_scope: None,
     })
+}
+
+/// A refresh asking for `scope` only (RFC 6749 §6), for a delegation
+/// ([`crate::delegation::minted`]): the same transaction as any refresh (the worker writes a
+/// rotated refresh token to the keychain before it answers), but the session keeps the
+/// developer's access token and takes only the new refresh token. The narrowed tokens and
+/// the `scope` the IdP answered go back to the caller, never into the session.
+pub(crate) async fn narrowed(
+    agent: &Agent,
+    session: &Session,
+    scope: &str,
+) -> Result<(TokenSet, Option<String>), AgentError> {
+    let held = session.exclusive().await;
+    keychain::load(agent, session, &held)
+        .await
+        .map_err(|err| errors::keychain(&err))?;
+    if session.data().unsaved {
+        persist(agent, session).await?;
+    }
+    let mut job = job(agent, session)?;
+    job.narrow_scope = Some(scope.to_string());
+    let provider = agent
+        .provider(session.name(), &session.profile)
+        .await
+        .map_err(|err| errors::from_core(&err, Some(session.name())))?;
+    let outcome = run(agent, job, &provider).await;
+    let RefreshOutcome::Refreshed {
+        tokens,
+        saved,
+        granted_scope,
+        ..
+    } = outcome
+    else {
+        settle(agent, session, outcome).await?;
+        return Err(errors::reply(
+            ErrorKind::Internal,
+            "the narrowed refresh gave no tokens",
+            None,
+        ));
+    };
+    // The developer's tokens, with the refresh token the IdP answered (rotated or kept).
+    let Some(mut kept) = session.data().tokens.clone() else {
+        return Err(errors::not_signed_in(session.name()));
+    };
+    kept.refresh_token = tokens.refresh_token.clone();
+    kept.refresh_lifetime = tokens.refresh_lifetime;
+    transitions::refreshed(agent, session, kept, saved)?;
+    Ok((tokens, granted_scope))
 }
 
 /// Writes the session's current refresh token (and id_token) to the keychain; the tokens

@@ -6,8 +6,10 @@ use std::io::Write;
 
 use stagepass_client::Client;
 use stagepass_proto::approval::Decision;
+use stagepass_proto::remote::TOKEN_PATH;
 use stagepass_proto::{
-    DelegateRequest, DelegationCreated, DelegationInfo, DelegationKind, READ_ONLY_METHODS,
+    DelegateRequest, DelegatedTokens, DelegationCreated, DelegationInfo, DelegationKind,
+    READ_ONLY_METHODS, TokenMethod,
 };
 
 use crate::agent_link;
@@ -19,7 +21,10 @@ use crate::output::{parse_span, print_json, rfc3339, when};
 pub fn run(action: DelegateAction) -> Result<(), CommandError> {
     match action {
         DelegateAction::Create(args) => {
-            let request = request(&args.name, DelegationKind::Delegate, &args.scope, &args.ttl)?;
+            let mut request =
+                request(&args.name, DelegationKind::Delegate, &args.scope, &args.ttl)?;
+            request.token_scopes = args.token_scopes.clone();
+            request.token_audience = args.token_audience.clone();
             let (created, _) = agent_link::call(|client| client.delegate_create(request.clone()))?;
             if args.json {
                 let mut json = info_json(&created.info);
@@ -95,6 +100,8 @@ pub fn request(
         methods,
         paths: scope.paths.clone(),
         ask_timeout_secs: delegate_approval::ask_timeout(&scope.ask)?,
+        token_scopes: Vec::new(),
+        token_audience: None,
     })
 }
 
@@ -109,10 +116,53 @@ fn print_created(created: &DelegationCreated) -> Result<(), CommandError> {
     writeln!(out, "{}", describe(&created.info))?;
     writeln!(
         out,
-        "\nRaw tokens: none (proxy access only). Send the key to the proxy at {} as\n  Proxy-Authorization: Bearer KEY",
+        "\nRaw tokens: {}.\nSend the key to the proxy at {} as\n  Proxy-Authorization: Bearer KEY",
+        raw_tokens(created.info.tokens.as_ref()),
         created.proxy_url
     )?;
+    if created
+        .info
+        .tokens
+        .as_ref()
+        .is_some_and(|tokens| tokens.method != TokenMethod::ProxyOnly)
+    {
+        writeln!(
+            out,
+            "and get a narrowed access token with the key as `Authorization: Bearer KEY` in\n  POST {}{TOKEN_PATH} (JSON body {{}})",
+            created.proxy_url
+        )?;
+    }
     Ok(())
+}
+
+/// Which way the delegation gets raw tokens, in a sentence.
+fn raw_tokens(tokens: Option<&DelegatedTokens>) -> String {
+    let Some(tokens) = tokens else {
+        return "none (proxy access only; --token-scopes allows narrowed tokens)".into();
+    };
+    let narrowed = match &tokens.audience {
+        Some(audience) => format!("scopes {}, audience {audience}", tokens.scopes.join(" ")),
+        None => format!("scopes {}", tokens.scopes.join(" ")),
+    };
+    match tokens.method {
+        TokenMethod::Exchange => format!(
+            "{narrowed} of profile `{}`, by token exchange (RFC 8693)",
+            tokens.profile
+        ),
+        TokenMethod::FewerScopes => format!(
+            "{narrowed} of profile `{}`, by a refresh asking for fewer scopes (RFC 6749 §6); {}",
+            tokens.profile, tokens.why
+        ),
+        TokenMethod::ProxyOnly => format!("none, proxy access only: {}", tokens.why),
+    }
+}
+
+fn method_name(tokens: Option<&DelegatedTokens>) -> &'static str {
+    match tokens.map(|tokens| tokens.method) {
+        Some(TokenMethod::Exchange) => "exchange",
+        Some(TokenMethod::FewerScopes) => "fewer_scopes",
+        Some(TokenMethod::ProxyOnly) | None => "proxy_only",
+    }
 }
 
 fn list(names: &[String], empty: &str) -> String {
@@ -133,7 +183,7 @@ fn kind_name(kind: DelegationKind) -> &'static str {
 
 fn describe(info: &DelegationInfo) -> String {
     let mut text = format!(
-        "{} ({})\n  routes:   {}\n  methods:  {}\n  paths:    {}\n  expires:  {}\n  last use: {}",
+        "{} ({})\n  routes:   {}\n  methods:  {}\n  paths:    {}\n  tokens:   {}\n  expires:  {}\n  last use: {}",
         info.name,
         kind_name(info.kind),
         list(&info.routes, "none"),
@@ -141,6 +191,7 @@ fn describe(info: &DelegationInfo) -> String {
             .as_deref()
             .map_or_else(|| "all".to_string(), |methods| list(methods, "none")),
         list(&info.paths, "all"),
+        method_name(info.tokens.as_ref()).replace('_', " "),
         when(info.expires_at),
         info.last_used_at.map_or_else(|| "never".to_string(), when),
     );
@@ -169,5 +220,7 @@ fn info_json(info: &DelegationInfo) -> serde_json::Value {
         "last_used_at": info.last_used_at.map(rfc3339),
         "ask_timeout_secs": info.ask_timeout_secs,
         "approved": info.approved,
+        "token_method": method_name(info.tokens.as_ref()),
+        "tokens": info.tokens,
     })
 }

@@ -6,6 +6,7 @@
 mod authorization;
 mod device;
 mod errors;
+mod exchange;
 mod github;
 mod probe;
 mod provider;
@@ -16,6 +17,7 @@ mod tests;
 
 pub use authorization::{CallbackError, PendingAuthorization};
 pub use device::DeviceAuthorization;
+pub use exchange::{ACCESS_TOKEN_TYPE, Minted, TOKEN_EXCHANGE_GRANT, granted_scopes};
 pub use github::github_revoke_page;
 pub use openidconnect::AuthorizationCode;
 pub use probe::TokenEndpointProbe;

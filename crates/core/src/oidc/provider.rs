@@ -353,6 +353,35 @@ impl Provider {
         if self.kind == ProfileKindTag::Github {
             return self.github_refresh(refresh_token, http, now).await;
         }
+        let (tokens, _) = self
+            .refresh_scoped(refresh_token, previous_id_token, None, http, now)
+            .await?;
+        Ok(tokens)
+    }
+
+    /// [`Provider::refresh`] asking for `scope` only (RFC 6749 §6: a subset of the grant's),
+    /// for a delegation's narrower token; with the `scope` the IdP answered. The refresh
+    /// token it returns keeps the grant's whole scope (RFC 6749 §6) and is the developer's.
+    pub async fn refresh_narrowed(
+        &self,
+        refresh_token: &RefreshToken,
+        previous_id_token: Option<(&IdToken, &serde_json::Value)>,
+        scope: &str,
+        http: &HttpClient,
+        now: SystemTime,
+    ) -> Result<(TokenSet, Option<String>)> {
+        self.refresh_scoped(refresh_token, previous_id_token, Some(scope), http, now)
+            .await
+    }
+
+    async fn refresh_scoped(
+        &self,
+        refresh_token: &RefreshToken,
+        previous_id_token: Option<(&IdToken, &serde_json::Value)>,
+        scope: Option<&str>,
+        http: &HttpClient,
+        now: SystemTime,
+    ) -> Result<(TokenSet, Option<String>)> {
         let refresh_token_value =
             openidconnect::RefreshToken::new(refresh_token.expose().to_string());
         let mut request = self
@@ -365,10 +394,20 @@ impl Provider {
         if let Some(resource) = &self.resource {
             request = request.add_extra_param("resource", resource.clone());
         }
+        if let Some(scope) = scope {
+            request = request.add_extra_param("scope", scope.to_string());
+        }
         let response = request
             .request_async(http)
             .await
             .map_err(|err| request_error("refresh", &self.token_endpoint(), err))?;
+        let granted = openidconnect::OAuth2TokenResponse::scopes(&response).map(|scopes| {
+            scopes
+                .iter()
+                .map(|scope| scope.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
         let mut tokens = self.token_set(&response, None, now, http.clock_skew())?;
         if tokens.refresh_token.is_none() {
             tokens.refresh_token = Some(refresh_token.clone());
@@ -379,7 +418,7 @@ impl Provider {
             tokens.id_token = Some(id_token.clone());
             tokens.id_claims = Some(claims.clone());
         }
-        Ok(tokens)
+        Ok((tokens, granted))
     }
 
     /// Revokes a refresh token (RFC 7009 §2.1), with the client secret when there is one.
@@ -392,31 +431,45 @@ impl Provider {
             // GitHub revokes access tokens only: see `revoke_access_token`.
             return Ok(false);
         }
+        self.revoke_token(refresh_token.expose(), "refresh_token", http)
+            .await
+    }
+
+    /// RFC 7009 §2.1: `token` of the kind `hint` says. `Ok(false)` when the IdP has no
+    /// revocation endpoint.
+    pub(super) async fn revoke_token(
+        &self,
+        token: &str,
+        hint: &str,
+        http: &HttpClient,
+    ) -> Result<bool> {
         let Some(endpoint) = &self.metadata.additional_metadata().revocation_endpoint else {
             return Ok(false);
         };
-        let form = [
-            ("token", refresh_token.expose()),
-            ("token_type_hint", "refresh_token"),
-        ];
+        let form = [("token", token), ("token_type_hint", hint)];
         let response = self
             .post_form(http, &endpoint.to_string(), &form, "revocation")
             .await?;
         if response.status().is_success() {
             return Ok(true);
         }
-        let error: Option<oauth2::basic::BasicErrorResponse> =
-            serde_json::from_slice(response.body()).ok();
-        Err(match error {
-            Some(error) => Error::OAuth {
-                during: "revocation",
-                source: error.into(),
-            },
-            None => Error::BadResponse {
-                during: "revocation",
-                reason: format!("HTTP {} without an OAuth error", response.status()),
-            },
-        })
+        Err(refusal(&response, "revocation"))
+    }
+}
+
+/// The IdP's OAuth error (RFC 6749 §5.2) in a non-2xx answer, or what else it was.
+pub(super) fn refusal(response: &oauth2::HttpResponse, during: &'static str) -> Error {
+    let error: Option<oauth2::basic::BasicErrorResponse> =
+        serde_json::from_slice(response.body()).ok();
+    match error {
+        Some(error) => Error::OAuth {
+            during,
+            source: error.into(),
+        },
+        None => Error::BadResponse {
+            during,
+            reason: format!("HTTP {} without an OAuth error", response.status()),
+        },
     }
 }
 
