@@ -29,6 +29,7 @@ mod google;
 mod hardening;
 mod keycloak;
 mod kube_helper;
+mod mcp;
 mod notifications;
 mod presets;
 mod proxy;

@@ -8,6 +8,7 @@ use http::{Method, Response, StatusCode};
 use serde::Serialize;
 use stagepass_core::text::one_line;
 
+use super::mcp::{Class, Write};
 use super::reply::{Body, full};
 use super::stats::Outcome;
 use crate::audit::{Caller, bounded};
@@ -25,6 +26,8 @@ pub(crate) struct Refusal<'a> {
     /// The path after the route's prefix, as the upstream would see it (no query).
     pub path: &'a str,
     pub missing: Missing,
+    /// At an MCP endpoint: what the messages amounted to.
+    pub mcp: Option<&'a Class>,
 }
 
 #[derive(Serialize)]
@@ -38,6 +41,11 @@ struct RefusalBody<'a> {
     path: &'a str,
     /// What the delegation allows on this route, for the missing part.
     allowed: Vec<String>,
+    /// At an MCP endpoint: the tool, or the JSON-RPC method, that writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp_method: Option<&'a str>,
     message: String,
 }
 
@@ -57,6 +65,22 @@ impl Refusal<'_> {
     fn message(&self, allowed: &[String]) -> String {
         let name = &self.accepted.name;
         let allowed = allowed.join(", ");
+        if let (Missing::Method, Some(Class::Write(write))) = (self.missing, self.mcp) {
+            let what = match write {
+                Write::Tool(tool) => format!(
+                    "call the MCP tool `{}`, which the upstream does not mark read-only",
+                    one_line(tool)
+                        .chars()
+                        .take(MAX_PATH_CHARS)
+                        .collect::<String>()
+                ),
+                Write::Method(method) => format!("send the MCP request `{method}`"),
+            };
+            return format!(
+                "stagepass proxy: delegation `{name}` may not {what} on route `{}`: that is a write, and it may send only {allowed}",
+                self.route
+            );
+        }
         match self.missing {
             Missing::Route => format!(
                 "stagepass proxy: delegation `{name}` is not scoped to route `{}` (its routes: {allowed})",
@@ -78,7 +102,18 @@ impl Refusal<'_> {
 pub(crate) fn response(refusal: &Refusal<'_>) -> Response<Body> {
     let allowed = refusal.allowed();
     let path = one_line(refusal.path);
+    let (tool, mcp_method) = match refusal.mcp {
+        // The caller's text: one line, bounded.
+        Some(Class::Write(Write::Tool(tool))) => (
+            Some(one_line(tool).chars().take(MAX_PATH_CHARS).collect()),
+            None,
+        ),
+        Some(Class::Write(Write::Method(method))) => (None, Some(method.as_str())),
+        _ => (None, None),
+    };
     let body = RefusalBody {
+        tool,
+        mcp_method,
         error: "outside_delegation_scope",
         delegation: &refusal.accepted.name,
         missing: refusal.missing.as_str(),
