@@ -16,6 +16,12 @@ const TOOL_WRITE: &str = "stagepass-test.record-write";
 /// A sandbox signed in to Backstage as alice, whose route `backstage` (path /backstage) has
 /// the MCP endpoint of the MCP actions plugin.
 fn setup(backstage: &Backstage, port: u16) -> Sandbox {
+    assert!(
+        backstage_dir()
+            .join("node_modules/@backstage/plugin-mcp-actions-backend")
+            .is_dir(),
+        "the MCP actions plugin of the test Backstage is not installed: run scripts/setup"
+    );
     let profile = support::unique_profile("e2e-mcp");
     let mut sandbox = backstage.sandbox(&profile, "alice");
     sandbox.write_config(&format!(
@@ -181,6 +187,30 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
     );
     assert_eq!(steps[0]["ok"], true, "{}", brief(&steps));
     assert_eq!(backstage.stats()["actions"]["write"], 1);
+
+    // For the report, not a check: what the per-tool check costs a read-only delegation's
+    // call (its body read, the upstream's tools/list asked) against one that may POST.
+    let read = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{TOOL_READ}","arguments":{{}}}}}}"#
+    );
+    let median_ms = |key: &str| {
+        let bearer = format!("Authorization: Bearer {key}");
+        let mut args = vec!["-X", "POST", "-H", bearer.as_str(), "--data", read.as_str()];
+        args.extend_from_slice(&mcp_headers);
+        let mut times: Vec<f64> = (0..15)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                assert_eq!(curl(&url, &args).status, 200);
+                start.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let (checked, unchecked) = (median_ms(&reader), median_ms(&writer));
+    eprintln!(
+        "mcp: a read tool call through the proxy, median of 15 (curl included): read-only delegation {checked:.1} ms, one that may POST {unchecked:.1} ms"
+    );
 }
 
 #[test]
