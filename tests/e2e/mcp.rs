@@ -176,6 +176,28 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
     assert_eq!(body["tool"], TOOL_WRITE, "{body}");
     assert_eq!(backstage.stats()["actions"]["write"], 0);
 
+    // The audit says which tool the agent called, allowed or refused.
+    let audit = sandbox.run(&["audit", "--delegation", "agent", "--json"]);
+    audit.assert_ok();
+    let tools: Vec<(String, u64)> = audit
+        .stdout()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|entry| entry["event"] == "proxy_request" && entry["tool"].is_string())
+        .map(|entry| {
+            let tool = entry["tool"].as_str().unwrap().to_string();
+            (tool, entry["status"].as_u64().unwrap())
+        })
+        .collect();
+    assert!(tools.contains(&(TOOL_READ.to_string(), 200)), "{tools:?}");
+    assert!(tools.contains(&(TOOL_WRITE.to_string(), 403)), "{tools:?}");
+    let human = sandbox.run(&["audit", "--delegation", "agent"]);
+    assert!(
+        human.stdout().contains(&format!("MCP tool {TOOL_WRITE}")),
+        "{}",
+        human.stdout()
+    );
+
     // A delegation that may POST calls the write action: it does reach Backstage.
     let writer = delegate(&sandbox, "writer", &["--ttl", "1h"]);
     let (writer_config, _) = mcp_config(&sandbox, "writer");

@@ -153,23 +153,24 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         cookie: listener.cookie_name(),
     };
     let mut request = request.map(BodyExt::boxed);
+    let mut class = None;
     if let Some(accepted) = delegation {
         // At an MCP endpoint a POST the delegation may not send is checked per message as
         // what it amounts to (see `mcp`).
-        let mut checked = (method.clone(), None);
         if method == Method::POST
             && mcp::is_endpoint(route, rest)
             && accepted.scope.check(&route.name, &method, rest).is_err()
         {
             match mcp::classify(agent, &config, route, &local, request, rest).await {
-                Ok((read, class)) => {
+                Ok((read, classified)) => {
                     request = read;
-                    checked = (class.method(), Some(class));
+                    class = Some(classified);
                 }
                 Err(response) => return response,
             }
         }
-        if let Err(missing) = accepted.scope.check(&route.name, &checked.0, rest) {
+        let checked = class.as_ref().map_or(method.clone(), mcp::Class::method);
+        if let Err(missing) = accepted.scope.check(&route.name, &checked, rest) {
             let route_info = Some((route.name.as_str(), route.profile.as_str()));
             agent
                 .proxy
@@ -181,7 +182,7 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
                 method: &method,
                 path: rest,
                 missing,
-                mcp: checked.1.as_ref(),
+                mcp: class.as_ref(),
             };
             scope_refusal::audit(agent, &refusal);
             return scope_refusal::response(&refusal);
@@ -210,6 +211,7 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
             &method,
             rest,
             forwarded.outcome,
+            class.as_ref().and_then(mcp::Class::tool),
         );
     }
     forwarded.response

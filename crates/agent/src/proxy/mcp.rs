@@ -73,7 +73,8 @@ fn local_path(route: &Route, path: &str) -> String {
 /// What a delegation's MCP request amounts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Class {
-    Read,
+    /// Names the (read-only) tools called, for the audit.
+    Read { tools: Vec<String> },
     /// Names what writes: a tool, or a JSON-RPC method.
     Write(Write),
 }
@@ -88,8 +89,17 @@ impl Class {
     /// The HTTP method the scope check sees for it.
     pub(crate) fn method(&self) -> Method {
         match self {
-            Class::Read => Method::GET,
+            Class::Read { .. } => Method::GET,
             Class::Write(_) => Method::POST,
+        }
+    }
+
+    /// The tool called, for the audit (the first of a batch).
+    pub(crate) fn tool(&self) -> Option<&str> {
+        match self {
+            Class::Read { tools } => tools.first().map(String::as_str),
+            Class::Write(Write::Tool(tool)) => Some(tool),
+            Class::Write(Write::Method(_)) => None,
         }
     }
 }
@@ -132,13 +142,14 @@ pub(crate) async fn classify(
             }
         }
     }
-    let mut class = Class::Read;
-    if !tools.is_empty() {
-        let read_only = list_tools(agent, config, route, local, rest, &parts.headers).await?;
-        if let Some(tool) = tools.into_iter().find(|tool| !read_only.contains(tool)) {
-            class = Class::Write(Write::Tool(tool));
-        }
+    if tools.is_empty() {
+        return Ok((rebuild(parts, bytes), Class::Read { tools }));
     }
+    let read_only = list_tools(agent, config, route, local, rest, &parts.headers).await?;
+    let class = match tools.iter().find(|tool| !read_only.contains(tool)) {
+        Some(tool) => Class::Write(Write::Tool(tool.clone())),
+        None => Class::Read { tools },
+    };
     Ok((rebuild(parts, bytes), class))
 }
 

@@ -150,7 +150,23 @@ struct RequestLine<'a> {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<&'static str>,
+    /// At an MCP endpoint: the tool called (the caller's text, bounded).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bounded_tool"
+    )]
+    tool: Option<&'a str>,
     outcome: &'a str,
+}
+
+fn bounded_tool<S: serde::Serializer>(
+    tool: &Option<&str>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match tool {
+        Some(tool) => bounded::<MAX_PATH_CHARS, _>(tool, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Audits a refusal: one of the delegation's requests, the first of each window in full
@@ -168,6 +184,7 @@ pub(crate) fn audit(agent: &Agent, refusal: &Refusal<'_>) {
         path: refusal.path,
         status: Some(403),
         missing: Some(refusal.missing.as_str()),
+        tool: refusal.mcp.and_then(Class::tool),
         outcome: &format!(
             "refused: outside the delegation's {}",
             refusal.missing.as_str()
@@ -184,6 +201,7 @@ pub(crate) fn audit_request(
     method: &Method,
     path: &str,
     outcome: Outcome,
+    tool: Option<&str>,
 ) {
     if !agent.proxy.stats.admit_request(&accepted.name) {
         return;
@@ -201,6 +219,7 @@ pub(crate) fn audit_request(
         path,
         status,
         missing: None,
+        tool,
         outcome,
     });
 }
