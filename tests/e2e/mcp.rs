@@ -176,6 +176,18 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
     assert_eq!(body["tool"], TOOL_WRITE, "{body}");
     assert_eq!(backstage.stats()["actions"]["write"], 0);
 
+    // Only the configured endpoint is read as MCP: the same read-looking message POSTed
+    // anywhere else on the route is a plain POST, refused.
+    let list = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    let mut args = vec!["-X", "POST", "-H", bearer.as_str(), "--data", list];
+    args.extend_from_slice(&mcp_headers);
+    let elsewhere = format!("http://127.0.0.1:{port}/backstage/api/catalog/locations");
+    let proxy_key = format!("Proxy-Authorization: Bearer {reader}");
+    args[3] = proxy_key.as_str();
+    let refused = curl(&elsewhere, &args);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(refused.json()["missing"], "method", "{}", refused.body);
+
     // The audit says which tool the agent called, allowed or refused.
     let audit = sandbox.run(&["audit", "--delegation", "agent", "--json"]);
     audit.assert_ok();
