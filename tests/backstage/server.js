@@ -22,7 +22,8 @@
 //
 // Test endpoints (this file's, not Backstage's):
 //   GET /test/stats   {"token": {"authorization_code": N, "refresh_token": N}, "revoke": N,
-//                      "actions": {"whoami": [USER_REF...], "write": N}}
+//                      "actions": {"whoami": [USER_REF...], "write": N}, "mcp": N}
+//                     `mcp` counts the POSTs that reached the MCP endpoint (/api/mcp-actions/v1).
 //                     `actions` counts what reached the test plugin's actions, on
 //                     Backstage's side: the users `stagepass-test.whoami` (read-only) saw,
 //                     and the calls of `stagepass-test.record-write` (a write action).
@@ -74,7 +75,7 @@ function freePort() {
   });
 }
 
-const stats = { token: {}, revoke: 0, actions: { whoami: [], write: 0 } };
+const stats = { token: {}, revoke: 0, actions: { whoami: [], write: 0 }, mcp: 0 };
 
 // A test plugin with one read action and one write action, registered through the real
 // actions registry; the MCP actions plugin serves them as the tools `stagepass-test.whoami`
@@ -221,6 +222,9 @@ async function main() {
           }
           if (req.method === 'POST' && req.path === '/api/auth/v1/revoke') {
             stats.revoke += 1;
+          }
+          if (req.method === 'POST' && req.path.replace(/\/$/, '') === '/api/mcp-actions/v1') {
+            stats.mcp += 1;
           }
           next();
         });

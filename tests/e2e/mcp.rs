@@ -188,6 +188,33 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert_eq!(refused.json()["missing"], "method", "{}", refused.body);
 
+    // A delegation whose paths leave out the endpoint: refused, and nothing
+    // reaches Backstage's MCP endpoint, not even the tool list the per-tool check would ask.
+    let catalog_only = delegate(
+        &sandbox,
+        "catalog-only",
+        &["--read-only", "--paths", "/api/catalog/", "--ttl", "1h"],
+    );
+    let before = backstage.stats()["mcp"].as_u64().unwrap();
+    let other_bearer = format!("Authorization: Bearer {catalog_only}");
+    let read = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{TOOL_READ}","arguments":{{}}}}}}"#
+    );
+    let mut args = vec![
+        "-X",
+        "POST",
+        "-H",
+        other_bearer.as_str(),
+        "--data",
+        read.as_str(),
+    ];
+    args.extend_from_slice(&mcp_headers);
+    let refused = curl(&url, &args);
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // The scope's first miss: a POST (a GET would miss the path).
+    assert_eq!(refused.json()["missing"], "method", "{}", refused.body);
+    assert_eq!(backstage.stats()["mcp"].as_u64().unwrap(), before);
+
     // The audit says which tool the agent called, allowed or refused.
     let audit = sandbox.run(&["audit", "--delegation", "agent", "--json"]);
     audit.assert_ok();
@@ -224,9 +251,6 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
 
     // For the report, not a check: what the per-tool check costs a read-only delegation's
     // call (its body read, the upstream's tools/list asked) against one that may POST.
-    let read = format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{TOOL_READ}","arguments":{{}}}}}}"#
-    );
     let median_ms = |key: &str| {
         let bearer = format!("Authorization: Bearer {key}");
         let mut args = vec!["-X", "POST", "-H", bearer.as_str(), "--data", read.as_str()];

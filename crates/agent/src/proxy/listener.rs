@@ -25,6 +25,7 @@ use super::reply::{Body, empty, text};
 use super::scope_refusal;
 use super::stats::Outcome;
 use crate::accept::Gate;
+use crate::delegation::scope::Missing;
 use crate::sessions::Agent;
 
 /// A client that has not sent its request head by then is dropped (slowloris).
@@ -156,10 +157,15 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     let mut class = None;
     if let Some(accepted) = delegation {
         // At an MCP endpoint a POST the delegation may not send is checked per message as
-        // what it amounts to (see `mcp`).
+        // what it amounts to (see `mcp`), when reads would pass: outside its routes or paths
+        // nothing is read and nothing reaches the upstream, not even the tool list.
         if method == Method::POST
             && mcp::is_endpoint(route, rest)
-            && accepted.scope.check(&route.name, &method, rest).is_err()
+            && accepted.scope.check(&route.name, &method, rest) == Err(Missing::Method)
+            && accepted
+                .scope
+                .check(&route.name, &Method::GET, rest)
+                .is_ok()
         {
             match mcp::classify(agent, &config, route, &local, request, rest).await {
                 Ok((read, classified)) => {
