@@ -211,9 +211,9 @@ fn a_read_only_delegation_lists_and_reads_through_mcp_and_its_writes_never_reach
     args.extend_from_slice(&mcp_headers);
     let refused = curl(&url, &args);
     assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_eq!(backstage.stats()["mcp"].as_u64().unwrap(), before);
     // The scope's first miss: a POST (a GET would miss the path).
     assert_eq!(refused.json()["missing"], "method", "{}", refused.body);
-    assert_eq!(backstage.stats()["mcp"].as_u64().unwrap(), before);
 
     // The audit says which tool the agent called, allowed or refused.
     let audit = sandbox.run(&["audit", "--delegation", "agent", "--json"]);
