@@ -1,7 +1,9 @@
 // Test-only real Backstage backend for stagepass end-to-end tests: the auth plugin (with its
 // OAuth 2.0 authorization server, client-ID metadata documents and rotating refresh tokens),
-// the oauth2Proxy sign-in provider (used by the scripted consent browser only) and the
-// catalog, on in-memory better-sqlite3. Plain JavaScript, no frontend.
+// the oauth2Proxy sign-in provider (used by the scripted consent browser only), the
+// catalog, on in-memory better-sqlite3, and the MCP actions plugin
+// (@backstage/plugin-mcp-actions-backend, at /api/mcp-actions/v1) serving the actions of the
+// catalog and of a small test plugin (below). Plain JavaScript, no frontend.
 //
 // Usage: NODE_ENV=development node server.js
 //   (development: Backstage refuses http:// client-ID documents otherwise)
@@ -19,7 +21,12 @@
 // principal, not a user). Everything else goes to stderr.
 //
 // Test endpoints (this file's, not Backstage's):
-//   GET /test/stats   {"token": {"authorization_code": N, "refresh_token": N}, "revoke": N}
+//   GET /test/stats   {"token": {"authorization_code": N, "refresh_token": N}, "revoke": N,
+//                      "actions": {"whoami": [USER_REF...], "write": N}, "mcp": N}
+//                     `mcp` counts the POSTs that reached the MCP endpoint (/api/mcp-actions/v1).
+//                     `actions` counts what reached the test plugin's actions, on
+//                     Backstage's side: the users `stagepass-test.whoami` (read-only) saw,
+//                     and the calls of `stagepass-test.record-write` (a write action).
 //   POST /test/leave?user=NAME
 //                     the user leaves the organisation: removed from the catalog's source
 //                     file and their User entity deleted (it would come back from the file
@@ -68,7 +75,54 @@ function freePort() {
   });
 }
 
-const stats = { token: {}, revoke: 0 };
+const stats = { token: {}, revoke: 0, actions: { whoami: [], write: 0 }, mcp: 0 };
+
+// A test plugin with one read action and one write action, registered through the real
+// actions registry; the MCP actions plugin serves them as the tools `stagepass-test.whoami`
+// and `stagepass-test.record-write`.
+function testActionsPlugin() {
+  const { createBackendPlugin } = require('@backstage/backend-plugin-api');
+  const { actionsRegistryServiceRef } = require('@backstage/backend-plugin-api/alpha');
+  return createBackendPlugin({
+    pluginId: 'stagepass-test',
+    register(env) {
+      env.registerInit({
+        deps: { actionsRegistry: actionsRegistryServiceRef },
+        async init({ actionsRegistry }) {
+          actionsRegistry.register({
+            name: 'whoami',
+            title: 'Who am I',
+            description: 'Answers with the user entity ref Backstage sees for the caller.',
+            attributes: { readOnly: true, destructive: false, idempotent: true },
+            schema: {
+              input: (z) => z.object({}),
+              output: (z) => z.object({ user: z.string() }),
+            },
+            action: async ({ credentials }) => {
+              const user = credentials.principal?.userEntityRef ?? `not a user: ${credentials.principal?.type}`;
+              stats.actions.whoami.push(user);
+              return { output: { user } };
+            },
+          });
+          actionsRegistry.register({
+            name: 'record-write',
+            title: 'Record a write',
+            description: 'A write action: counts its calls.',
+            attributes: { readOnly: false, destructive: true, idempotent: false },
+            schema: {
+              input: (z) => z.object({}),
+              output: (z) => z.object({ writes: z.number() }),
+            },
+            action: async () => {
+              stats.actions.write += 1;
+              return { output: { writes: stats.actions.write } };
+            },
+          });
+        },
+      });
+    },
+  });
+}
 
 async function leave(url, harnessToken, catalogFile, user) {
   const documents = fs.readFileSync(catalogFile, 'utf8').split(/^---$/m);
@@ -104,6 +158,8 @@ async function main() {
       baseUrl: url,
       listen: { host: '127.0.0.1', port },
       database: { client: 'better-sqlite3', connection: ':memory:' },
+      // The plugins whose actions the MCP actions plugin serves.
+      actions: { pluginSources: ['catalog', 'stagepass-test'] },
       auth: {
         externalAccess: [
           { type: 'static', options: { token: harnessToken, subject: 'stagepass-test-harness' } },
@@ -167,6 +223,9 @@ async function main() {
           if (req.method === 'POST' && req.path === '/api/auth/v1/revoke') {
             stats.revoke += 1;
           }
+          if (req.method === 'POST' && req.path.replace(/\/$/, '') === '/api/mcp-actions/v1') {
+            stats.mcp += 1;
+          }
           next();
         });
         applyDefaults();
@@ -176,6 +235,8 @@ async function main() {
   backend.add(require('@backstage/plugin-auth-backend'));
   backend.add(require('@backstage/plugin-auth-backend-module-oauth2-proxy-provider'));
   backend.add(require('@backstage/plugin-catalog-backend'));
+  backend.add(require('@backstage/plugin-mcp-actions-backend'));
+  backend.add(testActionsPlugin());
   await backend.start();
 
   // Ready once the catalog has processed the test users.

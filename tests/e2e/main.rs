@@ -31,6 +31,7 @@ mod google;
 mod hardening;
 mod keycloak;
 mod kube_helper;
+mod mcp;
 mod notifications;
 mod presets;
 mod proxy;

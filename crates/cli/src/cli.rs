@@ -198,6 +198,49 @@ widens nothing else. `stagepass delegate list` shows what was approved.")]
         /// The request's id, as `delegate pending` shows it.
         id: String,
     },
+    /// Print the MCP client configuration (JSON) for the MCP endpoints of a delegation's
+    /// routes, through the local proxy.
+    #[command(
+        name = "mcp-config",
+        after_long_help = "\
+The configuration points the MCP client at the proxy's local URL of each MCP endpoint (a
+route's `mcp = [\"/api/mcp-actions/v1\"]`) with the delegation's key as
+`Authorization: Bearer`. It never holds the key (the agent keeps only its SHA-256, and MCP
+configurations are often checked in): Claude Code reads it from an environment variable
+(`${STAGEPASS_PROXY_KEY}`, which `stagepass exec --agent` sets), VS Code asks for it once and
+keeps it in its secret storage. A read-only delegation lists the tools and calls those the
+upstream marks read-only; any other call gets a 403 and never reaches the upstream.
+
+Examples:
+  stagepass delegate create claude --routes backstage --read-only --ttl 8h
+  stagepass delegate mcp-config claude > .mcp.json
+  stagepass exec --agent claude --read-only --routes backstage -- claude
+  stagepass delegate mcp-config claude --client vscode > .vscode/mcp.json"
+    )]
+    McpConfig(McpConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct McpConfigArgs {
+    /// The delegation's name, as `delegate list` shows it.
+    pub name: String,
+    /// The client whose file format to print: `claude` (Claude Code's `.mcp.json`,
+    /// `mcpServers`; Cursor and others read it too) or `vscode` (`.vscode/mcp.json`,
+    /// `servers` and `inputs`).
+    #[arg(long, value_enum, default_value = "claude")]
+    pub client: McpClient,
+    /// Only this route's MCP endpoints.
+    #[arg(long, value_name = "ROUTE")]
+    pub route: Option<String>,
+    /// The environment variable Claude Code reads the key from.
+    #[arg(long, value_name = "VAR", default_value = "STAGEPASS_PROXY_KEY")]
+    pub key_env: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum McpClient {
+    Claude,
+    Vscode,
 }
 
 /// `--ask`: ask the developer about requests outside the scope instead of refusing them.

@@ -22,6 +22,7 @@
 //! ca_file = "/etc/ssl/corp-ca.pem"  # trusted besides the platform roots
 //! timeout_secs = 30                 # until the upstream's response headers
 //! strip_headers = ["X-Custom-User"] # more headers the upstream trusts as identity
+//! mcp = ["/api/mcp-actions/v1"]     # MCP endpoints (Streamable HTTP) under the upstream
 //! ```
 //!
 //! The proxy serves when there is at least one route. A route's token goes only to its
@@ -79,6 +80,11 @@ pub struct Route {
     /// Headers this upstream trusts as an identity beyond the ones the proxy always strips,
     /// never passed on from a caller.
     pub strip_headers: Vec<HeaderKey>,
+    /// The upstream paths (after the route's prefix, exact) of MCP Streamable HTTP endpoints
+    /// (<https://modelcontextprotocol.io/specification/2025-06-18/basic/transports>), such
+    /// as Backstage's `/api/mcp-actions/v1`: there the proxy reads the JSON-RPC messages to
+    /// apply a delegation's scope per tool, and serves OAuth protected resource metadata.
+    pub mcp: Vec<String>,
 }
 
 /// A route table as written; [`parse_routes`] turns it into a [`Route`].
@@ -101,6 +107,8 @@ pub(crate) struct RawRoute {
     timeout_secs: Option<u64>,
     #[serde(default)]
     strip_headers: Vec<HeaderKey>,
+    #[serde(default)]
+    mcp: Vec<String>,
 }
 
 /// An upstream base URL, parsed once at load: the proxy joins every request path onto it.
@@ -268,6 +276,7 @@ pub(crate) fn parse_routes(
             Some(secs) => secs,
             None => DEFAULT_TIMEOUT_SECS,
         };
+        let mcp = parse_mcp(&key, route.mcp)?;
         parsed.push(Route {
             name: route.name,
             local,
@@ -278,9 +287,32 @@ pub(crate) fn parse_routes(
             ca_file: route.ca_file,
             timeout: Duration::from_secs(timeout_secs),
             strip_headers: route.strip_headers,
+            mcp,
         });
     }
     Ok(parsed)
+}
+
+/// MCP endpoint paths: plain absolute paths, kept without a trailing `/` (the proxy compares
+/// them with the request's path exactly).
+fn parse_mcp(key: &dyn Fn(&str) -> String, paths: Vec<String>) -> Result<Vec<String>, String> {
+    paths
+        .into_iter()
+        .map(|path| {
+            let valid = path.len() > 1
+                && path.starts_with('/')
+                && !path.contains(['?', '#', '%', ' '])
+                && !path.split('/').any(|segment| segment == "." || segment == "..");
+            if valid {
+                Ok(path.trim_end_matches('/').to_string())
+            } else {
+                Err(format!(
+                    "{}: `{path}` must be a path under the upstream such as                      \"/api/mcp-actions/v1\" (no `?`, `#`, `%`, space or dot segments)",
+                    key("mcp")
+                ))
+            }
+        })
+        .collect()
 }
 
 fn parse_local(key: &dyn Fn(&str) -> String, route: &RawRoute) -> Result<Local, String> {
@@ -501,6 +533,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(extra.routes[0].strip_headers[0].as_str(), "x-custom-user");
+        assert!(extra.routes[0].mcp.is_empty());
+        let mcp = parse(
+            "[[route]]\nname = \"x\"\npath = \"/x\"\nupstream = \"https://x.example\"\n\
+             profile = \"corp\"\nidentity = \"bearer\"\nmcp = [\"/api/mcp-actions/v1/\"]\n",
+        )
+        .unwrap();
+        assert_eq!(mcp.routes[0].mcp, ["/api/mcp-actions/v1"]);
         let port = parse("[proxy]\nport = 9000\n").unwrap();
         assert_eq!(port.proxy.port, 9000);
         assert!(port.routes.is_empty());
@@ -531,6 +570,10 @@ mod tests {
         assert!(err.contains("route[0].path"), "{err}");
         let err = error(&format!("{base}path = \"/.stagepass/x\"\n"));
         assert!(err.contains("route[0].path"), "{err}");
+        for bad in ["mcp", "/", "/a/../b", "/a?b"] {
+            let err = error(&format!("{base}path = \"/x\"\nmcp = [\"{bad}\"]\n"));
+            assert!(err.contains("route[0].mcp"), "{bad}: {err}");
+        }
         let err = error(&format!("{base}path = \"/x\"\nheader = \"X\"\n"));
         assert!(err.contains("route[0].header"), "{err}");
         let err = error(&format!("{base}path = \"/x\"\nsecret = \"x\"\n"));

@@ -14,7 +14,7 @@ use http::header::{CONNECTION, HeaderValue, UPGRADE};
 use http::uri::InvalidUri;
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use hyper_util::rt::TokioIo;
 use stagepass_core::config::Config;
 use stagepass_core::proxy_config::Route;
@@ -48,7 +48,7 @@ pub(crate) async fn forward(
     config: &Config,
     route: &Route,
     local: &Local<'_>,
-    mut request: Request<Incoming>,
+    mut request: Request<Body>,
     rest: (&str, Option<&str>),
 ) -> Forwarded {
     let upstream_origin = route.upstream.origin();
@@ -195,7 +195,7 @@ async fn answer_within<T>(
 
 /// The caller's request body on its way upstream, telling [`answer_within`] of each frame.
 struct Upload {
-    body: Incoming,
+    body: Body,
     sending: Arc<Notify>,
 }
 

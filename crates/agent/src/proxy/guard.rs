@@ -5,13 +5,14 @@
 //! 2. Browser context: no foreign or `null` Origin, no cross-site or same-site fetch (another
 //!    port of 127.0.0.1 is the same *site*, so `same-site` is refused as well).
 //! 3. Credentials: the proxy key (`Proxy-Authorization: Bearer KEY`) for programs, the session
-//!    cookie for browsers.
+//!    cookie for browsers. At a route's MCP endpoints a key may come as
+//!    `Authorization: Bearer KEY` as well, where MCP clients put their access token.
 //!
 //! The remote endpoint shares this listener and the first two doors; a remote key is also
 //! accepted at the third, for the routes in its scope.
 
 use http::HeaderMap;
-use http::header::{COOKIE, HOST, ORIGIN, PROXY_AUTHORIZATION};
+use http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, PROXY_AUTHORIZATION};
 
 use super::access::BrowserAccess;
 use super::secrets::same_key;
@@ -98,15 +99,20 @@ pub(crate) fn check_browser(headers: &HeaderMap, host: &str) -> Result<(), Refus
 
 /// Checks the caller's credentials: the proxy key, a remote key (`remote` checks it), or a
 /// browser session cookie. A wrong key is refused even when a valid cookie comes along: a
-/// caller that sends one means it.
+/// caller that sends one means it. `bearer`: an MCP endpoint, where the key may come in
+/// `Authorization` when there is no `Proxy-Authorization`.
 pub(crate) fn authenticate(
     headers: &HeaderMap,
+    bearer: bool,
     key: &str,
     access: &BrowserAccess,
     cookie_name: &str,
     remote: impl FnOnce(&str) -> Verdict,
 ) -> Result<Credential, Refused> {
-    if let Some(value) = headers.get(PROXY_AUTHORIZATION) {
+    let presented = headers
+        .get(PROXY_AUTHORIZATION)
+        .or_else(|| bearer.then(|| headers.get(AUTHORIZATION)).flatten());
+    if let Some(value) = presented {
         let presented = value
             .to_str()
             .ok()
@@ -230,12 +236,26 @@ mod tests {
         map.insert(PROXY_AUTHORIZATION, bearer);
         let unknown = |_: &str| Verdict::Unknown;
         assert_eq!(
-            authenticate(&map, &key, &access, "sp", unknown),
+            authenticate(&map, false, &key, &access, "sp", unknown),
             Ok(Credential::Local)
         );
         let wrong = headers(&[("proxy-authorization", "Bearer kkk")]);
-        assert!(authenticate(&wrong, &key, &access, "sp", unknown).is_err());
-        assert!(authenticate(&HeaderMap::new(), &key, &access, "sp", unknown).is_err());
+        assert!(authenticate(&wrong, false, &key, &access, "sp", unknown).is_err());
+        assert!(authenticate(&HeaderMap::new(), false, &key, &access, "sp", unknown).is_err());
+        // `Authorization` carries the key only at an MCP endpoint.
+        let bearer = headers(&[("authorization", "Bearer kkk")]);
+        let key_is_kkk = |presented: &str| {
+            if presented == "kkk" {
+                Verdict::Expired { name: "x".into() }
+            } else {
+                Verdict::Unknown
+            }
+        };
+        assert_eq!(
+            authenticate(&bearer, true, "kkk", &access, "sp", unknown),
+            Ok(Credential::Local)
+        );
+        assert!(authenticate(&bearer, false, "kkk", &access, "sp", key_is_kkk).is_err());
         // A remote key is its own credential, and an expired one is refused.
         let accepted = Accepted {
             name: "cs".into(),
@@ -251,18 +271,18 @@ mod tests {
             }
         };
         assert_eq!(
-            authenticate(&wrong, &key, &access, "sp", remote),
+            authenticate(&wrong, false, &key, &access, "sp", remote),
             Ok(Credential::Delegation(accepted.clone()))
         );
         let expired = headers(&[("proxy-authorization", "Bearer old")]);
-        assert!(authenticate(&expired, &key, &access, "sp", remote).is_err());
+        assert!(authenticate(&expired, false, &key, &access, "sp", remote).is_err());
         let session = access.open_session().unwrap();
         let cookie = HeaderValue::from_str(&format!("a=b; sp={}", session.expose())).unwrap();
         let mut map = HeaderMap::new();
         map.insert(COOKIE, cookie);
-        assert!(authenticate(&map, &key, &access, "sp", unknown).is_ok());
-        assert!(authenticate(&map, &key, &access, "other", unknown).is_err());
+        assert!(authenticate(&map, false, &key, &access, "sp", unknown).is_ok());
+        assert!(authenticate(&map, false, &key, &access, "other", unknown).is_err());
         let forged = headers(&[("cookie", "sp=0000")]);
-        assert!(authenticate(&forged, &key, &access, "sp", unknown).is_err());
+        assert!(authenticate(&forged, false, &key, &access, "sp", unknown).is_err());
     }
 }

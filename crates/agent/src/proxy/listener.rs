@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderValue, LOCATION, SET_COOKIE};
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -19,10 +20,12 @@ use tokio::net::TcpListener;
 use super::access::{LAUNCH_PATH, SESSION_TTL};
 use super::forward::{Local, forward};
 use super::guard::{self, Credential, Refused};
+use super::mcp;
 use super::reply::{Body, empty, text};
 use super::scope_refusal;
 use super::stats::Outcome;
 use crate::accept::Gate;
+use crate::delegation::scope::Missing;
 use crate::sessions::Agent;
 
 /// A client that has not sent its request head by then is dropped (slowloris).
@@ -95,22 +98,30 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     let admitted = admit(&config, listener, &request, agent);
     let (host, credential) = match admitted {
         Ok(admitted) => admitted,
-        Err(Refused(why)) => {
+        Err(turned) => {
             agent.proxy.stats.count(None, Outcome::Refused, false, None);
-            tracing::debug!("proxy refused a request: {why}");
-            return text(StatusCode::FORBIDDEN, why);
+            tracing::debug!("proxy refused a request: {}", turned.why.0);
+            return match turned.mcp {
+                Some((host, endpoint)) => {
+                    mcp::unauthorized(&host, &endpoint, turned.why.0, turned.presented)
+                }
+                None => text(StatusCode::FORBIDDEN, turned.why.0),
+            };
         }
-    };
-    let Some(credential) = credential else {
-        return if request.uri().path() == LAUNCH_PATH {
-            launch(agent, listener, &config, &host, &request)
-        } else {
-            crate::remote::endpoint::serve(agent, request).await
-        };
     };
     let host_name = host
         .rsplit_once(':')
         .map_or(host.as_str(), |(name, _)| name);
+    let Some(credential) = credential else {
+        let path = request.uri().path();
+        if path == LAUNCH_PATH {
+            return launch(agent, listener, &config, &host, &request);
+        }
+        if let Some((route, endpoint)) = mcp::metadata_target(&config, host_name, path) {
+            return mcp::metadata(route, &host, &endpoint);
+        }
+        return crate::remote::endpoint::serve(agent, request).await;
+    };
     // A handle on the parsed target (a reference count), so that the path after the route's
     // prefix can be borrowed while the request itself moves on.
     let target = request.uri().clone();
@@ -134,36 +145,6 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
     };
     let counted = delegation.map(|accepted| (accepted.name.as_str(), accepted.kind));
     let method = request.method().clone();
-    if let Some(accepted) = delegation
-        && let Err(missing) = accepted.scope.check(&route.name, &method, rest)
-    {
-        let mut refusal = scope_refusal::Refusal {
-            accepted,
-            route: &route.name,
-            method: &method,
-            path: rest,
-            missing,
-            asked: None,
-        };
-        // A delegation made with `--ask` waits for the developer's answer instead.
-        let refused = match accepted.scope.ask {
-            Some(secs) => super::ask::wait(agent, &refusal, secs)
-                .await
-                .err()
-                .map(Some),
-            None => Some(None),
-        };
-        if let Some(asked) = refused {
-            refusal.asked = asked;
-            let route_info = Some((route.name.as_str(), route.profile.as_str()));
-            agent
-                .proxy
-                .stats
-                .count(route_info, Outcome::Refused, false, counted);
-            scope_refusal::audit(agent, &refusal);
-            return scope_refusal::response(&refusal);
-        }
-    }
     let local = Local {
         host: &host,
         prefix: match &route.local {
@@ -172,6 +153,59 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
         },
         cookie: listener.cookie_name(),
     };
+    let mut request = request.map(BodyExt::boxed);
+    let mut class = None;
+    if let Some(accepted) = delegation {
+        // At an MCP endpoint a POST the delegation may not send is checked per message as
+        // what it amounts to (see `mcp`), when reads would pass: outside its routes or paths
+        // nothing is read and nothing reaches the upstream, not even the tool list.
+        if method == Method::POST
+            && mcp::is_endpoint(route, rest)
+            && accepted.scope.check(&route.name, &method, rest) == Err(Missing::Method)
+            && accepted
+                .scope
+                .check(&route.name, &Method::GET, rest)
+                .is_ok()
+        {
+            match mcp::classify(agent, &config, route, &local, request, rest).await {
+                Ok((read, classified)) => {
+                    request = read;
+                    class = Some(classified);
+                }
+                Err(response) => return response,
+            }
+        }
+        let checked = class.as_ref().map_or(method.clone(), mcp::Class::method);
+        if let Err(missing) = accepted.scope.check(&route.name, &checked, rest) {
+            let mut refusal = scope_refusal::Refusal {
+                accepted,
+                route: &route.name,
+                method: &method,
+                path: rest,
+                missing,
+                asked: None,
+                mcp: class.as_ref(),
+            };
+            // A delegation made with `--ask` waits for the developer's answer instead.
+            let refused = match accepted.scope.ask {
+                Some(secs) => super::ask::wait(agent, &refusal, secs)
+                    .await
+                    .err()
+                    .map(Some),
+                None => Some(None),
+            };
+            if let Some(asked) = refused {
+                refusal.asked = asked;
+                let route_info = Some((route.name.as_str(), route.profile.as_str()));
+                agent
+                    .proxy
+                    .stats
+                    .count(route_info, Outcome::Refused, false, counted);
+                scope_refusal::audit(agent, &refusal);
+                return scope_refusal::response(&refusal);
+            }
+        }
+    }
     let forwarded = forward(
         agent,
         &config,
@@ -195,22 +229,44 @@ async fn handle(agent: &Agent, listener: &Listener, request: Request<Incoming>) 
             &method,
             rest,
             forwarded.outcome,
+            class.as_ref().and_then(mcp::Class::tool),
         );
     }
     forwarded.response
 }
 
-/// The guard's three doors (see `guard`): the Host and the credential. The launch URL and the
-/// remote endpoint check their own credential (`None` here).
+/// Why a request did not get through `admit`.
+struct Turned {
+    why: Refused,
+    /// At an MCP endpoint, a missing or wrong key is a 401 pointing to the metadata:
+    /// `(host, the endpoint's local path)`.
+    mcp: Option<(String, String)>,
+    /// Whether a key came along (then it was wrong, expired or revoked).
+    presented: bool,
+}
+
+impl From<Refused> for Turned {
+    fn from(why: Refused) -> Self {
+        Turned {
+            why,
+            mcp: None,
+            presented: false,
+        }
+    }
+}
+
+/// The guard's three doors (see `guard`): the Host and the credential. The launch URL, the
+/// remote endpoint and the MCP endpoints' metadata check their own credential or need none
+/// (`None` here).
 fn admit(
     config: &Config,
     listener: &Listener,
     request: &Request<Incoming>,
     agent: &Agent,
-) -> Result<(String, Option<Credential>), Refused> {
+) -> Result<(String, Option<Credential>), Turned> {
     // Absolute-form targets are for forward proxies, which this is not.
     if request.uri().authority().is_some() {
-        return Err(Refused("stagepass proxy: not a forward proxy"));
+        return Err(Refused("stagepass proxy: not a forward proxy").into());
     }
     let headers = request.headers();
     let named = config.routes.iter().filter_map(|route| match &route.local {
@@ -224,8 +280,18 @@ fn admit(
     if path == LAUNCH_PATH || path.starts_with(PATH_PREFIX) {
         return Ok((host, None));
     }
+    let host_name = host
+        .rsplit_once(':')
+        .map_or(host.as_str(), |(name, _)| name);
+    if path.starts_with(mcp::METADATA_PREFIX)
+        && mcp::metadata_target(config, host_name, path).is_some()
+    {
+        return Ok((host, None));
+    }
+    let endpoint = mcp::endpoint_of(config, host_name, path).map(|(_, endpoint)| endpoint);
     let credential = guard::authenticate(
         headers,
+        endpoint.is_some(),
         listener.key.expose(),
         &agent.proxy.access,
         listener.cookie_name(),
@@ -234,13 +300,20 @@ fn admit(
                 .delegations
                 .verify(presented, crate::delegation::now(agent))
         },
-    )?;
+    )
+    .map_err(|why| Turned {
+        why,
+        presented: endpoint.is_some()
+            && (headers.contains_key(http::header::PROXY_AUTHORIZATION)
+                || headers.contains_key(http::header::AUTHORIZATION)),
+        mcp: endpoint.map(|endpoint| (host.clone(), endpoint)),
+    })?;
     Ok((host, Some(credential)))
 }
 
 /// The route for `host_name` and `path`, and the path to forward: a route host takes every
 /// path; on the loopback names the longest path prefix wins, matched at `/` boundaries.
-fn select<'a, 'p>(
+pub(super) fn select<'a, 'p>(
     routes: &'a [Route],
     host_name: &str,
     path: &'p str,

@@ -12,6 +12,7 @@ mod guard;
 mod headers;
 mod identity;
 mod listener;
+mod mcp;
 pub(crate) mod reply;
 mod scope_refusal;
 mod secrets;

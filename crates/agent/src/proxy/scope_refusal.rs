@@ -8,6 +8,7 @@ use http::{Method, Response, StatusCode};
 use serde::Serialize;
 use stagepass_core::text::one_line;
 
+use super::mcp::{Class, Write};
 use super::reply::{Body, full};
 use super::stats::Outcome;
 use crate::audit::{Caller, bounded};
@@ -27,6 +28,8 @@ pub(crate) struct Refusal<'a> {
     pub missing: Missing,
     /// For a delegation made with `--ask`: how the asking ended.
     pub asked: Option<super::ask::Asked>,
+    /// At an MCP endpoint: what the messages amounted to.
+    pub mcp: Option<&'a Class>,
 }
 
 #[derive(Serialize)]
@@ -43,6 +46,11 @@ struct RefusalBody<'a> {
     /// `denied`, `timed_out`, `revoked` or `too_many_pending`, when the developer was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     approval: Option<&'static str>,
+    /// At an MCP endpoint: the tool, or the JSON-RPC method, that writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp_method: Option<&'a str>,
     message: String,
 }
 
@@ -70,6 +78,22 @@ impl Refusal<'_> {
     fn scope_message(&self, allowed: &[String]) -> String {
         let name = &self.accepted.name;
         let allowed = allowed.join(", ");
+        if let (Missing::Method, Some(Class::Write(write))) = (self.missing, self.mcp) {
+            let what = match write {
+                Write::Tool(tool) => format!(
+                    "call the MCP tool `{}`, which the upstream does not mark read-only",
+                    one_line(tool)
+                        .chars()
+                        .take(MAX_PATH_CHARS)
+                        .collect::<String>()
+                ),
+                Write::Method(method) => format!("send the MCP request `{method}`"),
+            };
+            return format!(
+                "stagepass proxy: delegation `{name}` may not {what} on route `{}`: that is a write, and it may send only {allowed}",
+                self.route
+            );
+        }
         match self.missing {
             Missing::Route => format!(
                 "stagepass proxy: delegation `{name}` is not scoped to route `{}` (its routes: {allowed})",
@@ -91,7 +115,18 @@ impl Refusal<'_> {
 pub(crate) fn response(refusal: &Refusal<'_>) -> Response<Body> {
     let allowed = refusal.allowed();
     let path = one_line(refusal.path);
+    let (tool, mcp_method) = match refusal.mcp {
+        // The caller's text: one line, bounded.
+        Some(Class::Write(Write::Tool(tool))) => (
+            Some(one_line(tool).chars().take(MAX_PATH_CHARS).collect()),
+            None,
+        ),
+        Some(Class::Write(Write::Method(method))) => (None, Some(method.as_str())),
+        _ => (None, None),
+    };
     let body = RefusalBody {
+        tool,
+        mcp_method,
         error: "outside_delegation_scope",
         delegation: &refusal.accepted.name,
         missing: refusal.missing.as_str(),
@@ -129,7 +164,23 @@ struct RequestLine<'a> {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     missing: Option<&'static str>,
+    /// At an MCP endpoint: the tool called (the caller's text, bounded).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "bounded_tool"
+    )]
+    tool: Option<&'a str>,
     outcome: &'a str,
+}
+
+fn bounded_tool<S: serde::Serializer>(
+    tool: &Option<&str>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match tool {
+        Some(tool) => bounded::<MAX_PATH_CHARS, _>(tool, serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Audits a refusal: one of the delegation's requests, the first of each window in full
@@ -147,6 +198,7 @@ pub(crate) fn audit(agent: &Agent, refusal: &Refusal<'_>) {
         path: refusal.path,
         status: Some(403),
         missing: Some(refusal.missing.as_str()),
+        tool: refusal.mcp.and_then(Class::tool),
         outcome: &match refusal.asked {
             Some(asked) => format!(
                 "refused: outside the delegation's {}; {}",
@@ -170,6 +222,7 @@ pub(crate) fn audit_request(
     method: &Method,
     path: &str,
     outcome: Outcome,
+    tool: Option<&str>,
 ) {
     if !agent.proxy.stats.admit_request(&accepted.name) {
         return;
@@ -187,6 +240,7 @@ pub(crate) fn audit_request(
         path,
         status,
         missing: None,
+        tool,
         outcome,
     });
 }

@@ -150,6 +150,9 @@ fn outcome(entry: &Value, field: &impl Fn(&str) -> String) -> String {
             field("path")
         ));
     }
+    if entry["tool"].is_string() {
+        text.push_str(&format!("MCP tool {}: ", field("tool")));
+    }
     text.push_str(&field("outcome"));
     text
 }

@@ -1,4 +1,4 @@
-//! `stagepass delegate create|list|revoke`: scoped, expiring, revocable keys for scripts, CI
+//! `stagepass delegate create|list|revoke` (and `mcp-config`, in [`super::mcp_config`]): scoped, expiring, revocable keys for scripts, CI
 //! jobs and AI agents on this machine. The key is printed once, to stdout, and never put in
 //! anyone's argv; the agent keeps only its SHA-256.
 
@@ -59,6 +59,7 @@ pub fn run(action: DelegateAction) -> Result<(), CommandError> {
             delegate_approval::answer(&id, decision)
         }
         DelegateAction::Deny { id } => delegate_approval::answer(&id, Decision::Deny),
+        DelegateAction::McpConfig(args) => super::mcp_config::run(&args),
         DelegateAction::Revoke { name } => {
             let (revoked, _) = agent_link::call(|client| client.delegate_revoke(name.clone()))?;
             for info in revoked {

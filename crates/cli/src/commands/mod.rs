@@ -14,6 +14,7 @@ mod git_credential;
 mod kube_credential;
 mod login;
 mod logout;
+mod mcp_config;
 mod open;
 mod remote;
 mod setup;
