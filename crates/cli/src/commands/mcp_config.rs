@@ -78,37 +78,33 @@ fn endpoints(
     Ok(servers)
 }
 
+/// Each MCP endpoint as an HTTP server entry that sends `header` as its authorization; both
+/// clients' formats share this shape.
+fn http_servers(servers: &[(String, String)], header: &str) -> serde_json::Map<String, Value> {
+    servers
+        .iter()
+        .map(|(name, url)| {
+            let server = json!({
+                "type": "http",
+                "url": url,
+                "headers": { "Authorization": header },
+            });
+            (name.clone(), server)
+        })
+        .collect()
+}
+
 fn render(args: &McpConfigArgs, servers: &[(String, String)]) -> Value {
     match args.client {
         McpClient::Claude => {
             let header = format!("Bearer ${{{}}}", args.key_env);
-            let entries: serde_json::Map<String, Value> = servers
-                .iter()
-                .map(|(name, url)| {
-                    let server = json!({
-                        "type": "http",
-                        "url": url,
-                        "headers": { "Authorization": header },
-                    });
-                    (name.clone(), server)
-                })
-                .collect();
+            let entries = http_servers(servers, &header);
             json!({ "mcpServers": entries })
         }
         McpClient::Vscode => {
             let input = format!("stagepass-{}", args.name);
             let header = format!("Bearer ${{input:{input}}}");
-            let entries: serde_json::Map<String, Value> = servers
-                .iter()
-                .map(|(name, url)| {
-                    let server = json!({
-                        "type": "http",
-                        "url": url,
-                        "headers": { "Authorization": header },
-                    });
-                    (name.clone(), server)
-                })
-                .collect();
+            let entries = http_servers(servers, &header);
             json!({
                 "inputs": [{
                     "type": "promptString",
