@@ -113,7 +113,9 @@ async function loadAccess() {
   }
   rows.replaceChildren(...entries.map((entry) => el("tr", {},
     el("td", { class: "nowrap", title: entry.time }, timeOf(Date.parse(entry.time) / 1000)),
-    el("td", { title: entry.program ?? "" }, (entry.program ?? "").split("/").pop() || entry.consumer,
+    el("td", { title: entry.program ?? "" },
+      entry.delegation ? el("span", { class: "chip agent", title: "a delegation: an AI agent or a script" }, `agent ${entry.delegation}`) : "",
+      (entry.program ?? "").split("/").pop() || entry.consumer,
       el("span", { class: "muted" }, ` · ${entry.consumer}`)),
     el("td", { class: "mono" }, entry.pid ?? "—"),
     el("td", {}, entry.profile),

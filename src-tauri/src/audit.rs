@@ -20,6 +20,9 @@ pub struct AuditEntry {
     pub profile: String,
     pub audience: Option<String>,
     pub outcome: String,
+    /// The delegation (an AI agent's, a script's) the line is about: the window marks these
+    /// rows so that what agents did stands apart from what people did.
+    pub delegation: Option<String>,
 }
 
 /// The newest `limit` entries, newest first, optionally of one profile only. Read from the
@@ -55,12 +58,21 @@ fn parse(line: &str) -> Option<AuditEntry> {
         profile: text("profile").unwrap_or_default(),
         audience: text("audience"),
         outcome: text("outcome").unwrap_or_default(),
+        delegation: text("delegation"),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delegations_lines_name_it_and_a_persons_do_not() {
+        let agent = parse(r#"{"time":"2026-12-03T10:00:00Z","event":"proxy_request","consumer":"delegation","delegation":"claude","profile":"","outcome":"ok"}"#).unwrap();
+        assert_eq!(agent.delegation.as_deref(), Some("claude"));
+        let person = parse(r#"{"time":"2026-12-03T10:00:01Z","event":"token","consumer":"git","profile":"corp","outcome":"ok"}"#).unwrap();
+        assert_eq!(person.delegation, None);
+    }
 
     #[test]
     fn newest_first_across_rotation_with_a_limit() {

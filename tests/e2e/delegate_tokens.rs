@@ -408,3 +408,57 @@ fn where_neither_applies_the_delegation_is_proxy_only_and_wider_scopes_are_refus
     assert_ne!(wider.code(), 0);
     wider.assert_stderr_contains("scope `admin` is not among profile");
 }
+
+/// What `exec --agent --token-scopes` runs: its key (in a header file, never in argv) buys a
+/// token at `$STAGEPASS_TOKEN_URL`, printed to stdout.
+const TOKEN_CHILD: &str = r#"cd "$(mktemp -d)" || exit 3
+printf 'Authorization: Bearer %s\n' "$STAGEPASS_PROXY_KEY" > header
+curl -s -X POST -H @header -H 'Content-Type: application/json' --data '{}' "$STAGEPASS_TOKEN_URL""#;
+
+#[test]
+fn exec_agent_with_token_scopes_gives_the_child_a_url_where_its_key_buys_a_narrowed_token() {
+    let setup = test_idp_setup(&support::unique_profile("exec-token"));
+    let sandbox = &setup.sandbox;
+    let developer = setup.token();
+    let run = sandbox.run(&[
+        "exec",
+        "--agent",
+        "tokens",
+        "--routes",
+        "api",
+        "--token-scopes",
+        "openid,email",
+        "--",
+        "sh",
+        "-c",
+        TOKEN_CHILD,
+    ]);
+    run.assert_ok();
+    let answer: serde_json::Value = serde_json::from_str(run.stdout().trim())
+        .unwrap_or_else(|err| panic!("{err}: {}", run.stdout()));
+    let token = answer["token"].as_str().expect("a token");
+    assert_ne!(token, developer.as_str());
+    assert_eq!(scopes_of(&claims(token)), ["email", "openid"]);
+    assert!(audit_of(sandbox, "tokens").contains("minted by a fewer-scopes refresh"));
+
+    // Without --token-scopes there is nothing to buy, and no URL: not even one an outer
+    // `exec --agent` left in this environment.
+    let plain = Run(sandbox
+        .command(&[
+            "exec",
+            "--agent",
+            "plain",
+            "--routes",
+            "api",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s' \"${STAGEPASS_TOKEN_URL-unset}\"",
+        ])
+        .env("STAGEPASS_TOKEN_URL", "http://127.0.0.1:1/outer")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap());
+    plain.assert_ok();
+    assert_eq!(plain.stdout(), "unset");
+}

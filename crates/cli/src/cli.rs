@@ -282,6 +282,13 @@ pub struct DelegateScopeArgs {
     pub paths: Vec<String>,
     #[command(flatten)]
     pub ask: AskArgs,
+    /// Let it get raw access tokens carrying only these OAuth scopes (a subset of the
+    /// profile's), narrowed by token exchange or a fewer-scopes refresh (comma-separated).
+    #[arg(long, value_name = "S1,S2", value_delimiter = ',')]
+    pub token_scopes: Vec<String>,
+    /// The audience those tokens are narrowed to (token exchange only; a client ID at Keycloak).
+    #[arg(long, value_name = "AUDIENCE", requires = "token_scopes")]
+    pub token_audience: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -293,13 +300,6 @@ pub struct DelegateCreateArgs {
     /// How long it works: 30m, 8h, 2d (at most 7d).
     #[arg(long, value_name = "SPAN", default_value = "8h")]
     pub ttl: String,
-    /// Let it get raw access tokens carrying only these OAuth scopes (a subset of the
-    /// profile's), narrowed by token exchange or a fewer-scopes refresh (comma-separated).
-    #[arg(long, value_name = "S1,S2", value_delimiter = ',')]
-    pub token_scopes: Vec<String>,
-    /// The audience those tokens are narrowed to (token exchange only; a client ID at Keycloak).
-    #[arg(long, value_name = "AUDIENCE", requires = "token_scopes")]
-    pub token_audience: Option<String>,
     /// Print {name, key, routes, methods, paths, expires_at, proxy_url, token_method, tokens}.
     #[arg(long)]
     pub json: bool,

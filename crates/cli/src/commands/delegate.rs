@@ -21,10 +21,7 @@ use crate::output::{parse_span, print_json, rfc3339, when};
 pub fn run(action: DelegateAction) -> Result<(), CommandError> {
     match action {
         DelegateAction::Create(args) => {
-            let mut request =
-                request(&args.name, DelegationKind::Delegate, &args.scope, &args.ttl)?;
-            request.token_scopes = args.token_scopes.clone();
-            request.token_audience = args.token_audience.clone();
+            let request = request(&args.name, DelegationKind::Delegate, &args.scope, &args.ttl)?;
             let (created, _) = agent_link::call(|client| client.delegate_create(request.clone()))?;
             if args.json {
                 let mut json = info_json(&created.info);
@@ -101,8 +98,8 @@ pub fn request(
         methods,
         paths: scope.paths.clone(),
         ask_timeout_secs: delegate_approval::ask_timeout(&scope.ask)?,
-        token_scopes: Vec::new(),
-        token_audience: None,
+        token_scopes: scope.token_scopes.clone(),
+        token_audience: scope.token_audience.clone(),
     })
 }
 

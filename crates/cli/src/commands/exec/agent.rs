@@ -1,8 +1,11 @@
 //! `stagepass exec --agent NAME [SCOPE] -- CMD…`: runs CMD (an AI agent, a script) with a
 //! delegation instead of the developer's token. CMD gets `$STAGEPASS_PROXY` (the first
 //! delegated route's local URL), `$STAGEPASS_PROXY_KEY` (the delegation's key, which the
-//! proxy checks against its scope) and `$STAGEPASS_DELEGATION` (its name), and none of the
-//! developer's credentials: the token and key variables this process inherited are dropped.
+//! proxy checks against its scope), `$STAGEPASS_DELEGATION` (its name) and, when it may get
+//! raw tokens (`--token-scopes`), `$STAGEPASS_TOKEN_URL`, where its key buys a narrowed access
+//! token whenever it needs one (a token itself would expire during a long session, and sit in
+//! the process's environment), and none of the developer's credentials: the token and key
+//! variables this process inherited are dropped.
 //! While the hold lasts, the agent serves the processes below this one nothing but `status`
 //! (the agent's `delegation::held`). A process of the same user that leaves this
 //! process tree, or reads the proxy key file, is not stopped: that takes an OS sandbox
@@ -15,6 +18,7 @@
 
 use stagepass_core::config::Config;
 use stagepass_core::paths;
+use stagepass_proto::remote::TOKEN_PATH;
 use stagepass_proto::{DelegationCreated, DelegationKind};
 
 use super::{PROXY_ENV, PROXY_KEY_ENV};
@@ -25,8 +29,9 @@ use crate::error::CommandError;
 
 /// What carries a credential of the developer's into a process: removed from the command's
 /// environment. (`STAGEPASS_CONFIG` and the directories stay: they are no secret.)
-const CREDENTIAL_ENV: [&str; 6] = [
+const CREDENTIAL_ENV: [&str; 7] = [
     "STAGEPASS_TOKEN",
+    TOKEN_URL_ENV,
     PROXY_KEY_ENV,
     PROXY_ENV,
     stagepass_client::remote::REMOTE_ENV,
@@ -34,6 +39,8 @@ const CREDENTIAL_ENV: [&str; 6] = [
     stagepass_client::remote::REMOTE_KEY_FILE_ENV,
 ];
 
+/// Where the delegation's key gets a narrowed token (`POST`, key as `Authorization: Bearer`).
+const TOKEN_URL_ENV: &str = "STAGEPASS_TOKEN_URL";
 /// The delegation's name, for the command's own logs; not a secret.
 const DELEGATION_ENV: &str = "STAGEPASS_DELEGATION";
 /// An agent session is an afternoon; a crashed CLI leaves nothing usable much longer.
@@ -71,6 +78,9 @@ pub fn run(name: &str, args: &ExecArgs) -> Result<(), CommandError> {
         .env(PROXY_ENV, url)
         .env(PROXY_KEY_ENV, created.key.expose())
         .env(DELEGATION_ENV, name);
+    if created.info.tokens.is_some() {
+        command.env(TOKEN_URL_ENV, format!("{}{TOKEN_PATH}", created.proxy_url));
+    }
     let status = command.status();
     // The hold's connection closes here: the agent revokes. Revoke as well, and wait for
     // it, so the key is refused by the time this returns.
