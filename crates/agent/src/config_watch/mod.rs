@@ -34,6 +34,10 @@ pub(crate) struct ConfigCache {
 struct Watched {
     state: Arc<WatchState>,
     task: tokio::task::JoinHandle<()>,
+    /// A second descriptor of the watch's event queue, polled (never read) by a request: an
+    /// event the watcher task has not taken yet means "changed", whatever order the loop
+    /// runs its tasks in on a busy machine.
+    probe: Option<backend::Probe>,
 }
 
 /// What the watcher tells requests.
@@ -82,8 +86,9 @@ impl ConfigCache {
                     generation: AtomicU64::new(0),
                     alive: AtomicBool::new(true),
                 });
+                let probe = watcher.probe();
                 let task = tokio::spawn(watcher.run(state.clone()));
-                Watched { state, task }
+                Watched { state, task, probe }
             });
         ConfigCache {
             path,
@@ -116,11 +121,15 @@ impl ConfigCache {
     }
 
     /// The generation, read before the file so an edit during the read is noticed next
-    /// time; without a live watch, the file's stamp (`None`: missing, never cached).
+    /// time; without a live watch, the file's stamp (`None`: missing, or an event the
+    /// watcher has yet to take: read afresh, never cached).
     fn seen(&self) -> Option<Seen> {
         if let Some(watched) = &self.watch
             && watched.state.alive.load(Ordering::Acquire)
         {
+            if watched.probe.as_ref().is_some_and(backend::events_waiting) {
+                return None;
+            }
             return Some(Seen::Generation(
                 watched.state.generation.load(Ordering::Acquire),
             ));
@@ -179,6 +188,16 @@ mod none {
         pub(super) async fn run(self, _state: Arc<WatchState>) {
             match self {}
         }
+
+        pub(super) fn probe(&self) -> Option<Probe> {
+            match *self {}
+        }
+    }
+
+    pub(super) type Probe = std::convert::Infallible;
+
+    pub(super) fn events_waiting(never: &Probe) -> bool {
+        match *never {}
     }
 }
 
@@ -247,6 +266,11 @@ mod inotify {
                 dir_wd,
                 file_wd,
             })
+        }
+
+        /// A second descriptor of the event queue, for requests to poll.
+        pub(super) fn probe(&self) -> Option<Probe> {
+            self.fd.get_ref().try_clone().ok()
         }
 
         /// Reads events until the watch ends, bumping `state`'s generation for each batch
@@ -348,6 +372,23 @@ mod inotify {
 
     fn c_path(path: &Path) -> std::io::Result<CString> {
         CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)
+    }
+
+    /// The probe: the event queue's second descriptor.
+    pub(super) type Probe = OwnedFd;
+
+    /// Whether `queue` holds events: one `poll` with no wait, which unlike a `stat` walks no
+    /// path. An error counts as "yes": slower, never stale.
+    #[allow(unsafe_code)]
+    pub(super) fn events_waiting(queue: &Probe) -> bool {
+        let mut ready = libc::pollfd {
+            fd: queue.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, whose descriptor `queue` keeps open for the call.
+        let polled = unsafe { libc::poll(&mut ready, 1, 0) };
+        polled != 0
     }
 
     #[allow(unsafe_code)]
