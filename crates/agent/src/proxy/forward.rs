@@ -53,8 +53,12 @@ pub(crate) async fn forward(
 ) -> Forwarded {
     let upstream_origin = route.upstream.origin();
     let upstream_path = route.upstream.path();
-    let client = match agent.proxy.upstreams.client(route.ca_file.as_deref()) {
-        Ok(client) => client,
+    let pool = match agent
+        .proxy
+        .upstreams
+        .pool(route.ca_file.as_deref(), upstream_origin)
+    {
+        Ok(pool) => pool,
         Err(why) => return failed(StatusCode::BAD_GATEWAY, route, &why),
     };
     let upgrade = upgrade_protocol(&request);
@@ -110,7 +114,9 @@ pub(crate) async fn forward(
         *outgoing.version_mut() = Version::HTTP_11;
         // Built again for a retry rather than cloned for every request.
         *outgoing.headers_mut() = headers();
-        outgoing.headers_mut().insert(injected.name, injected.value);
+        outgoing
+            .headers_mut()
+            .insert(injected.name.clone(), injected.value.clone());
         match upstream_uri(route, rest) {
             Ok(parsed) => *outgoing.uri_mut() = parsed,
             Err(_) => {
@@ -121,31 +127,29 @@ pub(crate) async fn forward(
                 );
             }
         }
-        let answer =
-            match answer_within(timeout, sending.as_deref(), client.request(outgoing)).await {
-                None => {
-                    let why = format!(
-                        "no answer within {} s (route timeout_secs)",
-                        timeout.as_secs()
-                    );
-                    return Forwarded {
-                        retried,
-                        ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
-                    };
-                }
-                Some(Err(err)) => {
-                    let why = super::upstream::describe(&err);
-                    tracing::warn!(route = %route.name, "upstream failed: {why}");
-                    return Forwarded {
-                        retried,
-                        ..failed(StatusCode::BAD_GATEWAY, route, &why)
-                    };
-                }
-                Some(Ok(answer)) => answer,
-            };
+        let answer = match answer_within(timeout, sending.as_deref(), pool.send(outgoing)).await {
+            None => {
+                let why = format!(
+                    "no answer within {} s (route timeout_secs)",
+                    timeout.as_secs()
+                );
+                return Forwarded {
+                    retried,
+                    ..failed(StatusCode::GATEWAY_TIMEOUT, route, &why)
+                };
+            }
+            Some(Err(err)) => {
+                let why = super::upstream::describe(&*err);
+                tracing::warn!(route = %route.name, "upstream failed: {why}");
+                return Forwarded {
+                    retried,
+                    ..failed(StatusCode::BAD_GATEWAY, route, &why)
+                };
+            }
+            Some(Ok(answer)) => answer,
+        };
         let refused = answer.status() == StatusCode::UNAUTHORIZED;
-        if refused && retryable && !retried && force_refresh(agent, config, route, &injected.token)
-        {
+        if refused && retryable && !retried && force_refresh(agent, config, route, &injected) {
             tracing::info!(route = %route.name, "the upstream refused the token; retrying once after a refresh");
             retried = true;
             continue;
@@ -223,13 +227,13 @@ impl hyper::body::Body for Upload {
     }
 }
 
-/// The upstream URL for the path after the route's prefix and the query: written once into
-/// one buffer that the parsed URI then owns (no copy).
+/// The upstream target in origin-form (the connection is to the upstream's origin) for the
+/// path after the route's prefix and the query: written once into one buffer that the
+/// parsed URI then owns (no copy).
 fn upstream_uri(route: &Route, (path, query): (&str, Option<&str>)) -> Result<Uri, InvalidUri> {
-    let (origin, base) = (route.upstream.origin(), route.upstream.path());
+    let base = route.upstream.path();
     let query_len = query.map_or(0, |query| query.len() + 1);
-    let mut uri = String::with_capacity(origin.len() + base.len() + path.len() + query_len);
-    uri.push_str(origin);
+    let mut uri = String::with_capacity(base.len() + path.len() + query_len);
     uri.push_str(base);
     uri.push_str(path);
     if let Some(query) = query {

@@ -105,11 +105,14 @@ pub(crate) fn upstream_request(
     upstream_origin: &str,
 ) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(incoming.len());
+    // Looked for once: most callers send no Connection header.
+    let listed = incoming.contains_key(CONNECTION);
     for (name, value) in incoming {
         let lower = name.as_str();
         if HOP_BY_HOP.contains(&lower)
             || is_identity(lower, strip)
-            || connection_tokens(incoming).any(|listed| listed.eq_ignore_ascii_case(lower))
+            || (listed
+                && connection_tokens(incoming).any(|listed| listed.eq_ignore_ascii_case(lower)))
             || name == HOST
             || name == COOKIE
         {

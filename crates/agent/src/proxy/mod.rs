@@ -38,6 +38,7 @@ pub(crate) struct ProxyState {
     pub access: access::BrowserAccess,
     pub stats: stats::ProxyStats,
     pub upstreams: upstream::Upstreams,
+    pub identities: identity::Values,
     /// Set once at start: the port, and whether it serves or why not.
     started: OnceLock<Started>,
 }
@@ -70,6 +71,7 @@ pub(crate) async fn start(agent: &Arc<Agent>) {
         loop {
             tick.tick().await;
             flusher.proxy.stats.flush(&flusher);
+            flusher.proxy.upstreams.prune();
         }
     });
 }

@@ -35,7 +35,7 @@ pub(crate) use refresh::{narrowed as narrowed_refresh, next_wake, refresh_if_due
 pub(crate) use report::profile_status;
 pub(crate) use sign_out::{SignedOut, forget_tokens, sign_out};
 pub(crate) use state::SessionData;
-pub(crate) use token_service::{cached_token, token};
+pub(crate) use token_service::{cached_token, peek_token, token};
 pub(crate) use transitions::{signed_in, token_rejected};
 pub(crate) use via::sign_in_profile;
 

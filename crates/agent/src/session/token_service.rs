@@ -3,9 +3,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use stagepass_proto::{AgentError, ErrorKind, TokenGrant, TokenKind};
+use stagepass_proto::{AgentError, ErrorKind, Secret, TokenGrant, TokenKind};
 
-use super::{Session, refresh};
+use super::{Session, SessionData, refresh};
 use crate::audit::fingerprint;
 use crate::errors;
 use crate::sessions::Agent;
@@ -77,6 +77,48 @@ fn kind_name(kind: TokenKind) -> &'static str {
     }
 }
 
+/// What [`token`] would hand out from memory, looked at in place: `look` gets the token when
+/// it is valid for `min_valid` and may be handed out, without a copy of it or a grant built
+/// around it (the proxy asks for every request it forwards).
+pub(crate) fn peek_token<T>(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+    look: impl FnOnce(&str) -> T,
+) -> Option<T> {
+    let data = session.data();
+    fresh(&data, kind, agent.now(), min_valid).map(look)
+}
+
+/// The token of `kind` in `data`, when it is valid for `min_valid` and may be handed out.
+fn fresh(
+    data: &SessionData,
+    kind: TokenKind,
+    now: SystemTime,
+    min_valid: Duration,
+) -> Option<&str> {
+    // Not handed out until the keychain holds the refresh token that goes with them.
+    if data.unsaved {
+        return None;
+    }
+    let tokens = data.tokens.as_ref()?;
+    let token = match kind {
+        TokenKind::Access => tokens
+            .access_valid_for(now, min_valid)
+            .then(|| tokens.access_token.expose())?,
+        TokenKind::Id => tokens.id_token_valid_for(now, min_valid)?.expose(),
+    };
+    if data
+        .rejected
+        .as_ref()
+        .is_some_and(|rejected| *rejected == fingerprint(token))
+    {
+        return None;
+    }
+    Some(token)
+}
+
 fn fresh_grant(
     session: &Session,
     kind: TokenKind,
@@ -84,33 +126,15 @@ fn fresh_grant(
     min_valid: Duration,
 ) -> Option<TokenGrant> {
     let data = session.data();
-    // Not handed out until the keychain holds the refresh token that goes with them.
-    if data.unsaved {
-        return None;
-    }
+    let token = fresh(&data, kind, now, min_valid)?;
     let tokens = data.tokens.as_ref()?;
-    let (token, expires_at) = match kind {
-        TokenKind::Access => (
-            tokens
-                .access_valid_for(now, min_valid)
-                .then(|| tokens.access_token.to_secret())?,
-            tokens.expires_at_unix(),
-        ),
-        TokenKind::Id => (
-            tokens.id_token_valid_for(now, min_valid)?.to_secret(),
-            tokens.id_token_expires_at(),
-        ),
+    let expires_at = match kind {
+        TokenKind::Access => tokens.expires_at_unix(),
+        TokenKind::Id => tokens.id_token_expires_at(),
     };
-    if data
-        .rejected
-        .as_ref()
-        .is_some_and(|rejected| *rejected == fingerprint(token.expose()))
-    {
-        return None;
-    }
     Some(TokenGrant {
         profile: session.name().to_string(),
-        token,
+        token: Secret::new(token.to_string()),
         token_type: match kind {
             TokenKind::Access => tokens.token_type.clone(),
             TokenKind::Id => "N_A".into(),
