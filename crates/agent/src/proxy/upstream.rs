@@ -4,9 +4,9 @@
 //!
 //! The pool is this module's rather than hyper-util's pooling client: that one races a pool
 //! checkout against a lazy connect for every request, rewrites each request's URL and Host,
-//! and spawns a task per request to put its connection back when the response is read,
-//! which was a good part of the proxy's time per request. Here a connection is taken from
-//! its origin's list, and put back by the response body once it has been read to the end.
+//! and spawns a task per request to put its connection back when the response is read:
+//! work that showed in the proxy's CPU time per request. Here a connection is taken from its
+//! origin's list, and put back by the response body once it has been read to the end.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
