@@ -73,7 +73,7 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     );
 
     report("burst of", &results, spent);
-    report_refresh(&sandbox.agent_log(), &results);
+    let refresh = report_refresh(&sandbox.agent_log(), &results);
 
     // The same request again, at once: the token the burst brought is cached (12 s tokens,
     // 6 s asked for), so no refresh.
@@ -91,20 +91,46 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     );
     report("cached burst of", &cached, spent);
 
-    let floor = Floor::start(&sandbox.runtime_dir().join("floor.sock"), &socket);
-    let load = CpuTime::start(std::process::id());
-    let floored = run_burst(&floor.socket);
-    let (_, load_cpu) = load.spent();
-    assert!(
-        floored.iter().all(|(each, _)| each == token),
-        "the floor serves the agent's answer"
-    );
-    report("floor burst of", &floored, (floor.cpu(), load_cpu));
+    // The peers: the floor, as is and holding its answers for as long as the refresh took.
+    let answer = agent_answer(&socket);
+    for (name, hold) in [("floor", None), ("held-floor", Some(refresh))] {
+        let floor = Floor::start(&sandbox.runtime_dir().join(name), answer.clone(), hold);
+        let load = CpuTime::start(std::process::id());
+        let floored = run_burst(&floor.socket);
+        let (_, load_cpu) = load.spent();
+        assert!(
+            floored.iter().all(|(each, _)| each == token),
+            "the floor serves the agent's answer"
+        );
+        match hold {
+            None => report("floor burst of", &floored, (floor.cpu(), load_cpu)),
+            Some(hold) => {
+                report(
+                    "floor burst held for the refresh,",
+                    &floored,
+                    (floor.cpu(), load_cpu),
+                );
+                let p99 = p99_ms(&floored);
+                let hold = hold.as_secs_f64() * 1000.0;
+                eprintln!(
+                    "the floor held {hold:.1} ms: p99 {p99:.1} ms = the hold + {:.1} ms",
+                    p99 - hold
+                );
+                eprintln!(
+                    "bench-json {}",
+                    serde_json::json!({"what": "held floor", "hold_ms": hold, "p99_over_hold_ms": p99 - hold})
+                );
+            }
+        }
+    }
 }
 
 /// The least any server must do per caller: accept, read the hello and the request, write
 /// the answer. It writes back, byte for byte, an answer the agent gave, from one thread
-/// running the same kind of runtime as the agent's loop.
+/// running the same kind of runtime as the agent's loop. Held, it answers nobody until
+/// `hold` after its first caller, as the agent answers nobody until the refresh the first
+/// caller started is done: what is left over the hold is the least it takes to answer a
+/// backlog of callers.
 struct Floor {
     socket: std::path::PathBuf,
     /// The server thread's id, and its CPU time when it started.
@@ -112,8 +138,8 @@ struct Floor {
 }
 
 impl Floor {
-    fn start(socket: &Path, agent: &Path) -> Floor {
-        let answer = std::sync::Arc::new(agent_answer(agent));
+    fn start(socket: &Path, answer: Vec<u8>, hold: Option<Duration>) -> Floor {
+        let answer = std::sync::Arc::new(answer);
         let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
         listener.set_nonblocking(true).unwrap();
         let (tid_tx, tid_rx) = std::sync::mpsc::channel();
@@ -125,14 +151,20 @@ impl Floor {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                let mut release = None;
                 loop {
                     let Ok((mut stream, _)) = listener.accept().await else {
                         return;
                     };
                     let answer = answer.clone();
+                    let release = *release
+                        .get_or_insert_with(|| hold.map(|hold| tokio::time::Instant::now() + hold));
                     tokio::spawn(async move {
                         let _: Hello = read_frame(&mut stream).await;
                         let _: Request = read_frame(&mut stream).await;
+                        if let Some(release) = release {
+                            tokio::time::sleep_until(release).await;
+                        }
                         let _ = stream.write_all(&answer).await;
                         let _ = stream.read(&mut [0u8; 1]).await;
                     });
@@ -214,7 +246,7 @@ fn report(what: &str, results: &[(String, Duration)], (agent_cpu, load_cpu): (Du
 
 /// The refresh the burst waited for, as the agent logged it (its one `refreshed` line): the
 /// IdP's and the keychain's time, and the target's check (p99 <= the refresh + 20 ms).
-fn report_refresh(log: &str, results: &[(String, Duration)]) {
+fn report_refresh(log: &str, results: &[(String, Duration)]) -> Duration {
     let lines: Vec<&str> = log
         .lines()
         .filter(|line| line.contains(" refreshed "))
@@ -235,9 +267,7 @@ fn report_refresh(log: &str, results: &[(String, Duration)]) {
         "keychain_write_ms",
     ]
     .map(field);
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
-    latencies.sort();
-    let p99 = latencies[CALLERS * 99 / 100].as_secs_f64() * 1000.0;
+    let p99 = p99_ms(results);
     eprintln!(
         "the refresh: {total:.1} ms as the agent waited for it (keychain read {read:.1} ms, IdP \
          {idp:.1} ms, keychain write {write:.1} ms, the rest a worker's pipe and start); p99 \
@@ -251,6 +281,13 @@ fn report_refresh(log: &str, results: &[(String, Duration)]) {
             "keychain_write_ms": write, "p99_over_refresh_ms": p99 - total,
         })
     );
+    Duration::from_secs_f64(total / 1000.0)
+}
+
+fn p99_ms(results: &[(String, Duration)]) -> f64 {
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort();
+    latencies[CALLERS * 99 / 100].as_secs_f64() * 1000.0
 }
 
 /// CPU time on the clock of the scheduler (`/proc/PID/task/TID/schedstat`, nanoseconds): the
@@ -351,9 +388,7 @@ async fn burst(socket: &Path) -> Vec<(String, Duration)> {
         // answered by then are read now. Without this, each latency held the time this one
         // thread takes to start all 1,000 callers (about 20 ms here, the floor's minimum
         // too), whatever the server did.
-        if std::env::var_os("BURST_NO_YIELD").is_none() {
-            tokio::task::yield_now().await;
-        }
+        tokio::task::yield_now().await;
     }
     callers.join_all().await
 }

@@ -107,7 +107,7 @@ async fn converse(
     conn.queue(&Welcome {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
+        pid: own_pid(),
     })?;
     if hello.protocol != PROTOCOL_VERSION {
         let mismatch = errors::reply(
@@ -162,6 +162,13 @@ async fn converse(
             written => written?,
         }
     }
+}
+
+/// The agent's pid, read once: glibc asks the kernel on every `getpid`, and every
+/// connection's welcome names it.
+fn own_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// What to audit of a request: the event, the profile asked for, and for a rejection the
