@@ -3,10 +3,14 @@
 //! The callers are 1,000 connections driven by one thread, as a load generator such as wrk
 //! drives its connections: each caller's latency runs from its connect to its answer. One OS
 //! thread per caller would measure the test instead: on two cores, waking 1,000 threads from
-//! a barrier alone takes longer than the agent needs to answer them all.
+//! a barrier alone takes longer than the agent needs to answer them all. The thread starts
+//! the callers one after another as fast as it can, looking at its sockets between two, so an
+//! answer is read when it comes rather than after every caller has been started.
 //!
 //! A second burst of 1,000 right after the first asks for the token the first one cached: no
-//! refresh, and its latencies are the agent's own.
+//! refresh, and its latencies are the agent's own. The same burst against the floor, a server
+//! that only reads the two frames and writes back the agent's answer as bytes, in the same
+//! run, shows what the load generator and the kernel take by themselves.
 //!
 //! The refresh the first burst waits for is split into its keychain read, IdP call and
 //! keychain write as the agent logs it (one `refreshed` line per refresh), so the p99 can be
@@ -69,7 +73,7 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     );
 
     report("burst of", &results, spent);
-    report_refresh(&sandbox.agent_log(), &results);
+    let refresh = report_refresh(&sandbox.agent_log(), &results);
 
     // The same request again, at once: the token the burst brought is cached (12 s tokens,
     // 6 s asked for), so no refresh.
@@ -86,6 +90,132 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         "every caller got the cached token"
     );
     report("cached burst of", &cached, spent);
+
+    // The peers: the floor, as is and holding its answers for as long as the refresh took.
+    let answer = agent_answer(&socket);
+    for (name, hold) in [("floor", None), ("held-floor", Some(refresh))] {
+        let floor = Floor::start(&sandbox.runtime_dir().join(name), answer.clone(), hold);
+        let load = CpuTime::start(std::process::id());
+        let floored = run_burst(&floor.socket);
+        let (_, load_cpu) = load.spent();
+        assert!(
+            floored.iter().all(|(each, _)| each == token),
+            "the floor serves the agent's answer"
+        );
+        match hold {
+            None => report("floor burst of", &floored, (floor.cpu(), load_cpu)),
+            Some(hold) => {
+                report(
+                    "floor burst held for the refresh,",
+                    &floored,
+                    (floor.cpu(), load_cpu),
+                );
+                let p99 = p99_ms(&floored);
+                let hold = hold.as_secs_f64() * 1000.0;
+                eprintln!(
+                    "the floor held {hold:.1} ms: p99 {p99:.1} ms = the hold + {:.1} ms",
+                    p99 - hold
+                );
+                eprintln!(
+                    "bench-json {}",
+                    serde_json::json!({"what": "held floor", "hold_ms": hold, "p99_over_hold_ms": p99 - hold})
+                );
+            }
+        }
+    }
+}
+
+/// The least any server must do per caller: accept, read the hello and the request, write
+/// the answer. It writes back, byte for byte, an answer the agent gave, from one thread
+/// running the same kind of runtime as the agent's loop. Held, it answers nobody until
+/// `hold` after its first caller, as the agent answers nobody until the refresh the first
+/// caller started is done: what is left over the hold is the least it takes to answer a
+/// backlog of callers.
+struct Floor {
+    socket: std::path::PathBuf,
+    /// The server thread's id, and its CPU time when it started.
+    thread: (u32, Duration),
+}
+
+impl Floor {
+    fn start(socket: &Path, answer: Vec<u8>, hold: Option<Duration>) -> Floor {
+        let answer = std::sync::Arc::new(answer);
+        let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            tid_tx.send(current_tid()).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                let mut release = None;
+                loop {
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let answer = answer.clone();
+                    let release = *release
+                        .get_or_insert_with(|| hold.map(|hold| tokio::time::Instant::now() + hold));
+                    tokio::spawn(async move {
+                        let _: Hello = read_frame(&mut stream).await;
+                        let _: Request = read_frame(&mut stream).await;
+                        if let Some(release) = release {
+                            tokio::time::sleep_until(release).await;
+                        }
+                        let _ = stream.write_all(&answer).await;
+                        let _ = stream.read(&mut [0u8; 1]).await;
+                    });
+                }
+            });
+        });
+        let tid = tid_rx.recv().unwrap();
+        Floor {
+            socket: socket.to_path_buf(),
+            thread: (tid, thread_cpu(format!("/proc/self/task/{tid}/schedstat"))),
+        }
+    }
+
+    /// The floor server's CPU time since it started.
+    fn cpu(&self) -> Duration {
+        let (tid, start) = self.thread;
+        thread_cpu(format!("/proc/self/task/{tid}/schedstat")).saturating_sub(start)
+    }
+}
+
+/// This thread's id, as /proc/self/task names it.
+fn current_tid() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The agent's welcome and answer to one cached token request, as it wrote them.
+fn agent_answer(socket: &Path) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    stream.write_all(&asking()).unwrap();
+    let mut answer = Vec::new();
+    for _ in 0..2 {
+        let mut header = [0u8; 4];
+        stream.read_exact(&mut header).unwrap();
+        let mut payload = vec![
+            0u8;
+            stagepass_proto::frame_len(header, stagepass_proto::MAX_RESPONSE_LEN)
+                .unwrap()
+        ];
+        stream.read_exact(&mut payload).unwrap();
+        answer.extend_from_slice(&header);
+        answer.extend_from_slice(&payload);
+    }
+    answer
 }
 
 /// Prints min/p50/p99/max of the callers' latencies, and the CPU time the agent (all its
@@ -116,7 +246,7 @@ fn report(what: &str, results: &[(String, Duration)], (agent_cpu, load_cpu): (Du
 
 /// The refresh the burst waited for, as the agent logged it (its one `refreshed` line): the
 /// IdP's and the keychain's time, and the target's check (p99 <= the refresh + 20 ms).
-fn report_refresh(log: &str, results: &[(String, Duration)]) {
+fn report_refresh(log: &str, results: &[(String, Duration)]) -> Duration {
     let lines: Vec<&str> = log
         .lines()
         .filter(|line| line.contains(" refreshed "))
@@ -137,9 +267,7 @@ fn report_refresh(log: &str, results: &[(String, Duration)]) {
         "keychain_write_ms",
     ]
     .map(field);
-    let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
-    latencies.sort();
-    let p99 = latencies[CALLERS * 99 / 100].as_secs_f64() * 1000.0;
+    let p99 = p99_ms(results);
     eprintln!(
         "the refresh: {total:.1} ms as the agent waited for it (keychain read {read:.1} ms, IdP \
          {idp:.1} ms, keychain write {write:.1} ms, the rest a worker's pipe and start); p99 \
@@ -153,6 +281,13 @@ fn report_refresh(log: &str, results: &[(String, Duration)]) {
             "keychain_write_ms": write, "p99_over_refresh_ms": p99 - total,
         })
     );
+    Duration::from_secs_f64(total / 1000.0)
+}
+
+fn p99_ms(results: &[(String, Duration)]) -> f64 {
+    let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
+    latencies.sort();
+    latencies[CALLERS * 99 / 100].as_secs_f64() * 1000.0
 }
 
 /// CPU time on the clock of the scheduler (`/proc/PID/task/TID/schedstat`, nanoseconds): the
@@ -205,8 +340,8 @@ fn run_burst(socket: &Path) -> Vec<(String, Duration)> {
         .block_on(burst(socket))
 }
 
-/// Starts every caller at once; each connects, asks and reads its answer.
-async fn burst(socket: &Path) -> Vec<(String, Duration)> {
+/// The hello and the token request, as one write.
+fn asking() -> Vec<u8> {
     let limit = stagepass_proto::MAX_REQUEST_LEN;
     let mut asking = stagepass_proto::encode(
         &Hello {
@@ -229,6 +364,12 @@ async fn burst(socket: &Path) -> Vec<(String, Duration)> {
         )
         .unwrap(),
     );
+    asking
+}
+
+/// Starts the callers one after another; each connects, asks and reads its answer.
+async fn burst(socket: &Path) -> Vec<(String, Duration)> {
+    let asking = asking();
     let mut callers = tokio::task::JoinSet::new();
     for _ in 0..CALLERS {
         let (socket, asking) = (socket.to_path_buf(), asking.clone());
@@ -243,6 +384,11 @@ async fn burst(socket: &Path) -> Vec<(String, Duration)> {
             };
             (grant.token.expose().clone(), started.elapsed())
         });
+        // The runtime looks at its sockets before the next caller starts: the callers
+        // answered by then are read now. Without this, each latency held the time this one
+        // thread takes to start all 1,000 callers (about 20 ms here, the floor's minimum
+        // too), whatever the server did.
+        tokio::task::yield_now().await;
     }
     callers.join_all().await
 }

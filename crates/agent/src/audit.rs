@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 use stagepass_core::paths;
 use stagepass_proto::DelegationKind;
 
-use crate::ancestry::{self, ProcessTable};
+use tokio::sync::oneshot;
+
+use crate::ancestry::{self, OsProcesses, ProcessTable};
 use crate::io_thread::{Batch, IoThread, Refused};
 
 const MAX_BYTES: u64 = 4 << 20;
@@ -52,7 +54,7 @@ pub(crate) struct Caller {
 
 impl Caller {
     /// Reads the process table (/proc on Linux): blocking, so off the event loop
-    /// ([`crate::peer`]).
+    /// ([`AuditLog::record_request`]).
     pub(crate) fn from_peer(
         table: &dyn ProcessTable,
         client: &str,
@@ -148,6 +150,74 @@ pub(crate) struct Entry<'a> {
     pub outcome: &'a str,
 }
 
+/// Who is on the other end of an IPC connection, as far as it is known yet: what the
+/// transport said, until the writer thread has read the process table once for the
+/// connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Who {
+    Peer {
+        client: String,
+        pid: Option<i32>,
+        uid: Option<u32>,
+    },
+    Known(Caller),
+}
+
+impl Who {
+    /// Reads the process table where the caller is not known yet: blocking, so on the
+    /// writer thread.
+    fn resolve(self, table: &dyn ProcessTable) -> Caller {
+        match self {
+            Who::Peer { client, pid, uid } => Caller::from_peer(table, &client, pid, uid),
+            Who::Known(caller) => caller,
+        }
+    }
+
+    fn unresolved(self) -> Caller {
+        match self {
+            Who::Peer { client, pid, uid } => Caller::unresolved(&client, pid, uid),
+            Who::Known(caller) => caller,
+        }
+    }
+}
+
+/// An [`Entry`] whose caller the writer thread fills in: an IPC request's line, carried
+/// across threads.
+#[derive(Debug)]
+pub(crate) struct RequestEntry {
+    pub event: &'static str,
+    pub profile: String,
+    pub audience: Option<String>,
+    pub kind: Option<&'static str>,
+    pub fingerprint: Option<String>,
+    pub outcome: String,
+    /// For a line about a delegation (made or revoked by this caller): its name.
+    pub delegation: Option<String>,
+}
+
+impl RequestEntry {
+    /// The line for `caller`, the caller returned for the connection's next request.
+    fn line(&self, caller: Caller, now: SystemTime) -> (Option<Vec<u8>>, Caller) {
+        let about = self
+            .delegation
+            .as_deref()
+            .map(|name| caller.about_delegation(name));
+        let line = line(
+            &Entry {
+                event: self.event,
+                caller: about.as_ref().unwrap_or(&caller),
+                profile: &self.profile,
+                audience: self.audience.as_deref(),
+                kind: self.kind,
+                fingerprint: self.fingerprint.clone(),
+                outcome: &self.outcome,
+            },
+            now,
+        );
+        (line, caller)
+    }
+}
+
 /// `text` cut to `MAX` characters, saying how long it was.
 pub(crate) fn bounded<const MAX: usize, S: serde::Serializer>(
     text: &&str,
@@ -182,7 +252,7 @@ const QUEUED_LINES: usize = 4096;
 /// batches, in the order they were recorded.
 pub(crate) struct AuditLog {
     path: PathBuf,
-    writer: IoThread<AuditFile>,
+    writer: IoThread<Writer>,
     /// Lines refused by a full queue since the last note of them.
     dropped: AtomicU64,
 }
@@ -201,7 +271,7 @@ impl AuditLog {
         };
         AuditLog {
             path: file.path.clone(),
-            writer: IoThread::start("audit-writer", QUEUED_LINES, file),
+            writer: IoThread::start("audit-writer", QUEUED_LINES, Writer(file)),
             dropped: AtomicU64::new(0),
         }
     }
@@ -214,7 +284,7 @@ impl AuditLog {
             return;
         };
         self.note_dropped();
-        match self.writer.try_submit(line) {
+        match self.writer.try_submit(Pending::Line(line)) {
             Ok(_) => {}
             Err(Refused::Full(_)) => {
                 if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -230,18 +300,32 @@ impl AuditLog {
         }
     }
 
-    /// Queues `entry` and returns once it is written (or failed to be), along with every
-    /// line before it: a hand-out is answered after its line, so whoever reads the log after
-    /// the answer finds it. The event loop goes on meanwhile; only this caller waits.
-    pub(crate) async fn record_written(&self, entry: &impl Serialize, now: SystemTime) {
-        let Some(line) = line(entry, now) else {
-            return;
-        };
+    /// Queues an IPC request's line and returns once it is written (or failed to be), along
+    /// with every line before it: a hand-out is answered after its line, so whoever reads
+    /// the log after the answer finds it. The event loop goes on meanwhile; only this caller
+    /// waits. The writer thread reads the caller from the process table in the same turn (one
+    /// trip to the thread per request, where a lookup thread and the writer took two) and
+    /// returns it, for the connection's later requests.
+    pub(crate) async fn record_request(
+        &self,
+        who: Who,
+        entry: RequestEntry,
+        now: SystemTime,
+    ) -> Caller {
         self.note_dropped();
-        match self.writer.submit(line).await {
-            Some(ticket) => self.writer.done(ticket).await,
-            None => tracing::warn!("an audit line came after the agent's stop; not written"),
+        let (written, caller) = oneshot::channel();
+        let pending = Pending::Request {
+            who: who.clone(),
+            entry,
+            now,
+            written,
+        };
+        if self.writer.submit(pending).await.is_none() {
+            tracing::warn!("an audit line came after the agent's stop; not written");
+            return who.unresolved();
         }
+        // Only a thread gone mid-batch drops the sender; its items are gone with it.
+        caller.await.unwrap_or_else(|_| who.unresolved())
     }
 
     /// Writes every line recorded so far and stops the writer: the agent's way out.
@@ -270,7 +354,7 @@ impl AuditLog {
             SystemTime::now(),
         );
         if let Some(note) = note
-            && self.writer.try_submit(note).is_err()
+            && self.writer.try_submit(Pending::Line(note)).is_err()
         {
             self.dropped.fetch_add(dropped, Ordering::Relaxed);
         }
@@ -300,6 +384,51 @@ fn line(entry: &impl Serialize, now: SystemTime) -> Option<Vec<u8>> {
     }
 }
 
+/// What the writer thread is given.
+enum Pending {
+    /// Serialized by whoever recorded it.
+    Line(Vec<u8>),
+    /// Serialized here, once its caller is known; `written` answers after the write.
+    Request {
+        who: Who,
+        entry: RequestEntry,
+        now: SystemTime,
+        written: oneshot::Sender<Caller>,
+    },
+}
+
+/// The writer thread's side of the log.
+struct Writer(AuditFile);
+
+impl Batch for Writer {
+    type Item = Pending;
+
+    fn handle(&mut self, batch: Vec<Pending>) {
+        let mut lines = Vec::with_capacity(batch.len());
+        let mut answers = Vec::new();
+        for pending in batch {
+            match pending {
+                Pending::Line(line) => lines.push(line),
+                Pending::Request {
+                    who,
+                    entry,
+                    now,
+                    written,
+                } => {
+                    let (line, caller) = entry.line(who.resolve(&OsProcesses), now);
+                    lines.extend(line);
+                    answers.push((written, caller));
+                }
+            }
+        }
+        self.0.write(&lines);
+        // After the write: whoever reads the log after the answer finds the line.
+        for (written, caller) in answers {
+            let _ = written.send(caller);
+        }
+    }
+}
+
 /// The file itself, owned by the writer thread: the open file and its size, tracked here
 /// so a batch costs one write, no stat.
 struct AuditFile {
@@ -310,17 +439,14 @@ struct AuditFile {
     max_bytes: u64,
 }
 
-impl Batch for AuditFile {
-    type Item = Vec<u8>;
-
-    fn handle(&mut self, lines: Vec<Vec<u8>>) {
-        if let Err(err) = self.append(&lines) {
+impl AuditFile {
+    /// Failing to audit is logged, never fatal (see [`AuditLog::record`]).
+    fn write(&mut self, lines: &[Vec<u8>]) {
+        if let Err(err) = self.append(lines) {
             tracing::error!("cannot write the audit log {}: {err}", self.path.display());
         }
     }
-}
 
-impl AuditFile {
     /// Appends `lines` with as few writes as rotation allows: one per file they land in.
     fn append(&mut self, lines: &[Vec<u8>]) -> std::io::Result<()> {
         let (mut file, mut size) = match self.file.take() {
@@ -458,7 +584,7 @@ mod tests {
             Some(1000),
         );
         // The hand-out's way: once it returns, the line is in the file.
-        log.record_written(&entry(&caller, "ok"), ten_o_clock())
+        log.record_request(Who::Known(caller), request_entry(), ten_o_clock())
             .await;
         let path = paths::audit_log_path(&tmp.path().join("data"));
         let text = std::fs::read_to_string(&path).unwrap();
@@ -470,6 +596,73 @@ mod tests {
         assert_eq!(line["fingerprint"], fingerprint("eyJsecret"));
         assert!(line["exe"].as_str().is_some_and(|exe| !exe.is_empty()));
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+    }
+
+    fn request_entry() -> RequestEntry {
+        RequestEntry {
+            event: "token",
+            profile: "corp".into(),
+            audience: None,
+            kind: Some("access"),
+            fingerprint: Some(fingerprint("eyJsecret")),
+            outcome: "ok".into(),
+            delegation: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_line_names_the_caller_read_from_proc_and_is_written_when_answered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(tmp.path());
+        let me = std::process::id() as i32;
+        let who = Who::Peer {
+            client: "stagepass-git 0.1.0".into(),
+            pid: Some(me),
+            uid: Some(1000),
+        };
+        let caller = log
+            .record_request(who, request_entry(), ten_o_clock())
+            .await;
+        // Written before the answer: the line is in the file now.
+        let written = lines(&paths::audit_log_path(tmp.path()));
+        let [line] = written.as_slice() else {
+            panic!("one line: {written:?}");
+        };
+        let exe = std::env::current_exe().unwrap().display().to_string();
+        assert_eq!(line["exe"], exe.as_str());
+        assert_eq!(line["consumer"], "git");
+        assert!(line["parent_exe"].is_string(), "a helper's parent is named");
+        assert_eq!(line["fingerprint"], fingerprint("eyJsecret"));
+        assert_eq!(caller.exe.as_deref(), Some(exe.as_str()));
+
+        // The connection's next request reuses the caller; a delegation's line names it.
+        let about = RequestEntry {
+            delegation: Some("bot".into()),
+            ..request_entry()
+        };
+        let again = log
+            .record_request(Who::Known(caller), about, ten_o_clock())
+            .await;
+        assert_eq!(
+            again.delegation, None,
+            "the connection's caller stays as it was"
+        );
+        let written = lines(&paths::audit_log_path(tmp.path()));
+        assert_eq!(written[1]["delegation"], "bot");
+        assert_eq!(written[1]["exe"], exe.as_str());
+
+        // Stopped: the caller is still named by what the transport said.
+        log.close();
+        let who = Who::Peer {
+            client: "stagepass-cli 0.1.0".into(),
+            pid: Some(me),
+            uid: Some(1000),
+        };
+        let stopped = log
+            .record_request(who, request_entry(), ten_o_clock())
+            .await;
+        assert_eq!((stopped.consumer.as_str(), stopped.exe), ("cli", None));
+        assert_eq!(lines(&paths::audit_log_path(tmp.path())).len(), 2);
     }
 
     #[test]

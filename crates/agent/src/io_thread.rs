@@ -2,17 +2,17 @@
 //! audit lines, saving the remote keys' file, reading /proc).
 //!
 //! Callers queue items and go on; the thread takes everything queued since its last turn as
-//! one batch, so a burst costs one write, not one per item. Each item gets a [`Ticket`], and
-//! [`IoThread::done`] waits until the thread has handled it: a caller that must not answer
-//! before its item is on disk (an audited hand-out) waits, the event loop does not. The queue
-//! is bounded: [`IoThread::submit`] waits for room, [`IoThread::try_submit`] says it is full.
+//! one batch, so a burst costs one write, not one per item. A caller that must not answer
+//! before its item is handled (an audited hand-out must be on disk first) puts a channel in
+//! the item and waits on it; the event loop does not wait. The queue is bounded:
+//! [`IoThread::submit`] waits for room, [`IoThread::try_submit`] says it is full.
 //! [`IoThread::close`] handles whatever is queued before it returns, so a clean stop loses
 //! nothing.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 /// The work done on the thread, one batch at a time.
 pub(crate) trait Batch: Send + 'static {
@@ -20,10 +20,6 @@ pub(crate) trait Batch: Send + 'static {
     /// Everything queued since the last turn, oldest first.
     fn handle(&mut self, items: Vec<Self::Item>);
 }
-
-/// Marks one queued item; [`IoThread::done`] waits for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Ticket(u64);
 
 /// Why an item was not queued; the item comes back.
 #[derive(Debug)]
@@ -49,8 +45,6 @@ struct Shared<I> {
     queue: Mutex<Queue<I>>,
     /// Wakes the thread when items arrive or the queue closes.
     wake: Condvar,
-    /// The last ticket handled; `u64::MAX` once the thread is gone.
-    done: watch::Sender<u64>,
     /// Wakes callers waiting for room after the thread took a batch.
     room: Notify,
     capacity: usize,
@@ -58,8 +52,6 @@ struct Shared<I> {
 
 struct Queue<I> {
     items: Vec<I>,
-    /// The last ticket given out.
-    issued: u64,
     closed: bool,
     /// The thread waits for items: only then does a new one need a wake-up (a system call
     /// on the event loop's thread, and most of a burst finds the thread busy).
@@ -72,12 +64,10 @@ impl<B: Batch> IoThread<B> {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 items: Vec::new(),
-                issued: 0,
                 closed: false,
                 waiting: false,
             }),
             wake: Condvar::new(),
-            done: watch::Sender::new(0),
             room: Notify::new(),
             capacity: capacity.max(1),
         });
@@ -111,9 +101,10 @@ impl<B: Batch> IoThread<B> {
     }
 
     /// Queues `item` unless the queue is full or closed. Never blocks on the thread's work.
-    pub(crate) fn try_submit(&self, item: B::Item) -> Result<Ticket, Refused<B::Item>> {
+    pub(crate) fn try_submit(&self, item: B::Item) -> Result<(), Refused<B::Item>> {
         if let Worker::Inline(batch) = &mut *lock(&self.worker) {
-            return Ok(self.handle_inline(batch, item));
+            batch.handle(vec![item]);
+            return Ok(());
         }
         let mut queue = lock(&self.shared.queue);
         if queue.closed {
@@ -123,25 +114,23 @@ impl<B: Batch> IoThread<B> {
             return Err(Refused::Full(item));
         }
         queue.items.push(item);
-        queue.issued += 1;
-        let ticket = Ticket(queue.issued);
         let waiting = std::mem::take(&mut queue.waiting);
         drop(queue);
         if waiting {
             self.shared.wake.notify_one();
         }
-        Ok(ticket)
+        Ok(())
     }
 
     /// Queues `item`, waiting for room when the queue is full; `None` once closed.
-    pub(crate) async fn submit(&self, mut item: B::Item) -> Option<Ticket> {
+    pub(crate) async fn submit(&self, mut item: B::Item) -> Option<()> {
         loop {
             // Registered before the attempt, so room made in between is not missed.
             let room = self.shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             match self.try_submit(item) {
-                Ok(ticket) => return Some(ticket),
+                Ok(()) => return Some(()),
                 Err(Refused::Closed(_)) => return None,
                 Err(Refused::Full(back)) => {
                     item = back;
@@ -149,13 +138,6 @@ impl<B: Batch> IoThread<B> {
                 }
             }
         }
-    }
-
-    /// Waits until the thread has handled `ticket` (and everything queued before it).
-    pub(crate) async fn done(&self, ticket: Ticket) {
-        let mut done = self.shared.done.subscribe();
-        // The sender lives in `shared`, which `self` holds: this cannot fail.
-        let _ = done.wait_for(|handled| *handled >= ticket.0).await;
     }
 
     /// Refuses new items, handles the queued ones and stops the thread. Blocks until then:
@@ -170,17 +152,6 @@ impl<B: Batch> IoThread<B> {
             tracing::error!("an I/O thread of the agent panicked; its last items may be lost");
         }
     }
-
-    fn handle_inline(&self, batch: &mut B, item: B::Item) -> Ticket {
-        let ticket = {
-            let mut queue = lock(&self.shared.queue);
-            queue.issued += 1;
-            Ticket(queue.issued)
-        };
-        batch.handle(vec![item]);
-        self.shared.done.send_replace(ticket.0);
-        ticket
-    }
 }
 
 impl<B: Batch> Drop for IoThread<B> {
@@ -189,18 +160,11 @@ impl<B: Batch> Drop for IoThread<B> {
     }
 }
 
-/// The thread: waits for items, handles them as one batch, says which tickets are done.
+/// The thread: waits for items, handles them as one batch. Should a batch panic, its items'
+/// channels are dropped with it, which is what their waiters see.
 fn run<B: Batch>(shared: &Shared<B::Item>, mut batch: B) {
-    // Even if a batch panics, waiters must not hang: the thread is gone, so is their item.
-    struct Finished<'a>(&'a watch::Sender<u64>);
-    impl Drop for Finished<'_> {
-        fn drop(&mut self) {
-            self.0.send_replace(u64::MAX);
-        }
-    }
-    let _finished = Finished(&shared.done);
     loop {
-        let (items, last, closed) = {
+        let (items, closed) = {
             let mut queue = lock(&shared.queue);
             while queue.items.is_empty() && !queue.closed {
                 queue.waiting = true;
@@ -210,13 +174,12 @@ fn run<B: Batch>(shared: &Shared<B::Item>, mut batch: B) {
                     .unwrap_or_else(|poison| poison.into_inner());
             }
             queue.waiting = false;
-            (std::mem::take(&mut queue.items), queue.issued, queue.closed)
+            (std::mem::take(&mut queue.items), queue.closed)
         };
         shared.room.notify_waiters();
         if !items.is_empty() {
             batch.handle(items);
         }
-        shared.done.send_replace(last);
         // Closed queues take nothing new, so the batch just handled was the last one.
         if closed {
             return;
@@ -273,15 +236,15 @@ mod tests {
     #[tokio::test]
     async fn items_queued_while_the_thread_works_go_out_as_one_batch_in_order() {
         let (thread, seen, go) = recorder(true);
-        let first = thread.try_submit(0).unwrap();
+        thread.try_submit(0).unwrap();
         // The thread holds item 0 and waits at the gate; these queue up behind it.
         while !lock(&thread.shared.queue).items.is_empty() {
             std::thread::yield_now();
         }
-        let tickets: Vec<Ticket> = (1..=5).map(|n| thread.try_submit(n).unwrap()).collect();
-        assert!(first < tickets[0]);
+        for n in 1..=5 {
+            thread.try_submit(n).unwrap();
+        }
         go.send(()).unwrap();
-        thread.done(tickets[4]).await;
         assert_eq!(seen.recv().unwrap(), vec![0]);
         assert_eq!(seen.recv().unwrap(), vec![1, 2, 3, 4, 5]);
         assert!(seen.try_recv().is_err(), "one batch for the five");
@@ -299,8 +262,8 @@ mod tests {
         }
         assert!(matches!(thread.try_submit(8), Err(Refused::Full(8))));
         go.send(()).unwrap();
-        let ticket = thread.submit(8).await.unwrap();
-        thread.done(ticket).await;
+        thread.submit(8).await.unwrap();
+        thread.close();
         let all: Vec<u32> = seen.try_iter().flatten().collect();
         assert_eq!(all, [100, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
     }

@@ -27,7 +27,6 @@ pub mod notify;
     allow(dead_code)
 )]
 mod notify_ask;
-mod peer;
 mod process;
 mod providers;
 mod proxy;

@@ -10,12 +10,11 @@ use stagepass_proto::{
 };
 
 use crate::accept::{self, Gate};
-use crate::audit::{Caller, Entry, fingerprint};
+use crate::audit::{Caller, RequestEntry, Who, fingerprint};
 use crate::transport::{self, PeerIdentity};
 
 use crate::conn::{ConnError, Connection};
 use crate::instance::InstanceLock;
-use crate::peer::PeerLookup;
 use crate::sessions::Agent;
 use crate::{AgentOptions, AgentStartError, Dependencies, errors, handlers};
 
@@ -48,14 +47,13 @@ pub(crate) async fn serve(
         config = %agent.config_path().display(),
         "agent started"
     );
-    let lookups = Arc::new(PeerLookup::start());
     let mut gate = Gate::new(accept::Listener::Ipc);
     loop {
         tokio::select! {
             (stream, permit) = gate.accept(|| listener.accept()) => {
-                let (agent, lookups) = (agent.clone(), lookups.clone());
+                let agent = agent.clone();
                 tokio::spawn(async move {
-                    handle(agent, &lookups, stream).await;
+                    handle(agent, stream).await;
                     drop(permit);
                 });
             }
@@ -75,12 +73,11 @@ pub(crate) async fn serve(
     // the socket is gone, and whoever reads the audit log next must find every line.
     agent.delegations.close();
     agent.audit.close();
-    lookups.close();
     listener.close();
     Ok(())
 }
 
-async fn handle(agent: Arc<Agent>, lookups: &PeerLookup, stream: transport::Stream) {
+async fn handle(agent: Arc<Agent>, stream: transport::Stream) {
     // The socket is 0600 in a 0700 dir (the pipe's DACL admits the user alone); this is the
     // second lock on the door.
     let identity = match transport::peer(&stream) {
@@ -91,30 +88,26 @@ async fn handle(agent: Arc<Agent>, lookups: &PeerLookup, stream: transport::Stre
         }
     };
     let mut conn = Connection::new(stream);
-    let peer = Peer { lookups, identity };
-    if let Err(err) = converse(&agent, &mut conn, &peer).await
+    if let Err(err) = converse(&agent, &mut conn, &identity).await
         && !matches!(err, ConnError::Closed)
     {
-        tracing::debug!(pid = ?peer.identity.pid, "connection ended: {err}");
+        tracing::debug!(pid = ?identity.pid, "connection ended: {err}");
     }
 }
 
-/// The other end of a connection, as the transport tells it.
-struct Peer<'a> {
-    lookups: &'a PeerLookup,
-    identity: PeerIdentity,
-}
-
-async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Result<(), ConnError> {
-    let pid = peer.identity.pid;
+/// `peer`: the other end, as the transport tells it.
+async fn converse(
+    agent: &Agent,
+    conn: &mut Connection,
+    peer: &PeerIdentity,
+) -> Result<(), ConnError> {
+    let pid = peer.pid;
     let hello: Hello = conn.read().await?;
-    // Read from /proc once, at the first audited request: most connections make one
-    // request, and many (status, subscriptions) are never audited.
     let mut caller: Option<Caller> = None;
     conn.queue(&Welcome {
         protocol: PROTOCOL_VERSION,
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
+        pid: own_pid(),
     })?;
     if hello.protocol != PROTOCOL_VERSION {
         let mismatch = errors::reply(
@@ -138,24 +131,21 @@ async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Resu
         };
         tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
         let audited = audit_target(&request);
-        // The lookup runs on its own thread while the request is served.
-        let lookup = async {
-            match (&audited, &caller) {
-                (Some(_), None) => Some(
-                    peer.lookups
-                        .caller(&hello.client, pid, peer.identity.uid)
-                        .await,
-                ),
-                _ => None,
-            }
-        };
-        let (response, looked_up) =
-            tokio::join!(handlers::dispatch(agent, conn, request, pid), lookup);
-        if let Some(looked_up) = looked_up {
-            caller = Some(looked_up);
-        }
-        if let (Some(target), Some(caller)) = (audited, &caller) {
-            record(agent, caller, &target, &response).await;
+        let response = handlers::dispatch(agent, conn, request, pid).await;
+        if let Some(entry) = audited.and_then(|target| request_entry(agent, target, &response)) {
+            // Answered only after the line is written (off the loop), so whoever reads the
+            // log after the answer finds it. The writer reads /proc for the connection's
+            // first audited request (most connections make one, and many, such as status
+            // and subscriptions, are never audited); later ones reuse what it found.
+            let who = match caller.take() {
+                Some(known) => Who::Known(known),
+                None => Who::Peer {
+                    client: hello.client.clone(),
+                    pid,
+                    uid: peer.uid,
+                },
+            };
+            caller = Some(agent.audit.record_request(who, entry, agent.now()).await);
         }
         match conn.write(&response).await {
             Err(ConnError::Frame(FrameError::TooLarge { len, limit })) => {
@@ -172,6 +162,13 @@ async fn converse(agent: &Agent, conn: &mut Connection, peer: &Peer<'_>) -> Resu
             written => written?,
         }
     }
+}
+
+/// The agent's pid, read once: glibc asks the kernel on every `getpid`, and every
+/// connection's welcome names it.
+fn own_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
 }
 
 /// What to audit of a request: the event, the profile asked for, and for a rejection the
@@ -229,56 +226,56 @@ fn audit_target(request: &Request) -> Option<AuditTarget> {
     })
 }
 
-/// Answers only after the line is written (off the loop), so whoever reads the log after
-/// the answer finds it.
-async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: &Response) {
-    let requested = target.requested.as_deref().unwrap_or("");
-    let remote_note;
+/// The line a request's answer is audited with; `None` when nothing was handed out (an
+/// unmapped server).
+fn request_entry(agent: &Agent, target: AuditTarget, response: &Response) -> Option<RequestEntry> {
+    let requested = target.requested.unwrap_or_default();
     // For the lines about a delegation: the same caller (who made or revoked it), and its name.
-    let about;
-    let mut caller = caller;
+    let mut delegation = None;
     let (profile, grant, outcome) = match response {
-        Response::Token(grant) => (grant.profile.as_str(), Some(grant), "ok"),
+        Response::Token(grant) => (grant.profile.clone(), Some(grant), "ok".into()),
         Response::Credential(Some(credential)) => (
-            credential.grant.profile.as_str(),
+            credential.grant.profile.clone(),
             Some(&credential.grant),
-            "ok",
+            "ok".into(),
         ),
         Response::Rejected { profile, marked } => (
-            profile.as_deref().unwrap_or(requested),
+            profile.clone().unwrap_or(requested),
             None,
             if *marked {
                 "refresh before the next hand-out"
             } else {
                 "not the current token; ignored"
-            },
+            }
+            .into(),
         ),
-        Response::SignedIn(status) => (status.name.as_str(), None, "ok"),
-        Response::SignedOut(report) => (report.profile.as_str(), None, "ok"),
-        Response::BackstageIdentity(identity) => (identity.profile.as_str(), None, "ok"),
+        Response::SignedIn(status) => (status.name.clone(), None, "ok".into()),
+        Response::SignedOut(report) => (report.profile.clone(), None, "ok".into()),
+        Response::BackstageIdentity(identity) => (identity.profile.clone(), None, "ok".into()),
         // The key's name and scope, never the key.
-        Response::RemoteGranted(granted) => {
-            remote_note = format!(
+        Response::RemoteGranted(granted) => (
+            String::new(),
+            None,
+            format!(
                 "remote key `{}` granted: routes [{}], profiles [{}], until {}",
                 granted.info.name,
                 granted.info.routes.join(", "),
                 granted.info.profiles.join(", "),
                 granted.info.expires_at
-            );
-            ("", None, remote_note.as_str())
-        }
-        Response::RemoteKeys(keys) if target.event == "remote_revoke" => {
-            remote_note = format!(
+            ),
+        ),
+        Response::RemoteKeys(keys) if target.event == "remote_revoke" => (
+            String::new(),
+            None,
+            format!(
                 "remote key `{}` revoked",
                 keys.first().map_or("", |key| key.name.as_str())
-            );
-            ("", None, remote_note.as_str())
-        }
+            ),
+        ),
         Response::DelegationCreated(created) => {
             let info = &created.info;
-            about = caller.about_delegation(&info.name);
-            caller = &about;
-            remote_note = format!(
+            delegation = Some(info.name.clone());
+            let note = format!(
                 "delegation `{}` created: routes [{}], methods [{}], paths [{}], until {}{}",
                 info.name,
                 info.routes.join(", "),
@@ -290,19 +287,17 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
                 info.ask_timeout_secs
                     .map_or(String::new(), |secs| format!(", asks (waits {secs} s)"))
             );
-            ("", None, remote_note.as_str())
+            (String::new(), None, note)
         }
         Response::Delegations(list) if target.event == "delegate_revoke" && !list.is_empty() => {
             let name = list.first().map_or("", |info| info.name.as_str());
-            about = caller.about_delegation(name);
-            caller = &about;
-            remote_note = format!("delegation `{name}` revoked");
-            ("", None, remote_note.as_str())
+            delegation = Some(name.to_string());
+            (String::new(), None, format!("delegation `{name}` revoked"))
         }
-        Response::ClientSecret(report) => (report.profile.as_str(), None, "ok"),
-        Response::Error(err) => (requested, None, err.message.as_str()),
+        Response::ClientSecret(report) => (report.profile.clone(), None, "ok".into()),
+        Response::Error(err) => (requested, None, err.message.clone()),
         // An unmapped server: nothing was handed out.
-        _ => return,
+        _ => return None,
     };
     let audience = match grant {
         // The hot path: the grant says whom it is for, so no second look at the config.
@@ -310,23 +305,22 @@ async fn record(agent: &Agent, caller: &Caller, target: &AuditTarget, response: 
         None => agent
             .config()
             .ok()
-            .and_then(|config| Some(config.profiles.get(profile)?.audience()?.to_string())),
+            .and_then(|config| Some(config.profiles.get(&profile)?.audience()?.to_string())),
     };
-    let entry = Entry {
+    Some(RequestEntry {
         event: target.event,
-        caller,
         profile,
-        audience: audience.as_deref(),
+        audience,
         kind: grant.map(|grant| match grant.kind {
             TokenKind::Access => "access",
             TokenKind::Id => "id",
         }),
         fingerprint: grant
             .map(|grant| fingerprint(grant.token.expose()))
-            .or_else(|| target.rejected.clone()),
+            .or(target.rejected),
         outcome,
-    };
-    agent.audit.record_written(&entry, agent.now()).await;
+        delegation,
+    })
 }
 
 fn request_name(request: &Request) -> &'static str {
@@ -520,12 +514,10 @@ mod tests {
     async fn a_connection_task_stays_small() {
         let tmp = tempfile::tempdir().unwrap();
         let agent = Arc::new(Agent::new(options(tmp.path()), deps()));
-        let lookups = PeerLookup::start();
         let (stream, _client) = tokio::net::UnixStream::pair().unwrap();
-        let task = handle(agent, &lookups, stream);
+        let task = handle(agent, stream);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 4096, "a connection's future is {size} bytes");
         drop(task);
-        lookups.close();
     }
 }
