@@ -385,6 +385,11 @@ fn line(entry: &impl Serialize, now: SystemTime) -> Option<Vec<u8>> {
 }
 
 /// What the writer thread is given.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "requests are most of the queue: boxing them would cost an allocation each to \
+              shrink the rarer lines"
+)]
 enum Pending {
     /// Serialized by whoever recorded it.
     Line(Vec<u8>),
