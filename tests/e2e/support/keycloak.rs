@@ -217,10 +217,14 @@ pub fn approve_device_code(verification_uri_complete: &str, user: &str) -> std::
 /// Starts `program args` so that it dies with this process: a server shared by a whole test
 /// binary has no owner to drop it. `setpriv --pdeathsig` (util-linux) sets the parent-death
 /// signal, which follows the thread that forked, so the fork happens on a thread that never ends.
+///
+/// The signal is TERM, not KILL: `kc.sh` runs Java as its own child and forwards TERM to it
+/// (a trap), while a KILLed script leaves Java running with no parent; every test run left a
+/// Keycloak of half a gigabyte behind that way.
 pub fn spawn_for_the_life_of_the_process(command: Command) {
     let mut wrapped = Command::new("setpriv");
     wrapped
-        .args(["--pdeathsig", "KILL", "--"])
+        .args(["--pdeathsig", "TERM", "--"])
         .arg(command.get_program())
         .args(command.get_args());
     for (name, value) in command.get_envs() {
