@@ -79,9 +79,9 @@ pub(crate) async fn load_unless_busy(
     agent: &Agent,
     session: &Session,
 ) -> Result<(), KeychainError> {
-    match session.exclusive.try_lock() {
-        Ok(held) => load(agent, session, &held).await,
-        Err(_) => Ok(()),
+    match session.try_exclusive() {
+        Some(held) => load(agent, session, &held).await,
+        None => Ok(()),
     }
 }
 

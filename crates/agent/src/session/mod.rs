@@ -53,14 +53,28 @@ pub(crate) struct Session {
     name: String,
     pub profile: Profile,
     /// Held across every operation that talks to the IdP or the keychain for this profile
-    /// (refresh, sign-in, sign-out), which makes refreshes single-flight: callers that
-    /// queue here find fresh tokens once the first refresh is done.
+    /// (refresh, sign-in, sign-out), which makes refreshes single-flight.
     exclusive: tokio::sync::Mutex<()>,
+    /// Wakes every token caller waiting for the holder of `exclusive` at once, when it lets
+    /// go: they find the fresh tokens without queueing for the lock one by one.
+    released: Notify,
     data: Mutex<SessionData>,
 }
 
-/// Proof that the holder has the session to itself (see [`Session::exclusive`]).
-pub(crate) type Exclusive<'a> = tokio::sync::MutexGuard<'a, ()>;
+/// Proof that the holder has the session to itself (see [`Session::exclusive`]). Letting go
+/// wakes the callers waiting in [`Session::released`].
+pub(crate) struct Exclusive<'a> {
+    guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    released: &'a Notify,
+}
+
+impl Drop for Exclusive<'_> {
+    fn drop(&mut self) {
+        // Unlocked first: a woken caller that finds no fresh token tries the lock next.
+        self.guard.take();
+        self.released.notify_waiters();
+    }
+}
 
 impl Default for Sessions {
     fn default() -> Sessions {
@@ -88,6 +102,7 @@ impl Sessions {
                     name: name.to_string(),
                     profile: profile.clone(),
                     exclusive: tokio::sync::Mutex::new(()),
+                    released: Notify::new(),
                     data: Mutex::new(SessionData::default()),
                 });
                 sessions.insert(name.to_string(), session.clone());
@@ -123,7 +138,21 @@ impl Session {
 
     /// Waits until this caller has the session to itself.
     pub(crate) async fn exclusive(&self) -> Exclusive<'_> {
-        self.exclusive.lock().await
+        let guard = self.exclusive.lock().await;
+        self.held(guard)
+    }
+
+    /// The session to this caller, when nobody holds it.
+    pub(super) fn try_exclusive(&self) -> Option<Exclusive<'_>> {
+        let guard = self.exclusive.try_lock().ok()?;
+        Some(self.held(guard))
+    }
+
+    fn held<'a>(&'a self, guard: tokio::sync::MutexGuard<'a, ()>) -> Exclusive<'a> {
+        Exclusive {
+            guard: Some(guard),
+            released: &self.released,
+        }
     }
 
     /// A look at the state, for reports. Changes go through the transitions.

@@ -5,12 +5,16 @@ use std::time::{Duration, SystemTime};
 
 use stagepass_proto::{AgentError, ErrorKind, Secret, TokenGrant, TokenKind};
 
-use super::{Session, SessionData, refresh};
+use super::{Exclusive, Session, SessionData, refresh};
 use crate::audit::fingerprint;
 use crate::errors;
 use crate::sessions::Agent;
 
 /// The session's token of `kind`, valid for `min_valid`, refreshing first when needed.
+///
+/// Single flight: one caller refreshes while the others wait for it to let go of the
+/// session, then all of them look at once (a queue on the lock would hand it from one
+/// waiter to the next, each a turn of the event loop behind the one before).
 pub(crate) async fn token(
     agent: &Agent,
     session: &Session,
@@ -21,31 +25,39 @@ pub(crate) async fn token(
     if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
         return Ok(grant);
     }
-    let held = session.exclusive().await;
-    // Single flight: when tokens arrived while this caller queued, it takes them.
-    let min_valid = if session.data().generation == generation {
-        min_valid
-    } else {
-        Duration::ZERO
-    };
-    if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
-        return Ok(grant);
+    loop {
+        // Registered before the attempt, so a release in between is not missed.
+        let released = session.released.notified();
+        tokio::pin!(released);
+        released.as_mut().enable();
+        if let Some(held) = session.try_exclusive() {
+            return refresh_unless_done(agent, session, kind, min_valid, generation, &held).await;
+        }
+        released.await;
+        if let Some(outcome) = done(agent, session, kind, min_valid, generation) {
+            return outcome;
+        }
     }
-    // While the IdP is failing, a token that is still valid beats an error, and the IdP is
-    // asked again only when the backoff allows.
-    let backing_off = session.data().backing_off(agent.now());
-    let outcome = match backing_off {
-        Some(failure) => Err(failure),
-        // Boxed: a refresh's state (the worker or the IdP call, the keychain write) is ~13 KB
-        // that every token request's future would otherwise carry into its connection's
-        // task, for the one caller in many that refreshes.
-        None => Box::pin(refresh::refresh(agent, session, &held)).await,
-    };
-    if let Err(err) = outcome {
-        return match fresh_grant(session, kind, agent.now(), Duration::ZERO) {
-            Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(grant),
-            _ => Err(err),
-        };
+}
+
+/// Refreshes, unless a refresh since the caller's first look (`generation`) left a token or
+/// a failure to answer with.
+async fn refresh_unless_done(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+    generation: u64,
+    held: &Exclusive<'_>,
+) -> Result<TokenGrant, AgentError> {
+    if let Some(outcome) = done(agent, session, kind, min_valid, generation) {
+        return outcome;
+    }
+    // Boxed: a refresh's state (the worker or the IdP call, the keychain write) is ~13 KB
+    // that every token request's future would otherwise carry into its connection's task,
+    // for the one caller in many that refreshes.
+    if let Err(err) = Box::pin(refresh::refresh(agent, session, held)).await {
+        return stale_or(agent, session, kind, err);
     }
     fresh_grant(session, kind, agent.now(), Duration::ZERO).ok_or_else(|| {
         errors::reply(
@@ -58,6 +70,43 @@ pub(crate) async fn token(
             Some("the IdP issues tokens shorter-lived than requested; lower --min-valid".into()),
         )
     })
+}
+
+/// What the state answers without a refresh: a fresh token (any valid one, when tokens
+/// arrived since the caller's first look at `generation`), or the failure the IdP is
+/// backing off from.
+fn done(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    min_valid: Duration,
+    generation: u64,
+) -> Option<Result<TokenGrant, AgentError>> {
+    let min_valid = if session.data().generation == generation {
+        min_valid
+    } else {
+        Duration::ZERO
+    };
+    if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
+        return Some(Ok(grant));
+    }
+    // While the IdP is failing, a token that is still valid beats an error, and the IdP is
+    // asked again only when the backoff allows.
+    let failure = session.data().backing_off(agent.now())?;
+    Some(stale_or(agent, session, kind, failure))
+}
+
+/// `err`, or the token still valid when the IdP could not be reached.
+fn stale_or(
+    agent: &Agent,
+    session: &Session,
+    kind: TokenKind,
+    err: AgentError,
+) -> Result<TokenGrant, AgentError> {
+    match fresh_grant(session, kind, agent.now(), Duration::ZERO) {
+        Some(grant) if err.kind == ErrorKind::IdpUnreachable => Ok(grant),
+        _ => Err(err),
+    }
 }
 
 /// The token memory holds, when it is valid for `min_valid` and may be handed out.
