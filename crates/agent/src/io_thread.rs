@@ -9,9 +9,10 @@
 //! [`IoThread::close`] handles whatever is queued before it returns, so a clean stop loses
 //! nothing.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
+use crate::sync::lock;
 use tokio::sync::Notify;
 
 /// The work done on the thread, one batch at a time.
@@ -185,10 +186,6 @@ fn run<B: Batch>(shared: &Shared<B::Item>, mut batch: B) {
             return;
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@ mod server;
 mod session;
 mod sessions;
 mod signals;
+mod sync;
 mod transport;
 mod worker_pool;
 

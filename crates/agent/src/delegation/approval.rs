@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::sync::lock;
 use stagepass_proto::approval::{Decision, PendingRequest};
 use tokio::sync::oneshot;
 
@@ -167,10 +168,6 @@ impl Approvals {
         list.sort_by(|a, b| (a.since, &a.id).cmp(&(b.since, &b.id)));
         list
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]

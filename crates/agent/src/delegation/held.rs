@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::ancestry::{OsProcesses, ProcessTable};
+use crate::sync::lock;
 
 /// How far up a process tree is walked: deeper trees are not a shell's.
 const MAX_DEPTH: usize = 64;
@@ -53,10 +54,6 @@ impl Drop for Holding<'_> {
     fn drop(&mut self) {
         lock(&self.held.0).remove(&self.pid);
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 #[cfg(test)]

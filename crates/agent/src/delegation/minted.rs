@@ -28,6 +28,7 @@ use crate::audit::{Caller, Entry, fingerprint};
 use crate::errors;
 use crate::session::{self, resolve_profile};
 use crate::sessions::Agent;
+use crate::sync::lock;
 
 /// A minted token is served again while it stays valid this long; else a new one is minted.
 const REUSE_MARGIN_SECS: u64 = 10;
@@ -52,10 +53,6 @@ impl MintedTokens {
     pub(crate) fn forget(&self, name: &str) -> Option<TokenGrant> {
         lock(&self.0).remove(name)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 fn refuse(message: String, hint: Option<String>) -> AgentError {

@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use super::scope::Scope;
 use crate::io_thread::{Batch, IoThread};
+use crate::sync::lock;
 
 /// Last use is written to the file at most this often per key; `remote list` asks the
 /// agent, which has it to the second.
@@ -451,10 +452,6 @@ impl KeyFile {
         }
         paths::write_private_file(&self.path, &[&text])
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 impl Record {

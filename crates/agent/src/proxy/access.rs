@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::sync::lock;
 use stagepass_proto::Secret;
 
 use super::secrets::{digest, random_hex};
@@ -64,10 +65,6 @@ impl BrowserAccess {
             .get(&digest(value))
             .is_some_and(|expiry| Instant::now() < *expiry)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// Drops expired entries, and the oldest ones past [`MAX_ENTRIES`].

@@ -15,6 +15,7 @@ use crate::audit::fingerprint;
 use crate::errors;
 use crate::session::{self, Session};
 use crate::sessions::Agent;
+use crate::sync::lock;
 
 /// A proxied request may stream for a while; the token should outlive its start.
 const MIN_VALID: Duration = Duration::from_secs(30);
@@ -100,10 +101,6 @@ impl Values {
             value,
         });
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
 /// `config`: the one the request was routed with (read once per request).
