@@ -19,6 +19,8 @@ use stagepass_proto::DelegationKind;
 use tokio::sync::oneshot;
 
 use crate::ancestry::{self, OsProcesses, ProcessTable};
+#[cfg(unix)]
+use crate::delivery::{self, Delivery, Finisher, Handoff};
 use crate::io_thread::{Batch, IoThread, Refused};
 
 const MAX_BYTES: u64 = 4 << 20;
@@ -271,7 +273,15 @@ impl AuditLog {
         };
         AuditLog {
             path: file.path.clone(),
-            writer: IoThread::start("audit-writer", QUEUED_LINES, Writer(file)),
+            writer: IoThread::start(
+                "audit-writer",
+                QUEUED_LINES,
+                Writer {
+                    file,
+                    #[cfg(unix)]
+                    runtime: tokio::runtime::Handle::try_current().ok(),
+                },
+            ),
             dropped: AtomicU64::new(0),
         }
     }
@@ -318,14 +328,41 @@ impl AuditLog {
             who: who.clone(),
             entry,
             now,
-            written,
+            reply: Reply::Written(written),
         };
-        if self.writer.submit(pending).await.is_none() {
+        if self.writer.submit(pending).await.is_err() {
             tracing::warn!("an audit line came after the agent's stop; not written");
             return who.unresolved();
         }
         // Only a thread gone mid-batch drops the sender; its items are gone with it.
         caller.await.unwrap_or_else(|_| who.unresolved())
+    }
+
+    /// Queues an IPC request's line together with its answer, which the writer thread sends
+    /// right after the line is written (see `delivery.rs`), and returns once queued: the
+    /// connection waits for the handoff only before its next answer. `None` once the writer
+    /// stopped (the agent's way out): then nothing is sent, as nothing was audited.
+    #[cfg(unix)]
+    pub(crate) async fn record_and_deliver(
+        &self,
+        who: Who,
+        entry: RequestEntry,
+        now: SystemTime,
+        answer: Delivery,
+    ) -> Option<Handoff> {
+        self.note_dropped();
+        let (handoff, finisher) = delivery::handoff(who.clone().unresolved());
+        let pending = Pending::Request {
+            who,
+            entry,
+            now,
+            reply: Reply::Deliver(answer, finisher),
+        };
+        if self.writer.submit(pending).await.is_err() {
+            tracing::warn!("a hand-out came after the agent's stop; not answered");
+            return None;
+        }
+        Some(handoff)
     }
 
     /// Writes every line recorded so far and stops the writer: the agent's way out.
@@ -393,17 +430,43 @@ fn line(entry: &impl Serialize, now: SystemTime) -> Option<Vec<u8>> {
 enum Pending {
     /// Serialized by whoever recorded it.
     Line(Vec<u8>),
-    /// Serialized here, once its caller is known; `written` answers after the write.
+    /// Serialized here, once its caller is known; `reply` goes out after the write.
     Request {
         who: Who,
         entry: RequestEntry,
         now: SystemTime,
-        written: oneshot::Sender<Caller>,
+        reply: Reply,
     },
 }
 
+/// What the writer does for a request once its line is written.
+enum Reply {
+    /// Tells the connection's task, which sends the answer.
+    Written(oneshot::Sender<Caller>),
+    /// Sends the answer itself.
+    #[cfg(unix)]
+    Deliver(Delivery, Finisher),
+}
+
+impl Reply {
+    fn send(self, caller: Caller, #[cfg(unix)] runtime: Option<&tokio::runtime::Handle>) {
+        match self {
+            Reply::Written(written) => {
+                let _ = written.send(caller);
+            }
+            #[cfg(unix)]
+            Reply::Deliver(answer, finisher) => finisher.deliver(answer, caller, runtime),
+        }
+    }
+}
+
 /// The writer thread's side of the log.
-struct Writer(AuditFile);
+struct Writer {
+    file: AuditFile,
+    /// Where an answer a client is slow to take is finished (see `delivery.rs`).
+    #[cfg(unix)]
+    runtime: Option<tokio::runtime::Handle>,
+}
 
 impl Batch for Writer {
     type Item = Pending;
@@ -418,18 +481,22 @@ impl Batch for Writer {
                     who,
                     entry,
                     now,
-                    written,
+                    reply,
                 } => {
                     let (line, caller) = entry.line(who.resolve(&OsProcesses), now);
                     lines.extend(line);
-                    answers.push((written, caller));
+                    answers.push((reply, caller));
                 }
             }
         }
-        self.0.write(&lines);
+        self.file.write(&lines);
         // After the write: whoever reads the log after the answer finds the line.
-        for (written, caller) in answers {
-            let _ = written.send(caller);
+        for (reply, caller) in answers {
+            reply.send(
+                caller,
+                #[cfg(unix)]
+                self.runtime.as_ref(),
+            );
         }
     }
 }

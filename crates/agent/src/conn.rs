@@ -68,10 +68,21 @@ impl Connection {
     /// Sends the queued frames and `message`. A message too large for one frame is an error
     /// before anything is sent, so the caller can still answer with an error instead.
     pub(crate) async fn write<T: Serialize>(&mut self, message: &T) -> Result<(), ConnError> {
+        let frame = self.frame(message)?;
+        self.send(&frame).await
+    }
+
+    /// The queued frames and `message`, as the bytes to send; the queue is then empty. On an
+    /// error (too large) the queue stays.
+    pub(crate) fn frame<T: Serialize>(&mut self, message: &T) -> Result<Vec<u8>, ConnError> {
         let encoded = encode(message, MAX_RESPONSE_LEN)?;
         let mut frame = std::mem::take(&mut self.queued);
         frame.extend_from_slice(&encoded);
-        tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&frame))
+        Ok(frame)
+    }
+
+    pub(crate) async fn send(&mut self, frame: &[u8]) -> Result<(), ConnError> {
+        tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(frame))
             .await
             .map_err(|_| ConnError::Timeout)?
             .map_err(|err| match err.kind() {
@@ -80,5 +91,11 @@ impl Connection {
                 }
                 _ => ConnError::Io(err),
             })
+    }
+
+    /// A second descriptor of the socket, for the audit writer to send an answer on.
+    #[cfg(unix)]
+    pub(crate) fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        std::os::fd::AsFd::as_fd(self.stream.get_ref()).try_clone_to_owned()
     }
 }

@@ -123,16 +123,17 @@ impl<B: Batch> IoThread<B> {
         Ok(())
     }
 
-    /// Queues `item`, waiting for room when the queue is full; `None` once closed.
-    pub(crate) async fn submit(&self, mut item: B::Item) -> Option<()> {
+    /// Queues `item`, waiting for room when the queue is full; the item comes back once
+    /// closed.
+    pub(crate) async fn submit(&self, mut item: B::Item) -> Result<(), B::Item> {
         loop {
             // Registered before the attempt, so room made in between is not missed.
             let room = self.shared.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             match self.try_submit(item) {
-                Ok(()) => return Some(()),
-                Err(Refused::Closed(_)) => return None,
+                Ok(()) => return Ok(()),
+                Err(Refused::Closed(back)) => return Err(back),
                 Err(Refused::Full(back)) => {
                     item = back;
                     room.await;

@@ -12,6 +12,8 @@ mod config_watch;
 mod conn;
 mod credentials;
 mod delegation;
+#[cfg(unix)]
+mod delivery;
 mod doctor_probe;
 mod errors;
 mod handlers;

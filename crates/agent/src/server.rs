@@ -14,6 +14,8 @@ use crate::audit::{Caller, RequestEntry, Who, fingerprint};
 use crate::transport::{self, PeerIdentity};
 
 use crate::conn::{ConnError, Connection};
+#[cfg(unix)]
+use crate::delivery::{Delivery, Handoff};
 use crate::instance::InstanceLock;
 use crate::sessions::Agent;
 use crate::{AgentOptions, AgentStartError, Dependencies, errors, handlers};
@@ -123,44 +125,76 @@ async fn converse(
         );
         return conn.write(&Response::Error(mismatch)).await;
     }
+    // The answer the audit writer is sending, which must leave before the next one.
+    #[cfg(unix)]
+    let mut in_flight: Option<Handoff> = None;
     loop {
         let request: Request = match conn.read().await {
             Ok(request) => request,
             Err(ConnError::Closed) => return Ok(()),
             Err(err) => return Err(err),
         };
+        #[cfg(unix)]
+        if let Some(previous) = in_flight.take() {
+            caller = Some(previous.sent().await);
+        }
         tracing::debug!(client = %hello.client, pid = ?pid, request = request_name(&request), "request");
         let audited = audit_target(&request);
         let response = handlers::dispatch(agent, conn, request, pid).await;
-        if let Some(entry) = audited.and_then(|target| request_entry(agent, target, &response)) {
-            // Answered only after the line is written (off the loop), so whoever reads the
-            // log after the answer finds it. The writer reads /proc for the connection's
-            // first audited request (most connections make one, and many, such as status
-            // and subscriptions, are never audited); later ones reuse what it found.
-            let who = match caller.take() {
-                Some(known) => Who::Known(known),
-                None => Who::Peer {
-                    client: hello.client.clone(),
-                    pid,
-                    uid: peer.uid,
-                },
-            };
-            caller = Some(agent.audit.record_request(who, entry, agent.now()).await);
-        }
-        match conn.write(&response).await {
-            Err(ConnError::Frame(FrameError::TooLarge { len, limit })) => {
-                // Said to the client, which would otherwise see only a dropped connection.
-                let error = errors::reply(
-                    ErrorKind::Internal,
-                    format!(
-                        "the agent's answer is {len} bytes, over the {limit} bytes one message may hold"
-                    ),
-                    Some("ask for less (one profile, fewer entries)".into()),
-                );
-                conn.write(&Response::Error(error)).await?;
+        let frame = answer_frame(conn, &response)?;
+        let Some(entry) = audited.and_then(|target| request_entry(agent, target, &response)) else {
+            conn.send(&frame).await?;
+            continue;
+        };
+        // Answered only after the line is written (off the loop), so whoever reads the log
+        // after the answer finds it. The writer reads /proc for the connection's first
+        // audited request (most connections make one, and many, such as status and
+        // subscriptions, are never audited); later ones reuse what it found.
+        let who = match caller.take() {
+            Some(known) => Who::Known(known),
+            None => Who::Peer {
+                client: hello.client.clone(),
+                pid,
+                uid: peer.uid,
+            },
+        };
+        // Where the socket can be shared, the writer sends the answer itself right after
+        // the line, and this task goes on at once (see `delivery.rs`).
+        #[cfg(unix)]
+        match conn.duplicate() {
+            Ok(socket) => {
+                let answer = Delivery { socket, frame };
+                in_flight = agent
+                    .audit
+                    .record_and_deliver(who, entry, agent.now(), answer)
+                    .await;
+                if in_flight.is_none() {
+                    return Ok(());
+                }
+                continue;
             }
-            written => written?,
+            Err(err) => tracing::debug!("cannot share a client's socket ({err}); answering here"),
         }
+        caller = Some(agent.audit.record_request(who, entry, agent.now()).await);
+        conn.send(&frame).await?;
+    }
+}
+
+/// The answer's bytes. One too large for a frame becomes an error said to the client, which
+/// would otherwise see only a dropped connection.
+fn answer_frame(conn: &mut Connection, response: &Response) -> Result<Vec<u8>, ConnError> {
+    match conn.frame(response) {
+        Err(ConnError::Frame(FrameError::TooLarge { len, limit })) => {
+            let error = errors::reply(
+                ErrorKind::Internal,
+                format!(
+                    "the agent's answer is {len} bytes, over the {limit} bytes one message may hold"
+                ),
+                Some("ask for less (one profile, fewer entries)".into()),
+            );
+            conn.frame(&Response::Error(error))
+        }
+        framed => framed,
     }
 }
 
@@ -470,6 +504,69 @@ mod tests {
                 serde_json::from_str(audit.lines().last().unwrap()).unwrap();
             assert_eq!(last["profile"], format!("missing{round}"), "round {round}");
         }
+        let (_, response) = exchange(&socket, PROTOCOL_VERSION, &Request::Shutdown);
+        assert_eq!(response, Response::ShuttingDown);
+        agent.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn requests_sent_at_once_on_one_connection_are_answered_in_order_each_after_its_line() {
+        let tmp = tempfile::tempdir().unwrap();
+        let options = options(tmp.path());
+        std::fs::write(&options.config_path, "").unwrap();
+        let (socket, agent) = start(&options);
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        let mut out = encode(
+            &Hello {
+                protocol: PROTOCOL_VERSION,
+                client: "test".into(),
+            },
+            MAX_REQUEST_LEN,
+        )
+        .unwrap();
+        // Audited and not: the writer sends the first, this connection the second.
+        for round in 0..20 {
+            let asked = Request::GetToken {
+                profile: Some(format!("missing{round}")),
+                kind: TokenKind::Access,
+                min_valid_secs: 0,
+                interactive: false,
+                browser_available: false,
+            };
+            out.extend(encode(&asked, MAX_REQUEST_LEN).unwrap());
+            out.extend(encode(&Request::Status, MAX_REQUEST_LEN).unwrap());
+        }
+        stream.write_all(&out).unwrap();
+        let mut frame = || {
+            let mut header = [0u8; 4];
+            stream.read_exact(&mut header).unwrap();
+            let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN).unwrap()];
+            stream.read_exact(&mut payload).unwrap();
+            payload
+        };
+        let _welcome: Welcome = decode(&frame()).unwrap();
+        let mut read = || -> Response { decode(&frame()).unwrap() };
+        for round in 0..20 {
+            let Response::Error(refused) = read() else {
+                panic!("round {round}: expected a refusal");
+            };
+            assert!(
+                refused.message.contains(&format!("missing{round}")),
+                "round {round}: {}",
+                refused.message
+            );
+            // Its line is there (later ones may be too: the client asked for all at once).
+            let audit = std::fs::read_to_string(paths::audit_log_path(&options.data_dir)).unwrap();
+            let lines: Vec<serde_json::Value> = audit
+                .lines()
+                .map(|line| serde_json::from_str(line).unwrap())
+                .collect();
+            assert!(lines.len() > round, "round {round}: {audit}");
+            assert_eq!(lines[round]["profile"], format!("missing{round}"));
+            assert_eq!(lines[round]["consumer"], "test", "the caller on every line");
+            assert!(matches!(read(), Response::Status(_)), "round {round}");
+        }
+        drop(stream);
         let (_, response) = exchange(&socket, PROTOCOL_VERSION, &Request::Shutdown);
         assert_eq!(response, Response::ShuttingDown);
         agent.join().unwrap().unwrap();

@@ -148,7 +148,7 @@ impl Delegations {
     /// Has the file written, and says whether it was: for changes the user asked for.
     async fn save(&self) -> Saved {
         let (reply, answer) = oneshot::channel();
-        if self.saver.submit(Some(reply)).await.is_none() {
+        if self.saver.submit(Some(reply)).await.is_err() {
             return Err("the agent is stopping".into());
         }
         answer
