@@ -155,3 +155,82 @@ fn give_up(socket: &UnixStream) {
     tracing::debug!("a client did not take its answer; closing the connection");
     let _ = socket.shutdown(std::net::Shutdown::Both);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn caller(consumer: &str) -> Caller {
+        Caller {
+            consumer: consumer.into(),
+            ..Caller::default()
+        }
+    }
+
+    /// The agent's end (non-blocking, as tokio keeps it) and the client's.
+    fn connection() -> (UnixStream, UnixStream) {
+        let (agent, client) = UnixStream::pair().unwrap();
+        agent.set_nonblocking(true).unwrap();
+        (agent, client)
+    }
+
+    /// Far more than a socket's buffer holds, so the writer cannot send it all at once.
+    fn large_answer() -> Vec<u8> {
+        (0..4 << 20).map(|n: u32| (n % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_cannot_take_at_once_is_sent_by_the_runtime_then_the_handoff_resolves()
+    {
+        let (agent, mut client) = connection();
+        let answer = large_answer();
+        let (handoff, finisher) = handoff(caller("unresolved"));
+        let runtime = Handle::current();
+        let delivery = Delivery {
+            socket: OwnedFd::from(agent),
+            frame: answer.clone(),
+        };
+        // On a thread of its own, as the audit writer: it must come back without waiting for
+        // the client, who reads nothing yet.
+        std::thread::spawn(move || finisher.deliver(delivery, caller("git"), Some(&runtime)))
+            .join()
+            .unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).unwrap();
+            got
+        });
+        assert_eq!(handoff.sent().await.consumer, "git");
+        assert!(
+            reader.join().unwrap() == answer,
+            "the whole answer, in order"
+        );
+    }
+
+    #[test]
+    fn without_a_runtime_a_client_that_cannot_take_its_answer_is_cut_off() {
+        let (agent, mut client) = connection();
+        let (handoff, finisher) = handoff(caller("unresolved"));
+        let delivery = Delivery {
+            socket: OwnedFd::from(agent),
+            frame: large_answer(),
+        };
+        finisher.deliver(delivery, caller("git"), None);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).unwrap();
+        assert!(got.len() < large_answer().len(), "an end, not a hang");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(runtime.block_on(handoff.sent()).consumer, "git");
+    }
+
+    #[tokio::test]
+    async fn a_writer_gone_before_the_answer_still_releases_the_connection() {
+        let (handoff, finisher) = handoff(caller("unresolved"));
+        drop(finisher);
+        assert_eq!(handoff.sent().await.consumer, "unresolved");
+    }
+}

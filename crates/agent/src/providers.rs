@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::sync::lock;
 use stagepass_core::config::Profile;
 use stagepass_core::oidc::Provider;
 
@@ -68,9 +69,7 @@ impl Providers {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Slot>>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        lock(&self.slots)
     }
 }
 

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use tokio::process::{Child, Command};
 
 use crate::refresh_worker::WORKER_FLAG;
+use crate::sync::lock;
 
 pub(crate) struct WorkerPool {
     program: PathBuf,
@@ -58,9 +59,7 @@ impl WorkerPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
-        self.spare
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        lock(&self.spare)
     }
 }
 

@@ -100,10 +100,7 @@ impl ConfigCache {
     /// The current config; read from disk only after a change.
     pub(crate) fn get(&self) -> stagepass_core::Result<Arc<Config>> {
         let seen = self.seen();
-        let mut cached = self
-            .cached
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut cached = lock(&self.cached);
         if let (Some(seen), Some(cached)) = (seen, cached.as_ref())
             && cached.seen == seen
         {
@@ -165,6 +162,7 @@ mod kqueue;
 use self::kqueue as backend;
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
 use self::none as backend;
+use crate::sync::lock;
 
 /// Where there is no watch (Windows) the config's stamp is checked on every request; a
 /// `ReadDirectoryChangesW` watcher would slot in here.

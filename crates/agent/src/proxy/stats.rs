@@ -12,6 +12,7 @@ use stagepass_proto::DelegationKind;
 
 use crate::audit::{Caller, Entry};
 use crate::sessions::Agent;
+use crate::sync::lock;
 
 /// How long counts gather before they are written.
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
@@ -99,10 +100,7 @@ impl ProxyStats {
         retried: bool,
         remote: Option<(&str, DelegationKind)>,
     ) {
-        let mut window = self
-            .window
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut window = lock(&self.window);
         window.since.get_or_insert_with(SystemTime::now);
         let (route, profile) = route.unwrap_or((NO_ROUTE, ""));
         match remote {
@@ -145,10 +143,7 @@ impl ProxyStats {
         key: &str,
         counter: impl FnOnce(&mut Window) -> &mut BTreeMap<String, u64>,
     ) -> u64 {
-        let mut window = self
-            .window
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut window = lock(&self.window);
         window.since.get_or_insert_with(SystemTime::now);
         let counts = counter(&mut window);
         // A lookup first: a flood allocates the key's name once per window, not per request.
@@ -166,12 +161,7 @@ impl ProxyStats {
 
     /// Writes the window's lines, if anything happened, and starts a new window.
     pub(crate) fn flush(&self, agent: &Agent) {
-        let window = std::mem::take(
-            &mut *self
-                .window
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner()),
-        );
+        let window = std::mem::take(&mut *lock(&self.window));
         let Some(since) = window.since else { return };
         let since = time::OffsetDateTime::from(since)
             .format(&time::format_description::well_known::Rfc3339)

@@ -27,6 +27,7 @@ use tokio::sync::{Notify, broadcast};
 
 use crate::errors;
 use crate::sessions::Agent;
+use crate::sync::lock;
 
 pub(crate) use keychain::{
     check_reachable as check_keychain, holds_refresh_token, load_unless_busy,
@@ -91,10 +92,7 @@ impl Sessions {
     /// The session of `name`. A profile whose settings changed starts a fresh session, so
     /// tokens of the old issuer or client are never served under the new settings.
     pub(crate) fn get(&self, name: &str, profile: &Profile) -> Arc<Session> {
-        let mut sessions = self
-            .by_name
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut sessions = lock(&self.by_name);
         match sessions.get(name) {
             Some(session) if session.profile == *profile => session.clone(),
             _ => {
@@ -113,12 +111,7 @@ impl Sessions {
 
     /// Every session, for the scheduler.
     pub(crate) fn all(&self) -> Vec<Arc<Session>> {
-        self.by_name
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        lock(&self.by_name).values().cloned().collect()
     }
 
     /// Resolves when a transition changed some session's schedule.
@@ -161,9 +154,7 @@ impl Session {
     }
 
     fn data(&self) -> MutexGuard<'_, SessionData> {
-        self.data
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
+        lock(&self.data)
     }
 }
 
