@@ -59,11 +59,20 @@ pub(crate) struct Session {
     /// Wakes every token caller waiting for the holder of `exclusive` at once, when it lets
     /// go: they find the fresh tokens without queueing for the lock one by one.
     released: Notify,
+    /// The token path's refreshes: how many, and how the last one failed. A caller that
+    /// waited for another's refresh takes its failure as its own.
+    refreshes: Mutex<Refreshes>,
     data: Mutex<SessionData>,
 }
 
+#[derive(Default)]
+struct Refreshes {
+    count: u64,
+    last_failure: Option<AgentError>,
+}
+
 /// Proof that the holder has the session to itself (see [`Session::exclusive`]). Letting go
-/// wakes the callers waiting in [`Session::released`].
+/// wakes the token callers waiting for it (`token_service.rs`).
 pub(crate) struct Exclusive<'a> {
     guard: Option<tokio::sync::MutexGuard<'a, ()>>,
     released: &'a Notify,
@@ -71,7 +80,7 @@ pub(crate) struct Exclusive<'a> {
 
 impl Drop for Exclusive<'_> {
     fn drop(&mut self) {
-        // Unlocked first: a woken caller that finds no fresh token tries the lock next.
+        // Unlocked first: a woken caller may take the lock next.
         self.guard.take();
         self.released.notify_waiters();
     }
@@ -101,6 +110,7 @@ impl Sessions {
                     profile: profile.clone(),
                     exclusive: tokio::sync::Mutex::new(()),
                     released: Notify::new(),
+                    refreshes: Mutex::default(),
                     data: Mutex::new(SessionData::default()),
                 });
                 sessions.insert(name.to_string(), session.clone());

@@ -9,12 +9,15 @@ use super::{Exclusive, Session, SessionData, refresh};
 use crate::audit::fingerprint;
 use crate::errors;
 use crate::sessions::Agent;
+use crate::sync::lock;
 
 /// The session's token of `kind`, valid for `min_valid`, refreshing first when needed.
 ///
 /// Single flight: one caller refreshes while the others wait for it to let go of the
 /// session, then all of them look at once (a queue on the lock would hand it from one
-/// waiter to the next, each a turn of the event loop behind the one before).
+/// waiter to the next, each a turn of the event loop behind the one before). They answer
+/// with the refresh's tokens, or its failure; only after a holder that was no refresh (a
+/// sign-in, a sign-out) do they queue for the lock, in turn, as before.
 pub(crate) async fn token(
     agent: &Agent,
     session: &Session,
@@ -25,19 +28,23 @@ pub(crate) async fn token(
     if let Some(grant) = fresh_grant(session, kind, agent.now(), min_valid) {
         return Ok(grant);
     }
-    loop {
-        // Registered before the attempt, so a release in between is not missed.
-        let released = session.released.notified();
-        tokio::pin!(released);
-        released.as_mut().enable();
-        if let Some(held) = session.try_exclusive() {
-            return refresh_unless_done(agent, session, kind, min_valid, generation, &held).await;
-        }
-        released.await;
-        if let Some(outcome) = done(agent, session, kind, min_valid, generation) {
-            return outcome;
-        }
+    let refreshes = lock(&session.refreshes).count;
+    let released = session.released.notified();
+    tokio::pin!(released);
+    // Registered before the attempt, so a release in between is not missed.
+    released.as_mut().enable();
+    if let Some(held) = session.try_exclusive() {
+        return refresh_unless_done(agent, session, kind, min_valid, generation, &held).await;
     }
+    released.await;
+    if let Some(outcome) = done(agent, session, kind, min_valid, generation) {
+        return outcome;
+    }
+    if let Some(failure) = failed_since(session, refreshes) {
+        return stale_or(agent, session, kind, failure);
+    }
+    let held = session.exclusive().await;
+    refresh_unless_done(agent, session, kind, min_valid, generation, &held).await
 }
 
 /// Refreshes, unless a refresh since the caller's first look (`generation`) left a token or
@@ -56,7 +63,13 @@ async fn refresh_unless_done(
     // Boxed: a refresh's state (the worker or the IdP call, the keychain write) is ~13 KB
     // that every token request's future would otherwise carry into its connection's task,
     // for the one caller in many that refreshes.
-    if let Err(err) = Box::pin(refresh::refresh(agent, session, held)).await {
+    let refreshed = Box::pin(refresh::refresh(agent, session, held)).await;
+    {
+        let mut refreshes = lock(&session.refreshes);
+        refreshes.count += 1;
+        refreshes.last_failure = refreshed.as_ref().err().cloned();
+    }
+    if let Err(err) = refreshed {
         return stale_or(agent, session, kind, err);
     }
     fresh_grant(session, kind, agent.now(), Duration::ZERO).ok_or_else(|| {
@@ -70,6 +83,15 @@ async fn refresh_unless_done(
             Some("the IdP issues tokens shorter-lived than requested; lower --min-valid".into()),
         )
     })
+}
+
+/// How the last of the refreshes after the caller's first look (`seen` of them) failed.
+fn failed_since(session: &Session, seen: u64) -> Option<AgentError> {
+    let refreshes = lock(&session.refreshes);
+    if refreshes.count == seen {
+        return None;
+    }
+    refreshes.last_failure.clone()
 }
 
 /// What the state answers without a refresh: a fresh token (any valid one, when tokens
