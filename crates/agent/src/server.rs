@@ -402,25 +402,38 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut out = encode(
-            &Hello {
-                protocol,
-                client: "test".into(),
-            },
-            MAX_REQUEST_LEN,
-        )
-        .unwrap();
+        let mut out = hello(protocol);
         out.extend(encode(request, MAX_REQUEST_LEN).unwrap());
         stream.write_all(&out).unwrap();
-        let mut read = || {
-            let mut header = [0u8; 4];
-            stream.read_exact(&mut header).unwrap();
-            let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN).unwrap()];
-            stream.read_exact(&mut payload).unwrap();
-            payload
+        let welcome = read_frame(&mut stream);
+        (welcome, read_frame(&mut stream))
+    }
+
+    fn hello(protocol: u32) -> Vec<u8> {
+        let hello = Hello {
+            protocol,
+            client: "test".into(),
         };
-        let welcome = decode(&read()).unwrap();
-        (welcome, decode(&read()).unwrap())
+        encode(&hello, MAX_REQUEST_LEN).unwrap()
+    }
+
+    fn read_frame<T: serde::de::DeserializeOwned>(stream: &mut UnixStream) -> T {
+        let mut header = [0u8; 4];
+        stream.read_exact(&mut header).unwrap();
+        let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN).unwrap()];
+        stream.read_exact(&mut payload).unwrap();
+        decode(&payload).unwrap()
+    }
+
+    /// A hand-out of a profile the config lacks: refused, and audited.
+    fn asking_for_missing(round: usize) -> Request {
+        Request::GetToken {
+            profile: Some(format!("missing{round}")),
+            kind: TokenKind::Access,
+            min_valid_secs: 0,
+            interactive: false,
+            browser_available: false,
+        }
     }
 
     fn options(dir: &std::path::Path) -> AgentOptions {
@@ -490,14 +503,7 @@ mod tests {
             assert_eq!(names, [format!("p{round}")], "round {round}");
 
             // A refused hand-out is audited; its line is there when the answer is.
-            let asked = Request::GetToken {
-                profile: Some(format!("missing{round}")),
-                kind: TokenKind::Access,
-                min_valid_secs: 0,
-                interactive: false,
-                browser_available: false,
-            };
-            let (_, response) = exchange(&socket, PROTOCOL_VERSION, &asked);
+            let (_, response) = exchange(&socket, PROTOCOL_VERSION, &asking_for_missing(round));
             assert!(matches!(response, Response::Error(_)), "{response:?}");
             let audit = std::fs::read_to_string(paths::audit_log_path(&options.data_dir)).unwrap();
             let last: serde_json::Value =
@@ -516,36 +522,15 @@ mod tests {
         std::fs::write(&options.config_path, "").unwrap();
         let (socket, agent) = start(&options);
         let mut stream = UnixStream::connect(&socket).unwrap();
-        let mut out = encode(
-            &Hello {
-                protocol: PROTOCOL_VERSION,
-                client: "test".into(),
-            },
-            MAX_REQUEST_LEN,
-        )
-        .unwrap();
+        let mut out = hello(PROTOCOL_VERSION);
         // Audited and not: the writer sends the first, this connection the second.
         for round in 0..20 {
-            let asked = Request::GetToken {
-                profile: Some(format!("missing{round}")),
-                kind: TokenKind::Access,
-                min_valid_secs: 0,
-                interactive: false,
-                browser_available: false,
-            };
-            out.extend(encode(&asked, MAX_REQUEST_LEN).unwrap());
+            out.extend(encode(&asking_for_missing(round), MAX_REQUEST_LEN).unwrap());
             out.extend(encode(&Request::Status, MAX_REQUEST_LEN).unwrap());
         }
         stream.write_all(&out).unwrap();
-        let mut frame = || {
-            let mut header = [0u8; 4];
-            stream.read_exact(&mut header).unwrap();
-            let mut payload = vec![0u8; frame_len(header, MAX_RESPONSE_LEN).unwrap()];
-            stream.read_exact(&mut payload).unwrap();
-            payload
-        };
-        let _welcome: Welcome = decode(&frame()).unwrap();
-        let mut read = || -> Response { decode(&frame()).unwrap() };
+        let _welcome: Welcome = read_frame(&mut stream);
+        let mut read = || -> Response { read_frame(&mut stream) };
         for round in 0..20 {
             let Response::Error(refused) = read() else {
                 panic!("round {round}: expected a refusal");
