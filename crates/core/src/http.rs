@@ -43,6 +43,9 @@ impl Default for HttpLimits {
     }
 }
 
+/// How long an idle connection to an IdP stays open for the next request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("no answer within {0:?}")]
@@ -60,6 +63,20 @@ pub enum HttpError {
     Other(String),
 }
 
+impl HttpError {
+    /// A failure of the network or of an overloaded server, which the same request may get
+    /// past a little later; a body too large or a plain-http URL fails the same way again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            HttpError::Timeout(_)
+            | HttpError::Connect(_)
+            | HttpError::Unavailable(_)
+            | HttpError::Other(_) => true,
+            HttpError::TooLarge(_) | HttpError::Insecure(_) => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
@@ -74,6 +91,10 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
             .timeout(limits.request_timeout)
+            // Below the 5 s keep-alive of Node's and Apache's servers: a connection the server
+            // closes while a request is on its way fails that request (hyper resends only one
+            // it had not started to send), so the client lets go of idle ones first.
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("stagepass/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|err| HttpError::Other(format!("cannot build the HTTP client: {err}")))?;

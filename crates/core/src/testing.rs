@@ -29,6 +29,9 @@ pub enum Reply {
     },
     /// Reads the request, then keeps the connection open without a byte of answer.
     Hang,
+    /// Reads the request, then closes the connection without a byte of answer: what a
+    /// client sees when a server's keep-alive timer closes a connection as a request arrives.
+    Drop,
     /// A 200 announcing a `Content-Length` of `length`, then not a byte of the body.
     Announced { length: usize },
     /// A 200 streamed with `Transfer-Encoding: chunked`, no `Content-Length`, `total` bytes
@@ -78,6 +81,7 @@ impl Reply {
                 stream.write_all(body).await?;
             }
             Reply::Hang => std::future::pending().await,
+            Reply::Drop => return stream.shutdown().await,
             Reply::Announced { length } => {
                 let head = format!(
                     "{}Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n",

@@ -36,6 +36,9 @@ const AUTHORIZE_PATH: &str = "/login/oauth/authorize";
 const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// RFC 8628 §3.5: `slow_down` adds 5 s to the polling interval (GitHub says the same).
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// RFC 8628 §3.5: a poll the network failed doubles the interval, up to this (the `oauth2`
+/// crate's cap, which the device flow of other IdPs gets), never below what `slow_down` set.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// The media type of GitHub's REST API.
 const GITHUB_JSON: &str = "application/vnd.github+json";
 
@@ -163,9 +166,17 @@ impl Provider {
                 ("device_code", device_code.as_str()),
                 ("grant_type", DEVICE_GRANT),
             ];
-            let answer = self
-                .github_token_call(http, &form, "device sign-in")
-                .await?;
+            let answer = match self.github_token_call(http, &form, "device sign-in").await {
+                Ok(answer) => answer,
+                Err(Error::Unreachable { source, .. }) if source.is_transient() => {
+                    // The user may be approving right now: a dropped connection or a busy
+                    // server must not end the sign-in, only slow the polling down.
+                    tracing::info!(error = %source, "device poll failed; polling less often");
+                    interval = interval.max((interval * 2).min(MAX_BACKOFF));
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
             match answer.error.as_deref() {
                 None => return self.github_signed_in(answer, http, now()).await,
                 Some("authorization_pending") => {}

@@ -28,6 +28,7 @@ mod backstage;
 mod callback;
 mod client_secret;
 mod discovery;
+mod github;
 mod refresh;
 
 use crate::testing::{DISCOVERY_PATH, FakeIdp, Reply};
