@@ -238,11 +238,9 @@ pub(crate) fn bounded<const MAX: usize, S: serde::Serializer>(
 /// A short, one-way fingerprint of a token.
 pub(crate) fn fingerprint(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest[..6]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    let mut fingerprint = String::from("sha256:");
+    fingerprint.push_str(&stagepass_core::hex::lower(&digest[..6]));
+    fingerprint
 }
 
 /// Lines waiting for the writer thread. Hand-outs wait for room (the queue is never the reason

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod endpoint;
 mod error;
 pub mod git_credential;
+pub mod hex;
 pub mod html;
 pub mod http;
 pub mod jwt;

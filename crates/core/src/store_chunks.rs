@@ -134,10 +134,7 @@ fn part_account(account: &str, index: usize) -> String {
 }
 
 fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::hex::lower(&Sha256::digest(text.as_bytes()))
 }
 
 fn units(text: &str) -> usize {

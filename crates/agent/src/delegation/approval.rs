@@ -103,7 +103,7 @@ impl Approvals {
         let id = loop {
             let mut bytes = [0u8; 4];
             getrandom::fill(&mut bytes).map_err(|_| Full::NoId)?;
-            let id: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            let id = stagepass_core::hex::lower(&bytes);
             if !entries.contains_key(&id) {
                 break id;
             }

@@ -178,7 +178,7 @@ impl Delegations {
         getrandom::fill(&mut bytes).map_err(|err| format!("no randomness: {err}"))?;
         let key = RemoteKey::new(URL_SAFE_NO_PAD.encode(bytes));
         bytes.fill(0);
-        let sha256 = hex(&digest(key.expose()));
+        let sha256 = stagepass_core::hex::lower(&digest(key.expose()));
         let info = self.with(|records| {
             records.retain(|record| {
                 let ended = record.revoked_at.unwrap_or(record.expires_at);
@@ -504,10 +504,6 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 fn unhex(text: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     if text.len() != 64 {
@@ -594,7 +590,7 @@ mod tests {
         );
         let text = std::fs::read_to_string(paths::remote_keys_path(dir.path())).unwrap();
         assert!(
-            !text.contains(&hex(&digest(key.expose()))),
+            !text.contains(&stagepass_core::hex::lower(&digest(key.expose()))),
             "the digest is gone"
         );
         // The name can be granted again.
@@ -614,7 +610,7 @@ mod tests {
         let path = paths::remote_keys_path(dir.path());
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(key.expose()));
-        assert!(text.contains(&hex(&digest(key.expose()))));
+        assert!(text.contains(&stagepass_core::hex::lower(&digest(key.expose()))));
         assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
         // A file others could write is not trusted: a planted digest gets nothing.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();

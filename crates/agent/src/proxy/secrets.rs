@@ -19,9 +19,7 @@ pub(crate) fn random_hex() -> std::io::Result<Secret<String>> {
              kernel's entropy source if it persists"
         ))
     })?;
-    Ok(Secret::new(
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect(),
-    ))
+    Ok(Secret::new(stagepass_core::hex::lower(&bytes)))
 }
 
 /// A one-way digest to look presented one-time values up by.
