@@ -27,6 +27,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 const CALLERS: usize = 1000;
+/// Rounds of the cached burst and of the floor.
+const ROUNDS: usize = 5;
 
 #[test]
 fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
@@ -72,29 +74,29 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         "every caller got the same token"
     );
 
-    report("burst of", &results, spent);
+    report("burst of", 1, &results, spent);
     let refresh = report_refresh(&sandbox.agent_log(), &results);
 
     // The same request again, at once: the token the burst brought is cached (12 s tokens,
-    // 6 s asked for), so no refresh.
-    let cpu = CpuTime::start(agent);
-    let cached = run_burst(&socket);
-    let spent = cpu.spent();
-    assert_eq!(
-        idp.refresh_calls() - calls_before,
-        1,
-        "no refresh for a cached token"
-    );
-    assert!(
-        cached.iter().all(|(each, _)| each == token),
-        "every caller got the cached token"
-    );
-    report("cached burst of", &cached, spent);
-
-    // The peers: the floor, as is and holding its answers for as long as the refresh took.
+    // 6 s asked for), so no refresh. On two shared cores one burst is one sample of a noisy
+    // machine, so the cached burst runs ROUNDS times, each followed by the floor, and
+    // scripts/bench takes the medians (all within ~1 s, well before the next refresh is due).
     let answer = agent_answer(&socket);
-    for (name, hold) in [("floor", None), ("held-floor", Some(refresh))] {
-        let floor = Floor::start(&sandbox.runtime_dir().join(name), answer.clone(), hold);
+    for round in 1..=ROUNDS {
+        let cpu = CpuTime::start(agent);
+        let cached = run_burst(&socket);
+        let spent = cpu.spent();
+        assert!(
+            cached.iter().all(|(each, _)| each == token),
+            "every caller got the cached token"
+        );
+        report("cached burst of", round, &cached, spent);
+
+        let floor = Floor::start(
+            &sandbox.runtime_dir().join(format!("floor-{round}")),
+            answer.clone(),
+            None,
+        );
         let load = CpuTime::start(std::process::id());
         let floored = run_burst(&floor.socket);
         let (_, load_cpu) = load.spent();
@@ -102,27 +104,43 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
             floored.iter().all(|(each, _)| each == token),
             "the floor serves the agent's answer"
         );
-        match hold {
-            None => report("floor burst of", &floored, (floor.cpu(), load_cpu)),
-            Some(hold) => {
-                report(
-                    "floor burst held for the refresh,",
-                    &floored,
-                    (floor.cpu(), load_cpu),
-                );
-                let p99 = p99_ms(&floored);
-                let hold = hold.as_secs_f64() * 1000.0;
-                eprintln!(
-                    "the floor held {hold:.1} ms: p99 {p99:.1} ms = the hold + {:.1} ms",
-                    p99 - hold
-                );
-                eprintln!(
-                    "bench-json {}",
-                    serde_json::json!({"what": "held floor", "hold_ms": hold, "p99_over_hold_ms": p99 - hold})
-                );
-            }
-        }
+        report("floor burst of", round, &floored, (floor.cpu(), load_cpu));
     }
+    assert_eq!(
+        idp.refresh_calls() - calls_before,
+        1,
+        "no refresh for a cached token"
+    );
+
+    // The floor holding its answers for as long as the refresh took.
+    let floor = Floor::start(
+        &sandbox.runtime_dir().join("held-floor"),
+        answer,
+        Some(refresh),
+    );
+    let load = CpuTime::start(std::process::id());
+    let floored = run_burst(&floor.socket);
+    let (_, load_cpu) = load.spent();
+    assert!(
+        floored.iter().all(|(each, _)| each == token),
+        "the floor serves the agent's answer"
+    );
+    report(
+        "floor burst held for the refresh,",
+        1,
+        &floored,
+        (floor.cpu(), load_cpu),
+    );
+    let p99 = p99_ms(&floored);
+    let hold = refresh.as_secs_f64() * 1000.0;
+    eprintln!(
+        "the floor held {hold:.1} ms: p99 {p99:.1} ms = the hold + {:.1} ms",
+        p99 - hold
+    );
+    eprintln!(
+        "bench-json {}",
+        serde_json::json!({"what": "held floor", "hold_ms": hold, "p99_over_hold_ms": p99 - hold})
+    );
 }
 
 /// The least any server must do per caller: accept, read the hello and the request, write
@@ -222,7 +240,12 @@ fn agent_answer(socket: &Path) -> Vec<u8> {
 /// threads) and the load generator spent per request, as text and as one JSON line (ms, µs)
 /// for scripts/bench. The CPU times tell the agent's own cost from the machine's: on two
 /// shared cores, the latencies also hold the time each waited for a core.
-fn report(what: &str, results: &[(String, Duration)], (agent_cpu, load_cpu): (Duration, Duration)) {
+fn report(
+    what: &str,
+    round: usize,
+    results: &[(String, Duration)],
+    (agent_cpu, load_cpu): (Duration, Duration),
+) {
     let mut latencies: Vec<Duration> = results.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
     let [min, p50, p99, max] =
@@ -230,14 +253,14 @@ fn report(what: &str, results: &[(String, Duration)], (agent_cpu, load_cpu): (Du
     let per_request = |cpu: Duration| cpu.as_secs_f64() * 1e6 / CALLERS as f64;
     let (agent_us, load_us) = (per_request(agent_cpu), per_request(load_cpu));
     eprintln!(
-        "{what} {CALLERS}: min {min:?}, p50 {p50:?}, p99 {p99:?}, max {max:?}; CPU per request: \
+        "{what} {CALLERS} (round {round}): min {min:?}, p50 {p50:?}, p99 {p99:?}, max {max:?}; CPU per request: \
          agent {agent_us:.1} µs, load generator {load_us:.1} µs"
     );
     let ms = |latency: Duration| latency.as_secs_f64() * 1000.0;
     eprintln!(
         "bench-json {}",
         serde_json::json!({
-            "what": what, "callers": CALLERS,
+            "what": what, "round": round, "callers": CALLERS,
             "min_ms": ms(min), "p50_ms": ms(p50), "p99_ms": ms(p99), "max_ms": ms(max),
             "agent_cpu_us_per_request": agent_us, "load_cpu_us_per_request": load_us,
         })
