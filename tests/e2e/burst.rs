@@ -92,19 +92,13 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         );
         report("cached burst of", round, &cached, spent);
 
-        let floor = Floor::start(
+        let (floored, cpu) = floor_burst(
             &sandbox.runtime_dir().join(format!("floor-{round}")),
-            answer.clone(),
+            &answer,
             None,
+            token,
         );
-        let load = CpuTime::start(std::process::id());
-        let floored = run_burst(&floor.socket);
-        let (_, load_cpu) = load.spent();
-        assert!(
-            floored.iter().all(|(each, _)| each == token),
-            "the floor serves the agent's answer"
-        );
-        report("floor burst of", round, &floored, (floor.cpu(), load_cpu));
+        report("floor burst of", round, &floored, cpu);
     }
     assert_eq!(
         idp.refresh_calls() - calls_before,
@@ -113,24 +107,13 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
     );
 
     // The floor holding its answers for as long as the refresh took.
-    let floor = Floor::start(
+    let (floored, cpu) = floor_burst(
         &sandbox.runtime_dir().join("held-floor"),
-        answer,
+        &answer,
         Some(refresh),
+        token,
     );
-    let load = CpuTime::start(std::process::id());
-    let floored = run_burst(&floor.socket);
-    let (_, load_cpu) = load.spent();
-    assert!(
-        floored.iter().all(|(each, _)| each == token),
-        "the floor serves the agent's answer"
-    );
-    report(
-        "floor burst held for the refresh,",
-        1,
-        &floored,
-        (floor.cpu(), load_cpu),
-    );
+    report("floor burst held for the refresh,", 1, &floored, cpu);
     let p99 = p99_ms(&floored);
     let hold = refresh.as_secs_f64() * 1000.0;
     eprintln!(
@@ -141,6 +124,25 @@ fn a_thousand_concurrent_requests_make_exactly_one_refresh() {
         "bench-json {}",
         serde_json::json!({"what": "held floor", "hold_ms": hold, "p99_over_hold_ms": p99 - hold})
     );
+}
+
+/// A burst against a new floor at `socket` that answers with `answer`, which holds `token`:
+/// the callers' results, and the floor's and the load generator's CPU time.
+fn floor_burst(
+    socket: &Path,
+    answer: &[u8],
+    hold: Option<Duration>,
+    token: &str,
+) -> (Vec<(String, Duration)>, (Duration, Duration)) {
+    let floor = Floor::start(socket, answer.to_vec(), hold);
+    let load = CpuTime::start(std::process::id());
+    let floored = run_burst(&floor.socket);
+    let (_, load_cpu) = load.spent();
+    assert!(
+        floored.iter().all(|(each, _)| each == token),
+        "the floor serves the agent's answer"
+    );
+    (floored, (floor.cpu(), load_cpu))
 }
 
 /// The least any server must do per caller: accept, read the hello and the request, write

@@ -1,6 +1,7 @@
 //! GitHub's device flow when the network, not GitHub, fails a poll.
 
 use super::*;
+use crate::oidc::DeviceAuthorization;
 
 const TOKEN_PATH: &str = "/login/oauth/access_token";
 
@@ -39,12 +40,19 @@ async fn device_server(expires_in: u64) -> FakeIdp {
     idp
 }
 
-#[tokio::test]
-async fn a_poll_the_connection_drops_is_sent_again_after_twice_the_interval() {
-    let idp = device_server(900).await;
+/// A device sign-in started on [`device_server`]: the server, the provider, the client, and
+/// what the user is to approve.
+async fn device_sign_in(expires_in: u64) -> (FakeIdp, Provider, HttpClient, DeviceAuthorization) {
+    let idp = device_server(expires_in).await;
     let provider = github_provider(&idp);
     let http = http_client();
     let authorization = provider.start_device_authorization(&http).await.unwrap();
+    (idp, provider, http, authorization)
+}
+
+#[tokio::test]
+async fn a_poll_the_connection_drops_is_sent_again_after_twice_the_interval() {
+    let (idp, provider, http, authorization) = device_sign_in(900).await;
     let started = Instant::now();
     let approve = async {
         while idp.hits(TOKEN_PATH) == 0 {
@@ -79,10 +87,7 @@ async fn a_poll_the_connection_drops_is_sent_again_after_twice_the_interval() {
 
 #[tokio::test]
 async fn polls_that_never_get_through_end_when_the_code_expires() {
-    let idp = device_server(2).await;
-    let provider = github_provider(&idp);
-    let http = http_client();
-    let authorization = provider.start_device_authorization(&http).await.unwrap();
+    let (_idp, provider, http, authorization) = device_sign_in(2).await;
     let outcome = tokio::time::timeout(
         Duration::from_secs(10),
         provider.finish_device_authorization(&authorization, &http, SystemTime::now),
