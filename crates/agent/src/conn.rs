@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use serde::{Serialize, de::DeserializeOwned};
-use stagepass_proto::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
+use stagepass_proto::{
+    FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode_into, frame_len,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 
 pub(crate) const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,9 +44,7 @@ impl Connection {
 
     /// Sends `message` together with the next [`Connection::write`].
     pub(crate) fn queue<T: Serialize>(&mut self, message: &T) -> Result<(), ConnError> {
-        self.queued
-            .extend_from_slice(&encode(message, MAX_RESPONSE_LEN)?);
-        Ok(())
+        Ok(encode_into(message, MAX_RESPONSE_LEN, &mut self.queued)?)
     }
 
     pub(crate) async fn read<T: DeserializeOwned>(&mut self) -> Result<T, ConnError> {
@@ -75,10 +75,8 @@ impl Connection {
     /// The queued frames and `message`, as the bytes to send; the queue is then empty. On an
     /// error (too large) the queue stays.
     pub(crate) fn frame<T: Serialize>(&mut self, message: &T) -> Result<Vec<u8>, ConnError> {
-        let encoded = encode(message, MAX_RESPONSE_LEN)?;
-        let mut frame = std::mem::take(&mut self.queued);
-        frame.extend_from_slice(&encoded);
-        Ok(frame)
+        encode_into(message, MAX_RESPONSE_LEN, &mut self.queued)?;
+        Ok(std::mem::take(&mut self.queued))
     }
 
     pub(crate) async fn send(&mut self, frame: &[u8]) -> Result<(), ConnError> {

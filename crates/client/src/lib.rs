@@ -15,7 +15,7 @@ use std::time::Duration;
 use stagepass_core::paths;
 use stagepass_proto::{
     AgentError, FrameError, Hello, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, PROTOCOL_VERSION, Request,
-    Response, Welcome, decode, encode, frame_len,
+    Response, Welcome, decode, encode, encode_into, frame_len,
 };
 
 pub use actions::{Interaction, Rejection, Steps, TokenRequest, Update};
@@ -191,7 +191,7 @@ impl Client {
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
         let first = self.hello.is_some();
         let mut frames = self.hello.take().unwrap_or_default();
-        frames.extend_from_slice(&encode(message, MAX_REQUEST_LEN)?);
+        encode_into(message, MAX_REQUEST_LEN, &mut frames)?;
         match self.stream.get_mut().write_all(&frames) {
             Err(err) if first && err.kind() == std::io::ErrorKind::BrokenPipe => {
                 Err(ClientError::Gone)

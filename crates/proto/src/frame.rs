@@ -33,16 +33,40 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
+/// Room for most frames (a token answer with a JWT is 1-2 KB): serializing into a buffer
+/// that starts small grows it by copying, a dozen times for one answer.
+const TYPICAL_FRAME: usize = 2048;
+
 /// Serializes `message` into one frame of at most `limit` bytes, header included.
 pub fn encode<T: Serialize>(message: &T, limit: usize) -> Result<Vec<u8>, FrameError> {
-    let mut buf = vec![0u8; 4];
-    serde_json::to_writer(&mut buf, message).map_err(FrameError::Json)?;
-    let len = buf.len() - 4;
+    let mut buf = Vec::new();
+    encode_into(message, limit, &mut buf)?;
+    Ok(buf)
+}
+
+/// Appends `message` to `buf` as one frame of at most `limit` bytes, header included, so
+/// frames sent together are written into one buffer. On an error `buf` is as it was.
+pub fn encode_into<T: Serialize>(
+    message: &T,
+    limit: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    let start = buf.len();
+    buf.reserve(TYPICAL_FRAME);
+    buf.extend_from_slice(&[0u8; 4]);
+    let len = match serde_json::to_writer(&mut *buf, message) {
+        Ok(()) => buf.len() - start - 4,
+        Err(err) => {
+            buf.truncate(start);
+            return Err(FrameError::Json(err));
+        }
+    };
     if len > limit {
+        buf.truncate(start);
         return Err(FrameError::TooLarge { len, limit });
     }
-    buf[..4].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(buf)
+    buf[start..start + 4].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok(())
 }
 
 /// Reads the payload length from a frame header, refusing frames over `limit` before any
@@ -94,6 +118,27 @@ mod tests {
             encode(&big, MAX_REQUEST_LEN),
             Err(FrameError::TooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn frames_appended_to_one_buffer_read_back_in_order_and_a_refused_one_leaves_it_as_it_was() {
+        let mut buf = Vec::new();
+        encode_into(&"first", MAX_REQUEST_LEN, &mut buf).unwrap();
+        encode_into(&"second", MAX_REQUEST_LEN, &mut buf).unwrap();
+        let before = buf.clone();
+        let big = "x".repeat(MAX_REQUEST_LEN);
+        assert!(matches!(
+            encode_into(&big, MAX_REQUEST_LEN, &mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(buf, before);
+        let mut rest = buf.as_slice();
+        for expected in ["first", "second"] {
+            let len = frame_len(rest[..4].try_into().unwrap(), MAX_REQUEST_LEN).unwrap();
+            assert_eq!(decode::<String>(&rest[4..4 + len]).unwrap(), expected);
+            rest = &rest[4 + len..];
+        }
+        assert!(rest.is_empty());
     }
 
     #[test]

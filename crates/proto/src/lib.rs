@@ -12,7 +12,9 @@ mod messages;
 pub mod remote;
 mod secret;
 
-pub use frame::{FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, frame_len};
+pub use frame::{
+    FrameError, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, decode, encode, encode_into, frame_len,
+};
 pub use messages::*;
 pub use secret::{AccessToken, ClientSecret, IdToken, RefreshToken, RemoteKey, Secret};
 
