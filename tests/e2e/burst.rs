@@ -9,8 +9,8 @@
 //!
 //! A second burst of 1,000 right after the first asks for the token the first one cached: no
 //! refresh, and its latencies are the agent's own. The same burst against the floor, a server
-//! that only reads the two frames and writes back the agent's answer as bytes, in the same
-//! run, shows what the load generator and the kernel take by themselves.
+//! that only reads the two frames, writes back the agent's answer as bytes and closes, in the
+//! same run, shows what the load generator and the kernel take by themselves.
 //!
 //! The refresh the first burst waits for is split into its keychain read, IdP call and
 //! keychain write as the agent logs it (one `refreshed` line per refresh), so the p99 can be
@@ -146,7 +146,7 @@ fn floor_burst(
 }
 
 /// The least any server must do per caller: accept, read the hello and the request, write
-/// the answer. It writes back, byte for byte, an answer the agent gave, from one thread
+/// the answer, close. It writes back, byte for byte, an answer the agent gave, from one thread
 /// running the same kind of runtime as the agent's loop. Held, it answers nobody until
 /// `hold` after its first caller, as the agent answers nobody until the refresh the first
 /// caller started is done: what is left over the hold is the least it takes to answer a
@@ -185,8 +185,8 @@ impl Floor {
                         if let Some(release) = release {
                             tokio::time::sleep_until(release).await;
                         }
+                        // A single request's connection: closed after the answer.
                         let _ = stream.write_all(&answer).await;
-                        let _ = stream.read(&mut [0u8; 1]).await;
                     });
                 }
             });
@@ -369,9 +369,11 @@ fn run_burst(socket: &Path) -> Vec<(String, Duration)> {
 fn asking() -> Vec<u8> {
     let limit = stagepass_proto::MAX_REQUEST_LEN;
     let mut asking = stagepass_proto::encode(
+        // One call per connection, as `stagepass token` and the credential helpers say.
         &Hello {
             protocol: PROTOCOL_VERSION,
             client: "stagepass-test".into(),
+            single_request: true,
         },
         limit,
     )

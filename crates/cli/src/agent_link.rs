@@ -50,14 +50,19 @@ pub fn connect() -> Result<(Client, bool), CommandError> {
 pub fn call<T>(
     mut call: impl FnMut(&mut Client) -> Result<T, ClientError>,
 ) -> Result<(T, bool), CommandError> {
-    let (mut client, started) = connect()?;
+    let (mut client, started) = connect_for_one_call()?;
     match call(&mut client) {
         Err(ClientError::Gone) => {
-            let (mut client, started) = connect()?;
+            let (mut client, started) = connect_for_one_call()?;
             Ok((call(&mut client)?, started))
         }
         result => Ok((result?, started)),
     }
+}
+
+/// [`connect`], for a connection that carries one call (see [`Client::for_one_call`]).
+fn connect_for_one_call() -> Result<(Client, bool), CommandError> {
+    connect().map(|(client, started)| (client.for_one_call(), started))
 }
 
 /// Makes a call that may need a sign-in: when `interactive`, the sign-in's progress shows
@@ -69,7 +74,7 @@ pub fn ask<T>(
     if !interactive {
         return Ok(self::call(|client| call(client, Interaction::None))?.0);
     }
-    let (mut client, _) = connect()?;
+    let (mut client, _) = connect_for_one_call()?;
     let browser_available = crate::browser::available();
     crate::progress::sign_in(&mut client, false, true, |client, steps| {
         call(

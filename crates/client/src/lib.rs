@@ -15,7 +15,7 @@ use std::time::Duration;
 use stagepass_core::paths;
 use stagepass_proto::{
     AgentError, FrameError, Hello, MAX_REQUEST_LEN, MAX_RESPONSE_LEN, PROTOCOL_VERSION, Request,
-    Response, Welcome, decode, encode, encode_into, frame_len,
+    Response, Welcome, decode, encode_into, frame_len,
 };
 
 pub use actions::{Interaction, Rejection, Steps, TokenRequest, Update};
@@ -62,8 +62,8 @@ impl Closer {
 
 pub struct Client {
     stream: BufReader<transport::Stream>,
-    /// The hello frame, sent with the first request so the exchange is one write each way.
-    hello: Option<Vec<u8>>,
+    /// The hello, sent with the first request so the exchange is one write each way.
+    hello: Option<Hello>,
     welcome: Option<Welcome>,
 }
 
@@ -87,18 +87,27 @@ impl Client {
         stream.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
         // Pipelined: the hello goes out with the first request, the welcome comes back with
         // the first answer.
-        let hello = encode(
-            &Hello {
-                protocol: PROTOCOL_VERSION,
-                client: client_name.to_string(),
-            },
-            MAX_REQUEST_LEN,
-        )?;
         Ok(Client {
             stream: BufReader::new(stream),
-            hello: Some(hello),
+            hello: Some(Hello {
+                protocol: PROTOCOL_VERSION,
+                client: client_name.to_string(),
+                single_request: false,
+            }),
             welcome: None,
         })
+    }
+
+    /// Says in the hello that this connection carries one call: the agent closes it after
+    /// the answer rather than wait for this process to hang up. A second call on it then
+    /// fails ([`ClientError::Gone`] or an I/O error). For a process that makes one call and
+    /// exits; must come before the call.
+    #[must_use]
+    pub fn for_one_call(mut self) -> Client {
+        if let Some(hello) = &mut self.hello {
+            hello.single_request = true;
+        }
+        self
     }
 
     /// Connects, starting an agent first when none runs. Returns whether one was started.
@@ -189,8 +198,14 @@ impl Client {
     }
 
     fn write<T: serde::Serialize>(&mut self, message: &T) -> Result<(), ClientError> {
-        let first = self.hello.is_some();
-        let mut frames = self.hello.take().unwrap_or_default();
+        let mut frames = Vec::new();
+        let first = match self.hello.take() {
+            Some(hello) => {
+                encode_into(&hello, MAX_REQUEST_LEN, &mut frames)?;
+                true
+            }
+            None => false,
+        };
         encode_into(message, MAX_REQUEST_LEN, &mut frames)?;
         match self.stream.get_mut().write_all(&frames) {
             Err(err) if first && err.kind() == std::io::ErrorKind::BrokenPipe => {

@@ -33,9 +33,10 @@ impl std::fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
-/// Room for most frames (a token answer with a JWT is 1-2 KB): serializing into a buffer
-/// that starts small grows it by copying, a dozen times for one answer.
-const TYPICAL_FRAME: usize = 2048;
+/// Room for the frames most writes send together (the welcome and a token answer with a JWT
+/// of 1-3 KB): serializing into a buffer that starts small grows it by copying, a dozen times
+/// for one answer.
+const TYPICAL_WRITE: usize = 4096;
 
 /// Serializes `message` into one frame of at most `limit` bytes, header included.
 pub fn encode<T: Serialize>(message: &T, limit: usize) -> Result<Vec<u8>, FrameError> {
@@ -52,7 +53,11 @@ pub fn encode_into<T: Serialize>(
     buf: &mut Vec<u8>,
 ) -> Result<(), FrameError> {
     let start = buf.len();
-    buf.reserve(TYPICAL_FRAME);
+    // Sized once, by its first frame: reserving again for the next one would copy the buffer
+    // for room it mostly does not need.
+    if buf.capacity() == 0 {
+        buf.reserve(TYPICAL_WRITE);
+    }
     buf.extend_from_slice(&[0u8; 4]);
     let len = match serde_json::to_writer(&mut *buf, message) {
         Ok(()) => buf.len() - start - 4,

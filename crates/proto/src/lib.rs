@@ -4,7 +4,9 @@
 //! (pipelined, so the handshake costs no extra round trip). The agent answers with a
 //! [`Welcome`] and then one or more [`Response`] frames: exactly one for every request except
 //! [`Request::Login`], which streams [`Response::LoginProgress`] frames before its final answer.
-//! The agent refuses any other protocol version with [`ErrorKind::ProtocolMismatch`].
+//! The agent refuses any other protocol version with [`ErrorKind::ProtocolMismatch`]. A
+//! connection carries requests until the client hangs up, or, when its hello says
+//! [`Hello::single_request`], until the agent has given the first request's final answer.
 
 pub mod approval;
 mod frame;

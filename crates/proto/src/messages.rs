@@ -9,6 +9,12 @@ pub struct Hello {
     pub protocol: u32,
     /// Program and version of the client, for the agent's log ("stagepass-cli 0.1.0").
     pub client: String,
+    /// The client sends one request and nothing after its answer (the CLI's commands, the
+    /// credential helpers): the agent closes the connection once it has answered instead of
+    /// waiting for the client to hang up, which spares it a wake-up per call. Absent (an older
+    /// client): `false`. An older agent ignores it and waits for the hang-up as before.
+    #[serde(default)]
+    pub single_request: bool,
 }
 
 /// The agent's answer to [`Hello`].
@@ -571,4 +577,20 @@ pub enum ErrorKind {
     Internal,
     /// A remote key was refused: unknown, revoked, expired, or not scoped for the request.
     RemoteKey,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An older client's hello has no `single_request`: its connection stays open for more.
+    #[test]
+    fn a_hello_without_single_request_keeps_the_connection() {
+        let hello: Hello =
+            serde_json::from_str(r#"{"protocol":7,"client":"stagepass-cli 0.1.0"}"#).unwrap();
+        assert!(!hello.single_request);
+        let hello: Hello =
+            serde_json::from_str(r#"{"protocol":7,"client":"x","single_request":true}"#).unwrap();
+        assert!(hello.single_request);
+    }
 }

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use stagepass_proto::{AgentError, ErrorKind, Response, TokenGrant, TokenKind};
@@ -19,21 +20,48 @@ pub(crate) async fn get_token(
     min_valid: Duration,
     sign_in: Option<SignInRequest>,
 ) -> Result<TokenGrant, AgentError> {
-    let (name, profile) = resolve_profile(agent, requested)?;
-    if kind == TokenKind::Id && profile.backstage_url().is_some() {
-        return Err(errors::reply(
-            ErrorKind::BadRequest,
-            format!(
-                "profile `{name}` is a Backstage profile: Backstage issues no OpenID Connect id_token"
-            ),
-            Some(
-                "its access token is the Backstage user token: drop --id-token (kube-credential: \
-                 --access-token)"
-                    .into(),
-            ),
-        ));
+    // In a block: what only the lookup needs is gone before the await below, rather than
+    // carried in every connection's task.
+    let (name, session) = {
+        let (name, profile) = resolve_profile(agent, requested)?;
+        if kind == TokenKind::Id && profile.backstage_url().is_some() {
+            return Err(errors::reply(
+                ErrorKind::BadRequest,
+                format!(
+                    "profile `{name}` is a Backstage profile: Backstage issues no OpenID Connect id_token"
+                ),
+                Some(
+                    "its access token is the Backstage user token: drop --id-token (kube-credential: \
+                     --access-token)"
+                        .into(),
+                ),
+            ));
+        }
+        let session = agent.session(&name, &profile);
+        (name, session)
+    };
+    // The hot path, with no await: a token in memory.
+    if let Some(grant) = session::cached_token(agent, &session, kind, min_valid) {
+        return Ok(grant);
     }
-    let session = agent.session(&name, &profile);
+    // Boxed: a refresh's and a sign-in's state that every connection's task would otherwise
+    // carry, and copy when it is spawned, for a cached hand-out (see `dispatch`).
+    Box::pin(refreshed_or_signed_in(
+        agent, conn, name, session, kind, min_valid, sign_in,
+    ))
+    .await
+}
+
+/// [`get_token`] for a profile whose token in memory is not valid for `min_valid`.
+async fn refreshed_or_signed_in(
+    agent: &Agent,
+    conn: &mut Connection,
+    name: String,
+    session: Arc<session::Session>,
+    kind: TokenKind,
+    min_valid: Duration,
+    sign_in: Option<SignInRequest>,
+) -> Result<TokenGrant, AgentError> {
     match (
         session::token(agent, &session, kind, min_valid).await,
         sign_in,
