@@ -9,7 +9,6 @@ use std::fs::File;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -330,11 +329,7 @@ impl AuditLog {
             now,
             reply: Reply::Written(written),
         };
-        let queued = match self.try_queue(pending) {
-            Ok(queued) => queued,
-            Err(wait) => wait.await,
-        };
-        if !queued {
+        if !self.queue(pending).await {
             tracing::warn!("an audit line came after the agent's stop; not written");
             return who.unresolved();
         }
@@ -362,32 +357,29 @@ impl AuditLog {
             now,
             reply: Reply::Deliver(answer, finisher),
         };
-        let queued = match self.try_queue(pending) {
-            Ok(queued) => queued,
-            Err(wait) => wait.await,
-        };
-        if !queued {
+        if !self.queue(pending).await {
             tracing::warn!("a hand-out came after the agent's stop; not answered");
             return None;
         }
         Some(handoff)
     }
 
-    /// Queues a request's line: whether it was queued (not once the writer stopped), or, when
-    /// the queue is full, a wait for room that says the same. The wait is boxed, and the line
-    /// moves into it here: held across an await in the caller, its state (the line, ~0.5 KB,
+    /// Queues a request's line; resolves to whether it was queued (not once the writer
+    /// stopped). It is queued here, before the first poll; only when the queue is full is
+    /// there a wait, boxed: held across an await in the caller, its state (the line, ~0.5 KB,
     /// more than once) would be carried and copied by every connection's task, for a queue
     /// that mostly has room.
-    fn try_queue(
-        &self,
-        pending: Pending,
-    ) -> Result<bool, Pin<Box<dyn Future<Output = bool> + Send + '_>>> {
-        match self.writer.try_submit(pending) {
+    fn queue(&self, pending: Pending) -> impl Future<Output = bool> + Send + '_ {
+        let queued = match self.writer.try_submit(pending) {
             Ok(()) => Ok(true),
             Err(Refused::Closed(_)) => Ok(false),
-            Err(Refused::Full(pending)) => Err(Box::pin(async move {
-                self.writer.submit(pending).await.is_ok()
-            })),
+            Err(Refused::Full(pending)) => Err(Box::pin(self.writer.submit(pending))),
+        };
+        async move {
+            match queued {
+                Ok(queued) => queued,
+                Err(wait) => wait.await.is_ok(),
+            }
         }
     }
 

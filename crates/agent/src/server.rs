@@ -410,18 +410,18 @@ mod tests {
         stream
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut out = hello(protocol);
+        let mut out = hello(protocol, false);
         out.extend(encode(request, MAX_REQUEST_LEN).unwrap());
         stream.write_all(&out).unwrap();
         let welcome = read_frame(&mut stream);
         (welcome, read_frame(&mut stream))
     }
 
-    fn hello(protocol: u32) -> Vec<u8> {
+    fn hello(protocol: u32, single_request: bool) -> Vec<u8> {
         let hello = Hello {
             protocol,
             client: "test".into(),
-            single_request: false,
+            single_request,
         };
         encode(&hello, MAX_REQUEST_LEN).unwrap()
     }
@@ -531,7 +531,7 @@ mod tests {
         std::fs::write(&options.config_path, "").unwrap();
         let (socket, agent) = start(&options);
         let mut stream = UnixStream::connect(&socket).unwrap();
-        let mut out = hello(PROTOCOL_VERSION);
+        let mut out = hello(PROTOCOL_VERSION, false);
         // Audited and not: the writer sends the first, this connection the second.
         for round in 0..20 {
             out.extend(encode(&asking_for_missing(round), MAX_REQUEST_LEN).unwrap());
@@ -579,15 +579,7 @@ mod tests {
             stream
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
-            let mut out = encode(
-                &Hello {
-                    protocol: PROTOCOL_VERSION,
-                    client: "test".into(),
-                    single_request: true,
-                },
-                MAX_REQUEST_LEN,
-            )
-            .unwrap();
+            let mut out = hello(PROTOCOL_VERSION, true);
             out.extend(encode(&request, MAX_REQUEST_LEN).unwrap());
             stream.write_all(&out).unwrap();
             let _welcome: Welcome = read_frame(&mut stream);
